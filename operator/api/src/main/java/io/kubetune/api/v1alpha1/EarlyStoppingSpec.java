@@ -1,0 +1,21 @@
+package io.kubetune.api.v1alpha1;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonPropertyDescription;
+import io.fabric8.generator.annotation.Max;
+import io.fabric8.generator.annotation.Min;
+import io.fabric8.generator.annotation.Required;
+
+@JsonInclude(JsonInclude.Include.NON_NULL)
+public class EarlyStoppingSpec {
+  @Required
+  @Min(1)
+  @Max(1000)
+  @JsonPropertyDescription("Evaluations without improvement before training stops.")
+  public Integer patience;
+
+  @JsonPropertyDescription(
+      "Metric to watch. eval_loss (default) and perplexity are minimised; accuracy, f1,"
+          + " precision and recall (classification only) are maximised.")
+  public EvalMetric metric;
+}

@@ -1,0 +1,63 @@
+package io.kubetune.api.v1alpha1;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonPropertyDescription;
+import io.fabric8.kubernetes.api.model.Condition;
+import java.util.ArrayList;
+import java.util.List;
+
+/** Observed state, written only by the operator. */
+@JsonInclude(JsonInclude.Include.NON_NULL)
+public class FineTuneJobStatus {
+
+  @JsonPropertyDescription("The metadata.generation this status describes.")
+  public Long observedGeneration;
+
+  @JsonPropertyDescription(
+      "Summary for humans and kubectl get: Pending, Validating, Queued, Running, Succeeded,"
+          + " Failed, Suspended. Scripts should use conditions.")
+  public Phase phase;
+
+  @JsonPropertyDescription("Human-readable detail for the current phase.")
+  public String message;
+
+  @JsonPropertyDescription(
+      "Kubernetes-style conditions: Validated, Running, Complete, Failed, Ready"
+          + " (kubectl wait --for=condition=Complete).")
+  public List<Condition> conditions = new ArrayList<>();
+
+  @JsonPropertyDescription("When the current training run's Job was first seen active (RFC 3339).")
+  public String startTime;
+
+  @JsonPropertyDescription("When the current training run finished (RFC 3339).")
+  public String completionTime;
+
+  @JsonPropertyDescription("Training pods started for the current run (retries included).")
+  public Integer attempts;
+
+  @JsonPropertyDescription("Name of the batch/v1 Job running the current training run.")
+  public String jobName;
+
+  @JsonPropertyDescription(
+      "Fingerprint of the training fields (and restartNonce) of the current run. A new value"
+          + " means a new run.")
+  public String trainingRevision;
+
+  @JsonPropertyDescription("Training progress reported by the trainer.")
+  public ProgressStatus progress;
+
+  @JsonPropertyDescription("Most recent committed checkpoints (bounded, oldest first).")
+  public List<CheckpointRecord> checkpoints;
+
+  @JsonPropertyDescription("The newest committed checkpoint.")
+  public CheckpointRecord latestCheckpoint;
+
+  @JsonPropertyDescription("The best checkpoint by the evaluation metric.")
+  public CheckpointRecord bestCheckpoint;
+
+  @JsonPropertyDescription("The exported result of a successful run.")
+  public AdapterStatus adapter;
+
+  @JsonPropertyDescription("The serving deployment, when serving.enabled.")
+  public ServingStatus serving;
+}
