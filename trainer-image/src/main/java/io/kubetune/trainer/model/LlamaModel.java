@@ -1,0 +1,412 @@
+package io.kubetune.trainer.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.ndarray.types.SparseFormat;
+import ai.djl.nn.Activation;
+import ai.djl.nn.norm.Dropout;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kubetune.trainer.BadInputException;
+import io.kubetune.trainer.safetensors.Safetensors;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * {@code LlamaForCausalLM} written functionally over name-keyed NDArrays, with the exact Hugging
+ * Face tensor names. Holding weights in a map (instead of DJL Blocks) makes LoRA, layer freezing,
+ * name-keyed optimizer state and safetensors export direct.
+ *
+ * <p>Every op takes an activation as its first operand, so intermediate results attach to the
+ * caller's per-step manager, never to the long-lived weights' manager.
+ */
+public final class LlamaModel implements AutoCloseable {
+
+  public static final String EMBED = "model.embed_tokens.weight";
+  public static final String FINAL_NORM = "model.norm.weight";
+  public static final String LM_HEAD = "lm_head.weight";
+
+  /** {@code LlamaForSequenceClassification}'s head: (num_labels, hidden), no bias. */
+  public static final String SCORE = "score.weight";
+
+  /** Linear modules inside a decoder layer, by Hugging Face module name. */
+  public static final List<String> ATTENTION_MODULES =
+      List.of("q_proj", "k_proj", "v_proj", "o_proj");
+
+  public static final List<String> MLP_MODULES = List.of("gate_proj", "up_proj", "down_proj");
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final LlamaConfig config;
+  private final NDManager manager;
+  private final Map<String, NDArray> weights;
+  private LoraAdapter adapter;
+
+  public LlamaModel(LlamaConfig config, NDManager manager, Map<String, NDArray> weights) {
+    this.config = config;
+    this.manager = manager;
+    this.weights = weights;
+  }
+
+  public LlamaConfig config() {
+    return config;
+  }
+
+  public NDManager manager() {
+    return manager;
+  }
+
+  /** Base weights by Hugging Face name (the tied head is not a separate entry). */
+  public Map<String, NDArray> weights() {
+    return weights;
+  }
+
+  public LoraAdapter adapter() {
+    return adapter;
+  }
+
+  public void setAdapter(LoraAdapter adapter) {
+    this.adapter = adapter;
+  }
+
+  public static String layerPrefix(int layer) {
+    return "model.layers." + layer + ".";
+  }
+
+  /** Full module name of a linear layer, e.g. {@code model.layers.0.self_attn.q_proj}. */
+  public static String moduleName(int layer, String module) {
+    String block = ATTENTION_MODULES.contains(module) ? "self_attn." : "mlp.";
+    return layerPrefix(layer) + block + module;
+  }
+
+  /** The names and shapes every Llama checkpoint of this config must contain. */
+  public static Map<String, long[]> expectedShapes(LlamaConfig c) {
+    Map<String, long[]> shapes = new LinkedHashMap<>();
+    long h = c.hiddenSize();
+    long q = (long) c.numAttentionHeads() * c.headDim();
+    long kv = (long) c.numKeyValueHeads() * c.headDim();
+    shapes.put(EMBED, new long[] {c.vocabSize(), h});
+    for (int l = 0; l < c.numHiddenLayers(); l++) {
+      String p = layerPrefix(l);
+      shapes.put(p + "input_layernorm.weight", new long[] {h});
+      shapes.put(p + "self_attn.q_proj.weight", new long[] {q, h});
+      shapes.put(p + "self_attn.k_proj.weight", new long[] {kv, h});
+      shapes.put(p + "self_attn.v_proj.weight", new long[] {kv, h});
+      shapes.put(p + "self_attn.o_proj.weight", new long[] {h, q});
+      shapes.put(p + "post_attention_layernorm.weight", new long[] {h});
+      shapes.put(p + "mlp.gate_proj.weight", new long[] {c.intermediateSize(), h});
+      shapes.put(p + "mlp.up_proj.weight", new long[] {c.intermediateSize(), h});
+      shapes.put(p + "mlp.down_proj.weight", new long[] {h, c.intermediateSize()});
+    }
+    shapes.put(FINAL_NORM, new long[] {h});
+    if (!c.tieWordEmbeddings()) {
+      shapes.put(LM_HEAD, new long[] {c.vocabSize(), h});
+    }
+    return shapes;
+  }
+
+  /**
+   * Loads {@code config.json} and {@code model.safetensors} (or the shards listed in {@code
+   * model.safetensors.index.json}) from a Hugging Face model directory.
+   */
+  public static LlamaModel load(Path dir, NDManager parent) {
+    LlamaConfig config = LlamaConfig.read(dir.resolve("config.json"));
+    Map<String, Path> fileOf = tensorFiles(dir);
+    Map<String, long[]> expected = expectedShapes(config);
+    NDManager manager = parent.newSubManager();
+    Map<String, NDArray> weights = new LinkedHashMap<>();
+    Map<Path, Safetensors.Reader> readers = new LinkedHashMap<>();
+    try {
+      for (Map.Entry<String, long[]> e : expected.entrySet()) {
+        loadTensor(e.getKey(), e.getValue(), fileOf, readers, manager, weights, true);
+      }
+      // Qwen2-style attention biases are optional.
+      for (int l = 0; l < config.numHiddenLayers(); l++) {
+        for (String m : List.of("q_proj", "k_proj", "v_proj")) {
+          String name = moduleName(l, m) + ".bias";
+          long out = weights.get(moduleName(l, m) + ".weight").getShape().get(0);
+          loadTensor(name, new long[] {out}, fileOf, readers, manager, weights, false);
+        }
+      }
+    } catch (IOException e) {
+      manager.close();
+      throw new BadInputException("cannot read model weights in " + dir + ": " + e.getMessage(), e);
+    } catch (RuntimeException e) {
+      manager.close();
+      throw e;
+    } finally {
+      for (Safetensors.Reader r : readers.values()) {
+        try {
+          r.close();
+        } catch (IOException ignored) {
+          // read-only mapping; nothing to recover
+        }
+      }
+    }
+    return new LlamaModel(config, manager, weights);
+  }
+
+  private static void loadTensor(
+      String name,
+      long[] shape,
+      Map<String, Path> fileOf,
+      Map<Path, Safetensors.Reader> readers,
+      NDManager manager,
+      Map<String, NDArray> weights,
+      boolean required)
+      throws IOException {
+    Path file = fileOf.get(name);
+    if (file == null) {
+      if (required) {
+        throw new BadInputException(
+            "model weights lack tensor "
+                + name
+                + " (is this a Llama-architecture checkpoint with Hugging Face names?)");
+      }
+      return;
+    }
+    Safetensors.Reader reader = readers.get(file);
+    if (reader == null) {
+      reader = Safetensors.open(file);
+      readers.put(file, reader);
+    }
+    long[] actual = reader.info(name).shape();
+    if (!java.util.Arrays.equals(actual, shape)) {
+      throw new BadInputException(
+          file
+              + ": tensor "
+              + name
+              + " has shape "
+              + java.util.Arrays.toString(actual)
+              + " but config.json implies "
+              + java.util.Arrays.toString(shape));
+    }
+    weights.put(name, manager.create(reader.readFloats(name), new Shape(shape)));
+  }
+
+  private static Map<String, Path> tensorFiles(Path dir) {
+    Map<String, Path> fileOf = new TreeMap<>();
+    Path single = dir.resolve("model.safetensors");
+    Path index = dir.resolve("model.safetensors.index.json");
+    try {
+      if (Files.exists(single)) {
+        try (Safetensors.Reader reader = Safetensors.open(single)) {
+          reader.tensors().keySet().forEach(n -> fileOf.put(n, single));
+        }
+      } else if (Files.exists(index)) {
+        JsonNode map = JSON.readTree(index.toFile()).path("weight_map");
+        for (Iterator<Map.Entry<String, JsonNode>> it = map.fields(); it.hasNext(); ) {
+          Map.Entry<String, JsonNode> e = it.next();
+          fileOf.put(e.getKey(), dir.resolve(e.getValue().asText()));
+        }
+      } else {
+        throw new BadInputException(
+            dir + " has neither model.safetensors nor model.safetensors.index.json");
+      }
+    } catch (IOException e) {
+      throw new BadInputException("cannot read model weights in " + dir + ": " + e.getMessage(), e);
+    }
+    return fileOf;
+  }
+
+  /** The output projection: {@code lm_head.weight}, or the embedding when tied. */
+  public NDArray lmHead() {
+    return config.tieWordEmbeddings() ? weights.get(EMBED) : weights.get(LM_HEAD);
+  }
+
+  /**
+   * Runs the decoder and returns the final-normed hidden states (batch, seq, hidden).
+   *
+   * @param inputIds int64 (batch, seq), created in the caller's step manager
+   * @param cache keys/values of earlier positions for generation, or null
+   * @param training enables LoRA dropout
+   */
+  public NDArray hiddenStates(NDArray inputIds, KvCache cache, boolean training) {
+    NDManager scope = inputIds.getManager();
+    long batch = inputIds.getShape().get(0);
+    int seq = (int) inputIds.getShape().get(1);
+    int past = cache == null ? 0 : cache.length();
+    int heads = config.numAttentionHeads();
+    int kvHeads = config.numKeyValueHeads();
+    int headDim = config.headDim();
+
+    NDArray x =
+        inputIds
+            .getNDArrayInternal()
+            .embedding(inputIds, weights.get(EMBED), SparseFormat.DENSE)
+            .singletonOrThrow();
+    NDArray[] rope = ropeTables(scope, past, seq);
+    NDArray mask = causalMask(scope, past, seq);
+    float scale = (float) (1.0 / Math.sqrt(headDim));
+
+    for (int l = 0; l < config.numHiddenLayers(); l++) {
+      String p = layerPrefix(l);
+      NDArray n = rmsNorm(x, weights.get(p + "input_layernorm.weight"));
+      NDArray q = heads(linear(n, l, "q_proj", training), batch, seq, heads, headDim);
+      NDArray k = heads(linear(n, l, "k_proj", training), batch, seq, kvHeads, headDim);
+      NDArray v = heads(linear(n, l, "v_proj", training), batch, seq, kvHeads, headDim);
+      q = applyRope(q, rope);
+      k = applyRope(k, rope);
+      if (cache != null) {
+        NDArray[] kv = cache.append(l, k, v);
+        k = kv[0];
+        v = kv[1];
+      }
+      k = repeatKv(k, heads / kvHeads);
+      v = repeatKv(v, heads / kvHeads);
+      NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(scale).add(mask);
+      NDArray attention =
+          scores.softmax(3).matMul(v).transpose(0, 2, 1, 3).reshape(batch, seq, heads * headDim);
+      x = x.add(linear(attention, l, "o_proj", training));
+
+      NDArray n2 = rmsNorm(x, weights.get(p + "post_attention_layernorm.weight"));
+      NDArray gate = linear(n2, l, "gate_proj", training);
+      NDArray up = linear(n2, l, "up_proj", training);
+      NDArray act = gate.mul(Activation.sigmoid(gate)).mul(up);
+      x = x.add(linear(act, l, "down_proj", training));
+    }
+    if (cache != null) {
+      cache.advance(seq);
+    }
+    return rmsNorm(x, weights.get(FINAL_NORM));
+  }
+
+  /** Vocabulary logits (batch, seq, vocab) of final hidden states. */
+  public NDArray logits(NDArray hidden) {
+    return hidden.getNDArrayInternal().linear(hidden, lmHead(), null).singletonOrThrow();
+  }
+
+  /** Base projection plus, when an adapter targets this module, (alpha/r)·B·A·dropout(x). */
+  private NDArray linear(NDArray x, int layer, String module, boolean training) {
+    String name = moduleName(layer, module);
+    NDArray y =
+        x.getNDArrayInternal()
+            .linear(x, weights.get(name + ".weight"), weights.get(name + ".bias"))
+            .singletonOrThrow();
+    if (adapter != null && adapter.targets(module)) {
+      NDArray in = x;
+      if (training && adapter.dropout() > 0) {
+        in = Dropout.dropout(x, (float) adapter.dropout(), true).singletonOrThrow();
+      }
+      NDArray down = in.getNDArrayInternal().linear(in, adapter.a(name), null).singletonOrThrow();
+      NDArray delta =
+          down.getNDArrayInternal().linear(down, adapter.b(name), null).singletonOrThrow();
+      y = y.add(delta.mul((float) adapter.scaling()));
+    }
+    return y;
+  }
+
+  private static NDArray heads(NDArray x, long batch, int seq, int count, int headDim) {
+    return x.reshape(batch, seq, count, headDim).transpose(0, 2, 1, 3);
+  }
+
+  private static NDArray repeatKv(NDArray kv, int repeats) {
+    if (repeats == 1) {
+      return kv;
+    }
+    Shape s = kv.getShape();
+    // Query head h uses key/value head h / repeats, as in transformers' repeat_kv.
+    return kv.expandDims(2)
+        .broadcast(new Shape(s.get(0), s.get(1), repeats, s.get(2), s.get(3)))
+        .reshape(s.get(0), s.get(1) * repeats, s.get(2), s.get(3));
+  }
+
+  private NDArray rmsNorm(NDArray x, NDArray weight) {
+    int last = x.getShape().dimension() - 1;
+    NDArray variance = x.square().mean(new int[] {last}, true);
+    return x.div(variance.add((float) config.rmsNormEps()).sqrt()).mul(weight);
+  }
+
+  /** cos and sin tables (1, 1, seq, headDim) for positions past..past+seq-1. */
+  private NDArray[] ropeTables(NDManager scope, int past, int seq) {
+    int dim = config.headDim();
+    int half = dim / 2;
+    float[] cos = new float[seq * dim];
+    float[] sin = new float[seq * dim];
+    for (int t = 0; t < seq; t++) {
+      for (int i = 0; i < half; i++) {
+        double invFreq = 1.0 / Math.pow(config.ropeTheta(), (2.0 * i) / dim);
+        double angle = (past + t) * invFreq;
+        cos[t * dim + i] = cos[t * dim + i + half] = (float) Math.cos(angle);
+        sin[t * dim + i] = sin[t * dim + i + half] = (float) Math.sin(angle);
+      }
+    }
+    Shape shape = new Shape(1, 1, seq, dim);
+    return new NDArray[] {scope.create(cos, shape), scope.create(sin, shape)};
+  }
+
+  /** q·cos + rotate_half(q)·sin, rotate_half(x) = cat(-x2, x1) as in transformers. */
+  private NDArray applyRope(NDArray x, NDArray[] rope) {
+    int half = config.headDim() / 2;
+    NDArray x1 = x.get("..., :" + half);
+    NDArray x2 = x.get("..., " + half + ":");
+    NDArray rotated = x2.neg().concat(x1, 3);
+    return x.mul(rope[0]).add(rotated.mul(rope[1]));
+  }
+
+  /** Additive mask (seq, past+seq): query t sees keys up to position past+t. */
+  private static NDArray causalMask(NDManager scope, int past, int seq) {
+    int total = past + seq;
+    float[] mask = new float[seq * total];
+    for (int t = 0; t < seq; t++) {
+      for (int j = past + t + 1; j < total; j++) {
+        mask[t * total + j] = -1e9f;
+      }
+    }
+    return scope.create(mask, new Shape(seq, total));
+  }
+
+  /** Token ids as an int64 (batch, seq) array in the given manager. */
+  public static NDArray ids(NDManager scope, long[][] rows) {
+    int seq = rows[0].length;
+    long[] flat = new long[rows.length * seq];
+    for (int b = 0; b < rows.length; b++) {
+      System.arraycopy(rows[b], 0, flat, b * seq, seq);
+    }
+    return scope.create(flat, new Shape(rows.length, seq));
+  }
+
+  /** Writes the base weights as {@code model.safetensors} (+ config.json) in HF layout. */
+  public void saveHuggingFace(Path dir) throws IOException {
+    Files.createDirectories(dir);
+    Map<String, Safetensors.FloatTensor> tensors = new LinkedHashMap<>();
+    for (Map.Entry<String, NDArray> e : weights.entrySet()) {
+      tensors.put(e.getKey(), toFloatTensor(e.getValue()));
+    }
+    Safetensors.writeFloats(dir.resolve("model.safetensors"), tensors);
+    config.write(dir.resolve("config.json"));
+  }
+
+  public static Safetensors.FloatTensor toFloatTensor(NDArray array) {
+    return new Safetensors.FloatTensor(
+        array.getShape().getShape(), array.toType(DataType.FLOAT32, false).toFloatArray());
+  }
+
+  /** Names of the base weights belonging to the top {@code count} decoder layers. */
+  public List<String> topLayerWeights(int count) {
+    List<String> names = new ArrayList<>();
+    for (String name : weights.keySet()) {
+      if (name.startsWith("model.layers.")) {
+        int layer = Integer.parseInt(name.split("\\.")[2]);
+        if (layer >= config.numHiddenLayers() - count) {
+          names.add(name);
+        }
+      }
+    }
+    return names;
+  }
+
+  @Override
+  public void close() {
+    manager.close();
+  }
+}

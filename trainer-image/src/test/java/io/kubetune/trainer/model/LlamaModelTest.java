@@ -1,0 +1,162 @@
+package io.kubetune.trainer.model;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import io.kubetune.trainer.BadInputException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class LlamaModelTest {
+
+  @TempDir static Path dir;
+  static NDManager root;
+  static LlamaModel model;
+
+  @BeforeAll
+  static void writeAndLoadTinyModel() throws Exception {
+    TinyLlama.write(dir.resolve("tiny"), TinyLlama.TEST_SIZE, false, 7);
+    root = NDManager.newBaseManager();
+    model = LlamaModel.load(dir.resolve("tiny"), root);
+  }
+
+  @AfterAll
+  static void close() {
+    root.close();
+  }
+
+  @Test
+  void tokenizerJsonLoadsOfflineAndRoundTrips() {
+    try (TextTokenizer tokenizer = TextTokenizer.load(dir.resolve("tiny"))) {
+      String text = "the cat sat on the mat, naïve ünïcode ✓";
+      long[] ids = tokenizer.encode(text);
+      assertThat(ids.length).as("merges shorten the text").isLessThan(text.getBytes().length);
+      assertThat(tokenizer.decode(ids)).isEqualTo(text);
+      assertThat(tokenizer.encode("<|user|>\nhi</s>"))
+          .startsWith(ByteLevelBpeTokenizerJson.idOf("<|user|>"))
+          .endsWith(ByteLevelBpeTokenizerJson.idOf("</s>"));
+      for (long id : ids) {
+        assertThat(id).isBetween(0L, (long) model.config().vocabSize() - 1);
+      }
+    }
+  }
+
+  @Test
+  void loadsEveryTensorUnderItsHuggingFaceName() {
+    assertThat(model.weights())
+        .containsKeys(
+            "model.embed_tokens.weight",
+            "model.layers.1.self_attn.k_proj.weight",
+            "model.layers.0.mlp.down_proj.weight",
+            "model.layers.1.post_attention_layernorm.weight",
+            "model.norm.weight",
+            "lm_head.weight");
+    assertThat(model.weights().get("model.layers.0.self_attn.k_proj.weight").getShape().getShape())
+        .as("GQA: 2 kv heads of 8 dims")
+        .containsExactly(16, 32);
+  }
+
+  @Test
+  void incrementalDecodingWithKvCacheMatchesTheFullForwardPass() {
+    long[] tokens = {5, 17, 200, 33, 90, 12};
+    try (NDManager step = root.newSubManager()) {
+      NDArray full =
+          model.logits(
+              model.hiddenStates(LlamaModel.ids(step, new long[][] {tokens}), null, false));
+      try (KvCache cache = new KvCache(step, model.config().numHiddenLayers())) {
+        NDArray prefix =
+            model.logits(
+                model.hiddenStates(
+                    LlamaModel.ids(step, new long[][] {{5, 17, 200}}), cache, false));
+        assertThat(prefix.get("0, 2").toFloatArray())
+            .containsExactly(
+                full.get("0, 2").toFloatArray(), org.assertj.core.data.Offset.offset(1e-5f));
+        for (int t = 3; t < tokens.length; t++) {
+          NDArray next =
+              model.logits(
+                  model.hiddenStates(
+                      LlamaModel.ids(step, new long[][] {{tokens[t]}}), cache, false));
+          assertThat(next.get("0, 0").toFloatArray())
+              .containsExactly(
+                  full.get("0, " + t).toFloatArray(), org.assertj.core.data.Offset.offset(1e-5f));
+        }
+      }
+    }
+  }
+
+  @Test
+  void causalMaskKeepsEarlierLogitsIndependentOfLaterTokens() {
+    try (NDManager step = root.newSubManager()) {
+      NDArray a =
+          model.logits(
+              model.hiddenStates(LlamaModel.ids(step, new long[][] {{1, 2, 3, 4}}), null, false));
+      NDArray b =
+          model.logits(
+              model.hiddenStates(LlamaModel.ids(step, new long[][] {{1, 2, 99, 98}}), null, false));
+      assertThat(a.get("0, 1").toFloatArray())
+          .containsExactly(
+              b.get("0, 1").toFloatArray(), org.assertj.core.data.Offset.offset(1e-6f));
+      assertThat(a.get("0, 3").toFloatArray()).isNotEqualTo(b.get("0, 3").toFloatArray());
+    }
+  }
+
+  @Test
+  void unknownArchitectureIsBadInput() throws Exception {
+    Path other = dir.resolve("gpt2");
+    Files.createDirectories(other);
+    Files.writeString(other.resolve("config.json"), "{\"model_type\": \"gpt2\"}");
+    assertThatThrownBy(() -> LlamaModel.load(other, root))
+        .isInstanceOf(BadInputException.class)
+        .hasMessageContaining("unsupported architecture model_type 'gpt2'");
+  }
+
+  @Test
+  void loraWithZeroBLeavesOutputsUnchangedAndMergingMatchesTheAdapter() throws Exception {
+    Path copy = dir.resolve("merge");
+    TinyLlama.write(copy, TinyLlama.TEST_SIZE, true, 11);
+    try (NDManager scope = root.newSubManager()) {
+      LlamaModel local = LlamaModel.load(copy, scope);
+      long[][] ids = {{3, 1, 4, 1, 5, 9, 2, 6}};
+      float[] base = model(local, scope, ids);
+
+      LoraAdapter adapter =
+          LoraAdapter.create(local, 4, 8, 0.0, List.of("q_proj", "v_proj", "down_proj"), 1);
+      local.setAdapter(adapter);
+      assertThat(model(local, scope, ids)).containsExactly(base);
+
+      // Give B non-zero values, as training would.
+      for (String module :
+          List.of("model.layers.0.self_attn.q_proj", "model.layers.1.mlp.down_proj")) {
+        NDArray b = adapter.b(module);
+        b.addi(scope.randomNormal(0, 0.5f, b.getShape(), b.getDataType()));
+      }
+      float[] adapted = model(local, scope, ids);
+      assertThat(maxAbsDiff(adapted, base)).isGreaterThan(1e-3f);
+
+      adapter.mergeInto(local);
+      local.setAdapter(null);
+      assertThat(maxAbsDiff(model(local, scope, ids), adapted)).isLessThan(1e-4f);
+    }
+  }
+
+  private static float[] model(LlamaModel m, NDManager scope, long[][] ids) {
+    try (NDManager step = scope.newSubManager()) {
+      return m.logits(m.hiddenStates(LlamaModel.ids(step, ids), null, false)).toFloatArray();
+    }
+  }
+
+  static float maxAbsDiff(float[] a, float[] b) {
+    float max = 0;
+    for (int i = 0; i < a.length; i++) {
+      max = Math.max(max, Math.abs(a[i] - b[i]));
+    }
+    return max;
+  }
+}
