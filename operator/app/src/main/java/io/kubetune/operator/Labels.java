@@ -1,0 +1,49 @@
+package io.kubetune.operator;
+
+import io.kubetune.api.v1alpha1.FineTuneJob;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/** The standard label set on everything the operator creates. */
+public final class Labels {
+  public static final String NAME = "app.kubernetes.io/name";
+  public static final String INSTANCE = "app.kubernetes.io/instance";
+  public static final String COMPONENT = "app.kubernetes.io/component";
+  public static final String MANAGED_BY = "app.kubernetes.io/managed-by";
+  public static final String JOB = "kubetune.io/job";
+
+  /** Kueue admits workloads by this label; copied from the FineTuneJob to its Job. */
+  public static final String KUEUE_QUEUE_NAME = "kueue.x-k8s.io/queue-name";
+
+  public static final String MANAGED_BY_VALUE = "kubetune-operator";
+  public static final String TRAINER_NAME_VALUE = "kubetune-trainer";
+  public static final String TRAINING_COMPONENT = "training";
+
+  /** Selects every object this operator manages, for the informers. */
+  public static final String MANAGED_SELECTOR = MANAGED_BY + "=" + MANAGED_BY_VALUE;
+
+  /** Annotation on the Job: the training revision it runs. */
+  public static final String TRAINING_REVISION_ANNOTATION = "kubetune.io/training-revision";
+
+  private Labels() {}
+
+  public static Map<String, String> training(FineTuneJob job) {
+    Map<String, String> labels = new LinkedHashMap<>();
+    labels.put(NAME, TRAINER_NAME_VALUE);
+    labels.put(INSTANCE, job.getMetadata().getName());
+    labels.put(COMPONENT, TRAINING_COMPONENT);
+    labels.put(MANAGED_BY, MANAGED_BY_VALUE);
+    labels.put(JOB, job.getMetadata().getName());
+    return labels;
+  }
+
+  /** Labels of the Job object itself: the standard set plus Kueue's queue name if present. */
+  public static Map<String, String> trainingJob(FineTuneJob job) {
+    Map<String, String> labels = training(job);
+    Map<String, String> own = job.getMetadata().getLabels();
+    if (own != null && own.containsKey(KUEUE_QUEUE_NAME)) {
+      labels.put(KUEUE_QUEUE_NAME, own.get(KUEUE_QUEUE_NAME));
+    }
+    return labels;
+  }
+}

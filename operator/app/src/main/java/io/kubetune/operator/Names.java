@@ -1,0 +1,68 @@
+package io.kubetune.operator;
+
+import io.kubetune.api.v1alpha1.FineTuneJob;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+
+/** Every name the operator derives from a FineTuneJob. No other class concatenates names. */
+public final class Names {
+
+  /** Job names become a pod label value (job-name), so they must fit in 63 characters. */
+  static final int MAX_NAME_LENGTH = 63;
+
+  public static final String TRAINER_CONTAINER = "trainer";
+  public static final String CONFIG_VOLUME = "trainer-config";
+  public static final String CACHE_VOLUME = "cache";
+  public static final String TMP_VOLUME = "tmp";
+
+  public static final String CONFIG_DIR = "/etc/kubetune";
+  public static final String CACHE_DIR = "/var/cache/kubetune";
+  public static final String TMP_DIR = "/tmp";
+  public static final String PVC_MOUNT_ROOT = "/var/run/kubetune/pvc";
+
+  private Names() {}
+
+  public static String trainingJob(FineTuneJob job) {
+    return withSuffix(job.getMetadata().getName(), "-train");
+  }
+
+  public static String trainerConfigMap(FineTuneJob job) {
+    return withSuffix(job.getMetadata().getName(), "-trainer-config");
+  }
+
+  public static String pvcVolume(String claimName) {
+    return withSuffix("pvc-" + claimName, "");
+  }
+
+  public static String pvcMountPath(String claimName) {
+    return PVC_MOUNT_ROOT + "/" + claimName;
+  }
+
+  public static String configFilePath() {
+    return CONFIG_DIR + "/" + io.kubetune.api.trainer.TrainerConfig.CONFIG_MAP_KEY;
+  }
+
+  /** name + suffix, shortened with a stable hash when longer than 63 characters. */
+  static String withSuffix(String name, String suffix) {
+    String full = name + suffix;
+    if (full.length() <= MAX_NAME_LENGTH) {
+      return full;
+    }
+    String hash = shortHash(name);
+    int keep = MAX_NAME_LENGTH - suffix.length() - hash.length() - 1;
+    String head = name.substring(0, keep).replaceAll("[-.]+$", "");
+    return head + "-" + hash + suffix;
+  }
+
+  static String shortHash(String value) {
+    try {
+      byte[] digest =
+          MessageDigest.getInstance("SHA-256").digest(value.getBytes(StandardCharsets.UTF_8));
+      return HexFormat.of().formatHex(digest, 0, 4);
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("SHA-256 is always available", e);
+    }
+  }
+}

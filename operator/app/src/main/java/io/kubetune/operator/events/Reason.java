@@ -1,0 +1,28 @@
+package io.kubetune.operator.events;
+
+/** Every Event reason the operator emits, with its Kubernetes event type. */
+public enum Reason {
+  InvalidSpec(Type.Warning),
+  JobCreated(Type.Normal),
+  JobReplaced(Type.Normal),
+  Queued(Type.Normal),
+  Started(Type.Normal),
+  Suspended(Type.Normal),
+  Succeeded(Type.Normal),
+  Failed(Type.Warning);
+
+  public enum Type {
+    Normal,
+    Warning
+  }
+
+  private final Type type;
+
+  Reason(Type type) {
+    this.type = type;
+  }
+
+  public Type type() {
+    return type;
+  }
+}

@@ -1,0 +1,342 @@
+package io.kubetune.operator.reconciler;
+
+import io.fabric8.kubernetes.api.model.ConfigMap;
+import io.fabric8.kubernetes.api.model.ConfigMapBuilder;
+import io.fabric8.kubernetes.api.model.DeletionPropagation;
+import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.batch.v1.Job;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.javaoperatorsdk.operator.api.config.informer.InformerEventSourceConfiguration;
+import io.javaoperatorsdk.operator.api.reconciler.Context;
+import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
+import io.javaoperatorsdk.operator.api.reconciler.ErrorStatusUpdateControl;
+import io.javaoperatorsdk.operator.api.reconciler.EventSourceContext;
+import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
+import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
+import io.javaoperatorsdk.operator.processing.event.ResourceID;
+import io.javaoperatorsdk.operator.processing.event.source.EventSource;
+import io.javaoperatorsdk.operator.processing.event.source.informer.InformerEventSource;
+import io.javaoperatorsdk.operator.processing.event.source.informer.Mappers;
+import io.kubetune.api.v1alpha1.FineTuneJob;
+import io.kubetune.api.v1alpha1.FineTuneJobStatus;
+import io.kubetune.api.v1alpha1.Phase;
+import io.kubetune.operator.Labels;
+import io.kubetune.operator.events.EventRecorder;
+import io.kubetune.operator.events.Reason;
+import io.kubetune.operator.metrics.FineTuneJobMetrics;
+import io.kubetune.operator.model.Json;
+import io.kubetune.operator.model.OperatorSettings;
+import io.kubetune.operator.model.TrainerConfigMapBuilder;
+import io.kubetune.operator.model.TrainingJobBuilder;
+import io.kubetune.operator.model.TrainingJobPlan;
+import io.kubetune.operator.status.FineTuneJobStatusAggregator;
+import io.kubetune.operator.status.TrainingObservation;
+import io.kubetune.operator.validation.FineTuneJobValidator;
+import io.kubetune.operator.validation.ValidationProblem;
+import io.micrometer.core.instrument.Timer;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.Set;
+import org.jboss.logging.Logger;
+
+/**
+ * Reconciles a FineTuneJob into a trainer ConfigMap and a batch/v1 Job, in a fixed order: observe
+ * -> validate -> reconcile children -> aggregate status -> reschedule. Children are written only
+ * when they differ from what is wanted, status only when it changed, so an unchanged FineTuneJob
+ * costs no write.
+ *
+ * <p>The Job is handled explicitly rather than as a JOSDK CRUD dependent: its pod template is
+ * immutable, it must not be recreated after a finished run is cleaned up by its TTL, and a new
+ * training revision means delete-then-create (see {@link TrainingJobPlan}).
+ */
+@ControllerConfiguration(name = FineTuneJobReconciler.NAME)
+public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
+  public static final String NAME = "finetunejob";
+
+  private static final Logger LOG = Logger.getLogger(FineTuneJobReconciler.class);
+
+  /** While a replaced Job is being deleted, look again after this delay. */
+  static final Duration REPLACE_POLL = Duration.ofSeconds(5);
+
+  private final OperatorSettings settings;
+  private final FineTuneJobMetrics metrics;
+
+  public FineTuneJobReconciler(OperatorSettings settings, FineTuneJobMetrics metrics) {
+    this.settings = settings;
+    this.metrics = metrics;
+  }
+
+  @Override
+  public List<EventSource<?, FineTuneJob>> prepareEventSources(
+      EventSourceContext<FineTuneJob> context) {
+    var jobs =
+        new InformerEventSource<>(
+            InformerEventSourceConfiguration.from(Job.class, FineTuneJob.class)
+                .withName("jobs")
+                .withLabelSelector(Labels.MANAGED_SELECTOR)
+                .withSecondaryToPrimaryMapper(Mappers.fromOwnerReferences(FineTuneJob.class))
+                .build(),
+            context);
+    var configMaps =
+        new InformerEventSource<>(
+            InformerEventSourceConfiguration.from(ConfigMap.class, FineTuneJob.class)
+                .withName("configmaps")
+                .withLabelSelector(Labels.MANAGED_SELECTOR)
+                .withSecondaryToPrimaryMapper(Mappers.fromOwnerReferences(FineTuneJob.class))
+                .build(),
+            context);
+    // Pods are owned by the Job, not by the FineTuneJob: map them through the kubetune.io/job
+    // label, which the pod template carries.
+    var pods =
+        new InformerEventSource<>(
+            InformerEventSourceConfiguration.from(Pod.class, FineTuneJob.class)
+                .withName("pods")
+                .withLabelSelector(Labels.MANAGED_SELECTOR)
+                .withSecondaryToPrimaryMapper(
+                    (Pod pod) -> {
+                      var labels = pod.getMetadata().getLabels();
+                      String owner = labels == null ? null : labels.get(Labels.JOB);
+                      return owner == null
+                          ? Set.of()
+                          : Set.of(new ResourceID(owner, pod.getMetadata().getNamespace()));
+                    })
+                .build(),
+            context);
+    return List.of(jobs, configMaps, pods);
+  }
+
+  @Override
+  public UpdateControl<FineTuneJob> reconcile(FineTuneJob cr, Context<FineTuneJob> context) {
+    Timer.Sample sample = metrics.startReconcile();
+    metrics.watch(context.getPrimaryCache());
+    KubernetesClient client = context.getClient();
+
+    // Observe.
+    Optional<Job> job = context.getSecondaryResource(Job.class, "jobs");
+    List<Pod> pods = job.map(j -> podsOf(j, context)).orElse(List.of());
+
+    // Validate.
+    List<ValidationProblem> problems = FineTuneJobValidator.validate(cr);
+
+    // Reconcile children (only for a valid spec: an invalid edit must not disturb a running Job).
+    boolean jobIsStale = false;
+    if (problems.isEmpty()) {
+      TrainingJobPlan.Action action = TrainingJobPlan.decide(cr, job.orElse(null));
+      jobIsStale =
+          action == TrainingJobPlan.Action.REPLACE
+              || (action == TrainingJobPlan.Action.WAIT_FOR_DELETION);
+      if (!jobIsStale) {
+        reconcileConfigMap(cr, context);
+      }
+      job = applyJobAction(action, cr, job, context);
+    }
+
+    // Aggregate status.
+    String now = Instant.now().truncatedTo(ChronoUnit.SECONDS).toString();
+    FineTuneJobStatus previous = cr.getStatus();
+    FineTuneJobStatus next =
+        FineTuneJobStatusAggregator.compute(
+            cr, problems, new TrainingObservation(job.orElse(null), pods, jobIsStale), now);
+    recordTransitionEvents(client, cr, previous, next);
+
+    UpdateControl<FineTuneJob> control;
+    if (previous != null && Json.canonical(previous).equals(Json.canonical(next))) {
+      control = UpdateControl.noUpdate();
+      metrics.reconciled(sample, "unchanged");
+    } else {
+      cr.setStatus(next);
+      control = UpdateControl.patchStatus(cr);
+      metrics.reconciled(sample, "status-updated");
+    }
+    // Reschedule: events from the Job and its pods drive progress; only a replacement in flight
+    // is polled, in case the deletion event is missed.
+    if (jobIsStale) {
+      control.rescheduleAfter(REPLACE_POLL);
+    }
+    return control;
+  }
+
+  @Override
+  public ErrorStatusUpdateControl<FineTuneJob> updateErrorStatus(
+      FineTuneJob cr, Context<FineTuneJob> context, Exception e) {
+    metrics.reconciled(metrics.startReconcile(), "error");
+    LOG.warnf(
+        e,
+        "reconcile of %s/%s failed",
+        cr.getMetadata().getNamespace(),
+        cr.getMetadata().getName());
+    return ErrorStatusUpdateControl.defaultErrorProcessing();
+  }
+
+  private void reconcileConfigMap(FineTuneJob cr, Context<FineTuneJob> context) {
+    ConfigMap desired = TrainerConfigMapBuilder.build(cr);
+    Optional<ConfigMap> actual = context.getSecondaryResource(ConfigMap.class, "configmaps");
+    KubernetesClient client = context.getClient();
+    if (actual.isEmpty()) {
+      createTolerant(client, desired, context, ConfigMap.class, "configmaps");
+      metrics.childWritten("ConfigMap", "create");
+      return;
+    }
+    ConfigMap current = actual.get();
+    if (Objects.equals(current.getData(), desired.getData())
+        && containsAll(current.getMetadata().getLabels(), desired.getMetadata().getLabels())
+        && containsAll(
+            current.getMetadata().getAnnotations(), desired.getMetadata().getAnnotations())) {
+      return;
+    }
+    ConfigMap updated =
+        new ConfigMapBuilder(current)
+            .editMetadata()
+            .addToLabels(desired.getMetadata().getLabels())
+            .addToAnnotations(desired.getMetadata().getAnnotations())
+            .endMetadata()
+            .withData(desired.getData())
+            .build();
+    client.configMaps().resource(updated).update();
+    metrics.childWritten("ConfigMap", "update");
+  }
+
+  private Optional<Job> applyJobAction(
+      TrainingJobPlan.Action action,
+      FineTuneJob cr,
+      Optional<Job> job,
+      Context<FineTuneJob> context) {
+    KubernetesClient client = context.getClient();
+    switch (action) {
+      case CREATE -> {
+        Job created =
+            createTolerant(
+                client, TrainingJobBuilder.build(cr, settings), context, Job.class, "jobs");
+        metrics.childWritten("Job", "create");
+        EventRecorder.record(
+            client,
+            cr,
+            Reason.JobCreated,
+            "created training Job " + created.getMetadata().getName());
+        return Optional.of(created);
+      }
+      case REPLACE -> {
+        Job stale = job.orElseThrow();
+        client
+            .batch()
+            .v1()
+            .jobs()
+            .inNamespace(stale.getMetadata().getNamespace())
+            .withName(stale.getMetadata().getName())
+            .withPropagationPolicy(DeletionPropagation.FOREGROUND)
+            .delete();
+        metrics.childWritten("Job", "delete");
+        EventRecorder.record(
+            client,
+            cr,
+            Reason.JobReplaced,
+            "deleting training Job "
+                + stale.getMetadata().getName()
+                + " of revision "
+                + TrainingJobPlan.revisionOf(stale)
+                + " to start a new training revision");
+        return job;
+      }
+      case SET_SUSPEND -> {
+        boolean suspend = Boolean.TRUE.equals(cr.getSpec().suspend);
+        Job current = job.orElseThrow();
+        Job patched =
+            client
+                .batch()
+                .v1()
+                .jobs()
+                .inNamespace(current.getMetadata().getNamespace())
+                .withName(current.getMetadata().getName())
+                .edit(
+                    j -> {
+                      j.getSpec().setSuspend(suspend);
+                      return j;
+                    });
+        metrics.childWritten("Job", suspend ? "suspend" : "resume");
+        return Optional.of(patched);
+      }
+      default -> {
+        return job;
+      }
+    }
+  }
+
+  /**
+   * Creates a child and tells its informer at once, so the next reconcile does not create it twice;
+   * a 409 means an earlier create already landed.
+   */
+  @SuppressWarnings("unchecked")
+  private static <R extends HasMetadata> R createTolerant(
+      KubernetesClient client,
+      R desired,
+      Context<FineTuneJob> context,
+      Class<R> type,
+      String eventSourceName) {
+    try {
+      R created = client.resource(desired).create();
+      var source =
+          (InformerEventSource<R, FineTuneJob>)
+              context.eventSourceRetriever().getEventSourceFor(type, eventSourceName);
+      source.handleRecentResourceCreate(ResourceID.fromResource(created), created);
+      return created;
+    } catch (KubernetesClientException e) {
+      if (e.getCode() == 409) {
+        return client.resource(desired).get();
+      }
+      throw e;
+    }
+  }
+
+  private static List<Pod> podsOf(Job job, Context<FineTuneJob> context) {
+    String uid = job.getMetadata().getUid();
+    return context
+        .getSecondaryResourcesAsStream(Pod.class)
+        .filter(
+            p ->
+                p.getMetadata().getOwnerReferences() != null
+                    && p.getMetadata().getOwnerReferences().stream()
+                        .anyMatch(o -> Objects.equals(o.getUid(), uid)))
+        .toList();
+  }
+
+  /** One event per phase change (and per new validation message), never per reconcile. */
+  private static void recordTransitionEvents(
+      KubernetesClient client, FineTuneJob cr, FineTuneJobStatus previous, FineTuneJobStatus next) {
+    Phase before = previous == null ? null : previous.phase;
+    boolean phaseChanged = before != next.phase;
+    boolean messageChanged = previous == null || !Objects.equals(previous.message, next.message);
+    if (!phaseChanged && !(next.phase == Phase.Failed && messageChanged)) {
+      return;
+    }
+    Reason reason =
+        switch (next.phase) {
+          case Failed ->
+              io.kubetune.operator.status.Conditions.isTrue(
+                      next.conditions, io.kubetune.operator.status.Conditions.VALIDATED)
+                  ? Reason.Failed
+                  : Reason.InvalidSpec;
+          case Queued -> Reason.Queued;
+          case Running -> Reason.Started;
+          case Suspended -> Reason.Suspended;
+          case Succeeded -> Reason.Succeeded;
+          default -> null;
+        };
+    if (reason != null) {
+      EventRecorder.record(client, cr, reason, next.message);
+    }
+  }
+
+  private static boolean containsAll(
+      java.util.Map<String, String> actual, java.util.Map<String, String> wanted) {
+    if (wanted == null || wanted.isEmpty()) {
+      return true;
+    }
+    return actual != null && actual.entrySet().containsAll(wanted.entrySet());
+  }
+}

@@ -1,0 +1,384 @@
+package io.kubetune.operator.status;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.fabric8.kubernetes.api.model.ContainerState;
+import io.fabric8.kubernetes.api.model.ContainerStateTerminated;
+import io.fabric8.kubernetes.api.model.ContainerStateWaiting;
+import io.fabric8.kubernetes.api.model.ContainerStatus;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.PodCondition;
+import io.fabric8.kubernetes.api.model.batch.v1.Job;
+import io.fabric8.kubernetes.api.model.batch.v1.JobCondition;
+import io.kubetune.api.trainer.TrainerExitCodes;
+import io.kubetune.api.v1alpha1.FineTuneJob;
+import io.kubetune.api.v1alpha1.FineTuneJobStatus;
+import io.kubetune.api.v1alpha1.Phase;
+import io.kubetune.operator.Names;
+import io.kubetune.operator.model.Json;
+import io.kubetune.operator.model.TrainingRevision;
+import io.kubetune.operator.validation.ValidationProblem;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.stream.Collectors;
+
+/**
+ * Computes the FineTuneJob status from what was observed: validation result, the training Job and
+ * its pods. Pure: no client, no clock (the caller passes {@code now}).
+ */
+public final class FineTuneJobStatusAggregator {
+
+  static final int MAX_MESSAGE = 1024;
+
+  private FineTuneJobStatusAggregator() {}
+
+  public static FineTuneJobStatus compute(
+      FineTuneJob cr, List<ValidationProblem> problems, TrainingObservation observed, String now) {
+    FineTuneJobStatus previous = cr.getStatus() != null ? cr.getStatus() : new FineTuneJobStatus();
+    FineTuneJobStatus status = Json.copy(previous, FineTuneJobStatus.class);
+    Long generation = cr.getMetadata().getGeneration();
+    status.observedGeneration = generation;
+
+    String revision = problems.isEmpty() ? TrainingRevision.of(cr) : previous.trainingRevision;
+    if (problems.isEmpty() && !Objects.equals(previous.trainingRevision, revision)) {
+      startNewRun(status, revision);
+    }
+
+    if (problems.isEmpty()) {
+      status.conditions =
+          Conditions.set(
+              status.conditions,
+              Conditions.VALIDATED,
+              true,
+              "SpecValid",
+              "the spec is valid",
+              generation,
+              now);
+    } else {
+      status.conditions =
+          Conditions.set(
+              status.conditions,
+              Conditions.VALIDATED,
+              false,
+              "InvalidSpec",
+              describe(problems),
+              generation,
+              now);
+    }
+
+    Outcome outcome = outcome(cr, problems, observed, previous, revision);
+    status.phase = outcome.phase;
+    status.message = truncate(outcome.message);
+    Job job = observed.job();
+    if (job != null && !observed.jobIsStale()) {
+      status.jobName = job.getMetadata().getName();
+      if (job.getStatus() != null) {
+        status.startTime =
+            Optional.ofNullable(job.getStatus().getStartTime()).orElse(status.startTime);
+        if (outcome.phase.isTerminal()) {
+          status.completionTime =
+              Optional.ofNullable(job.getStatus().getCompletionTime()).orElse(now);
+        }
+      }
+      status.attempts =
+          Math.max(Objects.requireNonNullElse(status.attempts, 0), attempts(observed));
+    }
+    if (outcome.phase.isTerminal() && status.completionTime == null && job == null) {
+      status.completionTime = now;
+    }
+    applyPhaseConditions(cr, status, outcome, generation, now);
+    return status;
+  }
+
+  /** A new training revision: forget everything that described the previous run. */
+  private static void startNewRun(FineTuneJobStatus status, String revision) {
+    status.trainingRevision = revision;
+    status.startTime = null;
+    status.completionTime = null;
+    status.attempts = null;
+    status.jobName = null;
+    status.progress = null;
+    status.adapter = null;
+    status.checkpoints = null;
+    status.latestCheckpoint = null;
+    status.bestCheckpoint = null;
+  }
+
+  record Outcome(Phase phase, String reason, String message) {}
+
+  static Outcome outcome(
+      FineTuneJob cr,
+      List<ValidationProblem> problems,
+      TrainingObservation observed,
+      FineTuneJobStatus previous,
+      String revision) {
+    Job job = observed.job();
+    if (!problems.isEmpty() && (job == null || observed.jobIsStale())) {
+      return new Outcome(Phase.Failed, "InvalidSpec", "invalid spec: " + describe(problems));
+    }
+    if (job == null) {
+      if (Objects.equals(previous.trainingRevision, revision)
+          && previous.phase != null
+          && previous.phase.isTerminal()) {
+        // The Job was removed after it finished (ttlSecondsAfterFinished): the run stays done.
+        return new Outcome(previous.phase, previousReason(previous), previous.message);
+      }
+      return new Outcome(Phase.Pending, "JobPending", "creating the training Job");
+    }
+    if (observed.jobIsStale()) {
+      return new Outcome(
+          Phase.Pending,
+          "ReplacingJob",
+          "replacing training Job " + job.getMetadata().getName() + " for a new training revision");
+    }
+    Optional<JobCondition> complete = jobCondition(job, "Complete");
+    if (complete.isPresent()) {
+      return new Outcome(Phase.Succeeded, "TrainingSucceeded", "training finished");
+    }
+    Optional<JobCondition> failed = jobCondition(job, "Failed");
+    if (failed.isPresent()) {
+      return failure(failed.get(), observed.pods());
+    }
+    boolean suspendRequested = Boolean.TRUE.equals(cr.getSpec().suspend);
+    Optional<Pod> running =
+        observed.pods().stream().filter(FineTuneJobStatusAggregator::isRunning).findFirst();
+    if (running.isPresent()) {
+      String message = "trainer pod " + running.get().getMetadata().getName() + " is running";
+      if (suspendRequested) {
+        message += "; suspending: waiting for the trainer to checkpoint and stop";
+      }
+      return new Outcome(Phase.Running, "TrainerRunning", message);
+    }
+    if (suspendRequested) {
+      return new Outcome(
+          Phase.Suspended, "Suspended", "training is suspended; set spec.suspend: false to resume");
+    }
+    return new Outcome(Phase.Queued, "Queued", queuedMessage(job, observed.pods()));
+  }
+
+  /** Why no trainer runs yet: the most informative pod waiting reason, if any. */
+  static String queuedMessage(Job job, List<Pod> pods) {
+    if (Boolean.TRUE.equals(job.getSpec().getSuspend())) {
+      return "waiting for admission (the Job is suspended, e.g. by Kueue)";
+    }
+    for (Pod pod : pods) {
+      if (pod.getStatus() == null) {
+        continue;
+      }
+      for (ContainerStatus cs : nullSafe(pod.getStatus().getContainerStatuses())) {
+        ContainerStateWaiting waiting = cs.getState() == null ? null : cs.getState().getWaiting();
+        if (waiting != null
+            && waiting.getReason() != null
+            && !"ContainerCreating".equals(waiting.getReason())) {
+          return "pod "
+              + pod.getMetadata().getName()
+              + ": "
+              + waiting.getReason()
+              + (waiting.getMessage() != null ? ": " + waiting.getMessage() : "");
+        }
+      }
+      for (PodCondition c : nullSafe(pod.getStatus().getConditions())) {
+        if ("PodScheduled".equals(c.getType()) && "False".equals(c.getStatus())) {
+          return "pod "
+              + pod.getMetadata().getName()
+              + " is not scheduled: "
+              + Objects.requireNonNullElse(c.getMessage(), c.getReason());
+        }
+      }
+    }
+    return "waiting for the trainer pod to start";
+  }
+
+  /** Explains a failed Job with the trainer's own termination message where there is one. */
+  static Outcome failure(JobCondition failed, List<Pod> pods) {
+    Optional<ContainerStateTerminated> last = lastTrainerTermination(pods);
+    String reason = Objects.requireNonNullElse(failed.getReason(), "JobFailed");
+    String message = Objects.requireNonNullElse(failed.getMessage(), "the training Job failed");
+    if (last.isPresent()) {
+      ContainerStateTerminated t = last.get();
+      String trainerReason = reasonForExit(t);
+      if (trainerReason != null) {
+        reason = trainerReason;
+      }
+      String detail = terminationDetail(t);
+      message =
+          "trainer exited with code "
+              + t.getExitCode()
+              + (t.getReason() != null && !"Error".equals(t.getReason())
+                  ? " (" + t.getReason() + ")"
+                  : "")
+              + (detail.isEmpty() ? "" : ": " + detail)
+              + "; "
+              + message;
+    }
+    return new Outcome(Phase.Failed, reason, message);
+  }
+
+  static String reasonForExit(ContainerStateTerminated t) {
+    Integer code = t.getExitCode();
+    if (code == null) {
+      return null;
+    }
+    if (code == TrainerExitCodes.BAD_INPUT) {
+      return "BadInput";
+    }
+    if (code == TrainerExitCodes.LOSS_NOT_FINITE) {
+      return "LossNotFinite";
+    }
+    if ("OOMKilled".equals(t.getReason())) {
+      return "OOMKilled";
+    }
+    return null;
+  }
+
+  /** The trainer writes a JSON TrainerTermination; fall back to raw text (e.g. log tail). */
+  static String terminationDetail(ContainerStateTerminated t) {
+    String raw = t.getMessage();
+    if (raw == null || raw.isBlank()) {
+      return "";
+    }
+    try {
+      JsonNode node = Json.mapper().readTree(raw);
+      if (node != null && node.hasNonNull("message")) {
+        return node.get("message").asText();
+      }
+    } catch (Exception notJson) {
+      // FallbackToLogsOnError: the message is the log tail, shown as is.
+    }
+    String trimmed = raw.strip();
+    return trimmed.length() > 400 ? "..." + trimmed.substring(trimmed.length() - 400) : trimmed;
+  }
+
+  static Optional<ContainerStateTerminated> lastTrainerTermination(List<Pod> pods) {
+    return pods.stream()
+        .filter(p -> p.getStatus() != null)
+        .flatMap(p -> nullSafe(p.getStatus().getContainerStatuses()).stream())
+        .filter(cs -> Names.TRAINER_CONTAINER.equals(cs.getName()))
+        .map(ContainerStatus::getState)
+        .filter(Objects::nonNull)
+        .map(ContainerState::getTerminated)
+        .filter(Objects::nonNull)
+        .max(Comparator.comparing(t -> Objects.requireNonNullElse(t.getFinishedAt(), "")));
+  }
+
+  static boolean isRunning(Pod pod) {
+    return pod.getStatus() != null
+        && "Running".equals(pod.getStatus().getPhase())
+        && pod.getMetadata().getDeletionTimestamp() == null;
+  }
+
+  static int attempts(TrainingObservation observed) {
+    Job job = observed.job();
+    int fromJob = 0;
+    if (job.getStatus() != null) {
+      fromJob =
+          Objects.requireNonNullElse(job.getStatus().getActive(), 0)
+              + Objects.requireNonNullElse(job.getStatus().getFailed(), 0)
+              + Objects.requireNonNullElse(job.getStatus().getSucceeded(), 0);
+    }
+    return Math.max(fromJob, observed.pods().size());
+  }
+
+  static Optional<JobCondition> jobCondition(Job job, String type) {
+    if (job.getStatus() == null) {
+      return Optional.empty();
+    }
+    return nullSafe(job.getStatus().getConditions()).stream()
+        .filter(c -> type.equals(c.getType()) && "True".equals(c.getStatus()))
+        .findFirst();
+  }
+
+  private static void applyPhaseConditions(
+      FineTuneJob cr, FineTuneJobStatus status, Outcome outcome, Long generation, String now) {
+    Phase phase = outcome.phase;
+    String phaseReason = phase.name();
+    status.conditions =
+        Conditions.set(
+            status.conditions,
+            Conditions.RUNNING,
+            phase == Phase.Running,
+            phase == Phase.Running ? outcome.reason : phaseReason,
+            phase == Phase.Running ? outcome.message : "no trainer is running",
+            generation,
+            now);
+    status.conditions =
+        Conditions.set(
+            status.conditions,
+            Conditions.COMPLETE,
+            phase == Phase.Succeeded,
+            phase == Phase.Succeeded ? outcome.reason : phaseReason,
+            phase == Phase.Succeeded ? outcome.message : "training has not finished successfully",
+            generation,
+            now);
+    status.conditions =
+        Conditions.set(
+            status.conditions,
+            Conditions.FAILED,
+            phase == Phase.Failed,
+            phase == Phase.Failed ? outcome.reason : phaseReason,
+            phase == Phase.Failed ? outcome.message : "training has not failed",
+            generation,
+            now);
+    boolean servingRequested =
+        cr.getSpec() != null
+            && cr.getSpec().serving != null
+            && Boolean.TRUE.equals(cr.getSpec().serving.enabled);
+    if (phase == Phase.Succeeded && !servingRequested) {
+      status.conditions =
+          Conditions.set(
+              status.conditions,
+              Conditions.READY,
+              true,
+              "TrainingSucceeded",
+              "the tuned model is available",
+              generation,
+              now);
+    } else if (phase == Phase.Succeeded) {
+      status.conditions =
+          Conditions.set(
+              status.conditions,
+              Conditions.READY,
+              false,
+              "ServingNotAvailable",
+              "serving.enabled is set, but this operator version does not roll out serving yet",
+              generation,
+              now);
+    } else {
+      status.conditions =
+          Conditions.set(
+              status.conditions,
+              Conditions.READY,
+              false,
+              phaseReason,
+              "the FineTuneJob has not reached its goal",
+              generation,
+              now);
+    }
+  }
+
+  static String describe(List<ValidationProblem> problems) {
+    return problems.stream().map(ValidationProblem::toString).collect(Collectors.joining("; "));
+  }
+
+  private static String truncate(String message) {
+    if (message == null || message.length() <= MAX_MESSAGE) {
+      return message;
+    }
+    return message.substring(0, MAX_MESSAGE - 3) + "...";
+  }
+
+  private static <T> List<T> nullSafe(List<T> list) {
+    return list == null ? List.of() : list;
+  }
+
+  /** The reason a finished run ended with, read back from the previous status. */
+  private static String previousReason(FineTuneJobStatus previous) {
+    io.fabric8.kubernetes.api.model.Condition failed =
+        Conditions.find(previous.conditions, Conditions.FAILED);
+    if (previous.phase == Phase.Failed && failed != null && failed.getReason() != null) {
+      return failed.getReason();
+    }
+    return previous.phase == Phase.Succeeded ? "TrainingSucceeded" : "JobFailed";
+  }
+}

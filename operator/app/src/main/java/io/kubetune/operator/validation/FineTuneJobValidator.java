@@ -1,0 +1,398 @@
+package io.kubetune.operator.validation;
+
+import io.fabric8.kubernetes.api.model.Quantity;
+import io.kubetune.api.v1alpha1.DatasetSpec;
+import io.kubetune.api.v1alpha1.EvalMetric;
+import io.kubetune.api.v1alpha1.FineTuneJob;
+import io.kubetune.api.v1alpha1.FineTuneJobSpec;
+import io.kubetune.api.v1alpha1.GateSpec;
+import io.kubetune.api.v1alpha1.HyperparametersSpec;
+import io.kubetune.api.v1alpha1.LoraSpec;
+import io.kubetune.api.v1alpha1.MethodSpec;
+import io.kubetune.api.v1alpha1.ResourcesSpec;
+import io.kubetune.api.v1alpha1.StorageUris;
+import java.math.BigDecimal;
+import java.net.URLDecoder;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.regex.Pattern;
+
+/**
+ * Checks a FineTuneJob before anything is created. It repeats the CRD's structural and CEL rules
+ * (an API server enforces those, but the embedded local-mode API and older clusters do not) and
+ * adds the semantic rules a schema cannot express. Each check is a small method a validating
+ * webhook could reuse.
+ */
+public final class FineTuneJobValidator {
+
+  private static final Pattern URI = Pattern.compile(StorageUris.PATTERN);
+
+  private FineTuneJobValidator() {}
+
+  public static List<ValidationProblem> validate(FineTuneJob job) {
+    List<ValidationProblem> problems = new ArrayList<>();
+    validateName(job, problems);
+    FineTuneJobSpec spec = job.getSpec();
+    if (spec == null) {
+      problems.add(
+          new ValidationProblem(
+              "spec", "is missing", "add baseModel, dataset, method and checkpoints"));
+      return problems;
+    }
+    validateBaseModel(spec, problems);
+    validateDataset(spec, problems);
+    validateMethod(spec, problems);
+    validateHyperparameters(spec, problems);
+    validateResources(spec, problems);
+    validateCheckpoints(spec, problems);
+    validateServing(spec, problems);
+    return problems;
+  }
+
+  static void validateName(FineTuneJob job, List<ValidationProblem> problems) {
+    String name = job.getMetadata().getName();
+    if (name != null && name.length() > 63) {
+      problems.add(
+          new ValidationProblem(
+              "metadata.name",
+              "is " + name.length() + " characters long; it is used as a label value (max 63)",
+              "use a name of at most 63 characters"));
+    }
+  }
+
+  static void validateBaseModel(FineTuneJobSpec spec, List<ValidationProblem> problems) {
+    if (spec.baseModel == null) {
+      problems.add(required("spec.baseModel", "set baseModel.uri to the model directory"));
+      return;
+    }
+    validateUri("spec.baseModel.uri", spec.baseModel.uri, true, problems);
+  }
+
+  static void validateDataset(FineTuneJobSpec spec, List<ValidationProblem> problems) {
+    DatasetSpec dataset = spec.dataset;
+    if (dataset == null) {
+      problems.add(required("spec.dataset", "set dataset.train and dataset.format"));
+      return;
+    }
+    validateUri("spec.dataset.train", dataset.train, true, problems);
+    if (dataset.train != null && dataset.train.endsWith("/")) {
+      problems.add(
+          new ValidationProblem(
+              "spec.dataset.train",
+              "'" + dataset.train + "' is a folder",
+              "point it at a JSONL file, e.g. " + dataset.train + "train.jsonl"));
+    }
+    validateUri("spec.dataset.validation", dataset.validation, false, problems);
+    if (dataset.format == null) {
+      problems.add(required("spec.dataset.format", "set it to completion, chat or classification"));
+    }
+    if (dataset.validation != null && dataset.validationSplit != null) {
+      problems.add(
+          new ValidationProblem(
+              "spec.dataset.validationSplit",
+              "is set together with spec.dataset.validation",
+              "keep only one: a validation file or a split fraction"));
+    }
+    if (dataset.validationSplit != null
+        && (dataset.validationSplit < 0.01 || dataset.validationSplit > 0.5)) {
+      problems.add(
+          new ValidationProblem(
+              "spec.dataset.validationSplit",
+              "is " + dataset.validationSplit,
+              "use a fraction between 0.01 and 0.5"));
+    }
+    if (dataset.labels != null) {
+      if (dataset.format != DatasetSpec.Format.classification) {
+        problems.add(
+            new ValidationProblem(
+                "spec.dataset.labels",
+                "is only used with format classification",
+                "remove it, or set dataset.format: classification"));
+      }
+      Set<String> seen = new HashSet<>();
+      for (String label : dataset.labels) {
+        if (label == null || label.isBlank() || !seen.add(label)) {
+          problems.add(
+              new ValidationProblem(
+                  "spec.dataset.labels",
+                  "contains an empty or repeated label '" + label + "'",
+                  "list each label once"));
+          break;
+        }
+      }
+      if (dataset.labels.size() < 2) {
+        problems.add(
+            new ValidationProblem(
+                "spec.dataset.labels",
+                "has fewer than 2 labels",
+                "list at least two labels, or omit it to use those found in the data"));
+      }
+    }
+  }
+
+  static void validateMethod(FineTuneJobSpec spec, List<ValidationProblem> problems) {
+    MethodSpec method = spec.method;
+    if (method == null || method.type == null) {
+      problems.add(required("spec.method.type", "set it to LoRA, Full or FreezeLayers"));
+      return;
+    }
+    if (method.lora != null && method.type != MethodSpec.Type.LoRA) {
+      problems.add(
+          new ValidationProblem(
+              "spec.method.lora",
+              "is set but method.type is " + method.type,
+              "remove method.lora, or set method.type: LoRA"));
+    }
+    if (method.freeze != null && method.type != MethodSpec.Type.FreezeLayers) {
+      problems.add(
+          new ValidationProblem(
+              "spec.method.freeze",
+              "is set but method.type is " + method.type,
+              "remove method.freeze, or set method.type: FreezeLayers"));
+    }
+    if (method.type == MethodSpec.Type.FreezeLayers
+        && (method.freeze == null || method.freeze.trainableLayers == null)) {
+      problems.add(
+          required(
+              "spec.method.freeze.trainableLayers",
+              "set how many top decoder layers to train, e.g. freeze: {trainableLayers: 2}"));
+    } else if (method.freeze != null
+        && method.freeze.trainableLayers != null
+        && method.freeze.trainableLayers < 1) {
+      problems.add(
+          new ValidationProblem(
+              "spec.method.freeze.trainableLayers",
+              "is " + method.freeze.trainableLayers,
+              "train at least 1 layer"));
+    }
+    LoraSpec lora = method.lora;
+    if (lora != null) {
+      if (lora.rank != null && (lora.rank < 1 || lora.rank > 1024)) {
+        problems.add(
+            new ValidationProblem(
+                "spec.method.lora.rank", "is " + lora.rank, "use a rank between 1 and 1024"));
+      }
+      if (lora.alpha != null && lora.alpha <= 0) {
+        problems.add(
+            new ValidationProblem(
+                "spec.method.lora.alpha",
+                "is " + lora.alpha + "; the adapter would have no effect",
+                "use a positive alpha, e.g. 2 x rank"));
+      }
+      if (lora.dropout != null && (lora.dropout < 0 || lora.dropout >= 0.9)) {
+        problems.add(
+            new ValidationProblem(
+                "spec.method.lora.dropout", "is " + lora.dropout, "use a value in [0, 0.9)"));
+      }
+      if (lora.targetModules != null) {
+        Set<String> seen = new HashSet<>();
+        for (String module : lora.targetModules) {
+          if (!LoraSpec.KNOWN_TARGET_MODULES.contains(module)) {
+            problems.add(
+                new ValidationProblem(
+                    "spec.method.lora.targetModules",
+                    "contains unknown module '" + module + "'",
+                    "use Llama module names: " + String.join(", ", LoraSpec.KNOWN_TARGET_MODULES)));
+          } else if (!seen.add(module)) {
+            problems.add(
+                new ValidationProblem(
+                    "spec.method.lora.targetModules",
+                    "lists '" + module + "' twice",
+                    "list each module once"));
+          }
+        }
+        if (lora.targetModules.isEmpty()) {
+          problems.add(
+              new ValidationProblem(
+                  "spec.method.lora.targetModules",
+                  "is empty",
+                  "list at least one module, e.g. [q_proj, v_proj], or omit it"));
+        }
+      }
+    }
+  }
+
+  static void validateHyperparameters(FineTuneJobSpec spec, List<ValidationProblem> problems) {
+    HyperparametersSpec h = spec.hyperparameters;
+    if (h == null) {
+      return;
+    }
+    if (h.epochs != null && h.maxSteps != null) {
+      problems.add(
+          new ValidationProblem(
+              "spec.hyperparameters.maxSteps",
+              "is set together with hyperparameters.epochs",
+              "keep only one of epochs and maxSteps"));
+    }
+    if (h.learningRate != null && (h.learningRate <= 0 || h.learningRate > 1)) {
+      problems.add(
+          new ValidationProblem(
+              "spec.hyperparameters.learningRate",
+              "is " + h.learningRate,
+              "use a value in (0, 1], typically 1e-5 (full) to 2e-4 (LoRA)"));
+    }
+    if (h.maxSteps != null && h.warmupSteps != null && h.warmupSteps >= h.maxSteps) {
+      problems.add(
+          new ValidationProblem(
+              "spec.hyperparameters.warmupSteps",
+              "(" + h.warmupSteps + ") is not below maxSteps (" + h.maxSteps + ")",
+              "use fewer warm-up steps than training steps"));
+    }
+    if (h.earlyStopping != null) {
+      if (!hasValidationData(spec)) {
+        problems.add(
+            new ValidationProblem(
+                "spec.hyperparameters.earlyStopping",
+                "needs a validation split to watch",
+                "set dataset.validation or dataset.validationSplit"));
+      }
+      checkMetricFitsFormat(
+          "spec.hyperparameters.earlyStopping.metric", h.earlyStopping.metric, spec, problems);
+      if (h.earlyStopping.patience == null || h.earlyStopping.patience < 1) {
+        problems.add(
+            required(
+                "spec.hyperparameters.earlyStopping.patience",
+                "set how many evaluations without improvement to tolerate, e.g. 3"));
+      }
+    }
+  }
+
+  static void validateResources(FineTuneJobSpec spec, List<ValidationProblem> problems) {
+    ResourcesSpec r = spec.resources;
+    if (r == null) {
+      return;
+    }
+    checkPositiveQuantity("spec.resources.cpu", r.cpu, "e.g. 4 or 3500m", problems);
+    checkPositiveQuantity("spec.resources.memory", r.memory, "e.g. 16Gi", problems);
+    if (r.gpus != null && r.gpus < 0) {
+      problems.add(
+          new ValidationProblem("spec.resources.gpus", "is " + r.gpus, "use 0 or more GPUs"));
+    }
+  }
+
+  static void validateCheckpoints(FineTuneJobSpec spec, List<ValidationProblem> problems) {
+    if (spec.checkpoints == null) {
+      problems.add(
+          required(
+              "spec.checkpoints", "set checkpoints.uri to an object-storage prefix for this job"));
+      return;
+    }
+    validateUri("spec.checkpoints.uri", spec.checkpoints.uri, true, problems);
+    if (spec.checkpoints.uri != null
+        && spec.baseModel != null
+        && spec.baseModel.uri != null
+        && folder(spec.checkpoints.uri).startsWith(folder(spec.baseModel.uri))) {
+      problems.add(
+          new ValidationProblem(
+              "spec.checkpoints.uri",
+              "is inside the base model folder " + spec.baseModel.uri,
+              "write checkpoints to a separate prefix, e.g. s3://bucket/checkpoints/<job>/"));
+    }
+  }
+
+  static void validateServing(FineTuneJobSpec spec, List<ValidationProblem> problems) {
+    if (spec.serving == null || spec.serving.gate == null) {
+      return;
+    }
+    GateSpec gate = spec.serving.gate;
+    if (gate.metric == null) {
+      problems.add(required("spec.serving.gate.metric", "name the metric the gate compares"));
+    }
+    boolean mustBeatBase = Boolean.TRUE.equals(gate.mustBeatBase);
+    if ((gate.threshold != null) == mustBeatBase) {
+      problems.add(
+          new ValidationProblem(
+              "spec.serving.gate",
+              mustBeatBase ? "sets both threshold and mustBeatBase" : "sets no criterion",
+              "set exactly one of gate.threshold or gate.mustBeatBase: true"));
+    }
+    if (!hasValidationData(spec)) {
+      problems.add(
+          new ValidationProblem(
+              "spec.serving.gate",
+              "needs held-out data to evaluate",
+              "set dataset.validation or dataset.validationSplit"));
+    }
+    checkMetricFitsFormat("spec.serving.gate.metric", gate.metric, spec, problems);
+  }
+
+  private static void checkMetricFitsFormat(
+      String field, EvalMetric metric, FineTuneJobSpec spec, List<ValidationProblem> problems) {
+    if (metric != null
+        && metric.classificationOnly()
+        && spec.dataset != null
+        && spec.dataset.format != DatasetSpec.Format.classification) {
+      problems.add(
+          new ValidationProblem(
+              field,
+              metric.key() + " is only computed for classification datasets",
+              "use eval_loss or perplexity for " + spec.dataset.format + " data"));
+    }
+  }
+
+  private static boolean hasValidationData(FineTuneJobSpec spec) {
+    return spec.dataset != null
+        && (spec.dataset.validation != null || spec.dataset.validationSplit != null);
+  }
+
+  static void validateUri(
+      String field, String uri, boolean required, List<ValidationProblem> problems) {
+    if (uri == null) {
+      if (required) {
+        problems.add(required(field, StorageUris.HINT));
+      }
+      return;
+    }
+    if (!URI.matcher(uri).matches()) {
+      problems.add(
+          new ValidationProblem(field, "'" + uri + "' is not a valid URI", StorageUris.HINT));
+      return;
+    }
+    String decoded = URLDecoder.decode(uri.replace("+", "%2B"), StandardCharsets.UTF_8);
+    String path = decoded.substring(decoded.indexOf("://") + 3);
+    for (String segment : path.split("/", -1)) {
+      if (segment.equals("..") || segment.equals(".")) {
+        problems.add(
+            new ValidationProblem(
+                field,
+                "'" + uri + "' contains a '" + segment + "' path segment",
+                "use a plain path without . or .. segments"));
+        return;
+      }
+    }
+    if (path.contains("//")) {
+      problems.add(
+          new ValidationProblem(
+              field,
+              "'" + uri + "' contains an empty path segment (//)",
+              "remove the double slash"));
+    }
+  }
+
+  private static void checkPositiveQuantity(
+      String field, Quantity quantity, String example, List<ValidationProblem> problems) {
+    if (quantity == null) {
+      return;
+    }
+    try {
+      if (quantity.getNumericalAmount().compareTo(BigDecimal.ZERO) <= 0) {
+        problems.add(
+            new ValidationProblem(field, "is " + quantity, "use a positive quantity, " + example));
+      }
+    } catch (RuntimeException e) {
+      problems.add(
+          new ValidationProblem(field, "'" + quantity + "' is not a quantity", "use " + example));
+    }
+  }
+
+  private static String folder(String uri) {
+    return uri.endsWith("/") ? uri : uri + "/";
+  }
+
+  private static ValidationProblem required(String field, String fix) {
+    return new ValidationProblem(field, "is required", fix);
+  }
+}

@@ -1,0 +1,247 @@
+package io.kubetune.operator.status;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.fabric8.kubernetes.api.model.Condition;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.api.model.batch.v1.Job;
+import io.fabric8.kubernetes.api.model.batch.v1.JobConditionBuilder;
+import io.fabric8.kubernetes.api.model.batch.v1.JobStatusBuilder;
+import io.kubetune.api.v1alpha1.FineTuneJob;
+import io.kubetune.api.v1alpha1.FineTuneJobStatus;
+import io.kubetune.api.v1alpha1.Phase;
+import io.kubetune.operator.Names;
+import io.kubetune.operator.TestResources;
+import io.kubetune.operator.model.OperatorSettings;
+import io.kubetune.operator.model.TrainingJobBuilder;
+import io.kubetune.operator.validation.FineTuneJobValidator;
+import io.kubetune.operator.validation.ValidationProblem;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class FineTuneJobStatusAggregatorTest {
+  static final String T0 = "2026-11-24T10:00:00Z";
+  static final String T1 = "2026-11-24T10:05:00Z";
+
+  final FineTuneJob cr = TestResources.minimal("agg");
+  final Job job = TrainingJobBuilder.build(cr, OperatorSettings.defaults());
+
+  @Test
+  void invalidSpecWithoutJobFailsWithTheFieldInTheMessage() {
+    cr.getSpec().dataset.validation = "s3://data/val.jsonl";
+    List<ValidationProblem> problems = FineTuneJobValidator.validate(cr);
+    FineTuneJobStatus status =
+        FineTuneJobStatusAggregator.compute(cr, problems, TrainingObservation.none(), T0);
+    assertThat(status.phase).isEqualTo(Phase.Failed);
+    assertThat(status.observedGeneration).isEqualTo(1L);
+    Condition validated = Conditions.find(status.conditions, Conditions.VALIDATED);
+    assertThat(validated.getStatus()).isEqualTo("False");
+    assertThat(validated.getReason()).isEqualTo("InvalidSpec");
+    assertThat(validated.getMessage()).contains("spec.dataset.validationSplit").contains("fix:");
+    assertThat(Conditions.find(status.conditions, Conditions.FAILED).getReason())
+        .isEqualTo("InvalidSpec");
+    assertThat(status.jobName).isNull();
+  }
+
+  @Test
+  void noJobYetIsPending() {
+    FineTuneJobStatus status = compute(null, List.of(), T0);
+    assertThat(status.phase).isEqualTo(Phase.Pending);
+    assertThat(Conditions.isTrue(status.conditions, Conditions.VALIDATED)).isTrue();
+    assertThat(status.trainingRevision).isNotBlank();
+    assertThat(status.conditions)
+        .extracting(Condition::getType)
+        .containsExactly("Validated", "Running", "Complete", "Failed", "Ready");
+  }
+
+  @Test
+  void jobWithoutRunningPodIsQueuedWithThePodsReason() {
+    Pod pending =
+        pod("agg-train-abc", "Pending")
+            .editStatus()
+            .addNewContainerStatus()
+            .withName(Names.TRAINER_CONTAINER)
+            .withNewState()
+            .withNewWaiting()
+            .withReason("ImagePullBackOff")
+            .withMessage("pull access denied")
+            .endWaiting()
+            .endState()
+            .endContainerStatus()
+            .endStatus()
+            .build();
+    FineTuneJobStatus status = compute(job, List.of(pending), T0);
+    assertThat(status.phase).isEqualTo(Phase.Queued);
+    assertThat(status.message).contains("ImagePullBackOff").contains("pull access denied");
+    assertThat(status.jobName).isEqualTo("agg-train");
+  }
+
+  @Test
+  void runningPodMakesItRunningAndConditionTimesStickUntilAFlip() {
+    Pod running = pod("agg-train-abc", "Running").build();
+    job.setStatus(new JobStatusBuilder().withActive(1).withStartTime(T0).build());
+    FineTuneJobStatus first = compute(job, List.of(running), T0);
+    assertThat(first.phase).isEqualTo(Phase.Running);
+    assertThat(first.startTime).isEqualTo(T0);
+    assertThat(first.attempts).isEqualTo(1);
+    assertThat(Conditions.find(first.conditions, Conditions.RUNNING).getLastTransitionTime())
+        .isEqualTo(T0);
+
+    cr.setStatus(first);
+    FineTuneJobStatus again = compute(job, List.of(running), T1);
+    assertThat(again).usingRecursiveComparison().isEqualTo(first);
+
+    job.setStatus(
+        new JobStatusBuilder()
+            .withSucceeded(1)
+            .withStartTime(T0)
+            .withCompletionTime(T1)
+            .withConditions(
+                new JobConditionBuilder().withType("Complete").withStatus("True").build())
+            .build());
+    cr.setStatus(again);
+    FineTuneJobStatus done = compute(job, List.of(pod("agg-train-abc", "Succeeded").build()), T1);
+    assertThat(done.phase).isEqualTo(Phase.Succeeded);
+    assertThat(done.completionTime).isEqualTo(T1);
+    assertThat(Conditions.find(done.conditions, Conditions.RUNNING).getLastTransitionTime())
+        .isEqualTo(T1);
+    assertThat(Conditions.find(done.conditions, Conditions.VALIDATED).getLastTransitionTime())
+        .isEqualTo(T0);
+    assertThat(Conditions.isTrue(done.conditions, Conditions.COMPLETE)).isTrue();
+    assertThat(Conditions.isTrue(done.conditions, Conditions.READY)).isTrue();
+  }
+
+  @Test
+  void badInputExitExplainsTheFailureWithTheTrainersMessage() {
+    Pod failed =
+        pod("agg-train-abc", "Failed")
+            .editStatus()
+            .addNewContainerStatus()
+            .withName(Names.TRAINER_CONTAINER)
+            .withNewState()
+            .withNewTerminated()
+            .withExitCode(2)
+            .withReason("Error")
+            .withFinishedAt(T1)
+            .withMessage(
+                "{\"reason\":\"BadInput\",\"message\":\"train.jsonl line 7: missing field"
+                    + " 'completion'; fix the record or set dataset.fields.completion\"}")
+            .endTerminated()
+            .endState()
+            .endContainerStatus()
+            .endStatus()
+            .build();
+    job.setStatus(
+        new JobStatusBuilder()
+            .withFailed(1)
+            .withConditions(
+                new JobConditionBuilder()
+                    .withType("Failed")
+                    .withStatus("True")
+                    .withReason("PodFailurePolicy")
+                    .withMessage(
+                        "Container trainer for pod default/agg-train-abc failed with exit code 2")
+                    .build())
+            .build());
+    FineTuneJobStatus status = compute(job, List.of(failed), T1);
+    assertThat(status.phase).isEqualTo(Phase.Failed);
+    Condition failedCondition = Conditions.find(status.conditions, Conditions.FAILED);
+    assertThat(failedCondition.getStatus()).isEqualTo("True");
+    assertThat(failedCondition.getReason()).isEqualTo("BadInput");
+    assertThat(status.message).contains("train.jsonl line 7").contains("exit code 2");
+  }
+
+  @Test
+  void lossNotFiniteAndOomHaveTheirOwnReasons() {
+    assertThat(reasonForExit(3, "Error")).isEqualTo("LossNotFinite");
+    assertThat(reasonForExit(137, "OOMKilled")).isEqualTo("OOMKilled");
+    assertThat(reasonForExit(1, "Error")).isNull();
+  }
+
+  @Test
+  void suspendedJobWithoutPodsIsSuspended() {
+    cr.getSpec().suspend = true;
+    job.getSpec().setSuspend(true);
+    FineTuneJobStatus status = compute(job, List.of(), T0);
+    assertThat(status.phase).isEqualTo(Phase.Suspended);
+    assertThat(status.message).contains("spec.suspend: false");
+  }
+
+  @Test
+  void suspendedByKueueWithoutUserRequestIsQueued() {
+    job.getSpec().setSuspend(true);
+    FineTuneJobStatus status = compute(job, List.of(), T0);
+    assertThat(status.phase).isEqualTo(Phase.Queued);
+    assertThat(status.message).contains("admission");
+  }
+
+  @Test
+  void finishedRunStaysFinishedWhenItsJobIsGarbageCollected() {
+    job.setStatus(
+        new JobStatusBuilder()
+            .withConditions(
+                new JobConditionBuilder().withType("Complete").withStatus("True").build())
+            .build());
+    FineTuneJobStatus done = compute(job, List.of(), T0);
+    cr.setStatus(done);
+    FineTuneJobStatus afterTtl = compute(null, List.of(), T1);
+    assertThat(afterTtl.phase).isEqualTo(Phase.Succeeded);
+    assertThat(afterTtl.conditions).isEqualTo(done.conditions);
+  }
+
+  @Test
+  void newRevisionResetsRunFields() {
+    job.setStatus(new JobStatusBuilder().withActive(1).withStartTime(T0).build());
+    FineTuneJobStatus running = compute(job, List.of(pod("agg-train-abc", "Running").build()), T0);
+    cr.setStatus(running);
+    cr.getSpec().restartNonce = "2";
+    FineTuneJobStatus replacing =
+        FineTuneJobStatusAggregator.compute(
+            cr, List.of(), new TrainingObservation(job, List.of(), true), T1);
+    assertThat(replacing.phase).isEqualTo(Phase.Pending);
+    assertThat(replacing.message).contains("replacing");
+    assertThat(replacing.startTime).isNull();
+    assertThat(replacing.attempts).isNull();
+    assertThat(replacing.trainingRevision).isNotEqualTo(running.trainingRevision);
+  }
+
+  @Test
+  void servingRequestedLeavesReadyFalseWithAnHonestReason() {
+    cr.getSpec().serving = new io.kubetune.api.v1alpha1.ServingSpec();
+    cr.getSpec().serving.enabled = true;
+    job.setStatus(
+        new JobStatusBuilder()
+            .withConditions(
+                new JobConditionBuilder().withType("Complete").withStatus("True").build())
+            .build());
+    FineTuneJobStatus status = compute(job, List.of(), T0);
+    Condition ready = Conditions.find(status.conditions, Conditions.READY);
+    assertThat(ready.getStatus()).isEqualTo("False");
+    assertThat(ready.getReason()).isEqualTo("ServingNotAvailable");
+  }
+
+  private FineTuneJobStatus compute(Job job, List<Pod> pods, String now) {
+    return FineTuneJobStatusAggregator.compute(
+        cr, List.of(), new TrainingObservation(job, pods, false), now);
+  }
+
+  private static String reasonForExit(int code, String reason) {
+    return FineTuneJobStatusAggregator.reasonForExit(
+        new io.fabric8.kubernetes.api.model.ContainerStateTerminatedBuilder()
+            .withExitCode(code)
+            .withReason(reason)
+            .build());
+  }
+
+  private static PodBuilder pod(String name, String phase) {
+    return new PodBuilder()
+        .withNewMetadata()
+        .withName(name)
+        .withNamespace("default")
+        .endMetadata()
+        .withNewStatus()
+        .withPhase(phase)
+        .endStatus();
+  }
+}

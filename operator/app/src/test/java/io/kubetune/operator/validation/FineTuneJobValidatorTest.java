@@ -1,0 +1,185 @@
+package io.kubetune.operator.validation;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.kubetune.api.v1alpha1.EarlyStoppingSpec;
+import io.kubetune.api.v1alpha1.EvalMetric;
+import io.kubetune.api.v1alpha1.FineTuneJob;
+import io.kubetune.api.v1alpha1.FreezeSpec;
+import io.kubetune.api.v1alpha1.GateSpec;
+import io.kubetune.api.v1alpha1.HyperparametersSpec;
+import io.kubetune.api.v1alpha1.LoraSpec;
+import io.kubetune.api.v1alpha1.MethodSpec;
+import io.kubetune.api.v1alpha1.ServingSpec;
+import io.kubetune.operator.TestResources;
+import java.util.List;
+import java.util.function.Consumer;
+import org.junit.jupiter.api.Test;
+
+class FineTuneJobValidatorTest {
+
+  @Test
+  void minimalJobIsValid() {
+    assertThat(FineTuneJobValidator.validate(TestResources.minimal("ok"))).isEmpty();
+  }
+
+  @Test
+  void loraSettingsWithAnotherMethodAreRejected() {
+    assertProblem(
+        cr -> {
+          cr.getSpec().method.type = MethodSpec.Type.Full;
+          cr.getSpec().method.lora = new LoraSpec();
+        },
+        "spec.method.lora",
+        "method.type: LoRA");
+  }
+
+  @Test
+  void freezeLayersNeedsTrainableLayers() {
+    assertProblem(
+        cr -> cr.getSpec().method.type = MethodSpec.Type.FreezeLayers,
+        "spec.method.freeze.trainableLayers",
+        "trainableLayers");
+    assertProblem(
+        cr -> {
+          cr.getSpec().method.type = MethodSpec.Type.LoRA;
+          cr.getSpec().method.freeze = new FreezeSpec();
+          cr.getSpec().method.freeze.trainableLayers = 2;
+        },
+        "spec.method.freeze",
+        "FreezeLayers");
+  }
+
+  @Test
+  void unknownTargetModuleIsNamed() {
+    assertProblem(
+        cr -> {
+          cr.getSpec().method.lora = new LoraSpec();
+          cr.getSpec().method.lora.targetModules = List.of("q_proj", "qkv_proj");
+        },
+        "spec.method.lora.targetModules",
+        "q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
+  }
+
+  @Test
+  void validationFileAndSplitAreExclusive() {
+    assertProblem(
+        cr -> cr.getSpec().dataset.validation = "s3://data/val.jsonl",
+        "spec.dataset.validationSplit",
+        "keep only one");
+  }
+
+  @Test
+  void urisMustBeS3OrPvcWithoutTraversal() {
+    assertProblem(
+        cr -> cr.getSpec().baseModel.uri = "https://huggingface.co/meta-llama",
+        "spec.baseModel.uri",
+        "s3://<bucket>/<prefix> or pvc://<claim-name>/<path>");
+    assertProblem(
+        cr -> cr.getSpec().checkpoints.uri = "s3://checkpoints/a/../../other/",
+        "spec.checkpoints.uri",
+        "without . or .. segments");
+    assertProblem(
+        cr -> cr.getSpec().dataset.train = "s3://data/a/%2e%2e/b.jsonl",
+        "spec.dataset.train",
+        "without . or .. segments");
+    assertProblem(
+        cr -> cr.getSpec().dataset.train = "s3://data/folder/", "spec.dataset.train", "JSONL file");
+  }
+
+  @Test
+  void checkpointsInsideTheBaseModelAreRejected() {
+    assertProblem(
+        cr -> cr.getSpec().checkpoints.uri = "s3://models/tiny/checkpoints/",
+        "spec.checkpoints.uri",
+        "separate prefix");
+  }
+
+  @Test
+  void epochsAndMaxStepsAreExclusive() {
+    assertProblem(
+        cr -> {
+          cr.getSpec().hyperparameters = new HyperparametersSpec();
+          cr.getSpec().hyperparameters.epochs = 2;
+          cr.getSpec().hyperparameters.maxSteps = 100;
+        },
+        "spec.hyperparameters.maxSteps",
+        "epochs and maxSteps");
+  }
+
+  @Test
+  void classificationMetricsNeedClassificationData() {
+    assertProblem(
+        cr -> {
+          cr.getSpec().hyperparameters = new HyperparametersSpec();
+          cr.getSpec().hyperparameters.earlyStopping = new EarlyStoppingSpec();
+          cr.getSpec().hyperparameters.earlyStopping.patience = 2;
+          cr.getSpec().hyperparameters.earlyStopping.metric = EvalMetric.ACCURACY;
+        },
+        "spec.hyperparameters.earlyStopping.metric",
+        "eval_loss or perplexity");
+  }
+
+  @Test
+  void gateNeedsExactlyOneCriterionAndHeldOutData() {
+    assertProblem(
+        cr -> {
+          cr.getSpec().serving = new ServingSpec();
+          cr.getSpec().serving.gate = new GateSpec();
+          cr.getSpec().serving.gate.metric = EvalMetric.EVAL_LOSS;
+        },
+        "spec.serving.gate",
+        "exactly one of gate.threshold or gate.mustBeatBase");
+    assertProblem(
+        cr -> {
+          cr.getSpec().dataset.validationSplit = null;
+          cr.getSpec().serving = new ServingSpec();
+          cr.getSpec().serving.gate = new GateSpec();
+          cr.getSpec().serving.gate.metric = EvalMetric.EVAL_LOSS;
+          cr.getSpec().serving.gate.threshold = 1.0;
+        },
+        "spec.serving.gate",
+        "dataset.validation or dataset.validationSplit");
+  }
+
+  @Test
+  void badQuantityIsNamed() {
+    assertProblem(
+        cr -> {
+          cr.getSpec().resources = new io.kubetune.api.v1alpha1.ResourcesSpec();
+          cr.getSpec().resources.memory = new io.fabric8.kubernetes.api.model.Quantity("0");
+        },
+        "spec.resources.memory",
+        "positive quantity");
+  }
+
+  @Test
+  void overlongNameIsRejected() {
+    FineTuneJob cr = TestResources.minimal("x".repeat(64));
+    assertThat(FineTuneJobValidator.validate(cr))
+        .anySatisfy(p -> assertThat(p.field()).isEqualTo("metadata.name"));
+  }
+
+  @Test
+  void missingRequiredSectionsAreAllReported() {
+    FineTuneJob cr = TestResources.minimal("empty");
+    cr.getSpec().baseModel = null;
+    cr.getSpec().checkpoints = null;
+    assertThat(FineTuneJobValidator.validate(cr))
+        .extracting(ValidationProblem::field)
+        .contains("spec.baseModel", "spec.checkpoints");
+  }
+
+  private static void assertProblem(Consumer<FineTuneJob> breakIt, String field, String fixHint) {
+    FineTuneJob cr = TestResources.minimal("bad");
+    breakIt.accept(cr);
+    List<ValidationProblem> problems = FineTuneJobValidator.validate(cr);
+    assertThat(problems)
+        .as("problems for %s", field)
+        .anySatisfy(
+            p -> {
+              assertThat(p.field()).isEqualTo(field);
+              assertThat(p.toString()).contains(fixHint);
+            });
+  }
+}

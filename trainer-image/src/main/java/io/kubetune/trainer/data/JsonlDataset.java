@@ -1,0 +1,223 @@
+package io.kubetune.trainer.data;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kubetune.trainer.BadInputException;
+import io.kubetune.trainer.model.TextTokenizer;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.TreeSet;
+
+/**
+ * Reads and tokenizes a JSONL dataset. Every problem is a {@link BadInputException} naming the
+ * file, the 1-based line and the fix.
+ */
+public final class JsonlDataset {
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  /** Field names (the API's {@code dataset.fields}); defaults are the format's standard names. */
+  public record Fields(String prompt, String completion, String messages, String text, String label) {
+    public static final Fields DEFAULT =
+        new Fields("prompt", "completion", "messages", "text", "label");
+  }
+
+  /** Token ids of the special tokens the formats add. */
+  public record SpecialTokens(long bos, long eos) {}
+
+  private final DatasetFormat format;
+  private final Fields fields;
+  private final TextTokenizer tokenizer;
+  private final SpecialTokens special;
+  private final int maxSequenceLength;
+
+  public JsonlDataset(
+      DatasetFormat format,
+      Fields fields,
+      TextTokenizer tokenizer,
+      SpecialTokens special,
+      int maxSequenceLength) {
+    this.format = format;
+    this.fields = fields;
+    this.tokenizer = tokenizer;
+    this.special = special;
+    this.maxSequenceLength = maxSequenceLength;
+  }
+
+  /** The parsed lines of a file as JSON objects, with their line numbers. */
+  public record Line(int number, JsonNode json) {}
+
+  public static List<Line> readLines(Path file) {
+    List<Line> lines = new ArrayList<>();
+    try (BufferedReader reader = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+      String text;
+      int number = 0;
+      while ((text = reader.readLine()) != null) {
+        number++;
+        if (text.isBlank()) {
+          continue;
+        }
+        JsonNode node;
+        try {
+          node = JSON.readTree(text);
+        } catch (IOException e) {
+          throw new BadInputException(
+              file + ":" + number + ": not valid JSON (" + firstLine(e.getMessage()) + ")");
+        }
+        if (!node.isObject()) {
+          throw new BadInputException(file + ":" + number + ": expected a JSON object per line");
+        }
+        lines.add(new Line(number, node));
+      }
+    } catch (NoSuchFileException e) {
+      throw new BadInputException("dataset file " + file + " does not exist; check dataset.train");
+    } catch (IOException e) {
+      throw new BadInputException("cannot read dataset " + file + ": " + e.getMessage(), e);
+    }
+    if (lines.isEmpty()) {
+      throw new BadInputException("dataset " + file + " has no records");
+    }
+    return lines;
+  }
+
+  /** Labels found in the lines, sorted: the default label set for classification. */
+  public List<String> labelsIn(Path file, List<Line> lines) {
+    TreeSet<String> labels = new TreeSet<>();
+    for (Line line : lines) {
+      labels.add(text(file, line, fields.label()));
+    }
+    return List.copyOf(labels);
+  }
+
+  /** Tokenizes every line; {@code labels} is the class list for classification (else null). */
+  public List<Example> tokenize(Path file, List<Line> lines, List<String> labels) {
+    List<Example> examples = new ArrayList<>(lines.size());
+    for (Line line : lines) {
+      Example example =
+          switch (format) {
+            case COMPLETION -> completion(file, line);
+            case CHAT -> chat(file, line);
+            case CLASSIFICATION -> classification(file, line, labels);
+          };
+      if (example.tokens().length > maxSequenceLength) {
+        throw new BadInputException(
+            file
+                + ":"
+                + line.number()
+                + ": the record is "
+                + example.tokens().length
+                + " tokens, over maxSequenceLength "
+                + maxSequenceLength
+                + "; shorten it or raise hyperparameters.maxSequenceLength");
+      }
+      if (format != DatasetFormat.CLASSIFICATION && example.targetCount() == 0) {
+        throw new BadInputException(
+            file + ":" + line.number() + ": the record has no completion/assistant tokens to learn");
+      }
+      examples.add(example);
+    }
+    return examples;
+  }
+
+  private Example completion(Path file, Line line) {
+    Sequence seq = new Sequence();
+    seq.add(new long[] {special.bos()}, false);
+    seq.add(tokenizer.encode(text(file, line, fields.prompt())), false);
+    seq.add(tokenizer.encode(text(file, line, fields.completion())), true);
+    seq.add(new long[] {special.eos()}, true);
+    return seq.toExample(Example.NO_LABEL);
+  }
+
+  private Example chat(Path file, Line line) {
+    JsonNode messages = line.json().get(fields.messages());
+    if (messages == null || !messages.isArray() || messages.isEmpty()) {
+      throw new BadInputException(
+          file + ":" + line.number() + ": field '" + fields.messages() + "' must be a non-empty array");
+    }
+    Sequence seq = new Sequence();
+    seq.add(new long[] {special.bos()}, false);
+    for (JsonNode message : messages) {
+      String role = message.path("role").asText("");
+      if (!ChatTemplate.ROLES.contains(role) || !message.path("content").isTextual()) {
+        throw new BadInputException(
+            file
+                + ":"
+                + line.number()
+                + ": each message needs a role (system, user or assistant) and a string content");
+      }
+      boolean learn = role.equals("assistant");
+      seq.add(tokenizer.encode(ChatTemplate.header(role)), false);
+      seq.add(tokenizer.encode(message.get("content").asText()), learn);
+      seq.add(tokenizer.encode(ChatTemplate.footer()), learn);
+    }
+    return seq.toExample(Example.NO_LABEL);
+  }
+
+  private Example classification(Path file, Line line, List<String> labels) {
+    String label = text(file, line, fields.label());
+    int index = labels.indexOf(label);
+    if (index < 0) {
+      throw new BadInputException(
+          file
+              + ":"
+              + line.number()
+              + ": label '"
+              + label
+              + "' is not in the label set "
+              + labels
+              + "; fix the record or dataset.labels");
+    }
+    Sequence seq = new Sequence();
+    seq.add(new long[] {special.bos()}, false);
+    seq.add(tokenizer.encode(text(file, line, fields.text())), false);
+    // The head reads the last token; a fixed end token gives it a stable summary position.
+    seq.add(new long[] {special.eos()}, false);
+    return seq.toExample(index);
+  }
+
+  private static String text(Path file, Line line, String field) {
+    JsonNode value = line.json().get(field);
+    if (value == null || !value.isTextual()) {
+      throw new BadInputException(
+          file + ":" + line.number() + ": missing string field '" + field + "'");
+    }
+    return value.asText();
+  }
+
+  private static String firstLine(String message) {
+    int newline = message.indexOf('\n');
+    return newline < 0 ? message : message.substring(0, newline);
+  }
+
+  /** Accumulates token ids with a per-token "is a target" flag. */
+  private static final class Sequence {
+    private final List<long[]> parts = new ArrayList<>();
+    private final List<Boolean> learn = new ArrayList<>();
+    private int length;
+
+    void add(long[] ids, boolean train) {
+      parts.add(ids);
+      learn.add(train);
+      length += ids.length;
+    }
+
+    Example toExample(int label) {
+      long[] tokens = new long[length];
+      boolean[] trainOn = new boolean[length];
+      int pos = 0;
+      for (int i = 0; i < parts.size(); i++) {
+        long[] ids = parts.get(i);
+        System.arraycopy(ids, 0, tokens, pos, ids.length);
+        java.util.Arrays.fill(trainOn, pos, pos + ids.length, learn.get(i));
+        pos += ids.length;
+      }
+      return new Example(tokens, trainOn, label);
+    }
+  }
+}
