@@ -38,6 +38,9 @@ public class FineTuneJobStatus {
   @JsonPropertyDescription("Name of the batch/v1 Job running the current training run.")
   public String jobName;
 
+  @JsonPropertyDescription("The newest trainer pod of the current run (kubectl logs <podName>).")
+  public String podName;
+
   @JsonPropertyDescription(
       "Fingerprint of the training fields (and restartNonce) of the current run. A new value"
           + " means a new run.")

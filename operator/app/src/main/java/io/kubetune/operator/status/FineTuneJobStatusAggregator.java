@@ -81,8 +81,14 @@ public final class FineTuneJobStatusAggregator {
               Optional.ofNullable(job.getStatus().getCompletionTime()).orElse(now);
         }
       }
-      status.attempts =
-          Math.max(Objects.requireNonNullElse(status.attempts, 0), attempts(observed));
+      // A pod we have not seen before is a new attempt, even if the Job does not count it
+      // (suspended or preempted pods are not failures).
+      Optional<Pod> newest = newestPod(observed.pods());
+      int previousAttempts = Objects.requireNonNullElse(status.attempts, 0);
+      boolean newPod =
+          newest.isPresent() && !newest.get().getMetadata().getName().equals(status.podName);
+      status.attempts = Math.max(previousAttempts + (newPod ? 1 : 0), attempts(observed));
+      newest.ifPresent(p -> status.podName = p.getMetadata().getName());
     }
     if (outcome.phase.isTerminal() && status.completionTime == null && job == null) {
       status.completionTime = now;
@@ -97,6 +103,7 @@ public final class FineTuneJobStatusAggregator {
     status.startTime = null;
     status.completionTime = null;
     status.attempts = null;
+    status.podName = null;
     status.jobName = null;
     status.progress = null;
     status.adapter = null;
@@ -260,6 +267,16 @@ public final class FineTuneJobStatusAggregator {
         .map(ContainerState::getTerminated)
         .filter(Objects::nonNull)
         .max(Comparator.comparing(t -> Objects.requireNonNullElse(t.getFinishedAt(), "")));
+  }
+
+  /** Pods of one Job are created one after another; the newest is the current attempt. */
+  static Optional<Pod> newestPod(List<Pod> pods) {
+    return pods.stream()
+        .max(
+            Comparator.comparing(
+                    (Pod p) ->
+                        Objects.requireNonNullElse(p.getMetadata().getCreationTimestamp(), ""))
+                .thenComparing(p -> p.getMetadata().getName()));
   }
 
   static boolean isRunning(Pod pod) {

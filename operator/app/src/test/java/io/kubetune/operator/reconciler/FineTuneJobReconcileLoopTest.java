@@ -1,0 +1,448 @@
+package io.kubetune.operator.reconciler;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.fabric8.kubernetes.api.model.ConfigMap;
+import io.fabric8.kubernetes.api.model.Event;
+import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.apiextensions.v1.CustomResourceDefinition;
+import io.fabric8.kubernetes.api.model.batch.v1.Job;
+import io.fabric8.kubernetes.client.Config;
+import io.fabric8.kubernetes.client.ConfigBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientBuilder;
+import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
+import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
+import io.fabric8.mockwebserver.http.RecordedRequest;
+import io.javaoperatorsdk.operator.Operator;
+import io.kubetune.api.trainer.TrainerConfig;
+import io.kubetune.api.v1alpha1.FineTuneJob;
+import io.kubetune.api.v1alpha1.FineTuneJobStatus;
+import io.kubetune.api.v1alpha1.Phase;
+import io.kubetune.api.v1alpha1.ServingSpec;
+import io.kubetune.operator.Labels;
+import io.kubetune.operator.TestResources;
+import io.kubetune.operator.metrics.FineTuneJobMetrics;
+import io.kubetune.operator.model.Json;
+import io.kubetune.operator.model.OperatorSettings;
+import io.kubetune.operator.model.TrainingJobPlan;
+import io.kubetune.operator.model.TrainingRevision;
+import io.kubetune.operator.status.Conditions;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The operator running for real (JOSDK, informers, status patches) against the Fabric8 mock API
+ * server in CRUD mode, with {@link FakeKubelet} playing the Job controller and kubelet.
+ */
+@EnableKubernetesMockClient(crud = true)
+class FineTuneJobReconcileLoopTest {
+  static final String NS = "default";
+  static final String OPERATOR_AGENT = "kubetune-operator-under-test";
+
+  /** Every request the operator made in any test, checked against manifests/rbac.yaml. */
+  static final List<ApiRequest> OPERATOR_REQUESTS = Collections.synchronizedList(new ArrayList<>());
+
+  KubernetesMockServer server;
+  KubernetesClient client;
+
+  Operator operator;
+  KubernetesClient operatorClient;
+  SimpleMeterRegistry meters;
+  FakeKubelet kubelet;
+
+  @BeforeEach
+  void startOperator() throws Exception {
+    try (InputStream crd =
+        Files.newInputStream(
+            TestResources.repoRoot().resolve("crds/finetunejobs.kubetune.io-v1.yml"))) {
+      client
+          .apiextensions()
+          .v1()
+          .customResourceDefinitions()
+          .resource(
+              client.getKubernetesSerialization().unmarshal(crd, CustomResourceDefinition.class))
+          .create();
+    }
+    Config config =
+        new ConfigBuilder(client.getConfiguration()).withUserAgent(OPERATOR_AGENT).build();
+    operatorClient = new KubernetesClientBuilder().withConfig(config).build();
+    meters = new SimpleMeterRegistry();
+    operator =
+        new Operator(
+            o ->
+                o.withKubernetesClient(operatorClient)
+                    .withUseSSAToPatchPrimaryResource(false)
+                    .withSSABasedCreateUpdateMatchForDependentResources(false)
+                    .withCloseClientOnStop(false));
+    operator.register(
+        new FineTuneJobReconciler(OperatorSettings.defaults(), new FineTuneJobMetrics(meters)));
+    operator.start();
+    kubelet = new FakeKubelet(client);
+  }
+
+  @AfterEach
+  void stopOperator() throws Exception {
+    operator.stop();
+    operatorClient.close();
+    RecordedRequest request;
+    while ((request = server.takeRequest(1, TimeUnit.MILLISECONDS)) != null) {
+      if (OPERATOR_AGENT.equals(request.getHeader("User-Agent"))) {
+        OPERATOR_REQUESTS.add(ApiRequest.parse(request.getMethod(), request.getPath()));
+      }
+    }
+  }
+
+  @Test
+  void createsConfigMapAndJobAndFollowsTheJobToSuccess() throws Exception {
+    FineTuneJob cr = create(TestResources.example("support-tickets-classification.yaml"));
+
+    Job job = awaitJob(cr);
+    ConfigMap configMap =
+        client.configMaps().inNamespace(NS).withName("support-tickets-trainer-config").get();
+    assertThat(configMap).isNotNull();
+    assertThat(configMap.getMetadata().getOwnerReferences().get(0).getUid())
+        .isEqualTo(cr.getMetadata().getUid());
+    TrainerConfig rendered =
+        Json.mapper()
+            .readValue(configMap.getData().get(TrainerConfig.CONFIG_MAP_KEY), TrainerConfig.class);
+    assertThat(rendered.job.uid).isEqualTo(cr.getMetadata().getUid());
+    assertThat(job.getMetadata().getOwnerReferences().get(0).getController()).isTrue();
+    assertThat(TrainingJobPlan.revisionOf(job)).isEqualTo(TrainingRevision.of(cr));
+
+    FineTuneJobStatus queued = awaitStatus(cr, s -> s.phase == Phase.Queued);
+    assertThat(queued.jobName).isEqualTo("support-tickets-train");
+    assertThat(queued.observedGeneration).isEqualTo(cr.getMetadata().getGeneration());
+    assertThat(Conditions.isTrue(queued.conditions, Conditions.VALIDATED)).isTrue();
+
+    Pod pod = kubelet.startPod(job, "a1");
+    FineTuneJobStatus running = awaitStatus(cr, s -> s.phase == Phase.Running);
+    assertThat(Conditions.isTrue(running.conditions, Conditions.RUNNING)).isTrue();
+    assertThat(running.attempts).isEqualTo(1);
+    assertThat(running.startTime).isNotNull();
+
+    kubelet.succeed(job, pod);
+    FineTuneJobStatus done = awaitStatus(cr, s -> s.phase == Phase.Succeeded);
+    assertThat(Conditions.isTrue(done.conditions, Conditions.COMPLETE)).isTrue();
+    assertThat(Conditions.isTrue(done.conditions, Conditions.FAILED)).isFalse();
+    assertThat(done.completionTime).isNotNull();
+
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .untilAsserted(
+            () ->
+                assertThat(eventReasons(cr))
+                    .contains("JobCreated", "Queued", "Started", "Succeeded"));
+    // One event per transition, not one per reconcile.
+    assertThat(eventReasons(cr).stream().filter("Started"::equals)).hasSize(1);
+  }
+
+  @Test
+  void invalidSpecIsReportedAndNothingIsCreated() {
+    FineTuneJob bad = TestResources.minimal("broken");
+    bad.getSpec().dataset.validation = "s3://data/val.jsonl"; // together with validationSplit
+    bad.getSpec().method.lora = new io.kubetune.api.v1alpha1.LoraSpec();
+    bad.getSpec().method.lora.targetModules = List.of("attn");
+    FineTuneJob cr = create(bad);
+
+    FineTuneJobStatus status = awaitStatus(cr, s -> s.phase == Phase.Failed);
+    var validated = Conditions.find(status.conditions, Conditions.VALIDATED);
+    assertThat(validated.getStatus()).isEqualTo("False");
+    assertThat(validated.getReason()).isEqualTo("InvalidSpec");
+    assertThat(validated.getMessage())
+        .contains("spec.dataset.validationSplit")
+        .contains("spec.method.lora.targetModules")
+        .contains("fix:");
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .untilAsserted(() -> assertThat(eventReasons(cr)).contains("InvalidSpec"));
+    assertThat(client.batch().v1().jobs().inNamespace(NS).list().getItems()).isEmpty();
+    assertThat(
+            client.configMaps().inNamespace(NS).withLabel(Labels.JOB, "broken").list().getItems())
+        .isEmpty();
+  }
+
+  @Test
+  void badInputExitFailsTheJobWithTheTrainersReason() {
+    FineTuneJob cr = create(TestResources.minimal("badinput"));
+    Job job = awaitJob(cr);
+    Pod pod = kubelet.startPod(job, "x1");
+    awaitStatus(cr, s -> s.phase == Phase.Running);
+    kubelet.fail(
+        job,
+        pod,
+        2,
+        "{\"reason\":\"BadInput\",\"message\":\"train.jsonl line 3: not valid JSON; fix the line\"}");
+
+    FineTuneJobStatus failed = awaitStatus(cr, s -> s.phase == Phase.Failed);
+    var condition = Conditions.find(failed.conditions, Conditions.FAILED);
+    assertThat(condition.getStatus()).isEqualTo("True");
+    assertThat(condition.getReason()).isEqualTo("BadInput");
+    assertThat(failed.message).contains("train.jsonl line 3");
+  }
+
+  @Test
+  void suspendAndResume() {
+    FineTuneJob cr = create(TestResources.minimal("pausable"));
+    Job job = awaitJob(cr);
+    Pod pod = kubelet.startPod(job, "p1");
+    awaitStatus(cr, s -> s.phase == Phase.Running);
+
+    edit(cr, c -> c.getSpec().suspend = true);
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () ->
+                Boolean.TRUE.equals(
+                    kubelet.job(NS, job.getMetadata().getName()).getSpec().getSuspend()));
+    // Pods still terminating (the trainer checkpoints on SIGTERM): still Running.
+    assertThat(get(cr).getStatus().phase).isEqualTo(Phase.Running);
+    kubelet.suspend(job, pod);
+    awaitStatus(cr, s -> s.phase == Phase.Suspended);
+
+    edit(cr, c -> c.getSpec().suspend = false);
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () ->
+                Boolean.FALSE.equals(
+                    kubelet.job(NS, job.getMetadata().getName()).getSpec().getSuspend()));
+    kubelet.startPod(kubelet.job(NS, job.getMetadata().getName()), "p2");
+    FineTuneJobStatus resumed = awaitStatus(cr, s -> s.phase == Phase.Running);
+    assertThat(resumed.attempts).isEqualTo(2);
+  }
+
+  @Test
+  void restartNonceReplacesTheJobWithANewRevision() {
+    FineTuneJob cr = create(TestResources.minimal("rerun"));
+    Job first = awaitJob(cr);
+    String firstRevision = TrainingJobPlan.revisionOf(first);
+
+    edit(cr, c -> c.getSpec().restartNonce = "second-try");
+    await()
+        .atMost(Duration.ofSeconds(15))
+        .until(
+            () -> {
+              Job j = kubelet.job(NS, "rerun-train");
+              return j != null && !firstRevision.equals(TrainingJobPlan.revisionOf(j));
+            });
+    Job second = kubelet.job(NS, "rerun-train");
+    assertThat(second.getMetadata().getUid()).isNotEqualTo(first.getMetadata().getUid());
+    FineTuneJobStatus status =
+        awaitStatus(cr, s -> TrainingJobPlan.revisionOf(second).equals(s.trainingRevision));
+    assertThat(status.phase).isIn(Phase.Pending, Phase.Queued);
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .untilAsserted(() -> assertThat(eventReasons(cr)).contains("JobReplaced"));
+  }
+
+  @Test
+  void servingOnlyChangeDoesNotTouchTheJob() {
+    FineTuneJob cr = create(TestResources.minimal("serving"));
+    Job job = awaitJob(cr);
+    awaitStatus(cr, s -> s.phase == Phase.Queued);
+    drainRequests();
+
+    edit(
+        cr,
+        c -> {
+          c.getSpec().serving = new ServingSpec();
+          c.getSpec().serving.replicas = 2;
+        });
+    long generation = get(cr).getMetadata().getGeneration();
+    awaitStatus(cr, s -> s.observedGeneration != null && s.observedGeneration == generation);
+    Job after = kubelet.job(NS, "serving-train");
+    assertThat(after.getMetadata().getUid()).isEqualTo(job.getMetadata().getUid());
+    assertThat(operatorWrites(drainRequests()))
+        .noneMatch(r -> r.resource().startsWith("jobs") || r.resource().startsWith("configmaps"));
+  }
+
+  @Test
+  void unchangedResyncWritesNothing() {
+    FineTuneJob cr = create(TestResources.minimal("steady"));
+    Job job = awaitJob(cr);
+    kubelet.startPod(job, "s1");
+    awaitStatus(cr, s -> s.phase == Phase.Running);
+    await().pollDelay(Duration.ofMillis(500)).until(() -> true);
+    drainRequests();
+    double before = unchangedReconciles();
+
+    // Touch the Job (a label the operator does not own): an event, a reconcile, nothing to do.
+    client
+        .batch()
+        .v1()
+        .jobs()
+        .inNamespace(NS)
+        .withName(job.getMetadata().getName())
+        .edit(
+            j -> {
+              j.getMetadata().getLabels().put("touched", "yes");
+              return j;
+            });
+    await().atMost(Duration.ofSeconds(10)).until(() -> unchangedReconciles() > before);
+    await().pollDelay(Duration.ofMillis(300)).until(() -> true);
+
+    assertThat(operatorWrites(drainRequests())).isEmpty();
+  }
+
+  @Test
+  void finishedRunIsNotRetrainedWhenItsJobIsDeleted() {
+    FineTuneJob cr = create(TestResources.minimal("ttl"));
+    Job job = awaitJob(cr);
+    Pod pod = kubelet.startPod(job, "t1");
+    kubelet.succeed(job, pod);
+    awaitStatus(cr, s -> s.phase == Phase.Succeeded);
+
+    // ttlSecondsAfterFinished: Kubernetes deletes the finished Job.
+    client.batch().v1().jobs().inNamespace(NS).withName(job.getMetadata().getName()).delete();
+    await().pollDelay(Duration.ofSeconds(1)).until(() -> true);
+    assertThat(kubelet.job(NS, job.getMetadata().getName())).isNull();
+    assertThat(get(cr).getStatus().phase).isEqualTo(Phase.Succeeded);
+  }
+
+  @Test
+  void childrenAreOwnedSoDeletionCascadesWithoutAFinalizer() {
+    FineTuneJob cr = create(TestResources.minimal("gone"));
+    Job job = awaitJob(cr);
+    awaitStatus(cr, s -> s.phase == Phase.Queued);
+    assertThat(get(cr).getMetadata().getFinalizers()).isNullOrEmpty();
+    for (HasMetadata child :
+        List.of(job, client.configMaps().inNamespace(NS).withName("gone-trainer-config").get())) {
+      var owner = child.getMetadata().getOwnerReferences().get(0);
+      assertThat(owner.getUid()).isEqualTo(cr.getMetadata().getUid());
+      assertThat(owner.getBlockOwnerDeletion()).isTrue();
+    }
+    client.resource(get(cr)).delete();
+    await().atMost(Duration.ofSeconds(5)).until(() -> get(cr) == null);
+  }
+
+  /** Every request the operator made is allowed by the ClusterRole/Role in manifests/. */
+  @AfterAll
+  static void operatorStaysWithinItsRbac() throws Exception {
+    Set<String> allowed = new HashSet<>();
+    for (JsonNode doc :
+        TestResources.YAML
+            .readerFor(JsonNode.class)
+            .<JsonNode>readValues(TestResources.repoRoot().resolve("manifests/rbac.yaml").toFile())
+            .readAll()) {
+      String kind = doc.path("kind").asText();
+      if (!kind.equals("ClusterRole") && !kind.equals("Role")) {
+        continue;
+      }
+      for (JsonNode rule : doc.path("rules")) {
+        for (JsonNode group : rule.path("apiGroups")) {
+          for (JsonNode resource : rule.path("resources")) {
+            for (JsonNode verb : rule.path("verbs")) {
+              allowed.add(group.asText() + "|" + resource.asText() + "|" + verb.asText());
+            }
+          }
+        }
+      }
+    }
+    assertThat(allowed).noneMatch(a -> a.contains("|secrets|"));
+    assertThat(OPERATOR_REQUESTS).as("requests recorded from the operator").isNotEmpty();
+    for (ApiRequest request : OPERATOR_REQUESTS) {
+      assertThat(allowed)
+          .as("RBAC rule for %s %s (%s)", request.verb(), request.resource(), request.path())
+          .contains(request.group() + "|" + request.resource() + "|" + request.verb());
+    }
+  }
+
+  // --- helpers ---------------------------------------------------------------------------
+
+  private FineTuneJob create(FineTuneJob cr) {
+    cr.getMetadata().setUid(null);
+    cr.getMetadata().setGeneration(null);
+    cr.getMetadata().setNamespace(NS);
+    return client.resource(cr).create();
+  }
+
+  private FineTuneJob get(FineTuneJob cr) {
+    return client
+        .resources(FineTuneJob.class)
+        .inNamespace(NS)
+        .withName(cr.getMetadata().getName())
+        .get();
+  }
+
+  private void edit(FineTuneJob cr, java.util.function.Consumer<FineTuneJob> change) {
+    client
+        .resources(FineTuneJob.class)
+        .inNamespace(NS)
+        .withName(cr.getMetadata().getName())
+        .edit(
+            c -> {
+              change.accept(c);
+              return c;
+            });
+  }
+
+  private Job awaitJob(FineTuneJob cr) {
+    String name = cr.getMetadata().getName() + "-train";
+    await().atMost(Duration.ofSeconds(10)).until(() -> kubelet.job(NS, name) != null);
+    return kubelet.job(NS, name);
+  }
+
+  private FineTuneJobStatus awaitStatus(FineTuneJob cr, Predicate<FineTuneJobStatus> condition) {
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .alias("status of " + cr.getMetadata().getName())
+        .until(
+            () -> {
+              FineTuneJob current = get(cr);
+              return current != null
+                  && current.getStatus() != null
+                  && condition.test(current.getStatus());
+            });
+    return get(cr).getStatus();
+  }
+
+  private List<String> eventReasons(FineTuneJob cr) {
+    return client.v1().events().inNamespace(NS).list().getItems().stream()
+        .filter(e -> cr.getMetadata().getName().equals(e.getInvolvedObject().getName()))
+        .map(Event::getReason)
+        .toList();
+  }
+
+  private List<ApiRequest> drainRequests() {
+    List<ApiRequest> drained = new ArrayList<>();
+    try {
+      RecordedRequest request;
+      while ((request = server.takeRequest(1, TimeUnit.MILLISECONDS)) != null) {
+        if (OPERATOR_AGENT.equals(request.getHeader("User-Agent"))) {
+          ApiRequest parsed = ApiRequest.parse(request.getMethod(), request.getPath());
+          drained.add(parsed);
+          OPERATOR_REQUESTS.add(parsed);
+        }
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    return drained;
+  }
+
+  private static List<ApiRequest> operatorWrites(List<ApiRequest> requests) {
+    return requests.stream().filter(ApiRequest::isWrite).toList();
+  }
+
+  private double unchangedReconciles() {
+    var counter = meters.find("kubetune.reconciles").tag("outcome", "unchanged").counter();
+    return counter == null ? 0 : counter.count();
+  }
+}
