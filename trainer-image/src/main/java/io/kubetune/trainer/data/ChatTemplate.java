@@ -9,8 +9,8 @@ import java.util.Set;
  * &lt;|role|&gt;\n{content}&lt;|end|&gt;\n
  * </pre>
  *
- * with role one of system, user, assistant. The loss covers the assistant's content and its
- * {@code <|end|>}; a generation prompt ends with {@code <|assistant|>\n}.
+ * with role one of system, user, assistant. The loss covers the assistant's content and its {@code
+ * <|end|>}; a generation prompt ends with {@code <|assistant|>\n}.
  */
 public final class ChatTemplate {
   public static final Set<String> ROLES = Set.of("system", "user", "assistant");

@@ -1,9 +1,9 @@
 package io.kubetune.trainer.data;
 
 /**
- * One tokenized record. For language modelling, {@code trainOn[t]} says whether token t is a
- * target (completion/assistant tokens); for classification, {@code label} is the class index and
- * the head reads the hidden state of the last token.
+ * One tokenized record. For language modelling, {@code trainOn[t]} says whether token t is a target
+ * (completion/assistant tokens); for classification, {@code label} is the class index and the head
+ * reads the hidden state of the last token.
  */
 public record Example(long[] tokens, boolean[] trainOn, int label) {
 

@@ -23,7 +23,8 @@ public final class JsonlDataset {
   private static final ObjectMapper JSON = new ObjectMapper();
 
   /** Field names (the API's {@code dataset.fields}); defaults are the format's standard names. */
-  public record Fields(String prompt, String completion, String messages, String text, String label) {
+  public record Fields(
+      String prompt, String completion, String messages, String text, String label) {
     public static final Fields DEFAULT =
         new Fields("prompt", "completion", "messages", "text", "label");
   }
@@ -118,7 +119,10 @@ public final class JsonlDataset {
       }
       if (format != DatasetFormat.CLASSIFICATION && example.targetCount() == 0) {
         throw new BadInputException(
-            file + ":" + line.number() + ": the record has no completion/assistant tokens to learn");
+            file
+                + ":"
+                + line.number()
+                + ": the record has no completion/assistant tokens to learn");
       }
       examples.add(example);
     }
@@ -138,7 +142,12 @@ public final class JsonlDataset {
     JsonNode messages = line.json().get(fields.messages());
     if (messages == null || !messages.isArray() || messages.isEmpty()) {
       throw new BadInputException(
-          file + ":" + line.number() + ": field '" + fields.messages() + "' must be a non-empty array");
+          file
+              + ":"
+              + line.number()
+              + ": field '"
+              + fields.messages()
+              + "' must be a non-empty array");
     }
     Sequence seq = new Sequence();
     seq.add(new long[] {special.bos()}, false);

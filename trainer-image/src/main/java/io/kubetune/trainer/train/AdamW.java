@@ -8,8 +8,8 @@ import java.util.Set;
 
 /**
  * AdamW (Loshchilov and Hutter) with decoupled weight decay. Moments are kept in name-keyed maps
- * (parameter name, e.g. {@code model.layers.0.self_attn.q_proj.weight}) so they can be written
- * into a checkpoint and restored.
+ * (parameter name, e.g. {@code model.layers.0.self_attn.q_proj.weight}) so they can be written into
+ * a checkpoint and restored.
  */
 public final class AdamW implements AutoCloseable {
   public static final double BETA1 = 0.9;
@@ -73,7 +73,7 @@ public final class AdamW implements AutoCloseable {
       if (weightDecay > 0 && !noDecay.contains(name)) {
         param.muli((float) (1 - learningRate * weightDecay));
       }
-      NDArray denominator = v.div((float) correction2).sqrti().addi((float) EPSILON);
+      NDArray denominator = v.div((float) correction2).sqrt().addi((float) EPSILON);
       NDArray update = m.div((float) correction1).divi(denominator).muli((float) learningRate);
       param.subi(update);
     }

@@ -6,8 +6,8 @@ import java.nio.file.Path;
 import java.util.List;
 
 /**
- * Everything one training run needs, with every default resolved. Built from the operator's
- * {@code TrainerConfig} by {@link TrainerConfigMapping}; tests build it directly.
+ * Everything one training run needs, with every default resolved. Built from the operator's {@code
+ * TrainerConfig} by {@link TrainerConfigMapping}; tests build it directly.
  *
  * @param epochs used when {@code maxSteps} is null
  * @param validation a validation file, or null to split {@code validationSplit} off the train file
@@ -48,7 +48,8 @@ public record TrainingOptions(
     Path output) {
 
   /** Sensible small-run defaults for tests and the CLI; override with the wither methods. */
-  public static TrainingOptions defaults(Path baseModel, Path train, DatasetFormat format, Path output) {
+  public static TrainingOptions defaults(
+      Path baseModel, Path train, DatasetFormat format, Path output) {
     return new TrainingOptions(
         baseModel,
         baseModel.toString(),
@@ -82,34 +83,270 @@ public record TrainingOptions(
   }
 
   public TrainingOptions withValidationSplit(double fraction) {
-    return new TrainingOptions(baseModel, baseModelName, train, null, fraction, format, labels, fields, method, loraRank, loraAlpha, loraDropout, loraTargetModules, trainableLayers, epochs, maxSteps, learningRate, batchSize, gradientAccumulation, maxSequenceLength, warmupSteps, weightDecay, maxGradNorm, seed, evalEverySteps, earlyStoppingPatience, metric, metricHigherIsBetter, output);
+    return new TrainingOptions(
+        baseModel,
+        baseModelName,
+        train,
+        null,
+        fraction,
+        format,
+        labels,
+        fields,
+        method,
+        loraRank,
+        loraAlpha,
+        loraDropout,
+        loraTargetModules,
+        trainableLayers,
+        epochs,
+        maxSteps,
+        learningRate,
+        batchSize,
+        gradientAccumulation,
+        maxSequenceLength,
+        warmupSteps,
+        weightDecay,
+        maxGradNorm,
+        seed,
+        evalEverySteps,
+        earlyStoppingPatience,
+        metric,
+        metricHigherIsBetter,
+        output);
   }
 
   public TrainingOptions withValidation(Path file) {
-    return new TrainingOptions(baseModel, baseModelName, train, file, null, format, labels, fields, method, loraRank, loraAlpha, loraDropout, loraTargetModules, trainableLayers, epochs, maxSteps, learningRate, batchSize, gradientAccumulation, maxSequenceLength, warmupSteps, weightDecay, maxGradNorm, seed, evalEverySteps, earlyStoppingPatience, metric, metricHigherIsBetter, output);
+    return new TrainingOptions(
+        baseModel,
+        baseModelName,
+        train,
+        file,
+        null,
+        format,
+        labels,
+        fields,
+        method,
+        loraRank,
+        loraAlpha,
+        loraDropout,
+        loraTargetModules,
+        trainableLayers,
+        epochs,
+        maxSteps,
+        learningRate,
+        batchSize,
+        gradientAccumulation,
+        maxSequenceLength,
+        warmupSteps,
+        weightDecay,
+        maxGradNorm,
+        seed,
+        evalEverySteps,
+        earlyStoppingPatience,
+        metric,
+        metricHigherIsBetter,
+        output);
   }
 
-  public TrainingOptions withMethod(TrainingMethod m, int rank, double alpha, List<String> targets, int layers) {
-    return new TrainingOptions(baseModel, baseModelName, train, validation, validationSplit, format, labels, fields, m, rank, alpha, loraDropout, targets, layers, epochs, maxSteps, learningRate, batchSize, gradientAccumulation, maxSequenceLength, warmupSteps, weightDecay, maxGradNorm, seed, evalEverySteps, earlyStoppingPatience, metric, metricHigherIsBetter, output);
+  public TrainingOptions withMethod(
+      TrainingMethod m, int rank, double alpha, List<String> targets, int layers) {
+    return new TrainingOptions(
+        baseModel,
+        baseModelName,
+        train,
+        validation,
+        validationSplit,
+        format,
+        labels,
+        fields,
+        m,
+        rank,
+        alpha,
+        loraDropout,
+        targets,
+        layers,
+        epochs,
+        maxSteps,
+        learningRate,
+        batchSize,
+        gradientAccumulation,
+        maxSequenceLength,
+        warmupSteps,
+        weightDecay,
+        maxGradNorm,
+        seed,
+        evalEverySteps,
+        earlyStoppingPatience,
+        metric,
+        metricHigherIsBetter,
+        output);
   }
 
-  public TrainingOptions withSchedule(Integer steps, int epochCount, double lr, int batch, int accumulation, int warmup) {
-    return new TrainingOptions(baseModel, baseModelName, train, validation, validationSplit, format, labels, fields, method, loraRank, loraAlpha, loraDropout, loraTargetModules, trainableLayers, epochCount, steps, lr, batch, accumulation, maxSequenceLength, warmup, weightDecay, maxGradNorm, seed, evalEverySteps, earlyStoppingPatience, metric, metricHigherIsBetter, output);
+  public TrainingOptions withSchedule(
+      Integer steps, int epochCount, double lr, int batch, int accumulation, int warmup) {
+    return new TrainingOptions(
+        baseModel,
+        baseModelName,
+        train,
+        validation,
+        validationSplit,
+        format,
+        labels,
+        fields,
+        method,
+        loraRank,
+        loraAlpha,
+        loraDropout,
+        loraTargetModules,
+        trainableLayers,
+        epochCount,
+        steps,
+        lr,
+        batch,
+        accumulation,
+        maxSequenceLength,
+        warmup,
+        weightDecay,
+        maxGradNorm,
+        seed,
+        evalEverySteps,
+        earlyStoppingPatience,
+        metric,
+        metricHigherIsBetter,
+        output);
   }
 
-  public TrainingOptions withEvaluation(int everySteps, int patience, String metricKey, boolean higherIsBetter) {
-    return new TrainingOptions(baseModel, baseModelName, train, validation, validationSplit, format, labels, fields, method, loraRank, loraAlpha, loraDropout, loraTargetModules, trainableLayers, epochs, maxSteps, learningRate, batchSize, gradientAccumulation, maxSequenceLength, warmupSteps, weightDecay, maxGradNorm, seed, everySteps, patience, metricKey, higherIsBetter, output);
+  public TrainingOptions withEvaluation(
+      int everySteps, int patience, String metricKey, boolean higherIsBetter) {
+    return new TrainingOptions(
+        baseModel,
+        baseModelName,
+        train,
+        validation,
+        validationSplit,
+        format,
+        labels,
+        fields,
+        method,
+        loraRank,
+        loraAlpha,
+        loraDropout,
+        loraTargetModules,
+        trainableLayers,
+        epochs,
+        maxSteps,
+        learningRate,
+        batchSize,
+        gradientAccumulation,
+        maxSequenceLength,
+        warmupSteps,
+        weightDecay,
+        maxGradNorm,
+        seed,
+        everySteps,
+        patience,
+        metricKey,
+        higherIsBetter,
+        output);
   }
 
-  public TrainingOptions withRegularisation(double decay, double gradNorm, double dropout, long newSeed) {
-    return new TrainingOptions(baseModel, baseModelName, train, validation, validationSplit, format, labels, fields, method, loraRank, loraAlpha, dropout, loraTargetModules, trainableLayers, epochs, maxSteps, learningRate, batchSize, gradientAccumulation, maxSequenceLength, warmupSteps, decay, gradNorm, newSeed, evalEverySteps, earlyStoppingPatience, metric, metricHigherIsBetter, output);
+  public TrainingOptions withRegularisation(
+      double decay, double gradNorm, double dropout, long newSeed) {
+    return new TrainingOptions(
+        baseModel,
+        baseModelName,
+        train,
+        validation,
+        validationSplit,
+        format,
+        labels,
+        fields,
+        method,
+        loraRank,
+        loraAlpha,
+        dropout,
+        loraTargetModules,
+        trainableLayers,
+        epochs,
+        maxSteps,
+        learningRate,
+        batchSize,
+        gradientAccumulation,
+        maxSequenceLength,
+        warmupSteps,
+        decay,
+        gradNorm,
+        newSeed,
+        evalEverySteps,
+        earlyStoppingPatience,
+        metric,
+        metricHigherIsBetter,
+        output);
   }
 
   public TrainingOptions withMaxSequenceLength(int length) {
-    return new TrainingOptions(baseModel, baseModelName, train, validation, validationSplit, format, labels, fields, method, loraRank, loraAlpha, loraDropout, loraTargetModules, trainableLayers, epochs, maxSteps, learningRate, batchSize, gradientAccumulation, length, warmupSteps, weightDecay, maxGradNorm, seed, evalEverySteps, earlyStoppingPatience, metric, metricHigherIsBetter, output);
+    return new TrainingOptions(
+        baseModel,
+        baseModelName,
+        train,
+        validation,
+        validationSplit,
+        format,
+        labels,
+        fields,
+        method,
+        loraRank,
+        loraAlpha,
+        loraDropout,
+        loraTargetModules,
+        trainableLayers,
+        epochs,
+        maxSteps,
+        learningRate,
+        batchSize,
+        gradientAccumulation,
+        length,
+        warmupSteps,
+        weightDecay,
+        maxGradNorm,
+        seed,
+        evalEverySteps,
+        earlyStoppingPatience,
+        metric,
+        metricHigherIsBetter,
+        output);
   }
 
   public TrainingOptions withLabels(List<String> labelSet) {
-    return new TrainingOptions(baseModel, baseModelName, train, validation, validationSplit, format, labelSet, fields, method, loraRank, loraAlpha, loraDropout, loraTargetModules, trainableLayers, epochs, maxSteps, learningRate, batchSize, gradientAccumulation, maxSequenceLength, warmupSteps, weightDecay, maxGradNorm, seed, evalEverySteps, earlyStoppingPatience, metric, metricHigherIsBetter, output);
+    return new TrainingOptions(
+        baseModel,
+        baseModelName,
+        train,
+        validation,
+        validationSplit,
+        format,
+        labelSet,
+        fields,
+        method,
+        loraRank,
+        loraAlpha,
+        loraDropout,
+        loraTargetModules,
+        trainableLayers,
+        epochs,
+        maxSteps,
+        learningRate,
+        batchSize,
+        gradientAccumulation,
+        maxSequenceLength,
+        warmupSteps,
+        weightDecay,
+        maxGradNorm,
+        seed,
+        evalEverySteps,
+        earlyStoppingPatience,
+        metric,
+        metricHigherIsBetter,
+        output);
   }
 }

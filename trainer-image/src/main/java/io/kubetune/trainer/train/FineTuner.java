@@ -1,0 +1,445 @@
+package io.kubetune.trainer.train;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
+import io.kubetune.trainer.BadInputException;
+import io.kubetune.trainer.data.DataOrder;
+import io.kubetune.trainer.data.DatasetFormat;
+import io.kubetune.trainer.data.Example;
+import io.kubetune.trainer.data.JsonlDataset;
+import io.kubetune.trainer.model.LlamaConfig;
+import io.kubetune.trainer.model.LlamaModel;
+import io.kubetune.trainer.model.LoraAdapter;
+import io.kubetune.trainer.model.TextTokenizer;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+
+/**
+ * One fine-tuning run: load model and data, train with AdamW under a warmup+cosine schedule,
+ * evaluate, stop early, and export. Every array created by a step lives in that step's child
+ * manager, so native memory stays flat over long runs.
+ */
+public final class FineTuner implements AutoCloseable {
+
+  /** One evaluation: metric key to value (eval_loss, perplexity, accuracy, f1, ...). */
+  public record Evaluation(long step, double epoch, Map<String, Double> metrics) {}
+
+  /** What a finished run reports (also written to metrics.json). */
+  public record Result(
+      long steps,
+      long plannedSteps,
+      boolean stoppedEarly,
+      List<Evaluation> history,
+      Evaluation initial,
+      Evaluation last,
+      Evaluation best,
+      List<double[]> trainLoss,
+      double tokensPerSecond,
+      double seconds,
+      long trainableParameters,
+      long totalParameters,
+      List<String> labels) {}
+
+  private final TrainingOptions options;
+  private final ProgressReporter progress;
+  private final NDManager root;
+  private final LlamaModel model;
+  private final TextTokenizer tokenizer;
+  private final List<Example> trainExamples;
+  private final List<Example> validationExamples;
+  private final List<String> labels;
+  private final long padId;
+
+  /** Trainable arrays by the name they are saved and optimised under. */
+  private final Map<String, NDArray> trainable = new LinkedHashMap<>();
+
+  private NDArray classifierHead;
+
+  public FineTuner(TrainingOptions options, ProgressReporter progress) {
+    this.options = options;
+    this.progress = progress;
+    requireExists(options.baseModel(), "baseModel.uri");
+    requireExists(options.train(), "dataset.train");
+    if (options.validation() != null) {
+      requireExists(options.validation(), "dataset.validation");
+    }
+    Engine.getInstance().setRandomSeed((int) options.seed());
+    this.root = NDManager.newBaseManager();
+    try {
+      this.model = LlamaModel.load(options.baseModel(), root);
+      this.tokenizer = TextTokenizer.load(options.baseModel());
+      LlamaConfig config = model.config();
+      if (options.maxSequenceLength() > config.maxPositionEmbeddings()) {
+        throw new BadInputException(
+            "hyperparameters.maxSequenceLength "
+                + options.maxSequenceLength()
+                + " exceeds the model's max_position_embeddings "
+                + config.maxPositionEmbeddings());
+      }
+      this.padId = config.eosTokenId();
+      JsonlDataset dataset =
+          new JsonlDataset(
+              options.format(),
+              options.fields(),
+              tokenizer,
+              new JsonlDataset.SpecialTokens(config.bosTokenId(), config.eosTokenId()),
+              options.maxSequenceLength());
+      List<JsonlDataset.Line> trainLines = JsonlDataset.readLines(options.train());
+      List<JsonlDataset.Line> validationLines = List.of();
+      if (options.validation() != null) {
+        validationLines = JsonlDataset.readLines(options.validation());
+      } else if (options.validationSplit() != null) {
+        int[][] split =
+            DataOrder.split(options.seed(), trainLines.size(), options.validationSplit());
+        List<JsonlDataset.Line> all = trainLines;
+        trainLines = pick(all, split[0]);
+        validationLines = pick(all, split[1]);
+      }
+      if (options.format() == DatasetFormat.CLASSIFICATION) {
+        this.labels =
+            options.labels() != null && !options.labels().isEmpty()
+                ? List.copyOf(options.labels())
+                : dataset.labelsIn(options.train(), trainLines);
+        if (labels.size() < 2) {
+          throw new BadInputException(
+              "classification needs at least 2 labels, found " + labels + " in " + options.train());
+        }
+      } else {
+        this.labels = null;
+      }
+      this.trainExamples = dataset.tokenize(options.train(), trainLines, labels);
+      Path validationFile = options.validation() != null ? options.validation() : options.train();
+      this.validationExamples = dataset.tokenize(validationFile, validationLines, labels);
+      selectTrainable();
+    } catch (RuntimeException e) {
+      root.close();
+      throw e;
+    }
+  }
+
+  private static void requireExists(Path path, String field) {
+    if (path == null || !Files.exists(path)) {
+      throw new BadInputException(path + " does not exist; check " + field);
+    }
+  }
+
+  private static List<JsonlDataset.Line> pick(List<JsonlDataset.Line> lines, int[] indices) {
+    List<JsonlDataset.Line> picked = new ArrayList<>(indices.length);
+    for (int i : indices) {
+      picked.add(lines.get(i));
+    }
+    return picked;
+  }
+
+  public LlamaModel model() {
+    return model;
+  }
+
+  public Map<String, NDArray> trainable() {
+    return trainable;
+  }
+
+  public NDArray classifierHead() {
+    return classifierHead;
+  }
+
+  /** Arrays alive under this run's root manager (for leak tests). */
+  public int liveArrays() {
+    return root.getManagedArrays().size();
+  }
+
+  public List<Example> trainExamples() {
+    return trainExamples;
+  }
+
+  /** Chooses the trainable arrays for the method and turns on their gradients. */
+  private void selectTrainable() {
+    LlamaConfig config = model.config();
+    switch (options.method()) {
+      case LORA -> {
+        LoraAdapter adapter =
+            LoraAdapter.create(
+                model,
+                options.loraRank(),
+                options.loraAlpha(),
+                options.loraDropout(),
+                options.loraTargetModules(),
+                options.seed());
+        model.setAdapter(adapter);
+        trainable.putAll(adapter.peftTensors());
+      }
+      case FULL -> trainable.putAll(model.weights());
+      case FREEZE_LAYERS -> {
+        if (options.trainableLayers() > config.numHiddenLayers()) {
+          throw new BadInputException(
+              "method.freeze.trainableLayers "
+                  + options.trainableLayers()
+                  + " exceeds the model's "
+                  + config.numHiddenLayers()
+                  + " layers");
+        }
+        for (String name : model.topLayerWeights(options.trainableLayers())) {
+          trainable.put(name, model.weights().get(name));
+        }
+        trainable.put(LlamaModel.FINAL_NORM, model.weights().get(LlamaModel.FINAL_NORM));
+        if (options.format() != DatasetFormat.CLASSIFICATION) {
+          String head = config.tieWordEmbeddings() ? LlamaModel.EMBED : LlamaModel.LM_HEAD;
+          trainable.put(head, model.weights().get(head));
+        }
+      }
+    }
+    if (labels != null) {
+      // LlamaForSequenceClassification's head, initialised like transformers (N(0, 0.02)).
+      Random random = new Random(options.seed() + 17);
+      float[] values = new float[labels.size() * config.hiddenSize()];
+      for (int i = 0; i < values.length; i++) {
+        values[i] = (float) (random.nextGaussian() * 0.02);
+      }
+      classifierHead =
+          model.manager().create(values, new Shape(labels.size(), config.hiddenSize()));
+      trainable.put(LlamaModel.SCORE, classifierHead);
+    }
+    trainable.values().forEach(a -> a.setRequiresGradient(true));
+  }
+
+  /** Optimizer steps the run plans: maxSteps, or epochs over the micro-batches. */
+  public long plannedSteps() {
+    if (options.maxSteps() != null) {
+      return options.maxSteps();
+    }
+    DataOrder order = new DataOrder(options.seed(), trainExamples.size(), options.batchSize());
+    long microBatches = (long) order.batchesPerEpoch() * options.epochs();
+    return Math.max(1, microBatches / options.gradientAccumulation());
+  }
+
+  public Result train() {
+    long totalSteps = plannedSteps();
+    DataOrder order = new DataOrder(options.seed(), trainExamples.size(), options.batchSize());
+    LearningRateSchedule schedule =
+        new LearningRateSchedule(options.learningRate(), options.warmupSteps(), totalSteps);
+    Set<String> noDecay = new HashSet<>();
+    trainable.keySet().stream().filter(AdamW::exemptFromDecay).forEach(noDecay::add);
+    List<Evaluation> history = new ArrayList<>();
+    List<double[]> trainLoss = new ArrayList<>();
+    Evaluation initial = validationExamples.isEmpty() ? null : evaluate(0, 0);
+    Evaluation best = initial;
+    int evalsWithoutImprovement = 0;
+    boolean stoppedEarly = false;
+    long tokens = 0;
+    long started = System.nanoTime();
+    long step = 0;
+    try (AdamW optimizer = new AdamW(root, options.weightDecay(), noDecay)) {
+      while (step < totalSteps) {
+        long microBatch = step * options.gradientAccumulation();
+        List<Batch> batches = new ArrayList<>();
+        int targets = 0;
+        for (int i = 0; i < options.gradientAccumulation(); i++) {
+          Batch batch = Batch.of(trainExamples, order.batch(microBatch + i), padId);
+          batches.add(batch);
+          targets += batch.targetCount();
+          tokens += batch.tokenCount();
+        }
+        double lr = schedule.at(step);
+        float loss = 0;
+        double gradNorm;
+        try (NDManager scope = root.newSubManager()) {
+          for (Batch batch : batches) {
+            try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+              // Normalised by the targets of the whole optimizer step, so accumulation over
+              // micro-batches equals one large batch.
+              NDArray microLoss = negativeLogLikelihood(scope, batch, true, null).div(targets);
+              float value = microLoss.getFloat();
+              if (!Float.isFinite(value)) {
+                throw new LossNotFiniteException(step + 1, value);
+              }
+              collector.backward(microLoss);
+              loss += value;
+            }
+          }
+          gradNorm = applyUpdate(optimizer, lr, scope);
+          if (!Double.isFinite(gradNorm)) {
+            throw new LossNotFiniteException(step + 1, (float) gradNorm);
+          }
+        }
+        step++;
+        trainLoss.add(new double[] {step, loss});
+        double seconds = (System.nanoTime() - started) / 1e9;
+        Map<String, Object> line = new LinkedHashMap<>();
+        line.put("step", step);
+        line.put("totalSteps", totalSteps);
+        line.put("epoch", round(order.epochOf(step * options.gradientAccumulation())));
+        line.put("loss", round(loss));
+        line.put("lr", lr);
+        line.put("gradNorm", round(gradNorm));
+        line.put("tokensPerSecond", round(tokens / seconds));
+        line.put("etaSeconds", round(seconds / step * (totalSteps - step)));
+        progress.emit("progress", line);
+
+        boolean evalDue = step % options.evalEverySteps() == 0 || step == totalSteps;
+        if (!validationExamples.isEmpty() && evalDue) {
+          Evaluation evaluation =
+              evaluate(step, order.epochOf(step * options.gradientAccumulation()));
+          history.add(evaluation);
+          if (improves(evaluation, best)) {
+            best = evaluation;
+            evalsWithoutImprovement = 0;
+          } else {
+            evalsWithoutImprovement++;
+          }
+          if (options.earlyStoppingPatience() > 0
+              && evalsWithoutImprovement >= options.earlyStoppingPatience()) {
+            stoppedEarly = true;
+            break;
+          }
+        }
+      }
+    }
+    double seconds = (System.nanoTime() - started) / 1e9;
+    Evaluation last = history.isEmpty() ? null : history.get(history.size() - 1);
+    long total = model.config().parameterCount();
+    long trainableCount = 0;
+    for (NDArray a : trainable.values()) {
+      trainableCount += a.getShape().size();
+    }
+    return new Result(
+        step,
+        totalSteps,
+        stoppedEarly,
+        history,
+        initial,
+        last,
+        best,
+        trainLoss,
+        tokens / seconds,
+        seconds,
+        trainableCount,
+        total,
+        labels);
+  }
+
+  private boolean improves(Evaluation candidate, Evaluation best) {
+    if (best == null) {
+      return true;
+    }
+    Double now = candidate.metrics().get(options.metric());
+    Double before = best.metrics().get(options.metric());
+    if (now == null || before == null) {
+      throw new BadInputException(
+          "evaluation metric '" + options.metric() + "' is not computed for this dataset format");
+    }
+    return options.metricHigherIsBetter() ? now > before : now < before;
+  }
+
+  /** Clips gradients by global norm, runs AdamW, zeroes gradients; returns the norm. */
+  private double applyUpdate(AdamW optimizer, double lr, NDManager scope) {
+    scope.tempAttachAll(trainable.values().toArray(new NDArray[0]));
+    Map<String, NDArray> gradients = new LinkedHashMap<>();
+    double squares = 0;
+    for (Map.Entry<String, NDArray> e : trainable.entrySet()) {
+      NDArray grad = e.getValue().getGradient();
+      gradients.put(e.getKey(), grad);
+      squares += grad.square().sum().getFloat();
+    }
+    double norm = Math.sqrt(squares);
+    if (!Double.isFinite(norm)) {
+      return norm;
+    }
+    if (options.maxGradNorm() > 0 && norm > options.maxGradNorm()) {
+      float scale = (float) (options.maxGradNorm() / (norm + 1e-6));
+      gradients.values().forEach(g -> g.muli(scale));
+    }
+    optimizer.update(trainable, gradients, lr, scope);
+    gradients.values().forEach(g -> g.subi(g));
+    return norm;
+  }
+
+  /**
+   * Summed negative log-likelihood of the batch's targets (next tokens, or the class label). When
+   * {@code predictions} is given, the predicted class of each row is written into it.
+   */
+  NDArray negativeLogLikelihood(NDManager scope, Batch batch, boolean training, int[] predictions) {
+    NDArray hidden = model.hiddenStates(batch.tokens(scope), null, training);
+    if (batch.classification()) {
+      int h = model.config().hiddenSize();
+      NDArray last = hidden.gather(batch.lastIndex(scope, h), 1).reshape(batch.size, h);
+      NDArray scores =
+          last.getNDArrayInternal().linear(last, classifierHead, null).singletonOrThrow();
+      if (predictions != null) {
+        long[] argMax = scores.argMax(1).toLongArray();
+        for (int i = 0; i < argMax.length; i++) {
+          predictions[i] = (int) argMax[i];
+        }
+      }
+      return scores.logSoftmax(1).gather(batch.labels(scope), 1).sum().neg();
+    }
+    NDArray logProbs = model.logits(hidden).logSoftmax(2);
+    NDArray picked = logProbs.gather(batch.targets(scope), 2).reshape(batch.size, batch.length);
+    return picked.mul(batch.targetWeights(scope)).sum().neg();
+  }
+
+  /** Loss and perplexity over the validation set; classification metrics when labelled. */
+  public Evaluation evaluate(long step, double epoch) {
+    double nll = 0;
+    long targets = 0;
+    int n = validationExamples.size();
+    int[] predicted = new int[n];
+    int[] actual = new int[n];
+    for (int from = 0; from < n; from += options.batchSize()) {
+      int[] indices = new int[Math.min(options.batchSize(), n - from)];
+      for (int i = 0; i < indices.length; i++) {
+        indices[i] = from + i;
+        actual[from + i] = validationExamples.get(from + i).label();
+      }
+      Batch batch = Batch.of(validationExamples, indices, padId);
+      int[] rowPredictions = new int[indices.length];
+      try (NDManager scope = root.newSubManager()) {
+        nll += negativeLogLikelihood(scope, batch, false, rowPredictions).getFloat();
+      }
+      System.arraycopy(rowPredictions, 0, predicted, from, indices.length);
+      targets += batch.targetCount();
+    }
+    Map<String, Double> metrics = new LinkedHashMap<>();
+    double loss = nll / targets;
+    metrics.put("eval_loss", round(loss));
+    metrics.put("perplexity", round(Math.exp(loss)));
+    if (labels != null) {
+      ClassificationMetrics c = ClassificationMetrics.of(predicted, actual, labels.size());
+      metrics.put("accuracy", round(c.accuracy()));
+      metrics.put("f1", round(c.f1()));
+      metrics.put("precision", round(c.precision()));
+      metrics.put("recall", round(c.recall()));
+    }
+    Evaluation evaluation = new Evaluation(step, round(epoch), metrics);
+    Map<String, Object> line = new LinkedHashMap<>();
+    line.put("step", step);
+    line.putAll(metrics);
+    progress.emit("eval", line);
+    return evaluation;
+  }
+
+  private static double round(double value) {
+    return Math.round(value * 1e6) / 1e6;
+  }
+
+  /** Writes the trained result and metrics into {@code options.output()}. */
+  public void export(Result result) throws IOException {
+    OutputWriter.write(options, model, classifierHead, labels, result);
+  }
+
+  @Override
+  public void close() {
+    tokenizer.close();
+    root.close();
+  }
+}

@@ -1,0 +1,183 @@
+package io.kubetune.trainer.train;
+
+import ai.djl.ndarray.NDArray;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kubetune.trainer.model.LlamaModel;
+import io.kubetune.trainer.model.LoraAdapter;
+import io.kubetune.trainer.safetensors.Safetensors;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * Writes a run's result (layout in docs/trainer.md): a PEFT adapter for LoRA or Hugging Face
+ * weights for Full/FreezeLayers, {@code metrics.json} and {@code summary.txt}. Each file is written
+ * under a temporary name and moved into place.
+ */
+public final class OutputWriter {
+  private static final ObjectMapper JSON =
+      new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+  private OutputWriter() {}
+
+  public static void write(
+      TrainingOptions options,
+      LlamaModel model,
+      NDArray classifierHead,
+      List<String> labels,
+      FineTuner.Result result)
+      throws IOException {
+    Path dir = options.output();
+    Files.createDirectories(dir);
+    boolean classification = labels != null;
+    if (options.method() == TrainingMethod.LORA) {
+      Map<String, NDArray> extra = new LinkedHashMap<>();
+      if (classification) {
+        extra.put(LoraAdapter.PEFT_PREFIX + LlamaModel.SCORE, classifierHead);
+      }
+      model
+          .adapter()
+          .savePeft(dir, options.baseModelName(), classification ? "SEQ_CLS" : "CAUSAL_LM", extra);
+    } else {
+      Map<String, Safetensors.FloatTensor> tensors = new LinkedHashMap<>();
+      model.weights().forEach((n, a) -> tensors.put(n, LlamaModel.toFloatTensor(a)));
+      ObjectNode config = model.config().toJson();
+      if (classification) {
+        tensors.put(LlamaModel.SCORE, LlamaModel.toFloatTensor(classifierHead));
+        config.putArray("architectures").add("LlamaForSequenceClassification");
+        config.put("num_labels", labels.size());
+        ObjectNode id2label = config.putObject("id2label");
+        ObjectNode label2id = config.putObject("label2id");
+        for (int i = 0; i < labels.size(); i++) {
+          id2label.put(String.valueOf(i), labels.get(i));
+          label2id.put(labels.get(i), i);
+        }
+      }
+      Safetensors.writeFloats(dir.resolve("model.safetensors"), tensors);
+      writeAtomically(dir.resolve("config.json"), JSON.writeValueAsString(config));
+      Path tokenizer = options.baseModel().resolve("tokenizer.json");
+      Path copy = Files.createTempFile(dir, ".tokenizer.json", ".tmp");
+      Files.copy(tokenizer, copy, StandardCopyOption.REPLACE_EXISTING);
+      Files.move(copy, dir.resolve("tokenizer.json"), StandardCopyOption.REPLACE_EXISTING);
+    }
+    if (classification) {
+      writeAtomically(dir.resolve("labels.json"), JSON.writeValueAsString(labels));
+    }
+    writeAtomically(dir.resolve("metrics.json"), JSON.writeValueAsString(metrics(options, result)));
+    writeAtomically(dir.resolve("summary.txt"), summary(options, result));
+  }
+
+  static ObjectNode metrics(TrainingOptions options, FineTuner.Result result) {
+    ObjectNode root = JSON.createObjectNode();
+    root.put("method", options.method().name());
+    root.put("format", options.format().name().toLowerCase(Locale.ROOT));
+    root.put("baseModel", options.baseModelName());
+    root.put("steps", result.steps());
+    root.put("plannedSteps", result.plannedSteps());
+    root.put("stoppedEarly", result.stoppedEarly());
+    root.put("seconds", result.seconds());
+    root.put("tokensPerSecond", result.tokensPerSecond());
+    root.put("trainableParameters", result.trainableParameters());
+    root.put("totalParameters", result.totalParameters());
+    root.put("metric", options.metric());
+    if (result.labels() != null) {
+      ArrayNode labels = root.putArray("labels");
+      result.labels().forEach(labels::add);
+    }
+    if (result.initial() != null) {
+      root.set("initial", evaluation(result.initial()));
+    }
+    if (result.last() != null) {
+      root.set("final", evaluation(result.last()));
+    }
+    if (result.best() != null) {
+      root.set("best", evaluation(result.best()));
+    }
+    ArrayNode history = root.putArray("history");
+    result.history().forEach(e -> history.add(evaluation(e)));
+    ArrayNode loss = root.putArray("trainLoss");
+    for (double[] point : result.trainLoss()) {
+      loss.addObject().put("step", (long) point[0]).put("loss", point[1]);
+    }
+    return root;
+  }
+
+  private static ObjectNode evaluation(FineTuner.Evaluation e) {
+    ObjectNode node = JSON.createObjectNode();
+    node.put("step", e.step());
+    node.put("epoch", e.epoch());
+    e.metrics().forEach(node::put);
+    return node;
+  }
+
+  static String summary(TrainingOptions options, FineTuner.Result r) {
+    StringBuilder s = new StringBuilder();
+    s.append("KubeTune fine-tuning summary\n");
+    s.append(String.format(Locale.ROOT, "base model:   %s%n", options.baseModelName()));
+    s.append(
+        String.format(
+            Locale.ROOT,
+            "method:       %s (%,d of %,d parameters trainable, %.3f%%)%n",
+            options.method(),
+            r.trainableParameters(),
+            r.totalParameters(),
+            100.0 * r.trainableParameters() / r.totalParameters()));
+    s.append(
+        String.format(
+            Locale.ROOT,
+            "steps:        %d of %d%s%n",
+            r.steps(),
+            r.plannedSteps(),
+            r.stoppedEarly() ? " (stopped early)" : ""));
+    if (!r.trainLoss().isEmpty()) {
+      s.append(
+          String.format(
+              Locale.ROOT,
+              "train loss:   %.4f -> %.4f%n",
+              r.trainLoss().get(0)[1],
+              r.trainLoss().get(r.trainLoss().size() - 1)[1]));
+    }
+    if (r.initial() != null && r.last() != null) {
+      for (String key : r.last().metrics().keySet()) {
+        s.append(
+            String.format(
+                Locale.ROOT,
+                "%-13s %.4f -> %.4f%n",
+                key + ":",
+                r.initial().metrics().get(key),
+                r.last().metrics().get(key)));
+      }
+    }
+    if (r.best() != null) {
+      s.append(
+          String.format(
+              Locale.ROOT,
+              "best %s:  %.4f at step %d%n",
+              options.metric(),
+              r.best().metrics().get(options.metric()),
+              r.best().step()));
+    }
+    s.append(
+        String.format(
+            Locale.ROOT,
+            "throughput:   %.0f tokens/s over %.1f s%n",
+            r.tokensPerSecond(),
+            r.seconds()));
+    return s.toString();
+  }
+
+  static void writeAtomically(Path file, String content) throws IOException {
+    Path temp =
+        Files.createTempFile(file.toAbsolutePath().getParent(), "." + file.getFileName(), ".tmp");
+    Files.writeString(temp, content);
+    Files.move(temp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+  }
+}
