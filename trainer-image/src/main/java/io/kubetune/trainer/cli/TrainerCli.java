@@ -1,0 +1,344 @@
+package io.kubetune.trainer.cli;
+
+import ai.djl.ndarray.NDManager;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kubetune.api.trainer.TrainerConfig;
+import io.kubetune.api.trainer.TrainerExitCodes;
+import io.kubetune.api.trainer.TrainerTermination;
+import io.kubetune.trainer.BadInputException;
+import io.kubetune.trainer.data.ChatTemplate;
+import io.kubetune.trainer.model.Generator;
+import io.kubetune.trainer.model.LlamaModel;
+import io.kubetune.trainer.model.LoraAdapter;
+import io.kubetune.trainer.model.TextTokenizer;
+import io.kubetune.trainer.model.TinyLlama;
+import io.kubetune.trainer.train.FineTuner;
+import io.kubetune.trainer.train.LossNotFiniteException;
+import io.kubetune.trainer.train.ProgressReporter;
+import io.kubetune.trainer.train.TrainerConfigMapping;
+import io.kubetune.trainer.train.TrainingOptions;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code trainer} command line. Exit codes follow {@link TrainerExitCodes} (docs/trainer.md):
+ * errors print one line to stderr; JSON results and progress go to stdout.
+ */
+@Command(
+    name = "trainer",
+    mixinStandardHelpOptions = true,
+    description =
+        "KubeTune trainer: fine-tune Llama-architecture models (LoRA, full, frozen layers).",
+    subcommands = {
+      TrainerCli.Train.class,
+      TrainerCli.InitTinyModel.class,
+      TrainerCli.Generate.class,
+      TrainerCli.LogProbs.class
+    })
+public final class TrainerCli {
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  public static void main(String[] args) {
+    System.exit(run(args, System.out, System.err));
+  }
+
+  /** Runs a command and returns its exit code (tests call this instead of main). */
+  public static int run(String[] args, PrintStream out, PrintStream err) {
+    CommandLine cli = new CommandLine(new TrainerCli());
+    cli.setOut(new java.io.PrintWriter(out, true, StandardCharsets.UTF_8));
+    cli.setErr(new java.io.PrintWriter(err, true, StandardCharsets.UTF_8));
+    cli.setExecutionExceptionHandler(
+        (e, commandLine, parseResult) -> {
+          int code = exitCode(e);
+          err.println("error: " + oneLine(e));
+          if (commandLine.getCommand() instanceof Train train) {
+            train.writeTermination(code, e);
+          }
+          return code;
+        });
+    // Usage errors are bad input too.
+    cli.setParameterExceptionHandler(
+        (e, args2) -> {
+          err.println("error: " + e.getMessage());
+          e.getCommandLine().usage(err);
+          return TrainerExitCodes.BAD_INPUT;
+        });
+    for (CommandLine sub : cli.getSubcommands().values()) {
+      sub.setOut(cli.getOut());
+      sub.setErr(cli.getErr());
+    }
+    Context.out = out;
+    return cli.execute(args);
+  }
+
+  static int exitCode(Throwable e) {
+    if (e instanceof BadInputException) {
+      return TrainerExitCodes.BAD_INPUT;
+    }
+    if (e instanceof LossNotFiniteException) {
+      return TrainerExitCodes.LOSS_NOT_FINITE;
+    }
+    return TrainerExitCodes.UNEXPECTED_ERROR;
+  }
+
+  static String oneLine(Throwable e) {
+    String message = e.getMessage() == null ? e.getClass().getName() : e.getMessage();
+    if (!(e instanceof BadInputException) && !(e instanceof LossNotFiniteException)) {
+      message = e.getClass().getSimpleName() + ": " + message;
+    }
+    return message.replace('\n', ' ');
+  }
+
+  /** Where subcommands print results (set per run so tests can capture it). */
+  static final class Context {
+    static PrintStream out = System.out;
+  }
+
+  @Command(name = "train", description = "Fine-tune as described by a TrainerConfig JSON file.")
+  static final class Train implements Callable<Integer> {
+    @Option(names = "--config", required = true, description = "TrainerConfig JSON file.")
+    Path config;
+
+    @Option(
+        names = "--termination-log",
+        defaultValue = "/dev/termination-log",
+        description = "Where to write the TrainerTermination JSON when that directory exists.")
+    Path terminationLog;
+
+    private long lastStep;
+
+    @Override
+    public Integer call() throws IOException {
+      TrainerConfig trainerConfig;
+      try {
+        trainerConfig = JSON.readValue(config.toFile(), TrainerConfig.class);
+      } catch (IOException e) {
+        throw new BadInputException("cannot read trainer config " + config + ": " + oneLine(e), e);
+      }
+      TrainingOptions options = TrainerConfigMapping.toOptions(trainerConfig);
+      ProgressReporter progress = new ProgressReporter(Context.out);
+      try (FineTuner tuner = new FineTuner(options, progress)) {
+        FineTuner.Result result = tuner.train();
+        lastStep = result.steps();
+        tuner.export(result);
+        Map<String, Object> done = new LinkedHashMap<>();
+        done.put("steps", result.steps());
+        done.put("stoppedEarly", result.stoppedEarly());
+        done.put("output", options.output().toString());
+        if (result.last() != null) {
+          done.putAll(result.last().metrics());
+        }
+        progress.emit("done", done);
+      }
+      TrainerTermination termination = new TrainerTermination();
+      termination.reason = "Completed";
+      termination.message = "training finished; result in " + options.output();
+      termination.step = lastStep;
+      writeTermination(termination);
+      return TrainerExitCodes.SUCCESS;
+    }
+
+    void writeTermination(int code, Throwable e) {
+      TrainerTermination termination = new TrainerTermination();
+      termination.reason =
+          switch (code) {
+            case TrainerExitCodes.BAD_INPUT -> "BadInput";
+            case TrainerExitCodes.LOSS_NOT_FINITE -> "LossNotFinite";
+            default -> "UnexpectedError";
+          };
+      String message = oneLine(e);
+      // Kubernetes keeps at most 4096 bytes of the termination message.
+      termination.message = message.length() > 3500 ? message.substring(0, 3500) : message;
+      if (e instanceof LossNotFiniteException l) {
+        termination.step = l.step();
+      }
+      writeTermination(termination);
+    }
+
+    private void writeTermination(TrainerTermination termination) {
+      if (terminationLog == null
+          || terminationLog.toAbsolutePath().getParent() == null
+          || !Files.isDirectory(terminationLog.toAbsolutePath().getParent())) {
+        return;
+      }
+      try {
+        Files.writeString(terminationLog, JSON.writeValueAsString(termination));
+      } catch (IOException ignored) {
+        // Best effort: the exit code still tells the operator what happened.
+      }
+    }
+  }
+
+  @Command(
+      name = "init-tiny-model",
+      description =
+          "Write a small seeded Llama model (config.json, model.safetensors, tokenizer.json).")
+  static final class InitTinyModel implements Callable<Integer> {
+    @Option(names = "--output", required = true)
+    Path output;
+
+    @Option(names = "--seed", defaultValue = "42")
+    long seed;
+
+    @Option(names = "--hidden", defaultValue = "64")
+    int hidden;
+
+    @Option(names = "--layers", defaultValue = "2")
+    int layers;
+
+    @Option(names = "--heads", defaultValue = "4")
+    int heads;
+
+    @Option(names = "--kv-heads", defaultValue = "2")
+    int kvHeads;
+
+    @Option(names = "--intermediate", defaultValue = "128")
+    int intermediate;
+
+    @Option(names = "--tie-embeddings", defaultValue = "true", negatable = true)
+    boolean tie;
+
+    @Override
+    public Integer call() throws IOException {
+      var config =
+          TinyLlama.write(
+              output, new TinyLlama.Size(hidden, layers, heads, kvHeads, intermediate), tie, seed);
+      Context.out.println(
+          JSON.writeValueAsString(
+              Map.of("output", output.toString(), "parameters", config.parameterCount())));
+      return TrainerExitCodes.SUCCESS;
+    }
+  }
+
+  /** Options shared by the inference commands. */
+  static class ModelOptions {
+    @Option(names = "--model", required = true, description = "Base model directory.")
+    Path model;
+
+    @Option(names = "--adapter", description = "PEFT LoRA adapter directory.")
+    Path adapter;
+
+    @Option(names = "--prompt", required = true)
+    String prompt;
+
+    @Option(
+        names = "--chat",
+        description = "Wrap the prompt as a user message in the chat template.")
+    boolean chat;
+
+    long[] promptIds(TextTokenizer tokenizer, LlamaModel model) {
+      String text =
+          chat
+              ? ChatTemplate.header("user")
+                  + prompt
+                  + ChatTemplate.footer()
+                  + ChatTemplate.header("assistant")
+              : prompt;
+      long[] ids = tokenizer.encode(text);
+      long[] withBos = new long[ids.length + 1];
+      withBos[0] = model.config().bosTokenId();
+      System.arraycopy(ids, 0, withBos, 1, ids.length);
+      return withBos;
+    }
+
+    LlamaModel load(NDManager manager) {
+      LlamaModel model = LlamaModel.load(model(), manager);
+      if (adapter != null) {
+        model.setAdapter(LoraAdapter.loadPeft(adapter, model));
+      }
+      return model;
+    }
+
+    private Path model() {
+      return model;
+    }
+  }
+
+  @Command(name = "generate", description = "Generate text (greedy or top-p) with a KV cache.")
+  static final class Generate extends ModelOptions implements Callable<Integer> {
+    @Option(names = "--max-new-tokens", defaultValue = "64")
+    int maxNewTokens;
+
+    @Option(names = "--temperature", defaultValue = "0", description = "0 means greedy.")
+    double temperature;
+
+    @Option(names = "--top-p", defaultValue = "1.0")
+    double topP;
+
+    @Option(names = "--seed", defaultValue = "0")
+    long seed;
+
+    @Override
+    public Integer call() throws IOException {
+      try (NDManager manager = NDManager.newBaseManager();
+          TextTokenizer tokenizer = TextTokenizer.load(model)) {
+        LlamaModel llama = load(manager);
+        long[] prompt = promptIds(tokenizer, llama);
+        Set<Long> stop = new java.util.HashSet<>();
+        stop.add((long) llama.config().eosTokenId());
+        long end = tokenizer.tokenId(ChatTemplate.END);
+        if (end >= 0) {
+          stop.add(end);
+        }
+        long[] ids =
+            new Generator(llama)
+                .generate(
+                    prompt, new Generator.Settings(maxNewTokens, temperature, topP, seed), stop);
+        long[] text =
+            ids.length > 0 && stop.contains(ids[ids.length - 1])
+                ? java.util.Arrays.copyOf(ids, ids.length - 1)
+                : ids;
+        Map<String, Object> result = new LinkedHashMap<>();
+        result.put("text", tokenizer.decode(text));
+        result.put("tokens", ids);
+        result.put("promptTokens", prompt.length);
+        Context.out.println(JSON.writeValueAsString(result));
+      }
+      return TrainerExitCodes.SUCCESS;
+    }
+  }
+
+  @Command(name = "logprobs", description = "Log-probabilities of a continuation after a prompt.")
+  static final class LogProbs extends ModelOptions implements Callable<Integer> {
+    @Option(names = "--continuation", required = true)
+    String continuation;
+
+    @Override
+    public Integer call() throws IOException {
+      try (NDManager manager = NDManager.newBaseManager();
+          TextTokenizer tokenizer = TextTokenizer.load(model)) {
+        LlamaModel llama = load(manager);
+        long[] prompt = promptIds(tokenizer, llama);
+        long[] ids = tokenizer.encode(continuation);
+        float[] logProbs = new Generator(llama).logProbabilities(prompt, ids);
+        List<Map<String, Object>> tokens = new ArrayList<>();
+        double total = 0;
+        for (int i = 0; i < ids.length; i++) {
+          Map<String, Object> token = new LinkedHashMap<>();
+          token.put("id", ids[i]);
+          token.put("text", tokenizer.decode(new long[] {ids[i]}));
+          token.put("logprob", logProbs[i]);
+          tokens.add(token);
+          total += logProbs[i];
+        }
+        Map<String, Object> result = new LinkedHashMap<>();
+        result.put("tokens", tokens);
+        result.put("total", total);
+        Context.out.println(JSON.writeValueAsString(result));
+      }
+      return TrainerExitCodes.SUCCESS;
+    }
+  }
+}

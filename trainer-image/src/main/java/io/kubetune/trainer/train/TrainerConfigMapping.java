@@ -1,0 +1,150 @@
+package io.kubetune.trainer.train;
+
+import io.kubetune.api.trainer.TrainerConfig;
+import io.kubetune.api.v1alpha1.DatasetFields;
+import io.kubetune.api.v1alpha1.EvalMetric;
+import io.kubetune.api.v1alpha1.HyperparametersSpec;
+import io.kubetune.api.v1alpha1.LoraSpec;
+import io.kubetune.trainer.BadInputException;
+import io.kubetune.trainer.data.DatasetFormat;
+import io.kubetune.trainer.data.JsonlDataset;
+import java.net.URI;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.List;
+import java.util.function.Function;
+
+/**
+ * Maps the operator's {@link TrainerConfig} onto {@link TrainingOptions}. The operator resolves
+ * defaults, but the trainer applies the API's documented defaults again so a hand-written config
+ * works too.
+ */
+public final class TrainerConfigMapping {
+  private TrainerConfigMapping() {}
+
+  /**
+   * Local paths for {@code file://} URIs and plain paths. Object storage ({@code s3://}) needs the
+   * storage layer of issue 4 and is reported as bad input until then.
+   */
+  public static Path localPath(String uri) {
+    if (uri == null || uri.isBlank()) {
+      return null;
+    }
+    if (uri.startsWith("file:")) {
+      return Paths.get(URI.create(uri));
+    }
+    if (uri.matches("^[a-zA-Z][a-zA-Z0-9+.-]*://.*")) {
+      throw new BadInputException(
+          "URI "
+              + uri
+              + " is not supported by this trainer build; use file:// or a mounted path (pvc://)");
+    }
+    return Paths.get(uri);
+  }
+
+  public static TrainingOptions toOptions(TrainerConfig config) {
+    return toOptions(config, TrainerConfigMapping::localPath);
+  }
+
+  public static TrainingOptions toOptions(TrainerConfig config, Function<String, Path> resolve) {
+    if (!TrainerConfig.API_VERSION.equals(config.apiVersion)) {
+      throw new BadInputException(
+          "trainer config apiVersion '"
+              + config.apiVersion
+              + "' is not supported; expected "
+              + TrainerConfig.API_VERSION
+              + " (use a trainer image matching the operator)");
+    }
+    require(config.baseModel != null && config.baseModel.uri != null, "baseModel.uri");
+    require(config.dataset != null && config.dataset.train != null, "dataset.train");
+    require(config.dataset.format != null, "dataset.format");
+    require(config.method != null && config.method.type != null, "method.type");
+    require(config.output != null && config.output.uri != null, "output.uri");
+    HyperparametersSpec hp =
+        config.hyperparameters != null ? config.hyperparameters : new HyperparametersSpec();
+
+    DatasetFormat format = DatasetFormat.valueOf(config.dataset.format.name().toUpperCase());
+    TrainingMethod method =
+        switch (config.method.type) {
+          case LoRA -> TrainingMethod.LORA;
+          case Full -> TrainingMethod.FULL;
+          case FreezeLayers -> TrainingMethod.FREEZE_LAYERS;
+        };
+    LoraSpec lora = config.method.lora != null ? config.method.lora : new LoraSpec();
+    int trainableLayers = 0;
+    if (method == TrainingMethod.FREEZE_LAYERS) {
+      require(
+          config.method.freeze != null && config.method.freeze.trainableLayers != null,
+          "method.freeze.trainableLayers");
+      trainableLayers = config.method.freeze.trainableLayers;
+    }
+
+    EvalMetric metric =
+        hp.earlyStopping != null && hp.earlyStopping.metric != null
+            ? hp.earlyStopping.metric
+            : config.evaluation != null && config.evaluation.metric != null
+                ? config.evaluation.metric
+                : EvalMetric.EVAL_LOSS;
+    if (metric.classificationOnly() && format != DatasetFormat.CLASSIFICATION) {
+      throw new BadInputException(
+          "evaluation metric "
+              + metric.key()
+              + " needs dataset.format classification; use eval_loss or perplexity");
+    }
+
+    DatasetFields f = config.dataset.fields;
+    JsonlDataset.Fields d = JsonlDataset.Fields.DEFAULT;
+    JsonlDataset.Fields fields =
+        f == null
+            ? d
+            : new JsonlDataset.Fields(
+                or(f.prompt, d.prompt()),
+                or(f.completion, d.completion()),
+                or(f.messages, d.messages()),
+                or(f.text, d.text()),
+                or(f.label, d.label()));
+
+    return new TrainingOptions(
+        resolve.apply(config.baseModel.uri),
+        config.baseModel.uri,
+        resolve.apply(config.dataset.train),
+        config.dataset.validation == null ? null : resolve.apply(config.dataset.validation),
+        config.dataset.validationSplit,
+        format,
+        config.dataset.labels == null ? null : List.copyOf(config.dataset.labels),
+        fields,
+        method,
+        or(lora.rank, LoraSpec.DEFAULT_RANK),
+        or(lora.alpha, LoraSpec.DEFAULT_ALPHA),
+        or(lora.dropout, LoraSpec.DEFAULT_DROPOUT),
+        lora.targetModules == null ? LoraSpec.DEFAULT_TARGET_MODULES : lora.targetModules,
+        trainableLayers,
+        or(hp.epochs, HyperparametersSpec.DEFAULT_EPOCHS),
+        hp.maxSteps,
+        or(hp.learningRate, HyperparametersSpec.DEFAULT_LEARNING_RATE),
+        or(hp.batchSize, HyperparametersSpec.DEFAULT_BATCH_SIZE),
+        or(hp.gradientAccumulation, HyperparametersSpec.DEFAULT_GRADIENT_ACCUMULATION),
+        or(hp.maxSequenceLength, HyperparametersSpec.DEFAULT_MAX_SEQUENCE_LENGTH),
+        or(hp.warmupSteps, HyperparametersSpec.DEFAULT_WARMUP_STEPS),
+        or(hp.weightDecay, HyperparametersSpec.DEFAULT_WEIGHT_DECAY),
+        or(hp.maxGradNorm, HyperparametersSpec.DEFAULT_MAX_GRAD_NORM),
+        or(hp.seed, HyperparametersSpec.DEFAULT_SEED),
+        or(hp.evalEverySteps, HyperparametersSpec.DEFAULT_EVAL_EVERY_STEPS),
+        hp.earlyStopping == null || hp.earlyStopping.patience == null
+            ? 0
+            : hp.earlyStopping.patience,
+        metric.key(),
+        metric.higherIsBetter(),
+        resolve.apply(config.output.uri));
+  }
+
+  private static void require(boolean present, String field) {
+    if (!present) {
+      throw new BadInputException("trainer config lacks " + field);
+    }
+  }
+
+  private static <T> T or(T value, T fallback) {
+    return value != null ? value : fallback;
+  }
+}

@@ -1,0 +1,238 @@
+package io.kubetune.trainer.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kubetune.api.trainer.TrainerConfig;
+import io.kubetune.api.trainer.TrainerExitCodes;
+import io.kubetune.api.v1alpha1.BaseModelSpec;
+import io.kubetune.api.v1alpha1.DatasetSpec;
+import io.kubetune.api.v1alpha1.HyperparametersSpec;
+import io.kubetune.api.v1alpha1.LoraSpec;
+import io.kubetune.api.v1alpha1.MethodSpec;
+import io.kubetune.trainer.Fixtures;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The CLI end to end in-process: init a model, train from a TrainerConfig, generate, score. */
+class TrainerCliTest {
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  @TempDir static Path dir;
+  static Path model;
+
+  record Run(int code, String out, String err) {
+    List<JsonNode> jsonLines() {
+      return Arrays.stream(out.split("\n"))
+          .filter(l -> l.startsWith("{"))
+          .map(
+              l -> {
+                try {
+                  return JSON.readTree(l);
+                } catch (Exception e) {
+                  throw new AssertionError(l, e);
+                }
+              })
+          .toList();
+    }
+  }
+
+  static Run run(String... args) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    int code =
+        TrainerCli.run(
+            args,
+            new PrintStream(out, true, StandardCharsets.UTF_8),
+            new PrintStream(err, true, StandardCharsets.UTF_8));
+    return new Run(
+        code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+  }
+
+  @BeforeAll
+  static void initTinyModel() {
+    model = dir.resolve("tiny");
+    Run init = run("init-tiny-model", "--output", model.toString(), "--seed", "5");
+    assertThat(init.code()).as(init.err()).isZero();
+    assertThat(model.resolve("tokenizer.json")).exists();
+  }
+
+  static TrainerConfig loraConfig(Path train, Path output) {
+    TrainerConfig config = new TrainerConfig();
+    config.baseModel = new BaseModelSpec();
+    config.baseModel.uri = model.toUri().toString();
+    config.dataset = new DatasetSpec();
+    config.dataset.train = train.toUri().toString();
+    config.dataset.validationSplit = 0.2;
+    config.dataset.format = DatasetSpec.Format.completion;
+    config.method = new MethodSpec();
+    config.method.type = MethodSpec.Type.LoRA;
+    config.method.lora = new LoraSpec();
+    config.method.lora.rank = 4;
+    config.method.lora.alpha = 8.0;
+    config.method.lora.dropout = 0.0;
+    config.method.lora.targetModules = List.of("q_proj", "k_proj", "v_proj", "o_proj", "up_proj");
+    config.hyperparameters = new HyperparametersSpec();
+    config.hyperparameters.maxSteps = 60;
+    config.hyperparameters.learningRate = 2e-2;
+    config.hyperparameters.batchSize = 8;
+    config.hyperparameters.evalEverySteps = 30;
+    config.output = new TrainerConfig.Output();
+    config.output.uri = output.toUri().toString();
+    return config;
+  }
+
+  @Test
+  void trainsFromATrainerConfigThenGeneratesAndScoresWithTheAdapter() throws Exception {
+    Path trainFile = Fixtures.completions(dir.resolve("train.jsonl"), 48, 1);
+    Path output = dir.resolve("out");
+    Path configFile = dir.resolve("trainer-config.json");
+    JSON.writeValue(configFile.toFile(), loraConfig(trainFile, output));
+    Path termination = dir.resolve("termination-log");
+
+    Run train =
+        run(
+            "train",
+            "--config",
+            configFile.toString(),
+            "--termination-log",
+            termination.toString());
+
+    assertThat(train.code()).as(train.err()).isZero();
+    List<JsonNode> lines = train.jsonLines();
+    assertThat(lines.stream().filter(l -> l.get("event").asText().equals("progress"))).hasSize(60);
+    JsonNode done = lines.get(lines.size() - 1);
+    assertThat(done.get("event").asText()).isEqualTo("done");
+    assertThat(done.get("steps").asInt()).isEqualTo(60);
+    assertThat(output.resolve("adapter_model.safetensors")).exists();
+    assertThat(JSON.readTree(termination.toFile()).get("reason").asText()).isEqualTo("Completed");
+
+    String prompt = "Where is the meeting? paris";
+    String continuation = " In PARIS, as planned.</s>";
+    Run base =
+        run(
+            "logprobs",
+            "--model",
+            model.toString(),
+            "--prompt",
+            prompt,
+            "--continuation",
+            continuation);
+    Run tuned =
+        run(
+            "logprobs",
+            "--model",
+            model.toString(),
+            "--adapter",
+            output.toString(),
+            "--prompt",
+            prompt,
+            "--continuation",
+            continuation);
+    assertThat(base.code()).as(base.err()).isZero();
+    assertThat(tuned.code()).as(tuned.err()).isZero();
+    double baseTotal = base.jsonLines().get(0).get("total").asDouble();
+    double tunedTotal = tuned.jsonLines().get(0).get("total").asDouble();
+    System.out.printf("log p(continuation): base %.2f, with adapter %.2f%n", baseTotal, tunedTotal);
+    assertThat(tunedTotal).isGreaterThan(baseTotal + 3);
+
+    Run greedy =
+        run(
+            "generate",
+            "--model",
+            model.toString(),
+            "--adapter",
+            output.toString(),
+            "--prompt",
+            prompt,
+            "--max-new-tokens",
+            "12");
+    assertThat(greedy.code()).as(greedy.err()).isZero();
+    JsonNode generated = greedy.jsonLines().get(0);
+    assertThat(generated.get("tokens").size()).isBetween(1, 12);
+    Run sampled =
+        run(
+            "generate",
+            "--model",
+            model.toString(),
+            "--prompt",
+            prompt,
+            "--max-new-tokens",
+            "5",
+            "--temperature",
+            "0.8",
+            "--top-p",
+            "0.9",
+            "--seed",
+            "3");
+    assertThat(sampled.code()).as(sampled.err()).isZero();
+  }
+
+  @Test
+  void malformedDatasetExitsWithBadInputAndOneLineNamingTheLine() throws Exception {
+    Path train = dir.resolve("bad.jsonl");
+    Files.writeString(train, "{\"prompt\": \"a\", \"completion\": \"b\"}\nnot json\n");
+    Path configFile = dir.resolve("bad-config.json");
+    JSON.writeValue(configFile.toFile(), loraConfig(train, dir.resolve("bad-out")));
+    Path termination = dir.resolve("bad-termination");
+
+    Run run =
+        run(
+            "train",
+            "--config",
+            configFile.toString(),
+            "--termination-log",
+            termination.toString());
+
+    assertThat(run.code()).isEqualTo(TrainerExitCodes.BAD_INPUT);
+    assertThat(run.err().strip().lines()).hasSize(1);
+    assertThat(run.err()).startsWith("error: ").contains("bad.jsonl:2: not valid JSON");
+    assertThat(JSON.readTree(termination.toFile()).get("reason").asText()).isEqualTo("BadInput");
+    assertThat(dir.resolve("bad-out")).doesNotExist();
+  }
+
+  @Test
+  void objectStorageUrisAreBadInputForNow() throws Exception {
+    TrainerConfig config = loraConfig(dir.resolve("x.jsonl"), dir.resolve("s3-out"));
+    config.dataset.train = "s3://bucket/train.jsonl";
+    Path configFile = dir.resolve("s3-config.json");
+    JSON.writeValue(configFile.toFile(), config);
+    Run run = run("train", "--config", configFile.toString(), "--termination-log", "");
+    assertThat(run.code()).isEqualTo(TrainerExitCodes.BAD_INPUT);
+    assertThat(run.err()).contains("s3://bucket/train.jsonl");
+  }
+
+  @Test
+  void divergingTrainingExitsWithLossNotFinite() throws Exception {
+    Path train = Fixtures.completions(dir.resolve("nan.jsonl"), 16, 2);
+    TrainerConfig config = loraConfig(train, dir.resolve("nan-out"));
+    config.method.type = MethodSpec.Type.Full;
+    config.method.lora = null;
+    config.hyperparameters.learningRate = 1.0;
+    config.hyperparameters.maxGradNorm = 0.0;
+    config.hyperparameters.maxSteps = 40;
+    Path configFile = dir.resolve("nan-config.json");
+    // learningRate above the API's maximum is still a valid JSON document for the trainer.
+    JSON.writeValue(configFile.toFile(), config);
+    String text =
+        Files.readString(configFile).replace("\"learningRate\":1.0", "\"learningRate\":1.0E30");
+    Files.writeString(configFile, text);
+    Run run = run("train", "--config", configFile.toString(), "--termination-log", "");
+    assertThat(run.code()).as(run.err()).isEqualTo(TrainerExitCodes.LOSS_NOT_FINITE);
+    assertThat(run.err()).contains("training loss became");
+  }
+
+  @Test
+  void unknownOptionIsBadInput() {
+    assertThat(run("train", "--no-such-flag").code()).isEqualTo(TrainerExitCodes.BAD_INPUT);
+  }
+}

@@ -1,0 +1,88 @@
+package io.kubetune.trainer.train;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kubetune.api.trainer.TrainerConfig;
+import io.kubetune.trainer.BadInputException;
+import io.kubetune.trainer.data.DatasetFormat;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** Reads the contract fixtures shared with the operator (operator/api test resources). */
+class TrainerConfigMappingTest {
+  private static final Path FIXTURES =
+      Paths.get(System.getProperty("kubetune.trainer.moduleDir", "."))
+          .resolve("../operator/api/src/test/resources/trainer-config");
+
+  private static TrainingOptions map(String fixture) throws Exception {
+    TrainerConfig config =
+        new ObjectMapper().readValue(FIXTURES.resolve(fixture).toFile(), TrainerConfig.class);
+    // Object storage is not wired yet (issue 4): map every URI to a fake local path.
+    return TrainerConfigMapping.toOptions(
+        config, uri -> Paths.get("/mnt", uri.replace("://", "/")));
+  }
+
+  @Test
+  void loraCompletionFixture() throws Exception {
+    TrainingOptions o = map("lora-completion.json");
+    assertThat(o.method()).isEqualTo(TrainingMethod.LORA);
+    assertThat(o.format()).isEqualTo(DatasetFormat.COMPLETION);
+    assertThat(o.loraRank()).isEqualTo(8);
+    assertThat(o.loraAlpha()).isEqualTo(16.0);
+    assertThat(o.loraTargetModules()).containsExactly("q_proj", "k_proj", "v_proj", "o_proj");
+    assertThat(o.gradientAccumulation()).isEqualTo(2);
+    assertThat(o.warmupSteps()).isEqualTo(10);
+    assertThat(o.earlyStoppingPatience()).isEqualTo(3);
+    assertThat(o.metric()).isEqualTo("eval_loss");
+    assertThat(o.metricHigherIsBetter()).isFalse();
+    assertThat(o.validation())
+        .isEqualTo(Paths.get("/mnt/s3/datasets/house-style/validation.jsonl"));
+    assertThat(o.baseModelName()).isEqualTo("s3://models/llama-tiny/");
+  }
+
+  @Test
+  void freezeLayersFixture() throws Exception {
+    TrainingOptions o = map("full-finetune-pvc.json");
+    assertThat(o.method()).isEqualTo(TrainingMethod.FREEZE_LAYERS);
+    assertThat(o.trainableLayers()).isEqualTo(2);
+    assertThat(o.format()).isEqualTo(DatasetFormat.CHAT);
+    assertThat(o.validationSplit()).isEqualTo(0.05);
+    assertThat(o.epochs()).isEqualTo(2);
+    assertThat(o.maxSteps()).isNull();
+  }
+
+  @Test
+  void classificationFixture() throws Exception {
+    TrainingOptions o = map("support-tickets-classification.json");
+    assertThat(o.format()).isEqualTo(DatasetFormat.CLASSIFICATION);
+    assertThat(o.labels()).isNotEmpty();
+  }
+
+  @Test
+  void fileUrisBecomePathsAndOtherSchemesAreBadInput() {
+    assertThat(TrainerConfigMapping.localPath("file:///data/train.jsonl"))
+        .isEqualTo(Paths.get("/data/train.jsonl"));
+    assertThat(TrainerConfigMapping.localPath("relative/train.jsonl"))
+        .isEqualTo(Paths.get("relative/train.jsonl"));
+    assertThatThrownBy(() -> TrainerConfigMapping.localPath("s3://b/k"))
+        .isInstanceOf(BadInputException.class);
+  }
+
+  @Test
+  void unknownApiVersionIsBadInput() {
+    TrainerConfig config = new TrainerConfig();
+    config.apiVersion = "kubetune.io/trainer-config/v9";
+    assertThatThrownBy(() -> TrainerConfigMapping.toOptions(config))
+        .isInstanceOf(BadInputException.class)
+        .hasMessageContaining("v9");
+  }
+
+  @Test
+  void listsAreCopied() throws Exception {
+    assertThat(map("lora-completion.json").loraTargetModules()).isInstanceOf(List.class);
+  }
+}
