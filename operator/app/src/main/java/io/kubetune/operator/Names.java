@@ -44,6 +44,14 @@ public final class Names {
     return CONFIG_DIR + "/" + io.kubetune.api.trainer.TrainerConfig.CONFIG_MAP_KEY;
   }
 
+  /** A stable Event name: the object's name and a hash of its uid and the occurrence key. */
+  public static String event(io.fabric8.kubernetes.api.model.HasMetadata about, String key) {
+    return about.getMetadata().getName()
+        + "."
+        + shortHash(about.getMetadata().getUid() + "|" + key)
+        + shortHash(key + "|" + about.getMetadata().getUid());
+  }
+
   /** name + suffix, shortened with a stable hash when longer than 63 characters. */
   static String withSuffix(String name, String suffix) {
     String full = name + suffix;

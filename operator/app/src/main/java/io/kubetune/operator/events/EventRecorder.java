@@ -5,6 +5,7 @@ import io.fabric8.kubernetes.api.model.EventBuilder;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.kubetune.operator.Names;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
 import org.jboss.logging.Logger;
@@ -19,13 +20,19 @@ public final class EventRecorder {
 
   private EventRecorder() {}
 
+  /**
+   * Records an Event once: {@code dedupKey} identifies the occurrence (e.g. the phase transition
+   * and attempt). The Event's name is derived from it, so a second reconcile that sees the same
+   * transition (say, from a cache that has not caught up with the last status patch) gets a 409
+   * from the API server instead of a duplicate Event.
+   */
   public static void record(
-      KubernetesClient client, HasMetadata about, Reason reason, String message) {
+      KubernetesClient client, HasMetadata about, Reason reason, String message, String dedupKey) {
     String now = Instant.now().truncatedTo(ChronoUnit.SECONDS).toString();
     Event event =
         new EventBuilder()
             .withNewMetadata()
-            .withGenerateName(about.getMetadata().getName() + ".")
+            .withName(Names.event(about, reason.name() + "|" + dedupKey))
             .withNamespace(about.getMetadata().getNamespace())
             .endMetadata()
             .withNewInvolvedObject()
@@ -50,6 +57,9 @@ public final class EventRecorder {
     try {
       client.v1().events().inNamespace(about.getMetadata().getNamespace()).resource(event).create();
     } catch (KubernetesClientException e) {
+      if (e.getCode() == 409) {
+        return; // already recorded
+      }
       LOG.warnf(
           "could not record event %s for %s/%s: %s",
           reason,

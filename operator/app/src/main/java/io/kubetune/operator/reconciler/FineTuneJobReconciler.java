@@ -218,7 +218,8 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
             client,
             cr,
             Reason.JobCreated,
-            "created training Job " + created.getMetadata().getName());
+            "created training Job " + created.getMetadata().getName(),
+            created.getMetadata().getUid());
         return Optional.of(created);
       }
       case REPLACE -> {
@@ -240,7 +241,8 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
                 + stale.getMetadata().getName()
                 + " of revision "
                 + TrainingJobPlan.revisionOf(stale)
-                + " to start a new training revision");
+                + " to start a new training revision",
+            stale.getMetadata().getUid());
         return job;
       }
       case SET_SUSPEND -> {
@@ -328,7 +330,11 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
           default -> null;
         };
     if (reason != null) {
-      EventRecorder.record(client, cr, reason, next.message);
+      // One Event per (revision, phase, attempt, message): repeated observations of the same
+      // transition collapse into the first.
+      String occurrence =
+          next.trainingRevision + "|" + next.phase + "|" + next.attempts + "|" + next.message;
+      EventRecorder.record(client, cr, reason, next.message, occurrence);
     }
   }
 
