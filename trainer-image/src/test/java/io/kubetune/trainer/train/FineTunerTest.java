@@ -227,6 +227,23 @@ class FineTunerTest {
   }
 
   @Test
+  void earlyStoppingEndsTheRunWhenTheMetricStopsImproving() throws Exception {
+    Path train = Fixtures.completions(dir.resolve("early.jsonl"), 32, 8);
+    // A learning rate of zero never improves eval_loss: patience 2 stops after the 2nd eval.
+    TrainingOptions options =
+        TrainingOptions.defaults(model, train, DatasetFormat.COMPLETION, dir.resolve("early-out"))
+            .withValidationSplit(0.25)
+            .withSchedule(100, 1, 0.0, 4, 1, 0)
+            .withEvaluation(5, 2, "eval_loss", false);
+    try (FineTuner tuner = new FineTuner(options, ProgressReporter.silent())) {
+      FineTuner.Result result = tuner.train();
+      assertThat(result.stoppedEarly()).isTrue();
+      assertThat(result.steps()).isEqualTo(10);
+      assertThat(result.history()).hasSize(2);
+    }
+  }
+
+  @Test
   void malformedLineIsBadInputNamingFileAndLine() throws Exception {
     Path train = dir.resolve("broken.jsonl");
     Files.writeString(train, "{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": \"a\",\n");
