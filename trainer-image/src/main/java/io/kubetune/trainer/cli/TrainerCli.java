@@ -45,13 +45,29 @@ import picocli.CommandLine.Option;
       TrainerCli.Train.class,
       TrainerCli.InitTinyModel.class,
       TrainerCli.Generate.class,
-      TrainerCli.LogProbs.class
+      TrainerCli.LogProbs.class,
+      Benchmark.class
     })
 public final class TrainerCli {
   private static final ObjectMapper JSON = new ObjectMapper();
 
   public static void main(String[] args) {
+    useContainerCpuLimit();
     System.exit(run(args, System.out, System.err));
+  }
+
+  /**
+   * libtorch sizes its thread pool from the node's cores, ignoring the container's CPU quota; the
+   * JVM's processor count honours the quota, so hand that to the engine unless the user chose
+   * (OMP_NUM_THREADS or -Dai.djl.pytorch.num_threads).
+   */
+  static void useContainerCpuLimit() {
+    if (System.getProperty("ai.djl.pytorch.num_threads") == null
+        && System.getenv("OMP_NUM_THREADS") == null) {
+      String threads = String.valueOf(Runtime.getRuntime().availableProcessors());
+      System.setProperty("ai.djl.pytorch.num_threads", threads);
+      System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
+    }
   }
 
   /** Runs a command and returns its exit code (tests call this instead of main). */

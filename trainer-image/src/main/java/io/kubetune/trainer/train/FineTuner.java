@@ -44,6 +44,7 @@ public final class FineTuner implements AutoCloseable {
       Evaluation initial,
       Evaluation last,
       Evaluation best,
+      /** Per optimizer step: {step, loss, seconds since start, tokens since start}. */
       List<double[]> trainLoss,
       double tokensPerSecond,
       double seconds,
@@ -273,8 +274,8 @@ public final class FineTuner implements AutoCloseable {
           }
         }
         step++;
-        trainLoss.add(new double[] {step, loss});
         double seconds = (System.nanoTime() - started) / 1e9;
+        trainLoss.add(new double[] {step, loss, seconds, tokens});
         Map<String, Object> line = new LinkedHashMap<>();
         line.put("step", step);
         line.put("totalSteps", totalSteps);

@@ -232,6 +232,43 @@ class TrainerCliTest {
   }
 
   @Test
+  void benchmarkRunsOnATinyConfigAndReportsThroughputAndGemmShare() throws Exception {
+    Path json = dir.resolve("benchmark.json");
+    Run run =
+        run(
+            "benchmark",
+            "--work-dir",
+            dir.resolve("bench").toString(),
+            "--output",
+            json.toString(),
+            "--hidden",
+            "32",
+            "--layers",
+            "1",
+            "--heads",
+            "2",
+            "--kv-heads",
+            "1",
+            "--intermediate",
+            "64",
+            "--batch-size",
+            "2",
+            "--sequence-length",
+            "16",
+            "--steps",
+            "4",
+            "--warmup-steps",
+            "1");
+    assertThat(run.code()).as(run.err()).isZero();
+    JsonNode result = JSON.readTree(json.toFile());
+    assertThat(result.get("gemmGflops").asDouble()).isPositive();
+    assertThat(result.get("lora").get("tokensPerSecond").asDouble()).isPositive();
+    assertThat(result.get("full").get("shareOfGemmPeak").asDouble()).isPositive();
+    assertThat(result.get("lora").get("trainableParameters").asLong())
+        .isLessThan(result.get("full").get("trainableParameters").asLong());
+  }
+
+  @Test
   void unknownOptionIsBadInput() {
     assertThat(run("train", "--no-such-flag").code()).isEqualTo(TrainerExitCodes.BAD_INPUT);
   }
