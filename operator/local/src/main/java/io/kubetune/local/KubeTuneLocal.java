@@ -1,0 +1,334 @@
+package io.kubetune.local;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import io.fabric8.kubernetes.api.model.Condition;
+import io.javaoperatorsdk.operator.Operator;
+import io.kubetune.api.v1alpha1.FineTuneJob;
+import io.kubetune.api.v1alpha1.FineTuneJobStatus;
+import io.kubetune.api.v1alpha1.HyperparametersSpec;
+import io.kubetune.api.v1alpha1.Phase;
+import io.kubetune.operator.metrics.FineTuneJobMetrics;
+import io.kubetune.operator.model.OperatorSettings;
+import io.kubetune.operator.reconciler.FineTuneJobReconciler;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.stream.Stream;
+
+/**
+ * Local mode: the KubeTune operator, an embedded Kubernetes API and a local pod runner in one
+ * process, so a FineTuneJob YAML can be tried on a laptop without a cluster.
+ *
+ * <pre>
+ * bin/kubetune local [--clean] [--steps N] [FILE.yaml]
+ * </pre>
+ */
+public final class KubeTuneLocal {
+  static final String DEFAULT_EXAMPLE = "examples/quickstart.yaml";
+
+  /**
+   * The PVC name whose contents are the repository's examples/ folder in local mode, so the
+   * quick-start needs no upload. Every other claim is a folder under .kubetune/pvc/.
+   */
+  static final String EXAMPLES_CLAIM = "kubetune-examples";
+
+  private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
+
+  /** Options of one local run. */
+  record Options(Path file, Integer steps, boolean clean, Path repoRoot, Path stateDir) {}
+
+  /** Result of one local run. */
+  record Result(int exitCode, FineTuneJob finalState, Path outputDir) {}
+
+  public static void main(String[] args) throws Exception {
+    Options options;
+    try {
+      options = parse(args);
+    } catch (IllegalArgumentException e) {
+      System.err.println("error: " + e.getMessage());
+      System.err.println("usage: kubetune local [--clean] [--steps N] [FILE.yaml]");
+      System.exit(2);
+      return;
+    }
+    Result result = run(options, System.out, System.console() != null, null);
+    System.exit(result.exitCode());
+  }
+
+  static Options parse(String[] args) {
+    Path root = repoRoot();
+    Path file = null;
+    Integer steps = null;
+    boolean clean = false;
+    List<String> rest = new ArrayList<>(List.of(args));
+    if (!rest.isEmpty() && rest.get(0).equals("local")) {
+      rest.remove(0);
+    }
+    for (int i = 0; i < rest.size(); i++) {
+      String arg = rest.get(i);
+      switch (arg) {
+        case "--clean" -> clean = true;
+        case "--steps" -> {
+          if (i + 1 >= rest.size()) {
+            throw new IllegalArgumentException("--steps needs a number, e.g. --steps 20");
+          }
+          try {
+            steps = Integer.parseInt(rest.get(++i));
+          } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(
+                "--steps needs a positive number, got " + rest.get(i));
+          }
+          if (steps < 1) {
+            throw new IllegalArgumentException("--steps needs a positive number, got " + steps);
+          }
+        }
+        default -> {
+          if (arg.startsWith("-")) {
+            throw new IllegalArgumentException("unknown option " + arg);
+          }
+          if (file != null) {
+            throw new IllegalArgumentException(
+                "only one FineTuneJob file, got " + file + " and " + arg);
+          }
+          file = Path.of(arg);
+        }
+      }
+    }
+    if (file == null) {
+      file = root.resolve(DEFAULT_EXAMPLE);
+    }
+    if (!Files.isRegularFile(file)) {
+      throw new IllegalArgumentException("no such file: " + file);
+    }
+    return new Options(file, steps, clean, root, root.resolve(".kubetune"));
+  }
+
+  /** Runs one FineTuneJob to the end. {@code onRunner} (tests) sees the pod runner once started. */
+  static Result run(
+      Options options,
+      PrintStream out,
+      boolean interactive,
+      java.util.function.Consumer<LocalPodRunner> onRunner)
+      throws Exception {
+    Path root = options.repoRoot();
+    Path state = options.stateDir();
+    if (options.clean()) {
+      deleteRecursively(state);
+      out.println("wiped " + state);
+    }
+    Files.createDirectories(state);
+    Path launcher = root.resolve("trainer-image/bin/trainer");
+    if (!Files.isRegularFile(root.resolve("trainer-image/target/kubetune-trainer.jar"))) {
+      out.println(
+          "error: the trainer is not built; run: mvn -B -q install -DskipTests (see README)");
+      return new Result(2, null, null);
+    }
+
+    FineTuneJob job = YAML.readValue(options.file().toFile(), FineTuneJob.class);
+    if (job.getMetadata().getNamespace() == null) {
+      job.getMetadata().setNamespace("default");
+    }
+    if (options.steps() != null) {
+      // A local override for quick runs; the YAML file itself is not changed.
+      if (job.getSpec().hyperparameters == null) {
+        job.getSpec().hyperparameters = new HyperparametersSpec();
+      }
+      job.getSpec().hyperparameters.epochs = null;
+      job.getSpec().hyperparameters.maxSteps = options.steps();
+    }
+    String name = job.getMetadata().getName();
+    String namespace = job.getMetadata().getNamespace();
+
+    Map<String, Path> claims = new LinkedHashMap<>();
+    claims.put(EXAMPLES_CLAIM, root.resolve("examples"));
+
+    out.println("KubeTune local mode (a development aid: embedded API server + local pod runner)");
+    out.println("  FineTuneJob  " + options.file());
+    out.println("  state        " + state);
+    ProgressView progress = new ProgressView(out, interactive);
+    Instant started = Instant.now();
+    try (EmbeddedApiServer api = new EmbeddedApiServer();
+        LocalPodRunner runner =
+            new LocalPodRunner(api.client(), state, claims, launcher, progress)) {
+      out.println(
+          "  API server   " + api.url() + " (Fabric8 mock, CRUD mode; kubectl cannot use it)");
+      api.installCrd(root.resolve("crds/finetunejobs.kubetune.io-v1.yml"));
+      api.createNamespace(namespace);
+
+      Operator operator =
+          new Operator(
+              o ->
+                  o.withKubernetesClient(api.client())
+                      .withUseSSAToPatchPrimaryResource(false)
+                      .withSSABasedCreateUpdateMatchForDependentResources(false)
+                      .withCloseClientOnStop(false));
+      operator.register(
+          new FineTuneJobReconciler(
+              OperatorSettings.defaults(), new FineTuneJobMetrics(new SimpleMeterRegistry())));
+      operator.start();
+      Runtime.getRuntime().addShutdownHook(new Thread(runner::close));
+      runner.start();
+      if (onRunner != null) {
+        onRunner.accept(runner);
+      }
+
+      api.client().resource(job).create();
+      out.println("applied finetunejob/" + name + " in namespace " + namespace);
+
+      FineTuneJob current = null;
+      Phase shown = null;
+      while (true) {
+        current =
+            api.client().resources(FineTuneJob.class).inNamespace(namespace).withName(name).get();
+        FineTuneJobStatus status = current == null ? null : current.getStatus();
+        if (status != null && status.phase != shown) {
+          shown = status.phase;
+          if (!(interactive && progress.lastProgress() != null)) {
+            out.println(
+                "phase " + status.phase + (status.message != null ? ": " + status.message : ""));
+          }
+        }
+        if (status != null && status.phase != null && status.phase.isTerminal()) {
+          break;
+        }
+        if (runner.fatalError() != null) {
+          out.println("error: " + runner.fatalError());
+          break;
+        }
+        Thread.sleep(250);
+      }
+      operator.stop();
+
+      Path outputDir = outputDir(job, claims, state);
+      printSummary(out, current, progress, outputDir, Duration.between(started, Instant.now()));
+      boolean ok = current != null && current.getStatus().phase == Phase.Succeeded;
+      return new Result(ok ? 0 : 1, current, outputDir);
+    }
+  }
+
+  /** Where the trainer exported the result: checkpoints.uri + final/, as a local folder. */
+  static Path outputDir(FineTuneJob job, Map<String, Path> claims, Path state) {
+    String uri = job.getSpec().checkpoints.uri;
+    if (!uri.startsWith("pvc://")) {
+      return null;
+    }
+    String rest = uri.substring("pvc://".length());
+    int slash = rest.indexOf('/');
+    String claim = slash < 0 ? rest : rest.substring(0, slash);
+    String path = slash < 0 ? "" : rest.substring(slash + 1);
+    Path base = claims.getOrDefault(claim, state.resolve("pvc").resolve(claim));
+    return base.resolve(path).resolve("final");
+  }
+
+  static void printSummary(
+      PrintStream out, FineTuneJob job, ProgressView progress, Path outputDir, Duration took) {
+    out.println();
+    if (job == null || job.getStatus() == null) {
+      out.println("no status");
+      return;
+    }
+    FineTuneJobStatus s = job.getStatus();
+    JsonNode last = progress.lastProgress();
+    String progressText =
+        last == null ? "" : last.path("step").asLong() + "/" + last.path("totalSteps").asLong();
+    String loss =
+        last == null ? "" : String.format(Locale.ROOT, "%.4f", last.path("loss").asDouble());
+    out.println("$ kubectl get ftj -o wide   (as it would show)");
+    out.printf(
+        Locale.ROOT,
+        "%-22s %-10s %-10s %-8s %-6s %-8s %-24s %s%n",
+        "NAME",
+        "PHASE",
+        "PROGRESS",
+        "LOSS",
+        "AGE",
+        "METHOD",
+        "JOB",
+        "MESSAGE");
+    out.printf(
+        Locale.ROOT,
+        "%-22s %-10s %-10s %-8s %-6s %-8s %-24s %s%n",
+        job.getMetadata().getName(),
+        s.phase,
+        progressText,
+        loss,
+        ProgressView.formatSeconds(took.toSeconds()),
+        job.getSpec().method.type,
+        s.jobName,
+        s.message);
+    out.println("conditions:");
+    for (Condition c : s.conditions) {
+      out.printf(
+          Locale.ROOT,
+          "  %-10s %-6s %-20s %s%n",
+          c.getType(),
+          c.getStatus(),
+          c.getReason(),
+          c.getMessage());
+    }
+    out.println("attempts: " + s.attempts + ", pod: " + s.podName);
+    if (s.phase == Phase.Succeeded && outputDir != null && Files.isDirectory(outputDir)) {
+      out.println("output: " + outputDir);
+      Path metrics = outputDir.resolve("metrics.json");
+      if (Files.exists(metrics)) {
+        try {
+          JsonNode m = new ObjectMapper().readTree(metrics.toFile());
+          printEval(out, "base model (before training)", m.path("initial"));
+          printEval(out, "tuned model (after training)", m.path("final"));
+        } catch (IOException e) {
+          out.println("  (cannot read metrics.json: " + e.getMessage() + ")");
+        }
+      }
+      try (Stream<Path> files = Files.list(outputDir)) {
+        out.println("  files: " + files.map(p -> p.getFileName().toString()).sorted().toList());
+      } catch (IOException e) {
+        // ignore
+      }
+    }
+  }
+
+  private static void printEval(PrintStream out, String title, JsonNode eval) {
+    if (eval.isMissingNode() || eval.isNull()) {
+      return;
+    }
+    out.println("  " + title + ": " + ProgressView.describe(eval, "step"));
+  }
+
+  static Path repoRoot() {
+    String configured = System.getProperty("kubetune.repoRoot");
+    if (configured != null) {
+      return Path.of(configured).toAbsolutePath();
+    }
+    Path dir = Path.of("").toAbsolutePath();
+    while (dir != null && !Files.isDirectory(dir.resolve("crds"))) {
+      dir = dir.getParent();
+    }
+    if (dir == null) {
+      throw new IllegalArgumentException(
+          "run from inside the KubeTune repository (no crds/ found)");
+    }
+    return dir;
+  }
+
+  static void deleteRecursively(Path dir) throws IOException {
+    if (!Files.exists(dir)) {
+      return;
+    }
+    try (Stream<Path> walk = Files.walk(dir)) {
+      for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
+        Files.delete(p);
+      }
+    }
+  }
+}

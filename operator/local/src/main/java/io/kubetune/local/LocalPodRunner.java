@@ -1,0 +1,630 @@
+package io.kubetune.local;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.fabric8.kubernetes.api.model.Container;
+import io.fabric8.kubernetes.api.model.EnvVar;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.api.model.PodStatusBuilder;
+import io.fabric8.kubernetes.api.model.Quantity;
+import io.fabric8.kubernetes.api.model.Secret;
+import io.fabric8.kubernetes.api.model.Volume;
+import io.fabric8.kubernetes.api.model.VolumeMount;
+import io.fabric8.kubernetes.api.model.batch.v1.Job;
+import io.fabric8.kubernetes.api.model.batch.v1.JobCondition;
+import io.fabric8.kubernetes.api.model.batch.v1.JobConditionBuilder;
+import io.fabric8.kubernetes.api.model.batch.v1.JobStatus;
+import io.fabric8.kubernetes.api.model.batch.v1.PodFailurePolicyRule;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.kubetune.operator.Labels;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.UncheckedIOException;
+import java.io.Writer;
+import java.math.BigDecimal;
+import java.math.RoundingMode;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A development aid that plays the Job controller and the kubelet for local mode: for each training
+ * Job the operator creates it creates a Pod, runs the trainer container as a local process (same
+ * arguments, environment and volumes, with mount paths translated to local folders), writes the
+ * pod's status back (running, exit code, termination message) and completes or fails the Job by its
+ * backoffLimit and podFailurePolicy. It runs only the KubeTune trainer image, through the local
+ * launcher {@code trainer-image/bin/trainer}; any other image is refused.
+ */
+final class LocalPodRunner implements AutoCloseable {
+  static final String TRAINER_IMAGE_MARKER = "kubetune-trainer";
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final KubernetesClient client;
+  private final Path stateDir;
+  private final Map<String, Path> claimFolders;
+  private final Path trainerLauncher;
+  private final TrainerOutputListener listener;
+  private final ScheduledExecutorService loop = Executors.newSingleThreadScheduledExecutor();
+  private final Map<String, RunState> runs = new ConcurrentHashMap<>();
+  private volatile String fatalError;
+  private volatile boolean closed;
+
+  /** What the runner knows about one Job. */
+  private static final class RunState {
+    Process process;
+    Pod pod;
+    Path podDir;
+    int failed;
+    int started;
+  }
+
+  LocalPodRunner(
+      KubernetesClient client,
+      Path stateDir,
+      Map<String, Path> claimFolders,
+      Path trainerLauncher,
+      TrainerOutputListener listener) {
+    this.client = client;
+    this.stateDir = stateDir;
+    this.claimFolders = claimFolders;
+    this.trainerLauncher = trainerLauncher;
+    this.listener = listener;
+  }
+
+  void start() {
+    loop.scheduleWithFixedDelay(this::tickSafely, 0, 300, TimeUnit.MILLISECONDS);
+  }
+
+  /** A problem the runner cannot get past (e.g. an image it cannot run), or null. */
+  String fatalError() {
+    return fatalError;
+  }
+
+  /** The running trainer process of a Job, for tests that play a node failure. */
+  Process processOf(String jobName) {
+    return runs.values().stream()
+        .filter(
+            r -> r.pod != null && jobName.equals(r.pod.getMetadata().getLabels().get("job-name")))
+        .map(r -> r.process)
+        .filter(Objects::nonNull)
+        .findFirst()
+        .orElse(null);
+  }
+
+  private void tickSafely() {
+    try {
+      tick();
+    } catch (RuntimeException e) {
+      if (!closed) {
+        System.err.println("local pod runner: " + e.getMessage());
+      }
+    }
+  }
+
+  private void tick() {
+    List<Job> jobs =
+        client
+            .batch()
+            .v1()
+            .jobs()
+            .inAnyNamespace()
+            .withLabel(Labels.MANAGED_BY, Labels.MANAGED_BY_VALUE)
+            .list()
+            .getItems();
+    Set<String> live = new HashSet<>();
+    for (Job job : jobs) {
+      live.add(job.getMetadata().getUid());
+      RunState run = runs.computeIfAbsent(job.getMetadata().getUid(), uid -> new RunState());
+      reconcile(job, run);
+    }
+    // Jobs deleted (a new training revision, or the FineTuneJob is gone): stop their trainer and
+    // remove their pods, as the garbage collector would.
+    for (var entry : new ArrayList<>(runs.entrySet())) {
+      if (!live.contains(entry.getKey())) {
+        RunState run = entry.getValue();
+        stop(run, 10);
+        if (run.pod != null) {
+          client.resource(run.pod).delete();
+        }
+        runs.remove(entry.getKey());
+      }
+    }
+  }
+
+  private void reconcile(Job job, RunState run) {
+    if (isFinished(job) || job.getMetadata().getDeletionTimestamp() != null) {
+      if (job.getMetadata().getDeletionTimestamp() != null) {
+        stop(run, 10);
+      }
+      return;
+    }
+    if (Boolean.TRUE.equals(job.getSpec().getSuspend())) {
+      if (run.process != null) {
+        // The Job controller deletes pods of a suspended Job: SIGTERM, grace period, gone.
+        stop(run, graceSeconds(job));
+        client.resource(run.pod).delete();
+        run.pod = null;
+        setJobStatus(job, 0, 0, run.failed, List.of());
+      }
+      return;
+    }
+    if (run.process == null) {
+      startPod(job, run);
+      return;
+    }
+    if (!run.process.isAlive()) {
+      handleExit(job, run);
+    }
+  }
+
+  private void startPod(Job job, RunState run) {
+    Container container = job.getSpec().getTemplate().getSpec().getContainers().get(0);
+    String podName = job.getMetadata().getName() + "-" + (++run.started);
+    Pod pod =
+        new PodBuilder()
+            .withNewMetadata()
+            .withName(podName)
+            .withNamespace(job.getMetadata().getNamespace())
+            .withLabels(job.getSpec().getTemplate().getMetadata().getLabels())
+            .addToLabels("job-name", job.getMetadata().getName())
+            .addToLabels("controller-uid", job.getMetadata().getUid())
+            .withCreationTimestamp(now())
+            .addNewOwnerReference()
+            .withApiVersion("batch/v1")
+            .withKind("Job")
+            .withName(job.getMetadata().getName())
+            .withUid(job.getMetadata().getUid())
+            .withController(true)
+            .withBlockOwnerDeletion(true)
+            .endOwnerReference()
+            .endMetadata()
+            .withSpec(job.getSpec().getTemplate().getSpec())
+            .build();
+    run.pod = client.resource(pod).create();
+    run.podDir = stateDir.resolve("pods").resolve(podName);
+
+    if (container.getImage() == null || !container.getImage().contains(TRAINER_IMAGE_MARKER)) {
+      String message =
+          "local mode runs only the KubeTune trainer image (an image name containing '"
+              + TRAINER_IMAGE_MARKER
+              + "'), not '"
+              + container.getImage()
+              + "'; remove spec.trainerImage to use the default";
+      setWaiting(run, "LocalModeUnsupportedImage", message);
+      fatalError = message;
+      return;
+    }
+    try {
+      Files.createDirectories(run.podDir);
+      PathTranslation paths = mountVolumes(job, run);
+      List<String> command = new ArrayList<>();
+      command.add(trainerLauncher.toString());
+      for (String arg : Objects.requireNonNullElse(container.getArgs(), List.<String>of())) {
+        command.add(paths.apply(arg));
+      }
+      ProcessBuilder builder = new ProcessBuilder(command).directory(run.podDir.toFile());
+      Map<String, String> env = builder.environment();
+      for (EnvVar var : Objects.requireNonNullElse(container.getEnv(), List.<EnvVar>of())) {
+        String value = resolveEnv(job, container, var);
+        if (value != null) {
+          env.put(var.getName(), paths.apply(value));
+        }
+      }
+      Path terminationLog = run.podDir.resolve("termination-log");
+      Files.deleteIfExists(terminationLog);
+      env.put("KUBETUNE_TERMINATION_LOG", terminationLog.toString());
+      env.put("TMPDIR", paths.apply(env.getOrDefault("TMPDIR", "/tmp")));
+      builder.redirectError(run.podDir.resolve("trainer.stderr.log").toFile());
+      run.process = builder.start();
+      pumpStdout(run, podName);
+      setRunning(run);
+      setJobStatus(job, 1, 0, run.failed, List.of());
+    } catch (MissingSecretException e) {
+      setWaiting(run, "CreateContainerConfigError", e.getMessage());
+      fatalError = e.getMessage();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /** Creates the pod's volumes as local folders and returns the mount-path translation. */
+  private PathTranslation mountVolumes(Job job, RunState run) throws IOException {
+    PathTranslation paths = new PathTranslation();
+    var podSpec = job.getSpec().getTemplate().getSpec();
+    Container container = podSpec.getContainers().get(0);
+    Path volumesDir = run.podDir.resolve("volumes");
+    List<Runnable> projections = new ArrayList<>();
+    for (VolumeMount mount : container.getVolumeMounts()) {
+      Volume volume =
+          podSpec.getVolumes().stream()
+              .filter(v -> v.getName().equals(mount.getName()))
+              .findFirst()
+              .orElseThrow();
+      Path local;
+      if (volume.getPersistentVolumeClaim() != null) {
+        String claim = volume.getPersistentVolumeClaim().getClaimName();
+        local = claimFolders.getOrDefault(claim, stateDir.resolve("pvc").resolve(claim));
+      } else if (volume.getConfigMap() != null) {
+        local = volumesDir.resolve(volume.getName());
+        String configMapName = volume.getConfigMap().getName();
+        String namespace = job.getMetadata().getNamespace();
+        Path target = local;
+        projections.add(() -> projectConfigMap(namespace, configMapName, target, paths));
+      } else {
+        local = volumesDir.resolve(volume.getName()); // emptyDir and anything else
+      }
+      Files.createDirectories(local);
+      paths.add(mount.getMountPath(), local);
+    }
+    // ConfigMap files are written once every mount is known, so paths inside them translate too.
+    projections.forEach(Runnable::run);
+    return paths;
+  }
+
+  private void projectConfigMap(String namespace, String name, Path target, PathTranslation paths) {
+    var configMap = client.configMaps().inNamespace(namespace).withName(name).get();
+    if (configMap == null) {
+      throw new IllegalStateException("ConfigMap " + namespace + "/" + name + " not found");
+    }
+    configMap
+        .getData()
+        .forEach(
+            (key, value) -> {
+              try {
+                Files.writeString(target.resolve(key), paths.apply(value));
+              } catch (IOException e) {
+                throw new UncheckedIOException(e);
+              }
+            });
+  }
+
+  private String resolveEnv(Job job, Container container, EnvVar var) {
+    if (var.getValueFrom() == null) {
+      return var.getValue();
+    }
+    var from = var.getValueFrom();
+    if (from.getSecretKeyRef() != null) {
+      var ref = from.getSecretKeyRef();
+      Secret secret =
+          client
+              .secrets()
+              .inNamespace(job.getMetadata().getNamespace())
+              .withName(ref.getName())
+              .get();
+      String encoded =
+          secret == null || secret.getData() == null ? null : secret.getData().get(ref.getKey());
+      if (encoded == null) {
+        if (Boolean.TRUE.equals(ref.getOptional())) {
+          return null;
+        }
+        throw new MissingSecretException(
+            "secret \""
+                + ref.getName()
+                + "\" key \""
+                + ref.getKey()
+                + "\" not found for env "
+                + var.getName());
+      }
+      return new String(Base64.getDecoder().decode(encoded), StandardCharsets.UTF_8);
+    }
+    if (from.getResourceFieldRef() != null
+        && "requests.cpu".equals(from.getResourceFieldRef().getResource())) {
+      Quantity cpu = container.getResources().getRequests().get("cpu");
+      BigDecimal cores = cpu == null ? BigDecimal.ONE : cpu.getNumericalAmount();
+      return cores.setScale(0, RoundingMode.CEILING).max(BigDecimal.ONE).toPlainString();
+    }
+    return null;
+  }
+
+  private void pumpStdout(RunState run, String podName) throws IOException {
+    Process process = run.process;
+    Writer log = Files.newBufferedWriter(run.podDir.resolve("trainer.stdout.log"));
+    Thread pump =
+        new Thread(
+            () -> {
+              try (BufferedReader reader =
+                      new BufferedReader(
+                          new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8));
+                  log) {
+                String line;
+                while ((line = reader.readLine()) != null) {
+                  log.write(line);
+                  log.write('\n');
+                  log.flush();
+                  if (line.startsWith("{")) {
+                    try {
+                      listener.onEvent(podName, JSON.readTree(line));
+                    } catch (IOException notJson) {
+                      // plain output line
+                    }
+                  }
+                }
+              } catch (IOException e) {
+                // process gone
+              }
+            },
+            "trainer-stdout-" + podName);
+    pump.setDaemon(true);
+    pump.start();
+  }
+
+  private void handleExit(Job job, RunState run) {
+    int exitCode = run.process.exitValue();
+    String message = terminationMessage(run, exitCode);
+    setTerminated(run, exitCode, message);
+    run.process = null;
+    List<PodFailurePolicyRule> rules =
+        job.getSpec().getPodFailurePolicy() == null
+            ? List.of()
+            : job.getSpec().getPodFailurePolicy().getRules();
+    if (exitCode == 0) {
+      setJobStatus(
+          job, 0, 1, run.failed, List.of(condition("Complete", "Completed", "Job completed")));
+      return;
+    }
+    for (int i = 0; i < rules.size(); i++) {
+      PodFailurePolicyRule rule = rules.get(i);
+      var onExit = rule.getOnExitCodes();
+      if (onExit != null
+          && "In".equals(onExit.getOperator())
+          && onExit.getValues().contains(exitCode)) {
+        if ("FailJob".equals(rule.getAction())) {
+          run.failed++;
+          setJobStatus(
+              job,
+              0,
+              0,
+              run.failed,
+              List.of(
+                  condition(
+                      "Failed",
+                      "PodFailurePolicy",
+                      "Container trainer for pod "
+                          + job.getMetadata().getNamespace()
+                          + "/"
+                          + run.pod.getMetadata().getName()
+                          + " failed with exit code "
+                          + exitCode
+                          + " matching FailJob rule at index "
+                          + i)));
+          return;
+        }
+        if ("Ignore".equals(rule.getAction())) {
+          return; // not counted: a new pod starts on the next tick
+        }
+      }
+    }
+    run.failed++;
+    int backoffLimit = Objects.requireNonNullElse(job.getSpec().getBackoffLimit(), 6);
+    if (run.failed > backoffLimit) {
+      setJobStatus(
+          job,
+          0,
+          0,
+          run.failed,
+          List.of(
+              condition(
+                  "Failed",
+                  "BackoffLimitExceeded",
+                  "Job has reached the specified backoff limit")));
+    } else {
+      setJobStatus(job, 0, 0, run.failed, List.of());
+    }
+  }
+
+  /** The termination-log file, else (FallbackToLogsOnError) the tail of the trainer's log. */
+  private static String terminationMessage(RunState run, int exitCode) {
+    try {
+      Path file = run.podDir.resolve("termination-log");
+      if (Files.exists(file) && Files.size(file) > 0) {
+        return tail(Files.readString(file), 4096);
+      }
+      if (exitCode != 0) {
+        Path stderr = run.podDir.resolve("trainer.stderr.log");
+        if (Files.exists(stderr)) {
+          return tail(Files.readString(stderr), 2048);
+        }
+      }
+    } catch (IOException e) {
+      // no message
+    }
+    return null;
+  }
+
+  private static String tail(String text, int max) {
+    return text.length() <= max ? text : text.substring(text.length() - max);
+  }
+
+  private void stop(RunState run, long graceSeconds) {
+    Process process = run.process;
+    if (process == null) {
+      return;
+    }
+    process.destroy(); // SIGTERM: the trainer checkpoints and exits
+    try {
+      if (!process.waitFor(graceSeconds, TimeUnit.SECONDS)) {
+        process.destroyForcibly();
+        process.waitFor(5, TimeUnit.SECONDS);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      process.destroyForcibly();
+    }
+    run.process = null;
+  }
+
+  private static long graceSeconds(Job job) {
+    Long grace = job.getSpec().getTemplate().getSpec().getTerminationGracePeriodSeconds();
+    return grace == null ? 30 : grace;
+  }
+
+  private void setRunning(RunState run) {
+    updatePodStatus(
+        run,
+        new PodStatusBuilder()
+            .withPhase("Running")
+            .withStartTime(now())
+            .addNewContainerStatus()
+            .withName(run.pod.getSpec().getContainers().get(0).getName())
+            .withImage(run.pod.getSpec().getContainers().get(0).getImage())
+            .withReady(true)
+            .withStarted(true)
+            .withRestartCount(0)
+            .withNewState()
+            .withNewRunning()
+            .withStartedAt(now())
+            .endRunning()
+            .endState()
+            .endContainerStatus()
+            .build());
+  }
+
+  private void setWaiting(RunState run, String reason, String message) {
+    updatePodStatus(
+        run,
+        new PodStatusBuilder()
+            .withPhase("Pending")
+            .addNewContainerStatus()
+            .withName(run.pod.getSpec().getContainers().get(0).getName())
+            .withImage(run.pod.getSpec().getContainers().get(0).getImage())
+            .withReady(false)
+            .withRestartCount(0)
+            .withNewState()
+            .withNewWaiting()
+            .withReason(reason)
+            .withMessage(message)
+            .endWaiting()
+            .endState()
+            .endContainerStatus()
+            .build());
+  }
+
+  private void setTerminated(RunState run, int exitCode, String message) {
+    updatePodStatus(
+        run,
+        new PodStatusBuilder()
+            .withPhase(exitCode == 0 ? "Succeeded" : "Failed")
+            .addNewContainerStatus()
+            .withName(run.pod.getSpec().getContainers().get(0).getName())
+            .withImage(run.pod.getSpec().getContainers().get(0).getImage())
+            .withReady(false)
+            .withRestartCount(0)
+            .withNewState()
+            .withNewTerminated()
+            .withExitCode(exitCode)
+            .withReason(exitCode == 0 ? "Completed" : exitCode == 137 ? "OOMKilled" : "Error")
+            .withMessage(message)
+            .withFinishedAt(now())
+            .endTerminated()
+            .endState()
+            .endContainerStatus()
+            .build());
+  }
+
+  private void updatePodStatus(RunState run, io.fabric8.kubernetes.api.model.PodStatus status) {
+    Pod current = client.resource(run.pod).get();
+    if (current == null) {
+      return;
+    }
+    current.setStatus(status);
+    run.pod = client.resource(current).updateStatus();
+  }
+
+  private void setJobStatus(
+      Job job, int active, int succeeded, int failed, List<JobCondition> conditions) {
+    Job current =
+        client
+            .batch()
+            .v1()
+            .jobs()
+            .inNamespace(job.getMetadata().getNamespace())
+            .withName(job.getMetadata().getName())
+            .get();
+    if (current == null) {
+      return;
+    }
+    JobStatus status = current.getStatus() == null ? new JobStatus() : current.getStatus();
+    status.setActive(active);
+    status.setSucceeded(succeeded);
+    status.setFailed(failed);
+    if (status.getStartTime() == null) {
+      status.setStartTime(now());
+    }
+    if (!conditions.isEmpty()) {
+      status.setCompletionTime(now());
+      status.setConditions(conditions);
+    }
+    current.setStatus(status);
+    try {
+      client.resource(current).updateStatus();
+    } catch (KubernetesClientException e) {
+      System.err.println("local pod runner: cannot update Job status: " + e.getMessage());
+    }
+  }
+
+  private static JobCondition condition(String type, String reason, String message) {
+    return new JobConditionBuilder()
+        .withType(type)
+        .withStatus("True")
+        .withReason(reason)
+        .withMessage(message)
+        .withLastTransitionTime(now())
+        .build();
+  }
+
+  private static boolean isFinished(Job job) {
+    return job.getStatus() != null
+        && job.getStatus().getConditions() != null
+        && job.getStatus().getConditions().stream()
+            .anyMatch(
+                c ->
+                    ("Complete".equals(c.getType()) || "Failed".equals(c.getType()))
+                        && "True".equals(c.getStatus()));
+  }
+
+  private static String now() {
+    return Instant.now().truncatedTo(ChronoUnit.SECONDS).toString();
+  }
+
+  @Override
+  public void close() {
+    closed = true;
+    loop.shutdown();
+    try {
+      loop.awaitTermination(5, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    for (RunState run : runs.values()) {
+      stop(run, 10);
+    }
+  }
+
+  /** A secretKeyRef that cannot be resolved, as the kubelet's CreateContainerConfigError. */
+  static final class MissingSecretException extends RuntimeException {
+    MissingSecretException(String message) {
+      super(message);
+    }
+  }
+
+  static JsonNode parse(String line) throws IOException {
+    return JSON.readTree(line);
+  }
+}

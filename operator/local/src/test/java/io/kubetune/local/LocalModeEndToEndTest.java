@@ -1,0 +1,149 @@
+package io.kubetune.local;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.fabric8.kubernetes.api.model.Condition;
+import io.kubetune.api.v1alpha1.Phase;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Local mode end to end: the real operator, the embedded API server, the local pod runner and the
+ * real trainer process on the shipped quick-start (model and data from examples/).
+ */
+class LocalModeEndToEndTest {
+  static final Path ROOT = KubeTuneLocal.repoRoot();
+
+  @TempDir Path state;
+
+  @Test
+  void quickstartTrainsAndBeatsTheBaseModel() throws Exception {
+    ByteArrayOutputStream log = new ByteArrayOutputStream();
+    KubeTuneLocal.Result result =
+        KubeTuneLocal.run(
+            new KubeTuneLocal.Options(
+                ROOT.resolve("examples/quickstart.yaml"), 60, false, ROOT, state),
+            new PrintStream(log, true, StandardCharsets.UTF_8),
+            false,
+            null);
+    String output = log.toString(StandardCharsets.UTF_8);
+
+    assertThat(result.exitCode()).as(output).isZero();
+    assertThat(result.finalState().getStatus().phase).isEqualTo(Phase.Succeeded);
+    Condition complete =
+        result.finalState().getStatus().conditions.stream()
+            .filter(c -> c.getType().equals("Complete"))
+            .findFirst()
+            .orElseThrow();
+    assertThat(complete.getStatus()).isEqualTo("True");
+
+    Path out = result.outputDir();
+    ObjectMapper json = new ObjectMapper();
+    JsonNode adapterConfig = json.readTree(out.resolve("adapter_config.json").toFile());
+    assertThat(adapterConfig.path("peft_type").asText()).isEqualTo("LORA");
+    assertThat(adapterConfig.path("r").asInt()).isEqualTo(8);
+    assertThat(Files.size(out.resolve("adapter_model.safetensors"))).isPositive();
+
+    JsonNode metrics = json.readTree(out.resolve("metrics.json").toFile());
+    double base = metrics.path("initial").path("accuracy").asDouble();
+    double tuned = metrics.path("final").path("accuracy").asDouble();
+    assertThat(base).isLessThan(0.35); // five classes: chance is 0.2
+    assertThat(tuned).as(output).isGreaterThan(base + 0.25);
+    assertThat(output).contains("kubectl get ftj").contains("Succeeded").contains("tuned model");
+  }
+
+  @Test
+  void badInputFailsAtOnceWithTheFileAndLine() throws Exception {
+    Path data = state.resolve("pvc/bad-data");
+    Files.createDirectories(data);
+    Files.writeString(
+        data.resolve("train.jsonl"),
+        "{\"text\": \"refund please\", \"label\": \"billing\"}\n{not json\n");
+    Path yaml = state.resolve("bad.yaml");
+    Files.writeString(
+        yaml,
+        """
+        apiVersion: kubetune.io/v1alpha1
+        kind: FineTuneJob
+        metadata:
+          name: bad-input
+        spec:
+          baseModel:
+            uri: pvc://kubetune-examples/models/tiny-llama/
+          dataset:
+            train: pvc://bad-data/train.jsonl
+            format: classification
+          method:
+            type: LoRA
+          checkpoints:
+            uri: pvc://local-scratch/bad-input/
+        """);
+    ByteArrayOutputStream log = new ByteArrayOutputStream();
+    KubeTuneLocal.Result result =
+        KubeTuneLocal.run(
+            new KubeTuneLocal.Options(yaml, 5, false, ROOT, state),
+            new PrintStream(log, true, StandardCharsets.UTF_8),
+            false,
+            null);
+
+    assertThat(result.exitCode()).isEqualTo(1);
+    var status = result.finalState().getStatus();
+    assertThat(status.phase).isEqualTo(Phase.Failed);
+    assertThat(status.attempts).as("bad input is not retried").isEqualTo(1);
+    Condition failed =
+        status.conditions.stream()
+            .filter(c -> c.getType().equals("Failed"))
+            .findFirst()
+            .orElseThrow();
+    assertThat(failed.getReason()).isEqualTo("BadInput");
+    assertThat(status.message).contains("train.jsonl:2");
+  }
+
+  @Test
+  void aKilledTrainerIsRetriedAndTheJobStillSucceeds() throws Exception {
+    ByteArrayOutputStream log = new ByteArrayOutputStream();
+    AtomicBoolean killed = new AtomicBoolean();
+    KubeTuneLocal.Result result =
+        KubeTuneLocal.run(
+            new KubeTuneLocal.Options(
+                ROOT.resolve("examples/quickstart.yaml"), 40, false, ROOT, state),
+            new PrintStream(log, true, StandardCharsets.UTF_8),
+            false,
+            runner -> {
+              // Like a node failure: kill -9 the first trainer 1.5 s after it started.
+              Thread killer =
+                  new Thread(
+                      () -> {
+                        try {
+                          while (!killed.get()) {
+                            Process p = runner.processOf("quickstart-train");
+                            if (p != null && p.isAlive()) {
+                              Thread.sleep(1500);
+                              p.destroyForcibly();
+                              killed.set(true);
+                            }
+                            Thread.sleep(50);
+                          }
+                        } catch (InterruptedException e) {
+                          Thread.currentThread().interrupt();
+                        }
+                      });
+              killer.setDaemon(true);
+              killer.start();
+            });
+
+    String output = log.toString(StandardCharsets.UTF_8);
+    assertThat(killed).isTrue();
+    assertThat(result.exitCode()).as(output).isZero();
+    assertThat(result.finalState().getStatus().phase).isEqualTo(Phase.Succeeded);
+    assertThat(result.finalState().getStatus().attempts).isEqualTo(2);
+  }
+}
