@@ -26,7 +26,40 @@ public record LlamaConfig(
     double ropeTheta,
     boolean tieWordEmbeddings,
     int bosTokenId,
-    int eosTokenId) {
+    int eosTokenId,
+    RopeScaling ropeScaling) {
+
+  /**
+   * {@code rope_scaling} of config.json: {@code linear} or {@code llama3} (Llama 3.1+), or null.
+   * Other types (yarn, dynamic, longrope) are rejected as bad input rather than silently wrong.
+   */
+  public record RopeScaling(
+      String type,
+      double factor,
+      double lowFreqFactor,
+      double highFreqFactor,
+      int originalMaxPositionEmbeddings) {
+
+    /** Applies the scaling to one inverse frequency, as transformers' rope init functions do. */
+    public double scale(double invFreq) {
+      if (type.equals("linear")) {
+        return invFreq / factor;
+      }
+      double lowFreqWavelen = originalMaxPositionEmbeddings / lowFreqFactor;
+      double highFreqWavelen = originalMaxPositionEmbeddings / highFreqFactor;
+      double wavelen = 2 * Math.PI / invFreq;
+      if (wavelen < highFreqWavelen) {
+        return invFreq;
+      }
+      if (wavelen > lowFreqWavelen) {
+        return invFreq / factor;
+      }
+      double smooth =
+          (originalMaxPositionEmbeddings / wavelen - lowFreqFactor)
+              / (highFreqFactor - lowFreqFactor);
+      return (1 - smooth) * invFreq / factor + smooth * invFreq;
+    }
+  }
 
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final Set<String> MODEL_TYPES = Set.of("llama", "mistral", "qwen2");
@@ -77,7 +110,30 @@ public record LlamaConfig(
         root.path("bos_token_id").asInt(1),
         root.path("eos_token_id").isArray()
             ? root.path("eos_token_id").get(0).asInt()
-            : root.path("eos_token_id").asInt(2));
+            : root.path("eos_token_id").asInt(2),
+        ropeScaling(root, file));
+  }
+
+  private static RopeScaling ropeScaling(JsonNode root, Path file) {
+    JsonNode node = root.path("rope_scaling");
+    if (node.isMissingNode() || node.isNull()) {
+      return null;
+    }
+    String type =
+        node.hasNonNull("rope_type") ? node.get("rope_type").asText() : node.path("type").asText();
+    if (type.equals("default")) {
+      return null;
+    }
+    if (!type.equals("linear") && !type.equals("llama3")) {
+      throw new BadInputException(
+          file + ": rope_scaling type '" + type + "' is not supported (supported: linear, llama3)");
+    }
+    return new RopeScaling(
+        type,
+        node.path("factor").asDouble(1.0),
+        node.path("low_freq_factor").asDouble(1.0),
+        node.path("high_freq_factor").asDouble(4.0),
+        node.path("original_max_position_embeddings").asInt(8192));
   }
 
   private static int required(JsonNode root, String field, Path file) {
@@ -105,6 +161,17 @@ public record LlamaConfig(
     node.put("tie_word_embeddings", tieWordEmbeddings);
     node.put("bos_token_id", bosTokenId);
     node.put("eos_token_id", eosTokenId);
+    if (ropeScaling != null) {
+      ObjectNode scaling = node.putObject("rope_scaling");
+      scaling.put("rope_type", ropeScaling.type());
+      scaling.put("factor", ropeScaling.factor());
+      if (ropeScaling.type().equals("llama3")) {
+        scaling.put("low_freq_factor", ropeScaling.lowFreqFactor());
+        scaling.put("high_freq_factor", ropeScaling.highFreqFactor());
+        scaling.put(
+            "original_max_position_embeddings", ropeScaling.originalMaxPositionEmbeddings());
+      }
+    }
     node.put("hidden_act", "silu");
     node.put("attention_bias", false);
     node.put("mlp_bias", false);

@@ -246,7 +246,7 @@ public final class LlamaModel implements AutoCloseable {
             .singletonOrThrow();
     NDArray[] rope = ropeTables(scope, past, seq);
     NDArray mask = causalMask(scope, past, seq);
-    float scale = (float) (1.0 / Math.sqrt(headDim));
+    NDArray scale = scalar(scope, 1.0 / Math.sqrt(headDim));
 
     for (int l = 0; l < config.numHiddenLayers(); l++) {
       String p = layerPrefix(l);
@@ -300,9 +300,19 @@ public final class LlamaModel implements AutoCloseable {
       NDArray down = in.getNDArrayInternal().linear(in, adapter.a(name), null).singletonOrThrow();
       NDArray delta =
           down.getNDArrayInternal().linear(down, adapter.b(name), null).singletonOrThrow();
-      y = y.add(delta.mul((float) adapter.scaling()));
+      y = y.add(delta.mul(scalar(x.getManager(), adapter.scaling())));
     }
     return y;
+  }
+
+  /**
+   * A scalar owned by the step's manager. DJL's {@code x.mul(2f)} wraps the number in a temporary
+   * array backed by a direct buffer and closes it at once; autograd keeps that tensor for the
+   * backward pass, so a garbage collection in between lets backward read freed memory (seen as
+   * sporadic NaN/Inf gradients). Scalars that enter the autograd graph must outlive the step.
+   */
+  public static NDArray scalar(NDManager scope, double value) {
+    return scope.create((float) value);
   }
 
   private static NDArray heads(NDArray x, long batch, int seq, int count, int headDim) {
@@ -323,7 +333,8 @@ public final class LlamaModel implements AutoCloseable {
   private NDArray rmsNorm(NDArray x, NDArray weight) {
     int last = x.getShape().dimension() - 1;
     NDArray variance = x.square().mean(new int[] {last}, true);
-    return x.div(variance.add((float) config.rmsNormEps()).sqrt()).mul(weight);
+    NDArray eps = scalar(x.getManager(), config.rmsNormEps());
+    return x.div(variance.add(eps).sqrt()).mul(weight);
   }
 
   /** cos and sin tables (1, 1, seq, headDim) for positions past..past+seq-1. */
@@ -335,6 +346,9 @@ public final class LlamaModel implements AutoCloseable {
     for (int t = 0; t < seq; t++) {
       for (int i = 0; i < half; i++) {
         double invFreq = 1.0 / Math.pow(config.ropeTheta(), (2.0 * i) / dim);
+        if (config.ropeScaling() != null) {
+          invFreq = config.ropeScaling().scale(invFreq);
+        }
         double angle = (past + t) * invFreq;
         cos[t * dim + i] = cos[t * dim + i + half] = (float) Math.cos(angle);
         sin[t * dim + i] = sin[t * dim + i + half] = (float) Math.sin(angle);

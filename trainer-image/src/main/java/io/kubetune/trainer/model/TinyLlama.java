@@ -34,7 +34,8 @@ public final class TinyLlama {
         10000.0,
         tieEmbeddings,
         ByteLevelBpeTokenizerJson.idOf(ByteLevelBpeTokenizerJson.BOS),
-        ByteLevelBpeTokenizerJson.idOf(ByteLevelBpeTokenizerJson.EOS));
+        ByteLevelBpeTokenizerJson.idOf(ByteLevelBpeTokenizerJson.EOS),
+        null);
   }
 
   public static LlamaConfig write(Path dir, Size size, boolean tieEmbeddings, long seed)

@@ -259,7 +259,9 @@ public final class FineTuner implements AutoCloseable {
             try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
               // Normalised by the targets of the whole optimizer step, so accumulation over
               // micro-batches equals one large batch.
-              NDArray microLoss = negativeLogLikelihood(scope, batch, true, null).div(targets);
+              NDArray microLoss =
+                  negativeLogLikelihood(scope, batch, true, null)
+                      .div(LlamaModel.scalar(scope, targets));
               float value = microLoss.getFloat();
               if (!Float.isFinite(value)) {
                 throw new LossNotFiniteException(step + 1, value);

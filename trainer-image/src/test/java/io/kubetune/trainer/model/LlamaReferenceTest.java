@@ -40,6 +40,30 @@ class LlamaReferenceTest {
   }
 
   @Test
+  void logitsMatchTheNumpyReferenceWithLlama3RopeScaling() throws Exception {
+    Path model = dir.resolve("llama3");
+    TinyLlama.write(model, new TinyLlama.Size(64, 2, 4, 2, 96), false, 24);
+    scaleUpWeights(model);
+    ObjectMapper json = new ObjectMapper();
+    com.fasterxml.jackson.databind.node.ObjectNode config =
+        (com.fasterxml.jackson.databind.node.ObjectNode)
+            json.readTree(model.resolve("config.json").toFile());
+    // A short original context puts the head's frequencies in all three llama3 bands.
+    config.put("rope_theta", 500000.0);
+    config
+        .putObject("rope_scaling")
+        .put("rope_type", "llama3")
+        .put("factor", 8.0)
+        .put("low_freq_factor", 1.0)
+        .put("high_freq_factor", 4.0)
+        .put("original_max_position_embeddings", 64);
+    json.writeValue(model.resolve("config.json").toFile(), config);
+    assertThat(LlamaConfig.read(model.resolve("config.json")).ropeScaling().type())
+        .isEqualTo("llama3");
+    assertMatchesReference(model, model);
+  }
+
+  @Test
   void loadsBf16ShardsWrittenByNumpy() throws Exception {
     Python.assumeNumpy();
     Path model = dir.resolve("fp32");

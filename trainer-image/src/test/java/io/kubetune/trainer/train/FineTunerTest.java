@@ -46,7 +46,8 @@ class FineTunerTest {
             .withValidation(test)
             .withMethod(TrainingMethod.LORA, 8, 16, List.of("q_proj", "v_proj"), 1)
             .withSchedule(null, 6, 1e-2, 8, 1, 5)
-            .withEvaluation(40, 0, "accuracy", true);
+            .withEvaluation(40, 0, "accuracy", true)
+            .withRegularisation(0.01, 1.0, 0.05, 42);
 
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     FineTuner.Result result;
@@ -175,6 +176,27 @@ class FineTunerTest {
     try (Safetensors.Reader reader = Safetensors.open(output.resolve("model.safetensors"))) {
       assertThat(reader.tensors().keySet())
           .contains("model.embed_tokens.weight", "model.norm.weight");
+    }
+  }
+
+  @Test
+  void fullClassificationExportsASequenceClassificationCheckpoint() throws Exception {
+    Path train = Fixtures.tickets(dir.resolve("full-cls.jsonl"), 40, 12);
+    Path output = dir.resolve("full-cls-out");
+    TrainingOptions options =
+        TrainingOptions.defaults(model, train, DatasetFormat.CLASSIFICATION, output)
+            .withMethod(TrainingMethod.FULL, 0, 0, List.of(), 1)
+            .withSchedule(3, 1, 1e-3, 8, 1, 0);
+    try (FineTuner tuner = new FineTuner(options, ProgressReporter.silent())) {
+      tuner.export(tuner.train());
+    }
+    JsonNode config = new ObjectMapper().readTree(output.resolve("config.json").toFile());
+    assertThat(config.get("architectures").get(0).asText())
+        .isEqualTo("LlamaForSequenceClassification");
+    assertThat(config.get("num_labels").asInt()).isEqualTo(4);
+    assertThat(config.get("id2label").get("0").asText()).isEqualTo("billing");
+    try (Safetensors.Reader reader = Safetensors.open(output.resolve("model.safetensors"))) {
+      assertThat(reader.info("score.weight").shape()).containsExactly(4, 64);
     }
   }
 
