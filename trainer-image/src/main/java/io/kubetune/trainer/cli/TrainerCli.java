@@ -12,6 +12,7 @@ import io.kubetune.trainer.model.LlamaModel;
 import io.kubetune.trainer.model.LoraAdapter;
 import io.kubetune.trainer.model.TextTokenizer;
 import io.kubetune.trainer.model.TinyLlama;
+import io.kubetune.trainer.train.EngineThreads;
 import io.kubetune.trainer.train.FineTuner;
 import io.kubetune.trainer.train.LossNotFiniteException;
 import io.kubetune.trainer.train.ProgressReporter;
@@ -67,6 +68,7 @@ public final class TrainerCli {
       String threads = String.valueOf(Runtime.getRuntime().availableProcessors());
       System.setProperty("ai.djl.pytorch.num_threads", threads);
       System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
+      System.setProperty(EngineThreads.AUTO_PROPERTY, "true");
     }
   }
 
@@ -271,6 +273,7 @@ public final class TrainerCli {
 
     LlamaModel load(NDManager manager) {
       LlamaModel model = LlamaModel.load(model(), manager);
+      EngineThreads.tuneFor(model.config());
       if (adapter != null) {
         model.setAdapter(LoraAdapter.loadPeft(adapter, model));
       }

@@ -79,6 +79,7 @@ public final class FineTuner implements AutoCloseable {
     this.root = NDManager.newBaseManager();
     try {
       this.model = LlamaModel.load(options.baseModel(), root);
+      EngineThreads.tuneFor(model.config());
       this.tokenizer = TextTokenizer.load(options.baseModel());
       LlamaConfig config = model.config();
       if (options.maxSequenceLength() > config.maxPositionEmbeddings()) {
