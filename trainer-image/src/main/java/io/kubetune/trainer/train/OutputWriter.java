@@ -49,7 +49,9 @@ public final class OutputWriter {
     } else {
       Map<String, Safetensors.FloatTensor> tensors = new LinkedHashMap<>();
       model.weights().forEach((n, a) -> tensors.put(n, LlamaModel.toFloatTensor(a)));
-      ObjectNode config = model.config().toJson();
+      // Keep the base model's config.json (Qwen2/Mistral fields, rope scaling, token ids) as is.
+      ObjectNode config =
+          (ObjectNode) JSON.readTree(options.baseModel().resolve("config.json").toFile());
       if (classification) {
         tensors.put(LlamaModel.SCORE, LlamaModel.toFloatTensor(classifierHead));
         config.putArray("architectures").add("LlamaForSequenceClassification");

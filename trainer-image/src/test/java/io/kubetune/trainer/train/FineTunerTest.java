@@ -201,6 +201,34 @@ class FineTunerTest {
   }
 
   @Test
+  void chatFineTuningLowersTheLossOnAssistantTurns() throws Exception {
+    Path train = dir.resolve("chat.jsonl");
+    List<String> lines = new java.util.ArrayList<>();
+    List<String> names = List.of("ada", "bob", "eve", "max");
+    for (int i = 0; i < 32; i++) {
+      String name = names.get(i % names.size());
+      lines.add(
+          "{\"messages\": [{\"role\": \"user\", \"content\": \"I am "
+              + name
+              + "\"}, {\"role\": \"assistant\", \"content\": \"Hello "
+              + name
+              + ", welcome back.\"}]}");
+    }
+    Files.write(train, lines);
+    TrainingOptions options =
+        TrainingOptions.defaults(model, train, DatasetFormat.CHAT, dir.resolve("chat-out"))
+            .withValidationSplit(0.25)
+            .withMethod(TrainingMethod.FULL, 0, 0, List.of(), 1)
+            .withSchedule(40, 1, 3e-3, 8, 1, 4)
+            .withEvaluation(40, 0, "eval_loss", false);
+    try (FineTuner tuner = new FineTuner(options, ProgressReporter.silent())) {
+      FineTuner.Result result = tuner.train();
+      assertThat(result.last().metrics().get("eval_loss"))
+          .isLessThan(result.initial().metrics().get("eval_loss") * 0.5);
+    }
+  }
+
+  @Test
   void freezeLayersTrainsOnlyTheTopLayerTheNormAndTheHead() throws Exception {
     Path train = Fixtures.completions(dir.resolve("freeze.jsonl"), 32, 9);
     Path output = dir.resolve("freeze-out");
