@@ -3,7 +3,6 @@ package io.kubetune.operator;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import io.fabric8.kubernetes.api.model.apiextensions.v1.CustomResourceDefinition;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.Phase;
@@ -11,12 +10,10 @@ import io.quarkus.test.common.http.TestHTTPResource;
 import io.quarkus.test.junit.QuarkusTest;
 import io.quarkus.test.kubernetes.client.WithKubernetesTestServer;
 import jakarta.inject.Inject;
-import java.io.InputStream;
 import java.net.URL;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.file.Files;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
 
@@ -38,17 +35,7 @@ class OperatorSmokeTest {
 
   @Test
   void operatorReconcilesAndExposesHealthAndMetrics() throws Exception {
-    try (InputStream crd =
-        Files.newInputStream(
-            TestResources.repoRoot().resolve("crds/finetunejobs.kubetune.io-v1.yml"))) {
-      client
-          .apiextensions()
-          .v1()
-          .customResourceDefinitions()
-          .resource(
-              client.getKubernetesSerialization().unmarshal(crd, CustomResourceDefinition.class))
-          .createOr(existing -> existing.update());
-    }
+    TestResources.installCrd(client);
     FineTuneJob cr = TestResources.minimal("smoke");
     cr.getMetadata().setUid(null);
     cr.getMetadata().setGeneration(null);

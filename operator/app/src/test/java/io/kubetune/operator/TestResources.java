@@ -29,6 +29,27 @@ public final class TestResources {
     return dir;
   }
 
+  /** Installs the committed CRD into a (mock) API server, as kubectl apply -f crds/ would. */
+  public static void installCrd(io.fabric8.kubernetes.client.KubernetesClient client) {
+    try (java.io.InputStream crd =
+        Files.newInputStream(repoRoot().resolve("crds/finetunejobs.kubetune.io-v1.yml"))) {
+      client
+          .apiextensions()
+          .v1()
+          .customResourceDefinitions()
+          .resource(
+              client
+                  .getKubernetesSerialization()
+                  .unmarshal(
+                      crd,
+                      io.fabric8.kubernetes.api.model.apiextensions.v1.CustomResourceDefinition
+                          .class))
+          .createOr(existing -> existing.update());
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
   /** An example from examples/, with a namespace and uid as the API server would set them. */
   public static FineTuneJob example(String fileName) {
     try {

@@ -3,6 +3,8 @@ package io.kubetune.local;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.fabric8.kubernetes.api.model.Container;
+import io.fabric8.kubernetes.api.model.ContainerStatus;
+import io.fabric8.kubernetes.api.model.ContainerStatusBuilder;
 import io.fabric8.kubernetes.api.model.EnvVar;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
@@ -19,6 +21,7 @@ import io.fabric8.kubernetes.api.model.batch.v1.PodFailurePolicyRule;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.kubetune.operator.Labels;
+import io.kubetune.operator.model.TrainingJobPlan;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -149,7 +152,7 @@ final class LocalPodRunner implements AutoCloseable {
   }
 
   private void reconcile(Job job, RunState run) {
-    if (isFinished(job) || job.getMetadata().getDeletionTimestamp() != null) {
+    if (TrainingJobPlan.jobFinished(job) || job.getMetadata().getDeletionTimestamp() != null) {
       if (job.getMetadata().getDeletionTimestamp() != null) {
         stop(run, 10);
       }
@@ -478,54 +481,36 @@ final class LocalPodRunner implements AutoCloseable {
   private void setRunning(RunState run) {
     updatePodStatus(
         run,
-        new PodStatusBuilder()
-            .withPhase("Running")
-            .withStartTime(now())
-            .addNewContainerStatus()
-            .withName(run.pod.getSpec().getContainers().get(0).getName())
-            .withImage(run.pod.getSpec().getContainers().get(0).getImage())
-            .withReady(true)
+        "Running",
+        containerStatus(run, true)
             .withStarted(true)
-            .withRestartCount(0)
             .withNewState()
             .withNewRunning()
             .withStartedAt(now())
             .endRunning()
             .endState()
-            .endContainerStatus()
             .build());
   }
 
   private void setWaiting(RunState run, String reason, String message) {
     updatePodStatus(
         run,
-        new PodStatusBuilder()
-            .withPhase("Pending")
-            .addNewContainerStatus()
-            .withName(run.pod.getSpec().getContainers().get(0).getName())
-            .withImage(run.pod.getSpec().getContainers().get(0).getImage())
-            .withReady(false)
-            .withRestartCount(0)
+        "Pending",
+        containerStatus(run, false)
             .withNewState()
             .withNewWaiting()
             .withReason(reason)
             .withMessage(message)
             .endWaiting()
             .endState()
-            .endContainerStatus()
             .build());
   }
 
   private void setTerminated(RunState run, int exitCode, String message) {
     updatePodStatus(
         run,
-        new PodStatusBuilder()
-            .withPhase(exitCode == 0 ? "Succeeded" : "Failed")
-            .addNewContainerStatus()
-            .withName(run.pod.getSpec().getContainers().get(0).getName())
-            .withImage(run.pod.getSpec().getContainers().get(0).getImage())
-            .withReady(false)
-            .withRestartCount(0)
+        exitCode == 0 ? "Succeeded" : "Failed",
+        containerStatus(run, false)
             .withNewState()
             .withNewTerminated()
             .withExitCode(exitCode)
@@ -534,16 +519,32 @@ final class LocalPodRunner implements AutoCloseable {
             .withFinishedAt(now())
             .endTerminated()
             .endState()
-            .endContainerStatus()
             .build());
   }
 
-  private void updatePodStatus(RunState run, io.fabric8.kubernetes.api.model.PodStatus status) {
+  private static ContainerStatusBuilder containerStatus(RunState run, boolean ready) {
+    Container container = run.pod.getSpec().getContainers().get(0);
+    return new ContainerStatusBuilder()
+        .withName(container.getName())
+        .withImage(container.getImage())
+        .withReady(ready)
+        .withRestartCount(0);
+  }
+
+  private void updatePodStatus(RunState run, String phase, ContainerStatus container) {
     Pod current = client.resource(run.pod).get();
     if (current == null) {
       return;
     }
-    current.setStatus(status);
+    current.setStatus(
+        new PodStatusBuilder()
+            .withPhase(phase)
+            .withStartTime(
+                current.getStatus() != null && current.getStatus().getStartTime() != null
+                    ? current.getStatus().getStartTime()
+                    : now())
+            .withContainerStatuses(container)
+            .build());
     run.pod = client.resource(current).updateStatus();
   }
 
@@ -587,16 +588,6 @@ final class LocalPodRunner implements AutoCloseable {
         .withMessage(message)
         .withLastTransitionTime(now())
         .build();
-  }
-
-  private static boolean isFinished(Job job) {
-    return job.getStatus() != null
-        && job.getStatus().getConditions() != null
-        && job.getStatus().getConditions().stream()
-            .anyMatch(
-                c ->
-                    ("Complete".equals(c.getType()) || "Failed".equals(c.getType()))
-                        && "True".equals(c.getStatus()));
   }
 
   private static String now() {

@@ -62,7 +62,8 @@ public final class TrainingJobPlan {
         && status.phase.isTerminal();
   }
 
-  static boolean jobFinished(Job job) {
+  /** True when the Job has a Complete or Failed condition. */
+  public static boolean jobFinished(Job job) {
     return job.getStatus() != null
         && job.getStatus().getConditions() != null
         && job.getStatus().getConditions().stream()

@@ -31,6 +31,7 @@ import io.kubetune.operator.model.OperatorSettings;
 import io.kubetune.operator.model.TrainerConfigMapBuilder;
 import io.kubetune.operator.model.TrainingJobBuilder;
 import io.kubetune.operator.model.TrainingJobPlan;
+import io.kubetune.operator.status.Conditions;
 import io.kubetune.operator.status.FineTuneJobStatusAggregator;
 import io.kubetune.operator.status.TrainingObservation;
 import io.kubetune.operator.validation.FineTuneJobValidator;
@@ -40,6 +41,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
@@ -319,8 +321,7 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
     Reason reason =
         switch (next.phase) {
           case Failed ->
-              io.kubetune.operator.status.Conditions.isTrue(
-                      next.conditions, io.kubetune.operator.status.Conditions.VALIDATED)
+              Conditions.isTrue(next.conditions, Conditions.VALIDATED)
                   ? Reason.Failed
                   : Reason.InvalidSpec;
           case Queued -> Reason.Queued;
@@ -338,8 +339,7 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
     }
   }
 
-  private static boolean containsAll(
-      java.util.Map<String, String> actual, java.util.Map<String, String> wanted) {
+  private static boolean containsAll(Map<String, String> actual, Map<String, String> wanted) {
     if (wanted == null || wanted.isEmpty()) {
       return true;
     }

@@ -306,71 +306,54 @@ public final class FineTuneJobStatusAggregator {
         .findFirst();
   }
 
+  /**
+   * Running, Complete and Failed are True exactly in their phase (with the outcome's reason and
+   * message) and False otherwise (with the phase as reason). Ready means "the FineTuneJob reached
+   * its goal": trained, and served if serving was requested.
+   */
   private static void applyPhaseConditions(
       FineTuneJob cr, FineTuneJobStatus status, Outcome outcome, Long generation, String now) {
     Phase phase = outcome.phase;
-    String phaseReason = phase.name();
-    status.conditions =
-        Conditions.set(
-            status.conditions,
-            Conditions.RUNNING,
-            phase == Phase.Running,
-            phase == Phase.Running ? outcome.reason : phaseReason,
-            phase == Phase.Running ? outcome.message : "no trainer is running",
-            generation,
-            now);
-    status.conditions =
-        Conditions.set(
-            status.conditions,
-            Conditions.COMPLETE,
-            phase == Phase.Succeeded,
-            phase == Phase.Succeeded ? outcome.reason : phaseReason,
-            phase == Phase.Succeeded ? outcome.message : "training has not finished successfully",
-            generation,
-            now);
-    status.conditions =
-        Conditions.set(
-            status.conditions,
-            Conditions.FAILED,
-            phase == Phase.Failed,
-            phase == Phase.Failed ? outcome.reason : phaseReason,
-            phase == Phase.Failed ? outcome.message : "training has not failed",
-            generation,
-            now);
+    ConditionWriter write =
+        (type, value, reason, message) ->
+            status.conditions =
+                Conditions.set(status.conditions, type, value, reason, message, generation, now);
+    writePhaseCondition(write, Conditions.RUNNING, Phase.Running, outcome, "no trainer is running");
+    writePhaseCondition(
+        write,
+        Conditions.COMPLETE,
+        Phase.Succeeded,
+        outcome,
+        "training has not finished successfully");
+    writePhaseCondition(write, Conditions.FAILED, Phase.Failed, outcome, "training has not failed");
+
     boolean servingRequested =
         cr.getSpec() != null
             && cr.getSpec().serving != null
             && Boolean.TRUE.equals(cr.getSpec().serving.enabled);
-    if (phase == Phase.Succeeded && !servingRequested) {
-      status.conditions =
-          Conditions.set(
-              status.conditions,
-              Conditions.READY,
-              true,
-              "TrainingSucceeded",
-              "the tuned model is available",
-              generation,
-              now);
-    } else if (phase == Phase.Succeeded) {
-      status.conditions =
-          Conditions.set(
-              status.conditions,
-              Conditions.READY,
-              false,
-              "ServingNotAvailable",
-              "serving.enabled is set, but this operator version does not roll out serving yet",
-              generation,
-              now);
+    if (phase != Phase.Succeeded) {
+      write.set(Conditions.READY, false, phase.name(), "the FineTuneJob has not reached its goal");
+    } else if (!servingRequested) {
+      write.set(Conditions.READY, true, "TrainingSucceeded", "the tuned model is available");
     } else {
-      status.conditions =
-          Conditions.set(
-              status.conditions,
-              Conditions.READY,
-              false,
-              phaseReason,
-              "the FineTuneJob has not reached its goal",
-              generation,
-              now);
+      write.set(
+          Conditions.READY,
+          false,
+          "ServingNotAvailable",
+          "serving.enabled is set, but this operator version does not roll out serving yet");
+    }
+  }
+
+  private interface ConditionWriter {
+    void set(String type, boolean value, String reason, String message);
+  }
+
+  private static void writePhaseCondition(
+      ConditionWriter write, String type, Phase truePhase, Outcome outcome, String otherwise) {
+    if (outcome.phase == truePhase) {
+      write.set(type, true, outcome.reason, outcome.message);
+    } else {
+      write.set(type, false, outcome.phase.name(), otherwise);
     }
   }
 

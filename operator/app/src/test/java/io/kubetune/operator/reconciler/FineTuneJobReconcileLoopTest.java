@@ -8,7 +8,6 @@ import io.fabric8.kubernetes.api.model.ConfigMap;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.api.model.Pod;
-import io.fabric8.kubernetes.api.model.apiextensions.v1.CustomResourceDefinition;
 import io.fabric8.kubernetes.api.model.batch.v1.Job;
 import io.fabric8.kubernetes.client.Config;
 import io.fabric8.kubernetes.client.ConfigBuilder;
@@ -32,8 +31,6 @@ import io.kubetune.operator.model.TrainingJobPlan;
 import io.kubetune.operator.model.TrainingRevision;
 import io.kubetune.operator.status.Conditions;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import java.io.InputStream;
-import java.nio.file.Files;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -69,17 +66,7 @@ class FineTuneJobReconcileLoopTest {
 
   @BeforeEach
   void startOperator() throws Exception {
-    try (InputStream crd =
-        Files.newInputStream(
-            TestResources.repoRoot().resolve("crds/finetunejobs.kubetune.io-v1.yml"))) {
-      client
-          .apiextensions()
-          .v1()
-          .customResourceDefinitions()
-          .resource(
-              client.getKubernetesSerialization().unmarshal(crd, CustomResourceDefinition.class))
-          .create();
-    }
+    TestResources.installCrd(client);
     Config config =
         new ConfigBuilder(client.getConfiguration()).withUserAgent(OPERATOR_AGENT).build();
     operatorClient = new KubernetesClientBuilder().withConfig(config).build();
