@@ -17,9 +17,10 @@ public class OperatorBeans {
       @ConfigProperty(name = "kubetune.trainer.image-pull-policy", defaultValue = "IfNotPresent")
           String pullPolicy,
       @ConfigProperty(name = "kubetune.trainer.default-cpu", defaultValue = "1") String cpu,
-      @ConfigProperty(name = "kubetune.trainer.default-memory", defaultValue = "4Gi")
-          String memory) {
-    return new OperatorSettings(trainerImage, pullPolicy, cpu, memory);
+      @ConfigProperty(name = "kubetune.trainer.default-memory", defaultValue = "4Gi") String memory,
+      @ConfigProperty(name = "kubetune.progress.poll-interval", defaultValue = "15s")
+          java.time.Duration progressPollInterval) {
+    return new OperatorSettings(trainerImage, pullPolicy, cpu, memory, progressPollInterval);
   }
 
   @Produces

@@ -3,17 +3,21 @@ package io.kubetune.local;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.api.model.apiextensions.v1.CustomResourceDefinition;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
+import io.fabric8.kubernetes.client.server.mock.KubernetesMixedDispatcher;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import io.fabric8.mockwebserver.Context;
 import io.fabric8.mockwebserver.MockWebServer;
+import io.fabric8.mockwebserver.ServerRequest;
+import io.fabric8.mockwebserver.ServerResponse;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.InetAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
-import java.util.List;
+import java.util.Map;
+import java.util.Queue;
+import java.util.function.Supplier;
 
 /**
  * The Kubernetes API of local mode: the Fabric8 mock server in CRUD mode on 127.0.0.1. It stores
@@ -25,12 +29,15 @@ final class EmbeddedApiServer implements AutoCloseable {
   private final KubernetesClient client;
 
   EmbeddedApiServer() {
+    // The mixed dispatcher stores objects like the CRUD one and also answers registered
+    // expectations, which is how pod logs are served (see servePodLog).
+    Map<ServerRequest, Queue<ServerResponse>> responses = new HashMap<>();
     server =
         new KubernetesMockServer(
             new Context(),
             new MockWebServer(),
-            new HashMap<>(),
-            new KubernetesCrudDispatcher(List.of()),
+            responses,
+            new KubernetesMixedDispatcher(responses),
             false);
     server.init(InetAddress.getLoopbackAddress(), 0);
     client = server.createClient();
@@ -58,6 +65,25 @@ final class EmbeddedApiServer implements AutoCloseable {
         .namespaces()
         .resource(new NamespaceBuilder().withNewMetadata().withName(name).endMetadata().build())
         .createOr(existing -> existing.update());
+  }
+
+  /**
+   * Serves a pod's log on the pods/log API, as a kubelet would, for the request the operator makes
+   * (the last {@code tailLines} lines of the trainer container).
+   */
+  void servePodLog(String namespace, String pod, int tailLines, Supplier<String> log) {
+    server
+        .expect()
+        .get()
+        .withPath(
+            "/api/v1/namespaces/"
+                + namespace
+                + "/pods/"
+                + pod
+                + "/log?pretty=false&container=trainer&tailLines="
+                + tailLines)
+        .andReply(200, request -> log.get())
+        .always();
   }
 
   @Override

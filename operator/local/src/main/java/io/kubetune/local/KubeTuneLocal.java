@@ -44,6 +44,9 @@ public final class KubeTuneLocal {
    */
   static final String EXAMPLES_CLAIM = "kubetune-examples";
 
+  /** Lines the operator asks for when it reads a trainer log (TrainerLogs.TAIL_LINES). */
+  static final int LOG_TAIL_LINES = 200;
+
   private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
 
   /** Options of one local run. */
@@ -160,7 +163,15 @@ public final class KubeTuneLocal {
     Instant started = Instant.now();
     try (EmbeddedApiServer api = new EmbeddedApiServer();
         LocalPodRunner runner =
-            new LocalPodRunner(api.client(), state, claims, launcher, progress)) {
+            new LocalPodRunner(
+                api.client(),
+                state,
+                claims,
+                launcher,
+                progress,
+                (ns, pod, logFile) ->
+                    api.servePodLog(
+                        ns, pod, LOG_TAIL_LINES, () -> tail(logFile, LOG_TAIL_LINES)))) {
       out.println(
           "  API server   " + api.url() + " (Fabric8 mock, CRUD mode; kubectl cannot use it)");
       api.installCrd(root.resolve("crds/finetunejobs.kubetune.io-v1.yml"));
@@ -239,15 +250,15 @@ public final class KubeTuneLocal {
       return;
     }
     FineTuneJobStatus s = job.getStatus();
-    JsonNode last = progress.lastProgress();
+    // PROGRESS and LOSS come from the FineTuneJob status, which the operator fills from the
+    // trainer's log (pods/log), exactly as on a cluster.
     String progressText =
-        last == null ? "" : last.path("step").asLong() + "/" + last.path("totalSteps").asLong();
-    String loss =
-        last == null ? "" : String.format(Locale.ROOT, "%.4f", last.path("loss").asDouble());
+        s.progress == null || s.progress.summary == null ? "" : s.progress.summary;
+    String loss = s.progress == null || s.progress.loss == null ? "" : s.progress.loss.toString();
     out.println("$ kubectl get ftj -o wide   (as it would show)");
     out.printf(
         Locale.ROOT,
-        "%-22s %-10s %-10s %-8s %-6s %-8s %-24s %s%n",
+        "%-22s %-10s %-14s %-8s %-6s %-8s %-24s %s%n",
         "NAME",
         "PHASE",
         "PROGRESS",
@@ -258,7 +269,7 @@ public final class KubeTuneLocal {
         "MESSAGE");
     out.printf(
         Locale.ROOT,
-        "%-22s %-10s %-10s %-8s %-6s %-8s %-24s %s%n",
+        "%-22s %-10s %-14s %-8s %-6s %-8s %-24s %s%n",
         job.getMetadata().getName(),
         s.phase,
         progressText,
@@ -303,6 +314,19 @@ public final class KubeTuneLocal {
       return;
     }
     out.println("  " + title + ": " + ProgressView.describe(eval, "step"));
+  }
+
+  /** The last {@code lines} lines of a file, or "" if it does not exist yet. */
+  static String tail(Path file, int lines) {
+    try {
+      if (!Files.exists(file)) {
+        return "";
+      }
+      List<String> all = Files.readAllLines(file);
+      return String.join("\n", all.subList(Math.max(0, all.size() - lines), all.size())) + "\n";
+    } catch (IOException e) {
+      return "";
+    }
   }
 
   static Path repoRoot() {

@@ -64,6 +64,7 @@ final class LocalPodRunner implements AutoCloseable {
   private final Map<String, Path> claimFolders;
   private final Path trainerLauncher;
   private final TrainerOutputListener listener;
+  private final PodLogPublisher logs;
   private final ScheduledExecutorService loop = Executors.newSingleThreadScheduledExecutor();
   private final Map<String, RunState> runs = new ConcurrentHashMap<>();
   private volatile String fatalError;
@@ -83,12 +84,19 @@ final class LocalPodRunner implements AutoCloseable {
       Path stateDir,
       Map<String, Path> claimFolders,
       Path trainerLauncher,
-      TrainerOutputListener listener) {
+      TrainerOutputListener listener,
+      PodLogPublisher logs) {
     this.client = client;
     this.stateDir = stateDir;
     this.claimFolders = claimFolders;
     this.trainerLauncher = trainerLauncher;
     this.listener = listener;
+    this.logs = logs;
+  }
+
+  /** Makes a pod's log readable through the API (pods/log), as the kubelet does. */
+  interface PodLogPublisher {
+    void publish(String namespace, String pod, Path logFile);
   }
 
   void start() {
@@ -237,6 +245,8 @@ final class LocalPodRunner implements AutoCloseable {
       builder.redirectError(run.podDir.resolve("trainer.stderr.log").toFile());
       run.process = builder.start();
       pumpStdout(run, podName);
+      logs.publish(
+          job.getMetadata().getNamespace(), podName, run.podDir.resolve("trainer.stdout.log"));
       setRunning(run);
       setJobStatus(job, 1, 0, run.failed, List.of());
     } catch (MissingSecretException e) {

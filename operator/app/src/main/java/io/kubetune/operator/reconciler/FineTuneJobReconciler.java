@@ -139,12 +139,25 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
       job = applyJobAction(action, cr, job, context);
     }
 
+    // Observe the trainer's progress (its log) while it runs, and once more when it stopped.
+    FineTuneJobStatus previous = cr.getStatus();
+    Optional<Pod> current = FineTuneJobStatusAggregator.currentPod(pods);
+    boolean running = current.map(FineTuneJobStatusAggregator::isRunning).orElse(false);
+    String trainerLog = null;
+    if (current.isPresent()
+        && !jobIsStale
+        && (running || !progressFinal(previous, current.get()))) {
+      trainerLog = TrainerLogs.tail(client, current.get());
+    }
+
     // Aggregate status.
     String now = Instant.now().truncatedTo(ChronoUnit.SECONDS).toString();
-    FineTuneJobStatus previous = cr.getStatus();
     FineTuneJobStatus next =
         FineTuneJobStatusAggregator.compute(
-            cr, problems, new TrainingObservation(job.orElse(null), pods, jobIsStale), now);
+            cr,
+            problems,
+            new TrainingObservation(job.orElse(null), pods, jobIsStale, trainerLog),
+            now);
     recordTransitionEvents(client, cr, previous, next);
 
     UpdateControl<FineTuneJob> control;
@@ -160,8 +173,23 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
     // is polled, in case the deletion event is missed.
     if (jobIsStale) {
       control.rescheduleAfter(REPLACE_POLL);
+    } else if (next.phase == Phase.Running) {
+      control.rescheduleAfter(settings.progressPollInterval());
     }
     return control;
+  }
+
+  /**
+   * True when the status already shows the final progress of this (stopped) pod: its log was read
+   * after it stopped. Avoids re-reading logs of finished pods on every resync.
+   */
+  private static boolean progressFinal(FineTuneJobStatus previous, Pod pod) {
+    return previous != null
+        && pod.getMetadata().getName().equals(previous.podName)
+        && previous.phase != null
+        && previous.phase != Phase.Running
+        && previous.phase != Phase.Queued
+        && previous.phase != Phase.Pending;
   }
 
   @Override

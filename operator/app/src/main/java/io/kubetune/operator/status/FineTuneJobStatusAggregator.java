@@ -89,6 +89,7 @@ public final class FineTuneJobStatusAggregator {
           newest.isPresent() && !newest.get().getMetadata().getName().equals(status.podName);
       status.attempts = Math.max(previousAttempts + (newPod ? 1 : 0), attempts(observed));
       newest.ifPresent(p -> status.podName = p.getMetadata().getName());
+      status.progress = TrainerProgress.from(observed.trainerLog(), status.progress, now);
     }
     if (outcome.phase.isTerminal() && status.completionTime == null && job == null) {
       status.completionTime = now;
@@ -279,7 +280,12 @@ public final class FineTuneJobStatusAggregator {
                 .thenComparing(p -> p.getMetadata().getName()));
   }
 
-  static boolean isRunning(Pod pod) {
+  /** The pod whose log the operator reads for progress: the newest one. */
+  public static Optional<Pod> currentPod(List<Pod> pods) {
+    return newestPod(pods);
+  }
+
+  public static boolean isRunning(Pod pod) {
     return pod.getStatus() != null
         && "Running".equals(pod.getStatus().getPhase())
         && pod.getMetadata().getDeletionTimestamp() == null;

@@ -10,9 +10,14 @@ import java.util.List;
  * @param job the training Job, or null if none exists
  * @param pods the Job's pods
  * @param jobIsStale the Job runs another training revision and is being replaced
+ * @param trainerLog the tail of the newest trainer pod's log, or null if not read
  */
-public record TrainingObservation(Job job, List<Pod> pods, boolean jobIsStale) {
+public record TrainingObservation(Job job, List<Pod> pods, boolean jobIsStale, String trainerLog) {
+  public TrainingObservation(Job job, List<Pod> pods, boolean jobIsStale) {
+    this(job, pods, jobIsStale, null);
+  }
+
   public static TrainingObservation none() {
-    return new TrainingObservation(null, List.of(), false);
+    return new TrainingObservation(null, List.of(), false, null);
   }
 }

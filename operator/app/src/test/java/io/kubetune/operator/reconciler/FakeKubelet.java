@@ -7,9 +7,12 @@ import io.fabric8.kubernetes.api.model.batch.v1.JobCondition;
 import io.fabric8.kubernetes.api.model.batch.v1.JobConditionBuilder;
 import io.fabric8.kubernetes.api.model.batch.v1.JobStatus;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import io.kubetune.operator.Names;
 import java.time.Instant;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Plays the Job controller and the kubelet against the mock API server, which has neither: it
@@ -18,9 +21,35 @@ import java.util.List;
  */
 final class FakeKubelet {
   private final KubernetesClient client;
+  private final KubernetesMockServer server;
+  private final Map<String, StringBuilder> logs = new ConcurrentHashMap<>();
 
-  FakeKubelet(KubernetesClient client) {
+  FakeKubelet(KubernetesClient client, KubernetesMockServer server) {
     this.client = client;
+    this.server = server;
+  }
+
+  /** The trainer prints a line; the API serves it from pods/log as the kubelet would. */
+  void log(Pod pod, String line) {
+    logs.computeIfAbsent(
+            pod.getMetadata().getName(),
+            name -> {
+              StringBuilder log = new StringBuilder();
+              server
+                  .expect()
+                  .get()
+                  .withPath(
+                      "/api/v1/namespaces/"
+                          + pod.getMetadata().getNamespace()
+                          + "/pods/"
+                          + name
+                          + "/log?pretty=false&container=trainer&tailLines=200")
+                  .andReply(200, request -> log.toString())
+                  .always();
+              return log;
+            })
+        .append(line)
+        .append('\n');
   }
 
   Job job(String namespace, String name) {

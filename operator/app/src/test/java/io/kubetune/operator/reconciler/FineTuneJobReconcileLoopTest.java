@@ -79,9 +79,11 @@ class FineTuneJobReconcileLoopTest {
                     .withSSABasedCreateUpdateMatchForDependentResources(false)
                     .withCloseClientOnStop(false));
     operator.register(
-        new FineTuneJobReconciler(OperatorSettings.defaults(), new FineTuneJobMetrics(meters)));
+        new FineTuneJobReconciler(
+            OperatorSettings.defaults().withProgressPollInterval(Duration.ofMillis(200)),
+            new FineTuneJobMetrics(meters)));
     operator.start();
-    kubelet = new FakeKubelet(client);
+    kubelet = new FakeKubelet(client, server);
   }
 
   @AfterEach
@@ -182,6 +184,40 @@ class FineTuneJobReconcileLoopTest {
     assertThat(condition.getStatus()).isEqualTo("True");
     assertThat(condition.getReason()).isEqualTo("BadInput");
     assertThat(failed.message).contains("train.jsonl line 3");
+  }
+
+  @Test
+  void progressComesFromTheTrainersLog() {
+    FineTuneJob cr = create(TestResources.minimal("progress"));
+    Job job = awaitJob(cr);
+    Pod pod = kubelet.startPod(job, "l1");
+    kubelet.log(pod, "starting");
+    kubelet.log(
+        pod,
+        "{\"event\":\"progress\",\"step\":30,\"totalSteps\":120,\"epoch\":0.5,"
+            + "\"loss\":1.23456,\"lr\":1e-4,\"tokensPerSecond\":812.4,\"etaSeconds\":95.2}");
+    FineTuneJobStatus running =
+        awaitStatus(cr, s -> s.progress != null && Long.valueOf(30).equals(s.progress.step));
+    assertThat(running.progress.summary).isEqualTo("30/120 (25%)");
+    assertThat(running.progress.loss).isEqualTo(1.2346);
+    assertThat(running.progress.eta).isEqualTo("1m35s");
+
+    // Polled while running: a later line shows up without any Kubernetes event.
+    kubelet.log(
+        pod,
+        "{\"event\":\"progress\",\"step\":60,\"totalSteps\":120,\"loss\":0.9,"
+            + "\"tokensPerSecond\":800,\"etaSeconds\":40}");
+    kubelet.log(pod, "{\"event\":\"eval\",\"step\":60,\"eval_loss\":1.01}");
+    FineTuneJobStatus later =
+        awaitStatus(cr, s -> s.progress != null && Long.valueOf(60).equals(s.progress.step));
+    assertThat(later.progress.evalLoss).isEqualTo(1.01);
+
+    kubelet.log(pod, "{\"event\":\"done\",\"steps\":120,\"eval_loss\":0.8}");
+    kubelet.succeed(job, pod);
+    FineTuneJobStatus done = awaitStatus(cr, s -> s.phase == Phase.Succeeded);
+    assertThat(done.progress.step).isEqualTo(120L);
+    assertThat(done.progress.summary).isEqualTo("120/120 (100%)");
+    assertThat(done.progress.evalLoss).isEqualTo(0.8);
   }
 
   @Test
