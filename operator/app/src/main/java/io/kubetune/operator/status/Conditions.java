@@ -12,10 +12,11 @@ public final class Conditions {
   public static final String RUNNING = "Running";
   public static final String COMPLETE = "Complete";
   public static final String FAILED = "Failed";
+  public static final String PROMOTED = "Promoted";
   public static final String READY = "Ready";
 
   /** The order conditions appear in status, so that status diffs stay small. */
-  static final List<String> ORDER = List.of(VALIDATED, RUNNING, COMPLETE, FAILED, READY);
+  static final List<String> ORDER = List.of(VALIDATED, RUNNING, COMPLETE, FAILED, PROMOTED, READY);
 
   private Conditions() {}
 

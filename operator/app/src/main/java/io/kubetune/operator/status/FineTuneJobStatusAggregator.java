@@ -10,11 +10,14 @@ import io.fabric8.kubernetes.api.model.PodCondition;
 import io.fabric8.kubernetes.api.model.batch.v1.Job;
 import io.fabric8.kubernetes.api.model.batch.v1.JobCondition;
 import io.kubetune.api.trainer.TrainerExitCodes;
+import io.kubetune.api.trainer.TrainerTermination;
+import io.kubetune.api.v1alpha1.AdapterStatus;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.FineTuneJobStatus;
 import io.kubetune.api.v1alpha1.Phase;
 import io.kubetune.operator.Names;
 import io.kubetune.operator.model.Json;
+import io.kubetune.operator.model.StorageLocation;
 import io.kubetune.operator.model.TrainingRevision;
 import io.kubetune.operator.validation.ValidationProblem;
 import java.util.Comparator;
@@ -94,8 +97,54 @@ public final class FineTuneJobStatusAggregator {
     if (outcome.phase.isTerminal() && status.completionTime == null && job == null) {
       status.completionTime = now;
     }
+    if (outcome.phase == Phase.Succeeded && job != null && !observed.jobIsStale()) {
+      recordAdapter(cr, status, observed.pods());
+    }
     applyPhaseConditions(cr, status, outcome, generation, now);
     return status;
+  }
+
+  /**
+   * The exported result: where it is (checkpoints.uri + final/, as the user wrote it) and what the
+   * trainer reported in its termination message (format, digest, base and tuned metrics). Kept when
+   * the pods are gone.
+   */
+  private static void recordAdapter(FineTuneJob cr, FineTuneJobStatus status, List<Pod> pods) {
+    Optional<TrainerTermination> report =
+        pods.stream()
+            .filter(p -> p.getStatus() != null)
+            .flatMap(p -> nullSafe(p.getStatus().getContainerStatuses()).stream())
+            .filter(cs -> Names.TRAINER_CONTAINER.equals(cs.getName()))
+            .map(ContainerStatus::getState)
+            .filter(s -> s != null && s.getTerminated() != null)
+            .map(ContainerState::getTerminated)
+            .filter(t -> Integer.valueOf(0).equals(t.getExitCode()))
+            .findFirst()
+            .flatMap(t -> parseTermination(t.getMessage()));
+    if (report.isEmpty() && status.adapter != null) {
+      return;
+    }
+    AdapterStatus adapter = new AdapterStatus();
+    adapter.uri = StorageLocation.asFolder(cr.getSpec().checkpoints.uri) + "final/";
+    report.ifPresent(
+        r -> {
+          adapter.format = r.format;
+          adapter.digest = r.digest;
+          adapter.baseMetrics = r.baseMetrics;
+          adapter.tunedMetrics = r.tunedMetrics;
+        });
+    status.adapter = adapter;
+  }
+
+  static Optional<TrainerTermination> parseTermination(String message) {
+    if (message == null || !message.strip().startsWith("{")) {
+      return Optional.empty();
+    }
+    try {
+      return Optional.of(Json.mapper().readValue(message, TrainerTermination.class));
+    } catch (Exception e) {
+      return Optional.empty();
+    }
   }
 
   /** A new training revision: forget everything that described the previous run. */
@@ -337,16 +386,36 @@ public final class FineTuneJobStatusAggregator {
         cr.getSpec() != null
             && cr.getSpec().serving != null
             && Boolean.TRUE.equals(cr.getSpec().serving.enabled);
+    if (!servingRequested) {
+      status.conditions.removeIf(c -> Conditions.PROMOTED.equals(c.getType()));
+      if (phase == Phase.Succeeded) {
+        write.set(Conditions.READY, true, "TrainingSucceeded", "the tuned model is available");
+      } else {
+        write.set(
+            Conditions.READY, false, phase.name(), "the FineTuneJob has not reached its goal");
+      }
+      return;
+    }
     if (phase != Phase.Succeeded) {
+      write.set(Conditions.PROMOTED, false, phase.name(), "training has not succeeded");
       write.set(Conditions.READY, false, phase.name(), "the FineTuneJob has not reached its goal");
-    } else if (!servingRequested) {
-      write.set(Conditions.READY, true, "TrainingSucceeded", "the tuned model is available");
+      return;
+    }
+    AdapterStatus adapter = status.adapter;
+    QualityGate.Decision gate =
+        QualityGate.evaluate(
+            cr.getSpec().serving.gate,
+            adapter == null ? null : adapter.baseMetrics,
+            adapter == null ? null : adapter.tunedMetrics);
+    write.set(Conditions.PROMOTED, gate.passed(), gate.reason(), gate.message());
+    if (!gate.passed()) {
+      write.set(Conditions.READY, false, gate.reason(), "not served: " + gate.message());
     } else {
       write.set(
           Conditions.READY,
           false,
           "ServingNotAvailable",
-          "serving.enabled is set, but this operator version does not roll out serving yet");
+          "the quality gate passed, but this operator version does not roll out serving yet");
     }
   }
 

@@ -221,6 +221,67 @@ class FineTuneJobStatusAggregatorTest {
     assertThat(ready.getReason()).isEqualTo("ServingNotAvailable");
   }
 
+  @Test
+  void successRecordsTheAdapterAndAFailedGateBlocksPromotion() {
+    cr.getSpec().serving = new io.kubetune.api.v1alpha1.ServingSpec();
+    cr.getSpec().serving.enabled = true;
+    cr.getSpec().serving.gate = new io.kubetune.api.v1alpha1.GateSpec();
+    cr.getSpec().serving.gate.metric = io.kubetune.api.v1alpha1.EvalMetric.EVAL_LOSS;
+    cr.getSpec().serving.gate.threshold = 0.5;
+    job.setStatus(
+        new JobStatusBuilder()
+            .withConditions(
+                new JobConditionBuilder().withType("Complete").withStatus("True").build())
+            .build());
+    Pod finished =
+        pod("agg-train-abc", "Succeeded")
+            .editStatus()
+            .addNewContainerStatus()
+            .withName(Names.TRAINER_CONTAINER)
+            .withNewState()
+            .withNewTerminated()
+            .withExitCode(0)
+            .withMessage(
+                "{\"reason\":\"Completed\",\"format\":\"peft-lora\",\"digest\":\"abc123\","
+                    + "\"baseMetrics\":{\"eval_loss\":1.6},\"tunedMetrics\":{\"eval_loss\":0.71}}")
+            .endTerminated()
+            .endState()
+            .endContainerStatus()
+            .endStatus()
+            .build();
+    FineTuneJobStatus status = compute(job, List.of(finished), T0);
+
+    assertThat(status.phase).isEqualTo(Phase.Succeeded);
+    assertThat(status.adapter.uri).isEqualTo("s3://checkpoints/agg/final/");
+    assertThat(status.adapter.format).isEqualTo("peft-lora");
+    assertThat(status.adapter.digest).isEqualTo("abc123");
+    assertThat(status.adapter.tunedMetrics).containsEntry("eval_loss", 0.71);
+    Condition promoted = Conditions.find(status.conditions, Conditions.PROMOTED);
+    assertThat(promoted.getStatus()).isEqualTo("False");
+    assertThat(promoted.getReason()).isEqualTo("QualityGateFailed");
+    assertThat(promoted.getMessage()).contains("0.7100").contains("0.5000").contains("base 1.6000");
+    assertThat(Conditions.find(status.conditions, Conditions.READY).getReason())
+        .isEqualTo("QualityGateFailed");
+    assertThat(Conditions.isTrue(status.conditions, Conditions.COMPLETE)).isTrue();
+
+    // The pods are garbage-collected later: the adapter record stays.
+    cr.setStatus(status);
+    FineTuneJobStatus later = compute(job, List.of(), T1);
+    assertThat(later.adapter).usingRecursiveComparison().isEqualTo(status.adapter);
+  }
+
+  @Test
+  void noPromotedConditionWithoutServing() {
+    job.setStatus(
+        new JobStatusBuilder()
+            .withConditions(
+                new JobConditionBuilder().withType("Complete").withStatus("True").build())
+            .build());
+    FineTuneJobStatus status = compute(job, List.of(), T0);
+    assertThat(Conditions.find(status.conditions, Conditions.PROMOTED)).isNull();
+    assertThat(status.adapter.uri).isEqualTo("s3://checkpoints/agg/final/");
+  }
+
   private FineTuneJobStatus compute(Job job, List<Pod> pods, String now) {
     return FineTuneJobStatusAggregator.compute(
         cr, List.of(), new TrainingObservation(job, pods, false), now);
