@@ -17,7 +17,9 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -87,8 +89,12 @@ final class Benchmark implements Callable<Integer> {
     modelNode.put("kvHeads", kvHeads).put("intermediate", intermediate);
     modelNode.put("vocab", config.vocabSize());
     result.put("batchSize", batchSize);
-    double gemm = gemmGflops();
-    result.put("gemmGflops", round(gemm));
+    result.put("sequenceLength", sequenceLength);
+    // The GEMM peak is sampled before, between and after the runs and the best is used: on a
+    // shared machine a single sample can land on a busy moment.
+    List<Double> gemmSamples = new ArrayList<>();
+    gemmSamples.add(gemmGflops());
+    Map<TrainingMethod, double[]> runs = new LinkedHashMap<>();
 
     for (TrainingMethod method : List.of(TrainingMethod.LORA, TrainingMethod.FULL)) {
       TrainingOptions options =
@@ -109,16 +115,29 @@ final class Benchmark implements Callable<Integer> {
       double[] start = run.trainLoss().get(warmupSteps - 1);
       double[] end = run.trainLoss().get(run.trainLoss().size() - 1);
       double tokensPerSecond = (end[3] - start[3]) / (end[2] - start[2]);
-      double flopsPerToken = flopsPerToken(config, method, sequenceLength);
+      double secondsPerStep = (end[2] - start[2]) / (end[0] - start[0]);
+      runs.put(method, new double[] {tokensPerSecond, run.trainableParameters(), secondsPerStep});
+      gemmSamples.add(gemmGflops());
+    }
+    double gemm = gemmSamples.stream().mapToDouble(Double::doubleValue).max().orElseThrow();
+    result.put("gemmGflops", round(gemm));
+    var samples = result.putArray("gemmGflopsSamples");
+    gemmSamples.forEach(g -> samples.add(round(g)));
+    for (Map.Entry<TrainingMethod, double[]> e : runs.entrySet()) {
+      double tokensPerSecond = e.getValue()[0];
+      double flopsPerToken = flopsPerToken(config, e.getKey(), sequenceLength);
       double achieved = tokensPerSecond * flopsPerToken / 1e9;
-      ObjectNode node = result.putObject(method.name().toLowerCase());
+      ObjectNode node = result.putObject(e.getKey().name().toLowerCase());
       node.put("tokensPerSecond", round(tokensPerSecond));
-      node.put("trainableParameters", run.trainableParameters());
+      node.put("trainableParameters", (long) e.getValue()[1]);
       node.put("modelGflopsPerToken", round(flopsPerToken / 1e9));
       node.put("achievedGflops", round(achieved));
       node.put("shareOfGemmPeak", round(achieved / gemm));
-      node.put("secondsPerStep", round((end[2] - start[2]) / (end[0] - start[0])));
+      node.put("secondsPerStep", round(e.getValue()[2]));
     }
+    result.put(
+        "loraSpeedupOverFull",
+        round(runs.get(TrainingMethod.LORA)[0] / runs.get(TrainingMethod.FULL)[0]));
     result.put("peakRssMiB", peakRssMiB());
     String text = JSON.writeValueAsString(result);
     TrainerCli.Context.out.println(text);

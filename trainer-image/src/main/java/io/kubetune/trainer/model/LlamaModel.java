@@ -297,10 +297,13 @@ public final class LlamaModel implements AutoCloseable {
       if (training && adapter.dropout() > 0) {
         in = Dropout.dropout(x, (float) adapter.dropout(), true).singletonOrThrow();
       }
-      NDArray down = in.getNDArrayInternal().linear(in, adapter.a(name), null).singletonOrThrow();
-      NDArray delta =
-          down.getNDArrayInternal().linear(down, adapter.b(name), null).singletonOrThrow();
-      y = y.add(delta.mul(scalar(x.getManager(), adapter.scaling())));
+      // Scaling the rank-r activations instead of the full-width delta saves a large multiply.
+      NDArray down =
+          in.getNDArrayInternal()
+              .linear(in, adapter.a(name), null)
+              .singletonOrThrow()
+              .mul(scalar(x.getManager(), adapter.scaling()));
+      y = y.add(down.getNDArrayInternal().linear(down, adapter.b(name), null).singletonOrThrow());
     }
     return y;
   }
