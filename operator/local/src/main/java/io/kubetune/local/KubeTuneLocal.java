@@ -297,6 +297,10 @@ public final class KubeTuneLocal {
           JsonNode m = new ObjectMapper().readTree(metrics.toFile());
           printEval(out, "base model (before training)", m.path("initial"));
           printEval(out, "tuned model (after training)", m.path("final"));
+          Path curve = outputDir.resolve("loss-curve.svg");
+          Files.writeString(
+              curve, LossCurve.svg(m, job.getMetadata().getName() + ": loss per step"));
+          out.println("  loss curve: " + curve);
         } catch (IOException e) {
           out.println("  (cannot read metrics.json: " + e.getMessage() + ")");
         }

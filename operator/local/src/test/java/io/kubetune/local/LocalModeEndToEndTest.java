@@ -58,6 +58,18 @@ class LocalModeEndToEndTest {
     assertThat(base).isLessThan(0.35); // five classes: chance is 0.2
     assertThat(tuned).as(output).isGreaterThan(base + 0.25);
     assertThat(output).contains("kubectl get ftj").contains("Succeeded").contains("tuned model");
+    // PROGRESS comes from the operator reading the trainer's log through the API.
+    assertThat(result.finalState().getStatus().progress.summary).isEqualTo("60/60 (100%)");
+    assertThat(result.finalState().getStatus().adapter.uri)
+        .isEqualTo("pvc://local-scratch/quickstart/final/");
+    String svg = Files.readString(out.resolve("loss-curve.svg"));
+    assertThat(
+            javax.xml.parsers.DocumentBuilderFactory.newInstance()
+                .newDocumentBuilder()
+                .parse(new java.io.ByteArrayInputStream(svg.getBytes(StandardCharsets.UTF_8)))
+                .getDocumentElement()
+                .getNodeName())
+        .isEqualTo("svg");
   }
 
   @Test
