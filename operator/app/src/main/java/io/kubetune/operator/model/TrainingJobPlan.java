@@ -40,10 +40,21 @@ public final class TrainingJobPlan {
     }
     boolean wantSuspended = Boolean.TRUE.equals(cr.getSpec().suspend);
     boolean isSuspended = Boolean.TRUE.equals(existing.getSpec().getSuspend());
-    if (wantSuspended != isSuspended && !jobFinished(existing)) {
-      return Action.SET_SUSPEND;
+    if (wantSuspended == isSuspended || jobFinished(existing)) {
+      return Action.NONE;
     }
-    return Action.NONE;
+    // Kueue suspends the Jobs it manages until it admits them and then unsuspends them itself:
+    // the operator may suspend such a Job on request but must never unsuspend it, or the Job
+    // would bypass the queue.
+    if (!wantSuspended && isKueueManaged(existing)) {
+      return Action.NONE;
+    }
+    return Action.SET_SUSPEND;
+  }
+
+  static boolean isKueueManaged(Job job) {
+    var labels = job.getMetadata().getLabels();
+    return labels != null && labels.containsKey(Labels.KUEUE_QUEUE_NAME);
   }
 
   public static String revisionOf(Job job) {

@@ -50,6 +50,19 @@ class TrainingJobPlanTest {
   }
 
   @Test
+  void aKueueManagedJobIsNeverUnsuspendedByTheOperator() {
+    cr.getMetadata()
+        .setLabels(new java.util.HashMap<>(java.util.Map.of("kueue.x-k8s.io/queue-name", "gpu")));
+    Job job = TrainingJobBuilder.build(cr, settings);
+    job.getSpec().setSuspend(true); // Kueue's webhook suspended it until admission
+    assertThat(TrainingJobPlan.decide(cr, job)).isEqualTo(Action.NONE);
+    // Suspending on the user's request still works.
+    job.getSpec().setSuspend(false);
+    cr.getSpec().suspend = true;
+    assertThat(TrainingJobPlan.decide(cr, job)).isEqualTo(Action.SET_SUSPEND);
+  }
+
+  @Test
   void suspendIsFlippedInPlaceUnlessTheJobFinished() {
     Job job = TrainingJobBuilder.build(cr, settings);
     cr.getSpec().suspend = true;
