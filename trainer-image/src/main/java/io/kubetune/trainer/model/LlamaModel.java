@@ -190,7 +190,11 @@ public final class LlamaModel implements AutoCloseable {
               + " but config.json implies "
               + java.util.Arrays.toString(shape));
     }
-    weights.put(name, manager.create(reader.readFloats(name), new Shape(shape)));
+    // DJL stages arrays created from Java in direct buffers that stay allocated as long as the
+    // array lives; a native copy keeps multi-GB weights out of the JVM's direct-memory budget.
+    try (NDArray staged = manager.create(reader.readFloats(name), new Shape(shape))) {
+      weights.put(name, staged.duplicate());
+    }
   }
 
   private static Map<String, Path> tensorFiles(Path dir) {
