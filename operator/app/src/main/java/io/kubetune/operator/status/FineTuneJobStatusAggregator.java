@@ -211,6 +211,16 @@ public final class FineTuneJobStatusAggregator {
       return new Outcome(
           Phase.Suspended, "Suspended", "training is suspended; set spec.suspend: false to resume");
     }
+    Optional<Pod> newest = newestPod(observed.pods());
+    if (newest.isPresent()
+        && newest.get().getStatus() != null
+        && "Succeeded".equals(newest.get().getStatus().getPhase())) {
+      // The Job controller marks the Job complete a moment after its pod succeeded.
+      return new Outcome(
+          Phase.Running,
+          "TrainerFinished",
+          "the trainer finished; waiting for the Job to complete");
+    }
     return new Outcome(Phase.Queued, "Queued", queuedMessage(job, observed.pods()));
   }
 

@@ -160,6 +160,14 @@ class FineTuneJobStatusAggregatorTest {
   }
 
   @Test
+  void aSucceededPodBeforeTheJobCompletesIsNotReportedAsQueued() {
+    job.setStatus(new JobStatusBuilder().withSucceeded(1).build());
+    FineTuneJobStatus status = compute(job, List.of(pod("agg-train-abc", "Succeeded").build()), T0);
+    assertThat(status.phase).isEqualTo(Phase.Running);
+    assertThat(status.message).contains("waiting for the Job to complete");
+  }
+
+  @Test
   void suspendedJobWithoutPodsIsSuspended() {
     cr.getSpec().suspend = true;
     job.getSpec().setSuspend(true);
