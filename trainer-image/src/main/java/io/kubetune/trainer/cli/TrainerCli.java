@@ -17,6 +17,7 @@ import io.kubetune.trainer.train.FineTuner;
 import io.kubetune.trainer.train.LossNotFiniteException;
 import io.kubetune.trainer.train.ProgressReporter;
 import io.kubetune.trainer.train.TrainerConfigMapping;
+import io.kubetune.trainer.train.TrainingMethod;
 import io.kubetune.trainer.train.TrainingOptions;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -135,8 +136,6 @@ public final class TrainerCli {
         description = "Where to write the TrainerTermination JSON when that directory exists.")
     Path terminationLog;
 
-    private long lastStep;
-
     @Override
     public Integer call() throws IOException {
       TrainerConfig trainerConfig;
@@ -147,9 +146,9 @@ public final class TrainerCli {
       }
       TrainingOptions options = TrainerConfigMapping.toOptions(trainerConfig);
       ProgressReporter progress = new ProgressReporter(Context.out);
+      TrainerTermination termination = new TrainerTermination();
       try (FineTuner tuner = new FineTuner(options, progress)) {
         FineTuner.Result result = tuner.train();
-        lastStep = result.steps();
         tuner.export(result);
         Map<String, Object> done = new LinkedHashMap<>();
         done.put("steps", result.steps());
@@ -159,13 +158,39 @@ public final class TrainerCli {
           done.putAll(result.last().metrics());
         }
         progress.emit("done", done);
+        termination.step = result.steps();
+        if (result.initial() != null) {
+          termination.baseMetrics = result.initial().metrics();
+        }
+        if (result.last() != null) {
+          termination.tunedMetrics = result.last().metrics();
+        }
       }
-      TrainerTermination termination = new TrainerTermination();
+      boolean lora = options.method() == TrainingMethod.LORA;
       termination.reason = "Completed";
       termination.message = "training finished; result in " + options.output();
-      termination.step = lastStep;
+      termination.format = lora ? "peft-lora" : "hf-full";
+      termination.digest =
+          sha256(
+              options.output().resolve(lora ? "adapter_model.safetensors" : "model.safetensors"));
       writeTermination(termination);
       return TrainerExitCodes.SUCCESS;
+    }
+
+    static String sha256(Path file) throws IOException {
+      java.security.MessageDigest digest;
+      try {
+        digest = java.security.MessageDigest.getInstance("SHA-256");
+      } catch (java.security.NoSuchAlgorithmException e) {
+        throw new IllegalStateException(e);
+      }
+      try (java.io.InputStream in = Files.newInputStream(file)) {
+        byte[] buffer = new byte[1 << 20];
+        for (int n; (n = in.read(buffer)) > 0; ) {
+          digest.update(buffer, 0, n);
+        }
+      }
+      return java.util.HexFormat.of().formatHex(digest.digest());
     }
 
     void writeTermination(int code, Throwable e) {

@@ -114,7 +114,16 @@ class TrainerCliTest {
     assertThat(done.get("event").asText()).isEqualTo("done");
     assertThat(done.get("steps").asInt()).isEqualTo(60);
     assertThat(output.resolve("adapter_model.safetensors")).exists();
-    assertThat(JSON.readTree(termination.toFile()).get("reason").asText()).isEqualTo("Completed");
+    JsonNode terminationJson = JSON.readTree(termination.toFile());
+    assertThat(terminationJson.get("reason").asText()).isEqualTo("Completed");
+    assertThat(terminationJson.get("step").asInt()).isEqualTo(60);
+    assertThat(terminationJson.get("format").asText()).isEqualTo("peft-lora");
+    assertThat(terminationJson.get("digest").asText())
+        .isEqualTo(TrainerCli.Train.sha256(output.resolve("adapter_model.safetensors")))
+        .hasSize(64);
+    assertThat(terminationJson.get("baseMetrics").get("eval_loss").asDouble())
+        .isGreaterThan(terminationJson.get("tunedMetrics").get("eval_loss").asDouble());
+    assertThat(Files.size(termination)).as("Kubernetes keeps 4096 bytes").isLessThan(4096);
 
     String prompt = "Where is the meeting? paris";
     String continuation = " In PARIS, as planned.</s>";
