@@ -37,6 +37,33 @@ public final class Labels {
     return labels;
   }
 
+  public static final String SERVER_NAME_VALUE = "kubetune-server";
+  public static final String SERVING_COMPONENT = "serving";
+
+  /** Annotations on serving objects and pods. */
+  public static final String SERVING_HASH_ANNOTATION = "kubetune.io/serving-hash";
+
+  public static final String ADAPTER_DIGEST_ANNOTATION = "kubetune.io/adapter-digest";
+  public static final String ADAPTER_URI_ANNOTATION = "kubetune.io/adapter-uri";
+
+  public static Map<String, String> serving(FineTuneJob job) {
+    Map<String, String> labels = new LinkedHashMap<>();
+    labels.put(NAME, SERVER_NAME_VALUE);
+    labels.put(INSTANCE, job.getMetadata().getName());
+    labels.put(COMPONENT, SERVING_COMPONENT);
+    labels.put(MANAGED_BY, MANAGED_BY_VALUE);
+    labels.put(JOB, job.getMetadata().getName());
+    return labels;
+  }
+
+  /** The immutable selector of the serving Deployment and the Service. */
+  public static Map<String, String> servingSelector(FineTuneJob job) {
+    Map<String, String> labels = new LinkedHashMap<>();
+    labels.put(JOB, job.getMetadata().getName());
+    labels.put(COMPONENT, SERVING_COMPONENT);
+    return labels;
+  }
+
   /** Labels of the Job object itself: the standard set plus Kueue's queue name if present. */
   public static Map<String, String> trainingJob(FineTuneJob job) {
     Map<String, String> labels = training(job);

@@ -32,6 +32,28 @@ public final class Names {
     return withSuffix(job.getMetadata().getName(), "-trainer-config");
   }
 
+  public static String servingDeployment(FineTuneJob job) {
+    return withSuffix(job.getMetadata().getName(), "-serve");
+  }
+
+  public static String servingService(FineTuneJob job) {
+    return withSuffix(job.getMetadata().getName(), "-serve");
+  }
+
+  public static final String SERVER_CONTAINER = "server";
+  public static final int SERVING_PORT = 8000;
+
+  /** The OpenAI-compatible base URL clients in the cluster use. */
+  public static String servingEndpoint(FineTuneJob job) {
+    return "http://"
+        + servingService(job)
+        + "."
+        + job.getMetadata().getNamespace()
+        + ".svc:"
+        + SERVING_PORT
+        + "/v1";
+  }
+
   public static String pvcVolume(String claimName) {
     return withSuffix("pvc-" + claimName, "");
   }

@@ -52,6 +52,11 @@ import io.fabric8.kubernetes.model.annotation.Version;
     jsonPath = ".status.jobName",
     priority = 1)
 @AdditionalPrinterColumn(
+    name = "Endpoint",
+    type = AdditionalPrinterColumn.Type.STRING,
+    jsonPath = ".status.serving.endpoint",
+    priority = 1)
+@AdditionalPrinterColumn(
     name = "Message",
     type = AdditionalPrinterColumn.Type.STRING,
     jsonPath = ".status.message",

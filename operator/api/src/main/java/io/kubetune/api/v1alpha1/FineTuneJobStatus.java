@@ -15,15 +15,15 @@ public class FineTuneJobStatus {
 
   @JsonPropertyDescription(
       "Summary for humans and kubectl get: Pending, Validating, Queued, Running, Succeeded,"
-          + " Failed, Suspended. Scripts should use conditions.")
+          + " Failed, Suspended, Serving. Scripts should use conditions.")
   public Phase phase;
 
   @JsonPropertyDescription("Human-readable detail for the current phase.")
   public String message;
 
   @JsonPropertyDescription(
-      "Kubernetes-style conditions: Validated, Running, Complete, Failed, Ready"
-          + " (kubectl wait --for=condition=Complete).")
+      "Kubernetes-style conditions: Validated, Running, Complete, Failed, Promoted, Serving,"
+          + " Ready (kubectl wait --for=condition=Complete).")
   public List<Condition> conditions = new ArrayList<>();
 
   @JsonPropertyDescription("When the current training run's Job was first seen active (RFC 3339).")

@@ -15,9 +15,11 @@ public enum Phase {
   /** Training failed, or the spec is invalid; see the Failed/Validated conditions. */
   Failed,
   /** spec.suspend is true and no trainer pod runs. */
-  Suspended;
+  Suspended,
+  /** Training succeeded and the tuned adapter is being served (serving.enabled). */
+  Serving;
 
   public boolean isTerminal() {
-    return this == Succeeded || this == Failed;
+    return this == Succeeded || this == Failed || this == Serving;
   }
 }

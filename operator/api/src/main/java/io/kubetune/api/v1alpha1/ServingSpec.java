@@ -4,6 +4,8 @@ import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Max;
 import io.fabric8.generator.annotation.Min;
+import io.fabric8.generator.annotation.Pattern;
+import io.fabric8.generator.annotation.Size;
 
 /**
  * How to serve the tuned model after training. Changing these fields never restarts training. The
@@ -23,4 +25,15 @@ public class ServingSpec {
   @JsonPropertyDescription(
       "Quality gate: the tuned model is only rolled out when it passes. Default: no gate.")
   public GateSpec gate;
+
+  @JsonPropertyDescription(
+      "Compute for each serving pod (GPUs, CPU, memory, placement). Default: 1 CPU, 4Gi, no GPU.")
+  public ResourcesSpec resources;
+
+  @Size(max = 16)
+  @Pattern("^([0-9]+(s|m|h))+$")
+  @JsonPropertyDescription(
+      "How long new serving pods may take to become ready before the rollout is rolled back to"
+          + " the adapter that was serving, e.g. 90s, 10m, 1h. Default 10m.")
+  public String readinessTimeout;
 }

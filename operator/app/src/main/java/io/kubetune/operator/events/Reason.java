@@ -9,7 +9,9 @@ public enum Reason {
   Started(Type.Normal),
   Suspended(Type.Normal),
   Succeeded(Type.Normal),
-  Failed(Type.Warning);
+  Failed(Type.Warning),
+  Serving(Type.Normal),
+  RolloutFailed(Type.Warning);
 
   public enum Type {
     Normal,

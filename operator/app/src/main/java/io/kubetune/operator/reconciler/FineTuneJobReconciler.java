@@ -5,6 +5,9 @@ import io.fabric8.kubernetes.api.model.ConfigMapBuilder;
 import io.fabric8.kubernetes.api.model.DeletionPropagation;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.Service;
+import io.fabric8.kubernetes.api.model.apps.Deployment;
+import io.fabric8.kubernetes.api.model.apps.DeploymentBuilder;
 import io.fabric8.kubernetes.api.model.batch.v1.Job;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
@@ -28,11 +31,13 @@ import io.kubetune.operator.events.Reason;
 import io.kubetune.operator.metrics.FineTuneJobMetrics;
 import io.kubetune.operator.model.Json;
 import io.kubetune.operator.model.OperatorSettings;
+import io.kubetune.operator.model.ServingModel;
 import io.kubetune.operator.model.TrainerConfigMapBuilder;
 import io.kubetune.operator.model.TrainingJobBuilder;
 import io.kubetune.operator.model.TrainingJobPlan;
 import io.kubetune.operator.status.Conditions;
 import io.kubetune.operator.status.FineTuneJobStatusAggregator;
+import io.kubetune.operator.status.ServingRollout;
 import io.kubetune.operator.status.TrainingObservation;
 import io.kubetune.operator.validation.FineTuneJobValidator;
 import io.kubetune.operator.validation.ValidationProblem;
@@ -110,7 +115,23 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
                     })
                 .build(),
             context);
-    return List.of(jobs, configMaps, pods);
+    var deployments =
+        new InformerEventSource<>(
+            InformerEventSourceConfiguration.from(Deployment.class, FineTuneJob.class)
+                .withName("deployments")
+                .withLabelSelector(Labels.MANAGED_SELECTOR)
+                .withSecondaryToPrimaryMapper(Mappers.fromOwnerReferences(FineTuneJob.class))
+                .build(),
+            context);
+    var services =
+        new InformerEventSource<>(
+            InformerEventSourceConfiguration.from(Service.class, FineTuneJob.class)
+                .withName("services")
+                .withLabelSelector(Labels.MANAGED_SELECTOR)
+                .withSecondaryToPrimaryMapper(Mappers.fromOwnerReferences(FineTuneJob.class))
+                .build(),
+            context);
+    return List.of(jobs, configMaps, pods, deployments, services);
   }
 
   @Override
@@ -158,6 +179,19 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
             problems,
             new TrainingObservation(job.orElse(null), pods, jobIsStale, trainerLog),
             now);
+    // Serving: roll the promoted adapter out (or back), from what training produced.
+    Duration servingRequeue = null;
+    if (problems.isEmpty()) {
+      ServingRollout.Decision serving =
+          ServingRollout.apply(
+              cr,
+              next,
+              context.getSecondaryResource(Deployment.class, "deployments").orElse(null),
+              settings,
+              Instant.parse(now));
+      applyServing(serving, cr, context);
+      servingRequeue = serving.requeueAfter();
+    }
     recordTransitionEvents(client, cr, previous, next);
 
     UpdateControl<FineTuneJob> control;
@@ -175,6 +209,8 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
       control.rescheduleAfter(REPLACE_POLL);
     } else if (next.phase == Phase.Running) {
       control.rescheduleAfter(settings.progressPollInterval());
+    } else if (servingRequeue != null) {
+      control.rescheduleAfter(servingRequeue);
     }
     return control;
   }
@@ -299,6 +335,52 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
     }
   }
 
+  /** Creates, updates or removes the serving Deployment and Service as decided. */
+  private void applyServing(
+      ServingRollout.Decision decision, FineTuneJob cr, Context<FineTuneJob> context) {
+    KubernetesClient client = context.getClient();
+    Optional<Deployment> deployment = context.getSecondaryResource(Deployment.class, "deployments");
+    Optional<Service> service = context.getSecondaryResource(Service.class, "services");
+    if (decision.deleteServing()) {
+      deployment.ifPresent(
+          d -> {
+            client.resource(d).delete();
+            metrics.childWritten("Deployment", "delete");
+          });
+      service.ifPresent(
+          svc -> {
+            client.resource(svc).delete();
+            metrics.childWritten("Service", "delete");
+          });
+      return;
+    }
+    if (decision.deploymentAdapter() == null) {
+      return;
+    }
+    Deployment desired = ServingModel.deployment(cr, decision.deploymentAdapter(), settings);
+    if (deployment.isEmpty()) {
+      createTolerant(client, desired, context, Deployment.class, "deployments");
+      metrics.childWritten("Deployment", "create");
+    } else if (!Objects.equals(
+        ServingModel.hashOf(desired), ServingModel.hashOf(deployment.get()))) {
+      Deployment current = deployment.get();
+      Deployment updated =
+          new DeploymentBuilder(current)
+              .editMetadata()
+              .addToAnnotations(desired.getMetadata().getAnnotations())
+              .addToLabels(desired.getMetadata().getLabels())
+              .endMetadata()
+              .withSpec(desired.getSpec())
+              .build();
+      client.resource(updated).update();
+      metrics.childWritten("Deployment", "update");
+    }
+    if (service.isEmpty()) {
+      createTolerant(client, ServingModel.service(cr), context, Service.class, "services");
+      metrics.childWritten("Service", "create");
+    }
+  }
+
   /**
    * Creates a child and tells its informer at once, so the next reconcile does not create it twice;
    * a 409 means an earlier create already landed.
@@ -356,8 +438,20 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
           case Running -> Reason.Started;
           case Suspended -> Reason.Suspended;
           case Succeeded -> Reason.Succeeded;
+          case Serving -> Reason.Serving;
           default -> null;
         };
+    String failedBefore =
+        previous == null || previous.serving == null ? null : previous.serving.failedAdapterDigest;
+    if (next.serving != null
+        && next.serving.failedAdapterDigest != null
+        && !next.serving.failedAdapterDigest.equals(failedBefore)) {
+      Conditions.findMessage(next.conditions, Conditions.READY)
+          .ifPresent(
+              message ->
+                  EventRecorder.record(
+                      client, cr, Reason.RolloutFailed, message, next.serving.failedAdapterDigest));
+    }
     if (reason != null) {
       // One Event per (revision, phase, attempt, message): repeated observations of the same
       // transition collapse into the first.

@@ -13,6 +13,7 @@ public final class Conditions {
   public static final String COMPLETE = "Complete";
   public static final String FAILED = "Failed";
   public static final String PROMOTED = "Promoted";
+  public static final String SERVING = "Serving";
   public static final String READY = "Ready";
 
   /** The order conditions appear in status, so that status diffs stay small. */
@@ -64,6 +65,10 @@ public final class Conditions {
   public static boolean isTrue(List<Condition> conditions, String type) {
     Condition c = find(conditions, type);
     return c != null && Objects.equals(c.getStatus(), "True");
+  }
+
+  public static java.util.Optional<String> findMessage(List<Condition> conditions, String type) {
+    return java.util.Optional.ofNullable(find(conditions, type)).map(Condition::getMessage);
   }
 
   private static int orderOf(String type) {

@@ -179,7 +179,8 @@ public final class FineTuneJobStatusAggregator {
           && previous.phase != null
           && previous.phase.isTerminal()) {
         // The Job was removed after it finished (ttlSecondsAfterFinished): the run stays done.
-        return new Outcome(previous.phase, previousReason(previous), previous.message);
+        Phase trainingPhase = previous.phase == Phase.Serving ? Phase.Succeeded : previous.phase;
+        return new Outcome(trainingPhase, previousReason(previous), previous.message);
       }
       return new Outcome(Phase.Pending, "JobPending", "creating the training Job");
     }
@@ -418,15 +419,7 @@ public final class FineTuneJobStatusAggregator {
             adapter == null ? null : adapter.baseMetrics,
             adapter == null ? null : adapter.tunedMetrics);
     write.set(Conditions.PROMOTED, gate.passed(), gate.reason(), gate.message());
-    if (!gate.passed()) {
-      write.set(Conditions.READY, false, gate.reason(), "not served: " + gate.message());
-    } else {
-      write.set(
-          Conditions.READY,
-          false,
-          "ServingNotAvailable",
-          "the quality gate passed, but this operator version does not roll out serving yet");
-    }
+    // Serving and Ready are decided by ServingRollout, which sees the serving Deployment.
   }
 
   private interface ConditionWriter {
@@ -464,6 +457,6 @@ public final class FineTuneJobStatusAggregator {
     if (previous.phase == Phase.Failed && failed != null && failed.getReason() != null) {
       return failed.getReason();
     }
-    return previous.phase == Phase.Succeeded ? "TrainingSucceeded" : "JobFailed";
+    return previous.phase == Phase.Failed ? "JobFailed" : "TrainingSucceeded";
   }
 }

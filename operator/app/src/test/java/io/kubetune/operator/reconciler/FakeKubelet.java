@@ -116,7 +116,11 @@ final class FakeKubelet {
   }
 
   void succeed(Job job, Pod pod) {
-    terminatePod(pod, 0, "Completed", "{\"reason\":\"Completed\",\"message\":\"done\"}");
+    succeed(job, pod, "{\"reason\":\"Completed\",\"message\":\"done\"}");
+  }
+
+  void succeed(Job job, Pod pod, String terminationMessage) {
+    terminatePod(pod, 0, "Completed", terminationMessage);
     setJobStatus(
         job,
         0,
@@ -139,6 +143,21 @@ final class FakeKubelet {
                 .withReason("PodFailurePolicy")
                 .withMessage("Container trainer failed with exit code " + exitCode)
                 .build()));
+  }
+
+  /** The Deployment controller and kubelet bring all serving pods of the current spec up. */
+  void markDeploymentReady(String namespace, String name) {
+    var deployment = client.apps().deployments().inNamespace(namespace).withName(name).get();
+    int replicas = deployment.getSpec().getReplicas();
+    deployment.setStatus(
+        new io.fabric8.kubernetes.api.model.apps.DeploymentStatusBuilder()
+            .withObservedGeneration(deployment.getMetadata().getGeneration())
+            .withReplicas(replicas)
+            .withUpdatedReplicas(replicas)
+            .withReadyReplicas(replicas)
+            .withAvailableReplicas(replicas)
+            .build());
+    client.resource(deployment).updateStatus();
   }
 
   /** The Job controller reacts to spec.suspend: true by deleting the Job's pods. */

@@ -297,6 +297,78 @@ class FineTuneJobReconcileLoopTest {
   }
 
   @Test
+  void promotedAdapterIsServedAndServingChangesDoNotRetrain() {
+    FineTuneJob spec = TestResources.minimal("served");
+    spec.getSpec().serving = new ServingSpec();
+    spec.getSpec().serving.enabled = true;
+    spec.getSpec().serving.gate = new io.kubetune.api.v1alpha1.GateSpec();
+    spec.getSpec().serving.gate.metric = io.kubetune.api.v1alpha1.EvalMetric.EVAL_LOSS;
+    spec.getSpec().serving.gate.mustBeatBase = true;
+    FineTuneJob cr = create(spec);
+    Job job = awaitJob(cr);
+    Pod pod = kubelet.startPod(job, "v1");
+    kubelet.succeed(
+        job,
+        pod,
+        "{\"reason\":\"Completed\",\"format\":\"peft-lora\",\"digest\":\"d1\","
+            + "\"baseMetrics\":{\"eval_loss\":1.6},\"tunedMetrics\":{\"eval_loss\":0.7}}");
+
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () ->
+                client.apps().deployments().inNamespace(NS).withName("served-serve").get() != null);
+    var deployment = client.apps().deployments().inNamespace(NS).withName("served-serve").get();
+    assertThat(deployment.getSpec().getTemplate().getMetadata().getAnnotations())
+        .containsEntry(Labels.ADAPTER_DIGEST_ANNOTATION, "d1");
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(() -> client.services().inNamespace(NS).withName("served-serve").get() != null);
+    FineTuneJobStatus rolling = get(cr).getStatus();
+    assertThat(Conditions.find(rolling.conditions, Conditions.PROMOTED).getReason())
+        .isEqualTo("QualityGatePassed");
+
+    kubelet.markDeploymentReady(NS, "served-serve");
+    FineTuneJobStatus serving = awaitStatus(cr, s -> s.phase == Phase.Serving);
+    assertThat(serving.serving.endpoint).isEqualTo("http://served-serve.default.svc:8000/v1");
+    assertThat(serving.serving.adapterDigest).isEqualTo("d1");
+    assertThat(Conditions.isTrue(serving.conditions, Conditions.READY)).isTrue();
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .untilAsserted(() -> assertThat(eventReasons(cr)).contains("Serving"));
+
+    // Serving-only change: the Deployment follows, training does not restart.
+    edit(cr, c -> c.getSpec().serving.replicas = 3);
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () ->
+                client
+                        .apps()
+                        .deployments()
+                        .inNamespace(NS)
+                        .withName("served-serve")
+                        .get()
+                        .getSpec()
+                        .getReplicas()
+                    == 3);
+    assertThat(kubelet.job(NS, "served-train").getMetadata().getUid())
+        .isEqualTo(job.getMetadata().getUid());
+
+    // Serving off: Deployment and Service go, the training result stays.
+    edit(cr, c -> c.getSpec().serving.enabled = false);
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () ->
+                client.apps().deployments().inNamespace(NS).withName("served-serve").get() == null
+                    && client.services().inNamespace(NS).withName("served-serve").get() == null);
+    FineTuneJobStatus off = awaitStatus(cr, s -> s.phase == Phase.Succeeded);
+    assertThat(off.serving).isNull();
+    assertThat(off.adapter.digest).isEqualTo("d1");
+  }
+
+  @Test
   void unchangedResyncWritesNothing() {
     FineTuneJob cr = create(TestResources.minimal("steady"));
     Job job = awaitJob(cr);

@@ -215,21 +215,6 @@ class FineTuneJobStatusAggregatorTest {
   }
 
   @Test
-  void servingRequestedLeavesReadyFalseWithAnHonestReason() {
-    cr.getSpec().serving = new io.kubetune.api.v1alpha1.ServingSpec();
-    cr.getSpec().serving.enabled = true;
-    job.setStatus(
-        new JobStatusBuilder()
-            .withConditions(
-                new JobConditionBuilder().withType("Complete").withStatus("True").build())
-            .build());
-    FineTuneJobStatus status = compute(job, List.of(), T0);
-    Condition ready = Conditions.find(status.conditions, Conditions.READY);
-    assertThat(ready.getStatus()).isEqualTo("False");
-    assertThat(ready.getReason()).isEqualTo("ServingNotAvailable");
-  }
-
-  @Test
   void successRecordsTheAdapterAndAFailedGateBlocksPromotion() {
     cr.getSpec().serving = new io.kubetune.api.v1alpha1.ServingSpec();
     cr.getSpec().serving.enabled = true;
@@ -268,8 +253,6 @@ class FineTuneJobStatusAggregatorTest {
     assertThat(promoted.getStatus()).isEqualTo("False");
     assertThat(promoted.getReason()).isEqualTo("QualityGateFailed");
     assertThat(promoted.getMessage()).contains("0.7100").contains("0.5000").contains("base 1.6000");
-    assertThat(Conditions.find(status.conditions, Conditions.READY).getReason())
-        .isEqualTo("QualityGateFailed");
     assertThat(Conditions.isTrue(status.conditions, Conditions.COMPLETE)).isTrue();
 
     // The pods are garbage-collected later: the adapter record stays.
