@@ -73,6 +73,17 @@ final class Benchmark implements Callable<Integer> {
   @Option(names = "--lora-rank", defaultValue = "8")
   int loraRank;
 
+  @Option(
+      names = "--pytorch",
+      description = "Python with torch (e.g. /usr/bin/python3) to run the PyTorch eager baseline.")
+  String pytorchPython;
+
+  @Option(
+      names = "--pytorch-script",
+      defaultValue = "trainer-image/benchmark/pytorch_baseline.py",
+      description = "The baseline script (default relative to the repository root).")
+  Path pytorchScript;
+
   @Override
   public Integer call() throws IOException {
     Path dir = workDir != null ? workDir : Files.createTempDirectory("kubetune-benchmark");
@@ -139,6 +150,15 @@ final class Benchmark implements Callable<Integer> {
         "loraSpeedupOverFull",
         round(runs.get(TrainingMethod.LORA)[0] / runs.get(TrainingMethod.FULL)[0]));
     result.put("peakRssMiB", peakRssMiB());
+    if (pytorchPython != null) {
+      ObjectNode pytorch = runPytorchBaseline();
+      result.set("pytorch", pytorch);
+      for (String method : List.of("lora", "full")) {
+        double ours = result.get(method).get("tokensPerSecond").asDouble();
+        double theirs = pytorch.get(method).get("tokensPerSecond").asDouble();
+        ((ObjectNode) result.get(method)).put("speedupOverPytorch", round(ours / theirs));
+      }
+    }
     String text = JSON.writeValueAsString(result);
     TrainerCli.Context.out.println(text);
     if (output != null) {
@@ -176,6 +196,50 @@ final class Benchmark implements Callable<Integer> {
     }
     Files.write(file, lines);
     return file;
+  }
+
+  /** Runs the same sizes in PyTorch eager with the same intra-op thread count. */
+  private ObjectNode runPytorchBaseline() throws IOException {
+    List<String> command =
+        new ArrayList<>(
+            List.of(
+                pytorchPython,
+                pytorchScript.toString(),
+                "--threads",
+                String.valueOf(ai.djl.pytorch.jni.JniUtils.getNumThreads()),
+                "--hidden",
+                String.valueOf(hidden),
+                "--layers",
+                String.valueOf(layers),
+                "--heads",
+                String.valueOf(heads),
+                "--kv-heads",
+                String.valueOf(kvHeads),
+                "--intermediate",
+                String.valueOf(intermediate),
+                "--batch-size",
+                String.valueOf(batchSize),
+                "--sequence-length",
+                String.valueOf(sequenceLength),
+                "--steps",
+                String.valueOf(steps),
+                "--warmup-steps",
+                String.valueOf(warmupSteps),
+                "--lora-rank",
+                String.valueOf(loraRank)));
+    Process process = new ProcessBuilder(command).redirectErrorStream(false).start();
+    byte[] out = process.getInputStream().readAllBytes();
+    byte[] err = process.getErrorStream().readAllBytes();
+    try {
+      if (process.waitFor() != 0) {
+        throw new IOException(
+            "PyTorch baseline failed: " + new String(err, java.nio.charset.StandardCharsets.UTF_8));
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException(e);
+    }
+    return (ObjectNode) JSON.readTree(out);
   }
 
   /** Best of a few timed 1024x1024 fp32 matmuls (2n^3 FLOPs each). */
