@@ -47,7 +47,6 @@ public record TrainingOptions(
     boolean metricHigherIsBetter,
     Path output) {
 
-  /** Sensible small-run defaults for tests and the CLI; override with the wither methods. */
   public static TrainingOptions defaults(
       Path baseModel, Path train, DatasetFormat format, Path output) {
     return new TrainingOptions(
@@ -83,270 +82,309 @@ public record TrainingOptions(
   }
 
   public TrainingOptions withValidationSplit(double fraction) {
-    return new TrainingOptions(
-        baseModel,
-        baseModelName,
-        train,
-        null,
-        fraction,
-        format,
-        labels,
-        fields,
-        method,
-        loraRank,
-        loraAlpha,
-        loraDropout,
-        loraTargetModules,
-        trainableLayers,
-        epochs,
-        maxSteps,
-        learningRate,
-        batchSize,
-        gradientAccumulation,
-        maxSequenceLength,
-        warmupSteps,
-        weightDecay,
-        maxGradNorm,
-        seed,
-        evalEverySteps,
-        earlyStoppingPatience,
-        metric,
-        metricHigherIsBetter,
-        output);
+    return toBuilder().validation(null).validationSplit(fraction).build();
   }
 
   public TrainingOptions withValidation(Path file) {
-    return new TrainingOptions(
-        baseModel,
-        baseModelName,
-        train,
-        file,
-        null,
-        format,
-        labels,
-        fields,
-        method,
-        loraRank,
-        loraAlpha,
-        loraDropout,
-        loraTargetModules,
-        trainableLayers,
-        epochs,
-        maxSteps,
-        learningRate,
-        batchSize,
-        gradientAccumulation,
-        maxSequenceLength,
-        warmupSteps,
-        weightDecay,
-        maxGradNorm,
-        seed,
-        evalEverySteps,
-        earlyStoppingPatience,
-        metric,
-        metricHigherIsBetter,
-        output);
+    return toBuilder().validation(file).validationSplit(null).build();
   }
 
   public TrainingOptions withMethod(
       TrainingMethod m, int rank, double alpha, List<String> targets, int layers) {
-    return new TrainingOptions(
-        baseModel,
-        baseModelName,
-        train,
-        validation,
-        validationSplit,
-        format,
-        labels,
-        fields,
-        m,
-        rank,
-        alpha,
-        loraDropout,
-        targets,
-        layers,
-        epochs,
-        maxSteps,
-        learningRate,
-        batchSize,
-        gradientAccumulation,
-        maxSequenceLength,
-        warmupSteps,
-        weightDecay,
-        maxGradNorm,
-        seed,
-        evalEverySteps,
-        earlyStoppingPatience,
-        metric,
-        metricHigherIsBetter,
-        output);
+    return toBuilder()
+        .method(m)
+        .loraRank(rank)
+        .loraAlpha(alpha)
+        .loraTargetModules(targets)
+        .trainableLayers(layers)
+        .build();
   }
 
   public TrainingOptions withSchedule(
       Integer steps, int epochCount, double lr, int batch, int accumulation, int warmup) {
-    return new TrainingOptions(
-        baseModel,
-        baseModelName,
-        train,
-        validation,
-        validationSplit,
-        format,
-        labels,
-        fields,
-        method,
-        loraRank,
-        loraAlpha,
-        loraDropout,
-        loraTargetModules,
-        trainableLayers,
-        epochCount,
-        steps,
-        lr,
-        batch,
-        accumulation,
-        maxSequenceLength,
-        warmup,
-        weightDecay,
-        maxGradNorm,
-        seed,
-        evalEverySteps,
-        earlyStoppingPatience,
-        metric,
-        metricHigherIsBetter,
-        output);
+    return toBuilder()
+        .maxSteps(steps)
+        .epochs(epochCount)
+        .learningRate(lr)
+        .batchSize(batch)
+        .gradientAccumulation(accumulation)
+        .warmupSteps(warmup)
+        .build();
   }
 
   public TrainingOptions withEvaluation(
       int everySteps, int patience, String metricKey, boolean higherIsBetter) {
-    return new TrainingOptions(
-        baseModel,
-        baseModelName,
-        train,
-        validation,
-        validationSplit,
-        format,
-        labels,
-        fields,
-        method,
-        loraRank,
-        loraAlpha,
-        loraDropout,
-        loraTargetModules,
-        trainableLayers,
-        epochs,
-        maxSteps,
-        learningRate,
-        batchSize,
-        gradientAccumulation,
-        maxSequenceLength,
-        warmupSteps,
-        weightDecay,
-        maxGradNorm,
-        seed,
-        everySteps,
-        patience,
-        metricKey,
-        higherIsBetter,
-        output);
+    return toBuilder()
+        .evalEverySteps(everySteps)
+        .earlyStoppingPatience(patience)
+        .metric(metricKey)
+        .metricHigherIsBetter(higherIsBetter)
+        .build();
   }
 
   public TrainingOptions withRegularisation(
       double decay, double gradNorm, double dropout, long newSeed) {
-    return new TrainingOptions(
-        baseModel,
-        baseModelName,
-        train,
-        validation,
-        validationSplit,
-        format,
-        labels,
-        fields,
-        method,
-        loraRank,
-        loraAlpha,
-        dropout,
-        loraTargetModules,
-        trainableLayers,
-        epochs,
-        maxSteps,
-        learningRate,
-        batchSize,
-        gradientAccumulation,
-        maxSequenceLength,
-        warmupSteps,
-        decay,
-        gradNorm,
-        newSeed,
-        evalEverySteps,
-        earlyStoppingPatience,
-        metric,
-        metricHigherIsBetter,
-        output);
+    return toBuilder()
+        .weightDecay(decay)
+        .maxGradNorm(gradNorm)
+        .loraDropout(dropout)
+        .seed(newSeed)
+        .build();
   }
 
   public TrainingOptions withMaxSequenceLength(int length) {
-    return new TrainingOptions(
-        baseModel,
-        baseModelName,
-        train,
-        validation,
-        validationSplit,
-        format,
-        labels,
-        fields,
-        method,
-        loraRank,
-        loraAlpha,
-        loraDropout,
-        loraTargetModules,
-        trainableLayers,
-        epochs,
-        maxSteps,
-        learningRate,
-        batchSize,
-        gradientAccumulation,
-        length,
-        warmupSteps,
-        weightDecay,
-        maxGradNorm,
-        seed,
-        evalEverySteps,
-        earlyStoppingPatience,
-        metric,
-        metricHigherIsBetter,
-        output);
+    return toBuilder().maxSequenceLength(length).build();
   }
 
   public TrainingOptions withLabels(List<String> labelSet) {
-    return new TrainingOptions(
-        baseModel,
-        baseModelName,
-        train,
-        validation,
-        validationSplit,
-        format,
-        labelSet,
-        fields,
-        method,
-        loraRank,
-        loraAlpha,
-        loraDropout,
-        loraTargetModules,
-        trainableLayers,
-        epochs,
-        maxSteps,
-        learningRate,
-        batchSize,
-        gradientAccumulation,
-        maxSequenceLength,
-        warmupSteps,
-        weightDecay,
-        maxGradNorm,
-        seed,
-        evalEverySteps,
-        earlyStoppingPatience,
-        metric,
-        metricHigherIsBetter,
-        output);
+    return toBuilder().labels(labelSet).build();
+  }
+
+  /** A copy to change some fields of: {@code options.toBuilder().learningRate(1e-3).build()}. */
+  public Builder toBuilder() {
+    return new Builder(this);
+  }
+
+  /** Mutable copy of the options, one setter per field. */
+  public static final class Builder {
+    private Path baseModel;
+    private String baseModelName;
+    private Path train;
+    private Path validation;
+    private Double validationSplit;
+    private DatasetFormat format;
+    private List<String> labels;
+    private JsonlDataset.Fields fields;
+    private TrainingMethod method;
+    private int loraRank;
+    private double loraAlpha;
+    private double loraDropout;
+    private List<String> loraTargetModules;
+    private int trainableLayers;
+    private int epochs;
+    private Integer maxSteps;
+    private double learningRate;
+    private int batchSize;
+    private int gradientAccumulation;
+    private int maxSequenceLength;
+    private int warmupSteps;
+    private double weightDecay;
+    private double maxGradNorm;
+    private long seed;
+    private int evalEverySteps;
+    private int earlyStoppingPatience;
+    private String metric;
+    private boolean metricHigherIsBetter;
+    private Path output;
+
+    private Builder(TrainingOptions o) {
+      baseModel = o.baseModel;
+      baseModelName = o.baseModelName;
+      train = o.train;
+      validation = o.validation;
+      validationSplit = o.validationSplit;
+      format = o.format;
+      labels = o.labels;
+      fields = o.fields;
+      method = o.method;
+      loraRank = o.loraRank;
+      loraAlpha = o.loraAlpha;
+      loraDropout = o.loraDropout;
+      loraTargetModules = o.loraTargetModules;
+      trainableLayers = o.trainableLayers;
+      epochs = o.epochs;
+      maxSteps = o.maxSteps;
+      learningRate = o.learningRate;
+      batchSize = o.batchSize;
+      gradientAccumulation = o.gradientAccumulation;
+      maxSequenceLength = o.maxSequenceLength;
+      warmupSteps = o.warmupSteps;
+      weightDecay = o.weightDecay;
+      maxGradNorm = o.maxGradNorm;
+      seed = o.seed;
+      evalEverySteps = o.evalEverySteps;
+      earlyStoppingPatience = o.earlyStoppingPatience;
+      metric = o.metric;
+      metricHigherIsBetter = o.metricHigherIsBetter;
+      output = o.output;
+    }
+
+    public Builder baseModel(Path value) {
+      baseModel = value;
+      return this;
+    }
+
+    public Builder baseModelName(String value) {
+      baseModelName = value;
+      return this;
+    }
+
+    public Builder train(Path value) {
+      train = value;
+      return this;
+    }
+
+    public Builder validation(Path value) {
+      validation = value;
+      return this;
+    }
+
+    public Builder validationSplit(Double value) {
+      validationSplit = value;
+      return this;
+    }
+
+    public Builder format(DatasetFormat value) {
+      format = value;
+      return this;
+    }
+
+    public Builder labels(List<String> value) {
+      labels = value;
+      return this;
+    }
+
+    public Builder fields(JsonlDataset.Fields value) {
+      fields = value;
+      return this;
+    }
+
+    public Builder method(TrainingMethod value) {
+      method = value;
+      return this;
+    }
+
+    public Builder loraRank(int value) {
+      loraRank = value;
+      return this;
+    }
+
+    public Builder loraAlpha(double value) {
+      loraAlpha = value;
+      return this;
+    }
+
+    public Builder loraDropout(double value) {
+      loraDropout = value;
+      return this;
+    }
+
+    public Builder loraTargetModules(List<String> value) {
+      loraTargetModules = value;
+      return this;
+    }
+
+    public Builder trainableLayers(int value) {
+      trainableLayers = value;
+      return this;
+    }
+
+    public Builder epochs(int value) {
+      epochs = value;
+      return this;
+    }
+
+    public Builder maxSteps(Integer value) {
+      maxSteps = value;
+      return this;
+    }
+
+    public Builder learningRate(double value) {
+      learningRate = value;
+      return this;
+    }
+
+    public Builder batchSize(int value) {
+      batchSize = value;
+      return this;
+    }
+
+    public Builder gradientAccumulation(int value) {
+      gradientAccumulation = value;
+      return this;
+    }
+
+    public Builder maxSequenceLength(int value) {
+      maxSequenceLength = value;
+      return this;
+    }
+
+    public Builder warmupSteps(int value) {
+      warmupSteps = value;
+      return this;
+    }
+
+    public Builder weightDecay(double value) {
+      weightDecay = value;
+      return this;
+    }
+
+    public Builder maxGradNorm(double value) {
+      maxGradNorm = value;
+      return this;
+    }
+
+    public Builder seed(long value) {
+      seed = value;
+      return this;
+    }
+
+    public Builder evalEverySteps(int value) {
+      evalEverySteps = value;
+      return this;
+    }
+
+    public Builder earlyStoppingPatience(int value) {
+      earlyStoppingPatience = value;
+      return this;
+    }
+
+    public Builder metric(String value) {
+      metric = value;
+      return this;
+    }
+
+    public Builder metricHigherIsBetter(boolean value) {
+      metricHigherIsBetter = value;
+      return this;
+    }
+
+    public Builder output(Path value) {
+      output = value;
+      return this;
+    }
+
+    public TrainingOptions build() {
+      return new TrainingOptions(
+          baseModel,
+          baseModelName,
+          train,
+          validation,
+          validationSplit,
+          format,
+          labels,
+          fields,
+          method,
+          loraRank,
+          loraAlpha,
+          loraDropout,
+          loraTargetModules,
+          trainableLayers,
+          epochs,
+          maxSteps,
+          learningRate,
+          batchSize,
+          gradientAccumulation,
+          maxSequenceLength,
+          warmupSteps,
+          weightDecay,
+          maxGradNorm,
+          seed,
+          evalEverySteps,
+          earlyStoppingPatience,
+          metric,
+          metricHigherIsBetter,
+          output);
+    }
   }
 }
