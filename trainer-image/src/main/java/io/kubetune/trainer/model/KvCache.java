@@ -28,6 +28,10 @@ public final class KvCache implements AutoCloseable {
   NDArray[] append(int layer, NDArray k, NDArray v) {
     NDArray fullK = keys[layer] == null ? k : keys[layer].concat(k, 2);
     NDArray fullV = values[layer] == null ? v : values[layer].concat(v, 2);
+    // concat attaches its result to the cache's manager; hand it to the step so it is freed
+    // with the step and only the duplicate below stays.
+    fullK.attach(k.getManager());
+    fullV.attach(v.getManager());
     NDArray oldK = keys[layer];
     NDArray oldV = values[layer];
     keys[layer] = fullK.duplicate();

@@ -92,6 +92,21 @@ class LlamaModelTest {
   }
 
   @Test
+  void kvCacheHoldsOnlyTheCurrentKeysAndValuesWhileGenerating() {
+    try (NDManager scope = root.newSubManager();
+        KvCache cache = new KvCache(scope, model.config().numHiddenLayers())) {
+      for (int t = 0; t < 20; t++) {
+        try (NDManager step = scope.newSubManager()) {
+          model.hiddenStates(LlamaModel.ids(step, new long[][] {{t + 1}}), cache, false);
+        }
+      }
+      assertThat(cache.length()).isEqualTo(20);
+      // One key and one value array per layer, not one per generated token.
+      assertThat(scope.getManagedArrays()).hasSize(2 * model.config().numHiddenLayers());
+    }
+  }
+
+  @Test
   void causalMaskKeepsEarlierLogitsIndependentOfLaterTokens() {
     try (NDManager step = root.newSubManager()) {
       NDArray a =
