@@ -149,6 +149,17 @@ public final class KubeTuneLocal {
       }
       job.getSpec().hyperparameters.epochs = null;
       job.getSpec().hyperparameters.maxSteps = options.steps();
+      Integer warmup = job.getSpec().hyperparameters.warmupSteps;
+      if (warmup != null && warmup >= options.steps()) {
+        job.getSpec().hyperparameters.warmupSteps = options.steps() / 10;
+        out.println(
+            "note: --steps "
+                + options.steps()
+                + " also lowers warmupSteps from "
+                + warmup
+                + " to "
+                + options.steps() / 10);
+      }
     }
     String name = job.getMetadata().getName();
     String namespace = job.getMetadata().getNamespace();
@@ -288,7 +299,10 @@ public final class KubeTuneLocal {
           c.getReason(),
           c.getMessage());
     }
-    out.println("attempts: " + s.attempts + ", pod: " + s.podName);
+    out.println(
+        "attempts: "
+            + (s.attempts == null ? 0 : s.attempts)
+            + (s.podName == null ? "" : ", pod: " + s.podName));
     if (s.phase == Phase.Succeeded && outputDir != null && Files.isDirectory(outputDir)) {
       out.println("output: " + outputDir);
       Path metrics = outputDir.resolve("metrics.json");

@@ -132,7 +132,9 @@ public final class TrainerCli {
 
     @Option(
         names = "--termination-log",
-        defaultValue = "/dev/termination-log",
+        // KUBETUNE_TERMINATION_LOG lets local mode point it at the pod's folder instead of
+        // the host's /dev.
+        defaultValue = "${env:KUBETUNE_TERMINATION_LOG:-/dev/termination-log}",
         description = "Where to write the TrainerTermination JSON when that directory exists.")
     Path terminationLog;
 
