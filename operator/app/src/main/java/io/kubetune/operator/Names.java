@@ -1,10 +1,6 @@
 package io.kubetune.operator;
 
 import io.kubetune.api.v1alpha1.FineTuneJob;
-import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
-import java.util.HexFormat;
 
 /** Every name the operator derives from a FineTuneJob. No other class concatenates names. */
 public final class Names {
@@ -87,12 +83,6 @@ public final class Names {
   }
 
   static String shortHash(String value) {
-    try {
-      byte[] digest =
-          MessageDigest.getInstance("SHA-256").digest(value.getBytes(StandardCharsets.UTF_8));
-      return HexFormat.of().formatHex(digest, 0, 4);
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException("SHA-256 is always available", e);
-    }
+    return io.kubetune.operator.model.Hashes.sha256Hex(value, 4);
   }
 }

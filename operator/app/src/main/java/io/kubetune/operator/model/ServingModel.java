@@ -17,12 +17,8 @@ import io.kubetune.api.v1alpha1.ServingSpec;
 import io.kubetune.api.v1alpha1.StorageSpec;
 import io.kubetune.operator.Labels;
 import io.kubetune.operator.Names;
-import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -108,19 +104,11 @@ public final class ServingModel {
       OperatorSettings settings,
       ResourcesSpec resources,
       List<VolumeMount> mounts) {
-    String image =
-        job.getSpec().trainerImage != null ? job.getSpec().trainerImage : settings.trainerImage();
-    List<EnvVar> env =
-        new ArrayList<>(
-            PodParts.commonEnv(
-                job.getMetadata().getNamespace(),
-                job.getMetadata().getName(),
-                Names.SERVER_CONTAINER));
+    List<EnvVar> env = PodParts.containerEnv(job, Names.SERVER_CONTAINER);
     env.addAll(storageEnv(job.getSpec().storage));
-    env.addAll(PodParts.storageCredentials(job.getSpec().storage));
     return new ContainerBuilder()
         .withName(Names.SERVER_CONTAINER)
-        .withImage(image)
+        .withImage(PodParts.image(job, settings))
         .withImagePullPolicy(settings.imagePullPolicy())
         .withArgs(
             "serve",
@@ -236,16 +224,9 @@ public final class ServingModel {
     return total.isZero() ? DEFAULT_READINESS_TIMEOUT : total;
   }
 
-  /** Fingerprint of a desired spec; a Deployment or Service is rewritten only when it changes. */
+  /** Fingerprint of a desired spec; a Deployment is rewritten only when it changes. */
   static String hash(Object spec) {
-    try {
-      byte[] digest =
-          MessageDigest.getInstance("SHA-256")
-              .digest(Json.canonical(spec).getBytes(StandardCharsets.UTF_8));
-      return HexFormat.of().formatHex(digest, 0, 8);
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException("SHA-256 is always available", e);
-    }
+    return Hashes.sha256Hex(Json.canonical(spec), 8);
   }
 
   public static String hashOf(Deployment deployment) {

@@ -2,7 +2,6 @@ package io.kubetune.operator.model;
 
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.ContainerBuilder;
-import io.fabric8.kubernetes.api.model.EnvVar;
 import io.fabric8.kubernetes.api.model.PodSpec;
 import io.fabric8.kubernetes.api.model.PodSpecBuilder;
 import io.fabric8.kubernetes.api.model.Volume;
@@ -138,21 +137,12 @@ public final class TrainingJobBuilder {
       OperatorSettings settings,
       ResourcesSpec resources,
       List<VolumeMount> mounts) {
-    String image =
-        job.getSpec().trainerImage != null ? job.getSpec().trainerImage : settings.trainerImage();
-    List<EnvVar> env =
-        new ArrayList<>(
-            PodParts.commonEnv(
-                job.getMetadata().getNamespace(),
-                job.getMetadata().getName(),
-                Names.TRAINER_CONTAINER));
-    env.addAll(PodParts.storageCredentials(job.getSpec().storage));
     return new ContainerBuilder()
         .withName(Names.TRAINER_CONTAINER)
-        .withImage(image)
+        .withImage(PodParts.image(job, settings))
         .withImagePullPolicy(settings.imagePullPolicy())
         .withArgs("train", "--config", Names.configFilePath())
-        .withEnv(env)
+        .withEnv(PodParts.containerEnv(job, Names.TRAINER_CONTAINER))
         .withResources(PodParts.resourceRequirements(resources, settings))
         .withVolumeMounts(mounts)
         .withTerminationMessagePath("/dev/termination-log")

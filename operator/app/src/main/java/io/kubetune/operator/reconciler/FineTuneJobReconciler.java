@@ -82,22 +82,10 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
   @Override
   public List<EventSource<?, FineTuneJob>> prepareEventSources(
       EventSourceContext<FineTuneJob> context) {
-    var jobs =
-        new InformerEventSource<>(
-            InformerEventSourceConfiguration.from(Job.class, FineTuneJob.class)
-                .withName("jobs")
-                .withLabelSelector(Labels.MANAGED_SELECTOR)
-                .withSecondaryToPrimaryMapper(Mappers.fromOwnerReferences(FineTuneJob.class))
-                .build(),
-            context);
-    var configMaps =
-        new InformerEventSource<>(
-            InformerEventSourceConfiguration.from(ConfigMap.class, FineTuneJob.class)
-                .withName("configmaps")
-                .withLabelSelector(Labels.MANAGED_SELECTOR)
-                .withSecondaryToPrimaryMapper(Mappers.fromOwnerReferences(FineTuneJob.class))
-                .build(),
-            context);
+    var jobs = ownedInformer(Job.class, "jobs", context);
+    var configMaps = ownedInformer(ConfigMap.class, "configmaps", context);
+    var deployments = ownedInformer(Deployment.class, "deployments", context);
+    var services = ownedInformer(Service.class, "services", context);
     // Pods are owned by the Job, not by the FineTuneJob: map them through the kubetune.io/job
     // label, which the pod template carries.
     var pods =
@@ -115,23 +103,19 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
                     })
                 .build(),
             context);
-    var deployments =
-        new InformerEventSource<>(
-            InformerEventSourceConfiguration.from(Deployment.class, FineTuneJob.class)
-                .withName("deployments")
-                .withLabelSelector(Labels.MANAGED_SELECTOR)
-                .withSecondaryToPrimaryMapper(Mappers.fromOwnerReferences(FineTuneJob.class))
-                .build(),
-            context);
-    var services =
-        new InformerEventSource<>(
-            InformerEventSourceConfiguration.from(Service.class, FineTuneJob.class)
-                .withName("services")
-                .withLabelSelector(Labels.MANAGED_SELECTOR)
-                .withSecondaryToPrimaryMapper(Mappers.fromOwnerReferences(FineTuneJob.class))
-                .build(),
-            context);
     return List.of(jobs, configMaps, pods, deployments, services);
+  }
+
+  /** An informer on objects of {@code type} this operator created, mapped by owner reference. */
+  private static <R extends HasMetadata> InformerEventSource<R, FineTuneJob> ownedInformer(
+      Class<R> type, String name, EventSourceContext<FineTuneJob> context) {
+    return new InformerEventSource<>(
+        InformerEventSourceConfiguration.from(type, FineTuneJob.class)
+            .withName(name)
+            .withLabelSelector(Labels.MANAGED_SELECTOR)
+            .withSecondaryToPrimaryMapper(Mappers.fromOwnerReferences(FineTuneJob.class))
+            .build(),
+        context);
   }
 
   @Override
