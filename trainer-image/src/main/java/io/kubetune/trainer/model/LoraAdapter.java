@@ -180,8 +180,22 @@ public final class LoraAdapter implements AutoCloseable {
       if (!"LORA".equals(config.path("peft_type").asText())) {
         throw new BadInputException(dir + "/adapter_config.json: peft_type is not LORA");
       }
+      if (!config.path("target_modules").isArray()) {
+        throw new BadInputException(
+            dir + "/adapter_config.json: target_modules must be a list of module names");
+      }
       List<String> targets = new ArrayList<>();
       config.path("target_modules").forEach(n -> targets.add(n.asText()));
+      for (String t : targets) {
+        if (!LlamaModel.ATTENTION_MODULES.contains(t) && !LlamaModel.MLP_MODULES.contains(t)) {
+          throw new BadInputException(
+              dir
+                  + "/adapter_config.json: LoRA on '"
+                  + t
+                  + "' is not supported; adapt q/k/v/o or"
+                  + " gate/up/down projections");
+        }
+      }
       LoraAdapter adapter =
           new LoraAdapter(
               config.path("r").asInt(),
@@ -206,6 +220,9 @@ public final class LoraAdapter implements AutoCloseable {
 
   private static NDArray read(Safetensors.Reader reader, String name, LoraAdapter adapter)
       throws IOException {
+    if (!reader.tensors().containsKey(name)) {
+      throw new BadInputException(reader.file() + " lacks tensor " + name);
+    }
     return adapter.manager.create(reader.readFloats(name), new Shape(reader.info(name).shape()));
   }
 

@@ -161,6 +161,31 @@ class LlamaModelTest {
     }
   }
 
+  @Test
+  void peftAdapterRoundTripsAndForeignTargetsAreBadInput() throws Exception {
+    try (NDManager scope = root.newSubManager()) {
+      LoraAdapter adapter = LoraAdapter.create(model, 2, 4, 0.0, List.of("k_proj", "down_proj"), 9);
+      adapter.b("model.layers.1.mlp.down_proj").addi(1f);
+      Path out = dir.resolve("peft");
+      adapter.savePeft(out, "base", "CAUSAL_LM", java.util.Map.of());
+      LoraAdapter loaded = LoraAdapter.loadPeft(out, model);
+      assertThat(loaded.targetModules()).containsExactly("k_proj", "down_proj");
+      assertThat(loaded.scaling()).isEqualTo(2.0);
+      assertThat(loaded.b("model.layers.1.mlp.down_proj").toFloatArray())
+          .containsExactly(adapter.b("model.layers.1.mlp.down_proj").toFloatArray());
+      assertThat(loaded.a("model.layers.0.self_attn.k_proj").toFloatArray())
+          .containsExactly(adapter.a("model.layers.0.self_attn.k_proj").toFloatArray());
+
+      Files.writeString(
+          out.resolve("adapter_config.json"),
+          Files.readString(out.resolve("adapter_config.json"))
+              .replace("\"k_proj\"", "\"lm_head\""));
+      assertThatThrownBy(() -> LoraAdapter.loadPeft(out, model))
+          .isInstanceOf(BadInputException.class)
+          .hasMessageContaining("LoRA on 'lm_head' is not supported");
+    }
+  }
+
   private static float[] model(LlamaModel m, NDManager scope, long[][] ids) {
     try (NDManager step = scope.newSubManager()) {
       return m.logits(m.hiddenStates(LlamaModel.ids(step, ids), null, false)).toFloatArray();
