@@ -1,0 +1,134 @@
+package io.kubetune.trainer.storage;
+
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.function.Predicate;
+import java.util.function.ToLongFunction;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** Runs one storage call under a {@link RetryPolicy}. */
+final class Retrier {
+  private static final Logger LOG = LoggerFactory.getLogger(Retrier.class);
+
+  /** A storage call; may throw anything, the classifier decides what is retried. */
+  @FunctionalInterface
+  interface Call<T> {
+    T run(int attempt) throws Exception;
+  }
+
+  /** Describes a failure for messages (status and error code, never headers or credentials). */
+  interface Describer {
+    String describe(Throwable error);
+  }
+
+  private final RetryPolicy policy;
+  private final Predicate<Throwable> retryable;
+  private final Predicate<Throwable> staleConnection;
+  private final Describer describer;
+  private final ToLongFunction<Long> sleeper;
+
+  Retrier(
+      RetryPolicy policy,
+      Predicate<Throwable> retryable,
+      Predicate<Throwable> staleConnection,
+      Describer describer) {
+    this(policy, retryable, staleConnection, describer, Retrier::sleep);
+  }
+
+  /**
+   * @param staleConnection failures that mean a pooled keep-alive connection was already closed by
+   *     the server; the first one per call is retried at once (the next attempt opens a new
+   *     connection), later ones back off like any other
+   */
+  Retrier(
+      RetryPolicy policy,
+      Predicate<Throwable> retryable,
+      Predicate<Throwable> staleConnection,
+      Describer describer,
+      ToLongFunction<Long> sleeper) {
+    this.policy = policy;
+    this.retryable = retryable;
+    this.staleConnection = staleConnection;
+    this.describer = describer;
+    this.sleeper = sleeper;
+  }
+
+  RetryPolicy policy() {
+    return policy;
+  }
+
+  /**
+   * Runs {@code call} until it succeeds, fails with a non-retryable error, or the attempts or the
+   * time budget run out.
+   *
+   * @param what operation and URI for messages, e.g. {@code "PUT s3://b/k"}
+   */
+  <T> T run(String what, Call<T> call) throws StorageException {
+    long start = System.nanoTime();
+    long deadline = start + policy.totalTimeout().toNanos();
+    boolean staleRetried = false;
+    for (int attempt = 1; ; attempt++) {
+      try {
+        return call.run(attempt);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new StorageException(what + " interrupted", e);
+      } catch (InvalidKeyException | ObjectNotFoundException e) {
+        throw e;
+      } catch (Exception e) {
+        String reason = describer.describe(e);
+        if (!retryable.test(e)) {
+          if (e instanceof StorageException se) {
+            throw se;
+          }
+          throw new StorageException(what + " failed: " + reason, e);
+        }
+        long elapsedMs = (System.nanoTime() - start) / 1_000_000;
+        if (attempt >= policy.maxAttempts()) {
+          throw new StorageException(
+              String.format(
+                  "%s failed after %d attempts in %.1f s (retry limit %d attempts): %s",
+                  what, attempt, elapsedMs / 1000.0, policy.maxAttempts(), reason),
+              e);
+        }
+        if (!staleRetried && staleConnection.test(e)) {
+          staleRetried = true;
+          LOG.debug("{}: stale pooled connection ({}); retrying at once", what, reason);
+          continue;
+        }
+        long ceiling = policy.backoffCeilingMillis(attempt);
+        long backoff =
+            ceiling <= 1
+                ? ceiling
+                : ceiling / 2 + ThreadLocalRandom.current().nextLong(ceiling / 2);
+        if (System.nanoTime() + backoff * 1_000_000 > deadline) {
+          throw new StorageException(
+              String.format(
+                  "%s failed after %d attempts in %.1f s (retry budget %d s): %s",
+                  what, attempt, elapsedMs / 1000.0, policy.totalTimeout().toSeconds(), reason),
+              e);
+        }
+        LOG.warn(
+            "{} failed (attempt {}/{}): {}; retrying in {} ms",
+            what,
+            attempt,
+            policy.maxAttempts(),
+            reason,
+            backoff);
+        if (sleeper.applyAsLong(backoff) < 0) {
+          throw new StorageException(what + " interrupted while backing off", e);
+        }
+      }
+    }
+  }
+
+  private static long sleep(Long millis) {
+    try {
+      Thread.sleep(millis);
+      return millis;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return -1;
+    }
+  }
+}

@@ -1,0 +1,268 @@
+package io.kubetune.trainer.storage;
+
+import static java.nio.charset.StandardCharsets.UTF_8;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
+import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
+import software.amazon.awssdk.core.interceptor.Context;
+import software.amazon.awssdk.core.interceptor.ExecutionAttributes;
+import software.amazon.awssdk.core.interceptor.ExecutionInterceptor;
+import software.amazon.awssdk.services.s3.model.UploadPartRequest;
+
+/**
+ * The contract against a real S3Proxy, plus what only S3 has: multipart abort, retries across an
+ * outage, no request for a rejected key, no secret in logs or errors. Credentials come through the
+ * default AWS chain (system properties here, environment variables in pods).
+ */
+class S3ObjectStoreTest extends ObjectStoreContractTest {
+  static final String BUCKET = "kubetune-test";
+  static S3ProxyServer server;
+
+  @BeforeAll
+  static void startServer() throws Exception {
+    System.setProperty("aws.accessKeyId", S3ProxyServer.ACCESS_KEY);
+    System.setProperty("aws.secretAccessKey", S3ProxyServer.SECRET_KEY);
+    server = S3ProxyServer.start(BUCKET);
+  }
+
+  @AfterAll
+  static void stopServer() throws Exception {
+    server.close();
+    System.clearProperty("aws.accessKeyId");
+    System.clearProperty("aws.secretAccessKey");
+  }
+
+  static StorageSettings settings(URI endpoint) {
+    return StorageSettings.defaults()
+        .withEndpoint(endpoint)
+        .withRegion("us-east-1")
+        .withPathStyle(true)
+        .withPartSize(PART_SIZE)
+        .withListPageSize(3);
+  }
+
+  @Override
+  ObjectStore open(String name) {
+    return ObjectStores.forUri("s3://" + BUCKET + "/" + name + "/", settings(server.endpoint()));
+  }
+
+  @Test
+  void largeFileUsesMultipartUpload() throws Exception {
+    AtomicInteger parts = new AtomicInteger();
+    try (S3ObjectStore s3 = withInterceptor("mp", counting(UploadPartRequest.class, parts))) {
+      Path source = randomFile("mp.bin", 12L * 1024 * 1024, 3);
+      s3.put("big.bin", source);
+      assertThat(parts).hasValue(3);
+      Path target = tmp.resolve("mp.copy");
+      s3.get("big.bin", target);
+      assertThat(sha256(target)).isEqualTo(sha256(source));
+    }
+  }
+
+  @Test
+  void failedMultipartUploadIsAbortedAndLeavesNoObject() throws Exception {
+    ExecutionInterceptor failPartTwo =
+        new ExecutionInterceptor() {
+          @Override
+          public void beforeExecution(
+              Context.BeforeExecution context, ExecutionAttributes attributes) {
+            if (context.request() instanceof UploadPartRequest r && r.partNumber() == 2) {
+              throw new IllegalStateException("injected failure of part 2");
+            }
+          }
+        };
+    try (S3ObjectStore s3 = withInterceptor("abort", failPartTwo)) {
+      Path source = randomFile("abort.bin", 11L * 1024 * 1024, 4);
+      assertThatThrownBy(() -> s3.put("x.bin", source))
+          .isInstanceOf(StorageException.class)
+          .hasMessageContaining("injected failure of part 2");
+      assertThat(s3.exists("x.bin")).isFalse();
+      assertThat(s3.client().listMultipartUploads(b -> b.bucket(BUCKET).prefix("abort/")).uploads())
+          .isEmpty();
+    }
+  }
+
+  @Test
+  void rejectedKeyMakesNoRequest() throws Exception {
+    AtomicInteger requests = new AtomicInteger();
+    try (S3ObjectStore s3 = withInterceptor("nokey", counting(Object.class, requests))) {
+      for (String key : List.of("../other-job/manifest.json", "%2e%2e/x", "/abs", "a\\b")) {
+        assertThatThrownBy(() -> s3.put(key, new byte[] {1}))
+            .isInstanceOf(InvalidKeyException.class)
+            .hasMessageContaining(key)
+            .hasMessageContaining("s3://" + BUCKET + "/nokey/");
+        assertThatThrownBy(() -> s3.putIfAbsent(key, new byte[] {1}))
+            .isInstanceOf(InvalidKeyException.class);
+        assertThatThrownBy(() -> s3.delete(List.of("fine", key)))
+            .isInstanceOf(InvalidKeyException.class);
+      }
+      assertThat(requests).hasValue(0);
+      s3.put("fine", new byte[] {1});
+      assertThat(requests).hasValue(1);
+    }
+  }
+
+  @Test
+  void backsOffWhileTheServerIsDownAndSucceedsWhenItReturns() throws Exception {
+    try (S3ProxyServer flaky = S3ProxyServer.start("flaky");
+        ObjectStore s3 =
+            ObjectStores.forUri(
+                "s3://flaky/run/",
+                settings(flaky.endpoint())
+                    .withRetry(
+                        new RetryPolicy(
+                            20,
+                            Duration.ofMillis(100),
+                            Duration.ofMillis(800),
+                            Duration.ofSeconds(15))))) {
+      s3.put("before", "1".getBytes(UTF_8));
+      flaky.stop();
+      CompletableFuture<Void> comesBack =
+          CompletableFuture.runAsync(
+              () -> {
+                try {
+                  Thread.sleep(1500);
+                  flaky.restart();
+                } catch (Exception e) {
+                  throw new IllegalStateException(e);
+                }
+              });
+      long start = System.nanoTime();
+      s3.put("after", "2".getBytes(UTF_8));
+      long tookMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+      comesBack.get(10, TimeUnit.SECONDS);
+      assertThat(tookMs).isBetween(1000L, 10_000L);
+      assertThat(s3.getBytes("before")).asString(UTF_8).isEqualTo("1");
+      assertThat(s3.getBytes("after")).asString(UTF_8).isEqualTo("2");
+    }
+  }
+
+  @Test
+  void givesUpWithAClearErrorWhenTheOutageOutlastsTheBudget() throws Exception {
+    int closedPort;
+    try (ServerSocket socket = new ServerSocket(0)) {
+      closedPort = socket.getLocalPort();
+    }
+    RetryPolicy budget =
+        new RetryPolicy(50, Duration.ofMillis(100), Duration.ofMillis(400), Duration.ofSeconds(2));
+    try (ObjectStore s3 =
+        ObjectStores.forUri(
+            "s3://down/run/",
+            settings(URI.create("http://127.0.0.1:" + closedPort)).withRetry(budget))) {
+      long start = System.nanoTime();
+      assertThatThrownBy(() -> s3.put("step-1/manifest.json", new byte[] {1}))
+          .isInstanceOf(StorageException.class)
+          .hasMessageContaining("PUT s3://down/run/step-1/manifest.json failed after")
+          .hasMessageContaining("retry budget 2 s")
+          .hasMessageContaining("Connection refused");
+      long tookMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+      assertThat(tookMs).isBetween(500L, 4000L);
+    }
+  }
+
+  @Test
+  void noSecretInLogsOrErrors() throws Exception {
+    PrintStream err = System.err;
+    PrintStream out = System.out;
+    ByteArrayOutputStream captured = new ByteArrayOutputStream();
+    PrintStream tee = new PrintStream(captured, true, UTF_8);
+    StringBuilder errors = new StringBuilder();
+    String wrongSecret = "kubetune-WRONG-secret-also-never-logged";
+    System.setErr(tee);
+    System.setOut(tee);
+    try {
+      // Success, a retried outage that gives up, and an authentication failure.
+      try (ObjectStore s3 = open("secrets")) {
+        s3.put("ok", new byte[] {1});
+        errors.append(s3).append('\n');
+      }
+      int closedPort;
+      try (ServerSocket socket = new ServerSocket(0)) {
+        closedPort = socket.getLocalPort();
+      }
+      try (ObjectStore down =
+          ObjectStores.forUri(
+              "s3://" + BUCKET + "/secrets/",
+              settings(URI.create("http://127.0.0.1:" + closedPort))
+                  .withRetry(
+                      new RetryPolicy(
+                          3,
+                          Duration.ofMillis(10),
+                          Duration.ofMillis(20),
+                          Duration.ofSeconds(5))))) {
+        down.put("x", new byte[] {1});
+      } catch (Exception e) {
+        errors.append(stackTrace(e));
+      }
+      try (ObjectStore wrong =
+          S3ObjectStore.create(
+              StorageUri.parse("s3://" + BUCKET + "/secrets/"),
+              settings(server.endpoint()),
+              StaticCredentialsProvider.create(
+                  AwsBasicCredentials.create(S3ProxyServer.ACCESS_KEY, wrongSecret)))) {
+        wrong.put("x", new byte[] {1});
+      } catch (Exception e) {
+        errors.append(stackTrace(e));
+      }
+    } finally {
+      System.setErr(err);
+      System.setOut(out);
+    }
+    try {
+      ObjectStores.forUri(
+          "s3://" + BUCKET + "/x/",
+          StorageSettings.defaults()
+              .withEndpoint(URI.create("http://user:" + wrongSecret + "@127.0.0.1:1")));
+    } catch (IllegalArgumentException e) {
+      errors.append(stackTrace(e));
+    }
+    String logs = captured.toString(UTF_8);
+    assertThat(logs).contains("retrying in"); // the outage was logged...
+    assertThat(errors.toString()).contains("SignatureDoesNotMatch").contains("failed after 3");
+    for (String secret : List.of(S3ProxyServer.SECRET_KEY, wrongSecret)) {
+      assertThat(logs).doesNotContain(secret); // ...without any secret
+      assertThat(errors.toString()).doesNotContain(secret);
+    }
+  }
+
+  private static String stackTrace(Throwable e) {
+    java.io.StringWriter w = new java.io.StringWriter();
+    e.printStackTrace(new java.io.PrintWriter(w));
+    return w.toString();
+  }
+
+  private S3ObjectStore withInterceptor(String prefix, ExecutionInterceptor interceptor) {
+    return S3ObjectStore.create(
+        StorageUri.parse("s3://" + BUCKET + "/" + prefix + "/"),
+        settings(server.endpoint()),
+        software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider.builder().build(),
+        List.of(interceptor));
+  }
+
+  private static ExecutionInterceptor counting(Class<?> type, AtomicInteger counter) {
+    return new ExecutionInterceptor() {
+      @Override
+      public void beforeTransmission(
+          Context.BeforeTransmission context, ExecutionAttributes attributes) {
+        if (type.isInstance(context.request())) {
+          counter.incrementAndGet();
+        }
+      }
+    };
+  }
+}
