@@ -138,7 +138,10 @@ public final class KubeTuneLocal {
       return new Result(2, null, null);
     }
 
-    FineTuneJob job = YAML.readValue(options.file().toFile(), FineTuneJob.class);
+    FineTuneJob job = readFineTuneJob(options.file(), root, out);
+    if (job == null) {
+      return new Result(2, null, null);
+    }
     if (job.getMetadata().getNamespace() == null) {
       job.getMetadata().setNamespace("default");
     }
@@ -210,6 +213,7 @@ public final class KubeTuneLocal {
 
       FineTuneJob current = null;
       Phase shown = null;
+      Instant applied = Instant.now();
       while (true) {
         current =
             api.client().resources(FineTuneJob.class).inNamespace(namespace).withName(name).get();
@@ -228,6 +232,10 @@ public final class KubeTuneLocal {
           out.println("error: " + runner.fatalError());
           break;
         }
+        if (status == null && Duration.between(applied, Instant.now()).toSeconds() > 60) {
+          out.println("error: the operator did not report a status within 60 s");
+          break;
+        }
         Thread.sleep(250);
       }
       operator.stop();
@@ -237,6 +245,45 @@ public final class KubeTuneLocal {
       boolean ok = current != null && current.getStatus().phase == Phase.Succeeded;
       return new Result(ok ? 0 : 1, current, outputDir);
     }
+  }
+
+  /**
+   * Reads the YAML file and checks it as an API server with the CRD installed would; prints what is
+   * wrong and returns null if it would be rejected.
+   */
+  static FineTuneJob readFineTuneJob(Path file, Path root, PrintStream out) throws IOException {
+    JsonNode doc;
+    try {
+      doc = YAML.readTree(file.toFile());
+    } catch (IOException e) {
+      out.println(
+          "error: "
+              + file
+              + " is not valid YAML: "
+              + e.getMessage().lines().findFirst().orElse(""));
+      return null;
+    }
+    if (doc == null
+        || !FineTuneJob.KIND.equals(doc.path("kind").asText())
+        || !FineTuneJob.API_VERSION.equals(doc.path("apiVersion").asText())) {
+      out.println(
+          "error: "
+              + file
+              + " is not a FineTuneJob (apiVersion "
+              + FineTuneJob.API_VERSION
+              + ", kind "
+              + FineTuneJob.KIND
+              + "); see examples/quickstart.yaml");
+      return null;
+    }
+    List<String> errors =
+        new CrdSchema(root.resolve("crds/finetunejobs.kubetune.io-v1.yml")).errors(doc);
+    if (!errors.isEmpty()) {
+      out.println("error: " + file + " would be rejected by the API server:");
+      errors.forEach(e -> out.println("  " + e));
+      return null;
+    }
+    return YAML.treeToValue(doc, FineTuneJob.class);
   }
 
   /** Where the trainer exported the result: checkpoints.uri + final/, as a local folder. */
@@ -287,7 +334,7 @@ public final class KubeTuneLocal {
         loss,
         ProgressView.formatSeconds(took.toSeconds()),
         job.getSpec().method.type,
-        s.jobName,
+        s.jobName == null ? "" : s.jobName,
         s.message);
     out.println("conditions:");
     for (Condition c : s.conditions) {
