@@ -104,8 +104,12 @@ final class Retrier {
         if (System.nanoTime() + backoff * 1_000_000 > deadline) {
           throw new StorageException(
               String.format(
-                  "%s failed after %d attempts in %.1f s (retry budget %d s): %s",
-                  what, attempt, elapsedMs / 1000.0, policy.totalTimeout().toSeconds(), reason),
+                  "%s failed after %d attempts in %.1f s (retry budget %.1f s): %s",
+                  what,
+                  attempt,
+                  elapsedMs / 1000.0,
+                  policy.totalTimeout().toMillis() / 1000.0,
+                  reason),
               e);
         }
         LOG.warn(

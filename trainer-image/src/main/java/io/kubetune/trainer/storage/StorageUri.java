@@ -41,6 +41,9 @@ public record StorageUri(String scheme, String bucket, String prefix) {
     }
     int colon = uri.indexOf("://");
     String scheme = colon > 0 ? uri.substring(0, colon).toLowerCase(Locale.ROOT) : "";
+    if (scheme.isEmpty() && uri.regionMatches(true, 0, "file:/", 0, 6)) {
+      scheme = FILE; // file:/path, as java.io.File#toURI writes it
+    }
     switch (scheme) {
       case S3 -> {
         String rest = uri.substring(colon + 3);
