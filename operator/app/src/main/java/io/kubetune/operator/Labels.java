@@ -25,6 +25,9 @@ public final class Labels {
   /** Annotation on the Job: the training revision it runs. */
   public static final String TRAINING_REVISION_ANNOTATION = "kubetune.io/training-revision";
 
+  /** Annotation on the Job: the resources/placement fingerprint of its pod template. */
+  public static final String RUNTIME_ANNOTATION = "kubetune.io/runtime";
+
   private Labels() {}
 
   public static Map<String, String> training(FineTuneJob job) {

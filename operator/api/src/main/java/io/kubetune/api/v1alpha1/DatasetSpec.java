@@ -45,6 +45,7 @@ public class DatasetSpec {
   public Double validationSplit;
 
   @Required
+  @Size(max = 16)
   @JsonPropertyDescription(
       "Record format: completion {prompt, completion}; chat {messages: [{role, content}]};"
           + " classification {text, label}. Loss is computed on completion/assistant tokens only.")

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Max;
 import io.fabric8.generator.annotation.Min;
 import io.fabric8.generator.annotation.Required;
+import io.fabric8.generator.annotation.Size;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public class EarlyStoppingSpec {
@@ -14,6 +15,7 @@ public class EarlyStoppingSpec {
   @JsonPropertyDescription("Evaluations without improvement before training stops.")
   public Integer patience;
 
+  @Size(max = 16)
   @JsonPropertyDescription(
       "Metric to watch. eval_loss (default) and perplexity are minimised; accuracy, f1,"
           + " precision and recall (classification only) are maximised.")

@@ -11,16 +11,21 @@ import io.fabric8.generator.annotation.ValidationRule;
 
 /**
  * What to fine-tune and how. Fields that change the training result are immutable; to train again
- * with different settings, change them together with {@code restartNonce}.
+ * with different settings, change them together with {@code restartNonce}. {@code resources} may
+ * change at any time: the trainer pod is replaced with the new resources. {@code serving} and
+ * {@code suspend} never restart training.
+ *
+ * <p>The immutability rule compares bounded fields only (every string has a maxLength), so its CEL
+ * cost estimate stays small; {@code resources} (tolerations, node selectors) is left out.
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 @ValidationRule(
     value = FineTuneJobSpec.TRAINING_FIELDS_IMMUTABLE_RULE,
     message =
-        "training fields (baseModel, dataset, method, hyperparameters, resources, checkpoints,"
-            + " storage, trainerImage, backoffLimit, activeDeadlineSeconds,"
-            + " ttlSecondsAfterFinished) are immutable: change spec.restartNonce in the same"
-            + " update to start a new training run",
+        "training fields (baseModel, dataset, method, hyperparameters, checkpoints, storage,"
+            + " trainerImage, backoffLimit, activeDeadlineSeconds, ttlSecondsAfterFinished) are"
+            + " immutable: change spec.restartNonce in the same update to start a new training"
+            + " run",
     reason = "FieldValueForbidden")
 public class FineTuneJobSpec {
 
@@ -37,8 +42,6 @@ public class FineTuneJobSpec {
           + " && self.checkpoints == oldSelf.checkpoints"
           + " && (has(self.hyperparameters) == has(oldSelf.hyperparameters)"
           + " && (!has(self.hyperparameters) || self.hyperparameters == oldSelf.hyperparameters))"
-          + " && (has(self.resources) == has(oldSelf.resources)"
-          + " && (!has(self.resources) || self.resources == oldSelf.resources))"
           + " && (has(self.storage) == has(oldSelf.storage)"
           + " && (!has(self.storage) || self.storage == oldSelf.storage))"
           + " && (has(self.trainerImage) == has(oldSelf.trainerImage)"
@@ -67,7 +70,9 @@ public class FineTuneJobSpec {
   @JsonPropertyDescription("Optimisation settings. Every field has a documented default.")
   public HyperparametersSpec hyperparameters;
 
-  @JsonPropertyDescription("Compute for the training pod: GPUs, CPU, memory and placement.")
+  @JsonPropertyDescription(
+      "Compute for the training pod: GPUs, CPU, memory and placement. May change while training:"
+          + " the trainer pod is replaced with the new resources.")
   public ResourcesSpec resources;
 
   @Required

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Min;
 import io.fabric8.generator.annotation.Required;
+import io.fabric8.generator.annotation.Size;
 import io.fabric8.generator.annotation.ValidationRule;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
@@ -12,6 +13,7 @@ import io.fabric8.generator.annotation.ValidationRule;
     message = "serving.gate needs exactly one of threshold or mustBeatBase: true")
 public class GateSpec {
   @Required
+  @Size(max = 16)
   @JsonPropertyDescription(
       "Metric evaluated on the held-out split for both base and tuned model (eval_loss,"
           + " perplexity, accuracy, f1, precision, recall).")

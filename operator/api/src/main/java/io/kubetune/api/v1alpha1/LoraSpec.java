@@ -38,5 +38,5 @@ public class LoraSpec {
   @JsonPropertyDescription(
       "Hugging Face module names to adapt: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj,"
           + " down_proj. Default [q_proj, v_proj].")
-  public List<@Pattern("^(q|k|v|o|gate|up|down)_proj$") String> targetModules;
+  public List<@Size(max = 16) @Pattern("^(q|k|v|o|gate|up|down)_proj$") String> targetModules;
 }

@@ -3,6 +3,7 @@ package io.kubetune.api.v1alpha1;
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Required;
+import io.fabric8.generator.annotation.Size;
 import io.fabric8.generator.annotation.ValidationRule;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
@@ -24,6 +25,7 @@ public class MethodSpec {
   }
 
   @Required
+  @Size(max = 16)
   @JsonPropertyDescription(
       "LoRA trains a low-rank adapter (base frozen, exported in PEFT format); Full trains every"
           + " weight; FreezeLayers trains only the top decoder layers and the head.")

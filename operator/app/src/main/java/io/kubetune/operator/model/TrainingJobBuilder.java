@@ -46,7 +46,12 @@ public final class TrainingJobBuilder {
         .withName(Names.trainingJob(job))
         .withNamespace(job.getMetadata().getNamespace())
         .withLabels(Labels.trainingJob(job))
-        .withAnnotations(Map.of(Labels.TRAINING_REVISION_ANNOTATION, revision))
+        .withAnnotations(
+            Map.of(
+                Labels.TRAINING_REVISION_ANNOTATION,
+                revision,
+                Labels.RUNTIME_ANNOTATION,
+                TrainingRevision.runtimeOf(job)))
         .withOwnerReferences(Owners.controllerReference(job))
         .endMetadata()
         .withNewSpec()

@@ -16,7 +16,10 @@ public final class TrainingJobPlan {
   public enum Action {
     /** No Job and the current revision has not finished: create it. */
     CREATE,
-    /** The Job runs another revision: delete it (foreground) and create the new one after. */
+    /**
+     * The Job runs another revision, or (while the run is not finished) other resources: delete it
+     * (foreground) and create the new one after.
+     */
     REPLACE,
     /** Only spec.suspend differs. */
     SET_SUSPEND,
@@ -38,6 +41,9 @@ public final class TrainingJobPlan {
     if (!revision.equals(revisionOf(existing))) {
       return Action.REPLACE;
     }
+    if (!jobFinished(existing) && !TrainingRevision.runtimeOf(cr).equals(runtimeOf(existing))) {
+      return Action.REPLACE; // new resources for the same run; a finished run is left alone
+    }
     boolean wantSuspended = Boolean.TRUE.equals(cr.getSpec().suspend);
     boolean isSuspended = Boolean.TRUE.equals(existing.getSpec().getSuspend());
     if (wantSuspended == isSuspended || jobFinished(existing)) {
@@ -55,6 +61,11 @@ public final class TrainingJobPlan {
   static boolean isKueueManaged(Job job) {
     var labels = job.getMetadata().getLabels();
     return labels != null && labels.containsKey(Labels.KUEUE_QUEUE_NAME);
+  }
+
+  static String runtimeOf(Job job) {
+    var annotations = job.getMetadata().getAnnotations();
+    return annotations == null ? null : annotations.get(Labels.RUNTIME_ANNOTATION);
   }
 
   public static String revisionOf(Job job) {

@@ -35,6 +35,7 @@ import io.kubetune.operator.model.ServingModel;
 import io.kubetune.operator.model.TrainerConfigMapBuilder;
 import io.kubetune.operator.model.TrainingJobBuilder;
 import io.kubetune.operator.model.TrainingJobPlan;
+import io.kubetune.operator.model.TrainingRevision;
 import io.kubetune.operator.status.Conditions;
 import io.kubetune.operator.status.FineTuneJobStatusAggregator;
 import io.kubetune.operator.status.ServingRollout;
@@ -287,11 +288,15 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
             client,
             cr,
             Reason.JobReplaced,
-            "deleting training Job "
-                + stale.getMetadata().getName()
-                + " of revision "
-                + TrainingJobPlan.revisionOf(stale)
-                + " to start a new training revision",
+            TrainingRevision.of(cr).equals(TrainingJobPlan.revisionOf(stale))
+                ? "replacing training Job "
+                    + stale.getMetadata().getName()
+                    + " to apply changed spec.resources"
+                : "deleting training Job "
+                    + stale.getMetadata().getName()
+                    + " of revision "
+                    + TrainingJobPlan.revisionOf(stale)
+                    + " to start a new training revision",
             stale.getMetadata().getUid());
         return job;
       }

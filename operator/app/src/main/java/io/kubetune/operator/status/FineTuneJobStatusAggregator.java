@@ -18,6 +18,7 @@ import io.kubetune.api.v1alpha1.Phase;
 import io.kubetune.operator.Names;
 import io.kubetune.operator.model.Json;
 import io.kubetune.operator.model.StorageLocation;
+import io.kubetune.operator.model.TrainingJobPlan;
 import io.kubetune.operator.model.TrainingRevision;
 import io.kubetune.operator.validation.ValidationProblem;
 import java.util.Comparator;
@@ -185,10 +186,13 @@ public final class FineTuneJobStatusAggregator {
       return new Outcome(Phase.Pending, "JobPending", "creating the training Job");
     }
     if (observed.jobIsStale()) {
+      boolean sameRun = revision.equals(TrainingJobPlan.revisionOf(job));
       return new Outcome(
           Phase.Pending,
           "ReplacingJob",
-          "replacing training Job " + job.getMetadata().getName() + " for a new training revision");
+          "replacing training Job "
+              + job.getMetadata().getName()
+              + (sameRun ? " to apply changed spec.resources" : " for a new training revision"));
     }
     Optional<JobCondition> complete = jobCondition(job, "Complete");
     if (complete.isPresent()) {

@@ -77,6 +77,44 @@ class ExamplesValidateAgainstTheCrdTest {
         .anySatisfy(e -> assertThat(e).contains("exactly one of threshold or mustBeatBase"));
   }
 
+  /**
+   * Every string a CEL rule can reach has a maxLength, so the API server's cost estimate for the
+   * rules stays bounded (an unbounded string is costed at the maximum request size and can get the
+   * whole CRD rejected at install time).
+   */
+  @Test
+  void stringsUnderTheImmutabilityRuleAreBounded() {
+    com.fasterxml.jackson.databind.JsonNode spec =
+        CrdRules.schema().path("properties").path("spec");
+    java.util.List<String> unbounded = new java.util.ArrayList<>();
+    spec.path("properties")
+        .fields()
+        .forEachRemaining(
+            e -> {
+              if (!java.util.Set.of("resources", "serving", "suspend").contains(e.getKey())) {
+                collectUnbounded(e.getValue(), "spec." + e.getKey(), unbounded);
+              }
+            });
+    assertThat(unbounded).isEmpty();
+  }
+
+  private static void collectUnbounded(
+      com.fasterxml.jackson.databind.JsonNode schema, String path, java.util.List<String> out) {
+    if ("string".equals(schema.path("type").asText()) && !schema.has("maxLength")) {
+      out.add(path);
+    }
+    if ("array".equals(schema.path("type").asText()) && !schema.has("maxItems")) {
+      out.add(path + " (array)");
+    }
+    schema
+        .path("properties")
+        .fields()
+        .forEachRemaining(e -> collectUnbounded(e.getValue(), path + "." + e.getKey(), out));
+    if (schema.has("items")) {
+      collectUnbounded(schema.get("items"), path + "[]", out);
+    }
+  }
+
   @Test
   void trainingFieldsAreImmutableExceptWithANewRestartNonce() throws IOException {
     ObjectNode old = example("lora-completion.yaml");
@@ -97,10 +135,15 @@ class ExamplesValidateAgainstTheCrdTest {
 
     // Optional training fields: adding or removing one is a change too.
     ObjectNode minimal = example("support-tickets-classification.yaml");
-    ObjectNode addedResources = minimal.deepCopy();
-    ((ObjectNode) addedResources.path("spec")).putObject("resources").put("gpus", 1);
-    assertThat(CrdRules.celErrors(addedResources, minimal))
+    ObjectNode addedImage = minimal.deepCopy();
+    ((ObjectNode) addedImage.path("spec")).put("trainerImage", "registry.example.com/trainer:2");
+    assertThat(CrdRules.celErrors(addedImage, minimal))
         .anySatisfy(e -> assertThat(e).contains("restartNonce"));
+
+    // Resources may change while training (the pod is replaced), without a nonce.
+    ObjectNode moreGpus = old.deepCopy();
+    ((ObjectNode) moreGpus.path("spec").path("resources")).put("gpus", 4);
+    assertThat(CrdRules.celErrors(moreGpus, old)).isEmpty();
   }
 
   private static ObjectNode example(String name) throws IOException {

@@ -63,6 +63,20 @@ class TrainingJobPlanTest {
   }
 
   @Test
+  void newResourcesReplaceTheJobOfARunningRunOnly() {
+    Job job = TrainingJobBuilder.build(cr, settings);
+    cr.getSpec().resources = new io.kubetune.api.v1alpha1.ResourcesSpec();
+    cr.getSpec().resources.memory = new io.fabric8.kubernetes.api.model.Quantity("32Gi");
+    assertThat(TrainingJobPlan.decide(cr, job)).isEqualTo(Action.REPLACE);
+    job.setStatus(
+        new JobStatusBuilder()
+            .withConditions(
+                new JobConditionBuilder().withType("Complete").withStatus("True").build())
+            .build());
+    assertThat(TrainingJobPlan.decide(cr, job)).isEqualTo(Action.NONE);
+  }
+
+  @Test
   void suspendIsFlippedInPlaceUnlessTheJobFinished() {
     Job job = TrainingJobBuilder.build(cr, settings);
     cr.getSpec().suspend = true;

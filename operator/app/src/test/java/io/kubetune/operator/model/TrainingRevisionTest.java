@@ -21,6 +21,16 @@ class TrainingRevisionTest {
   }
 
   @Test
+  void resourcesChangeTheRuntimeNotTheRevision() {
+    FineTuneJob a = TestResources.minimal("r");
+    FineTuneJob b = TestResources.minimal("r");
+    b.getSpec().resources = new io.kubetune.api.v1alpha1.ResourcesSpec();
+    b.getSpec().resources.gpus = 2;
+    assertThat(TrainingRevision.of(b)).isEqualTo(TrainingRevision.of(a));
+    assertThat(TrainingRevision.runtimeOf(b)).isNotEqualTo(TrainingRevision.runtimeOf(a));
+  }
+
+  @Test
   void trainingFieldsAndRestartNonceChangeTheRevision() {
     FineTuneJob a = TestResources.minimal("r");
     FineTuneJob nonce = TestResources.minimal("r");

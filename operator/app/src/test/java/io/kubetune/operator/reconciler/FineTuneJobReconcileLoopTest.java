@@ -276,6 +276,45 @@ class FineTuneJobReconcileLoopTest {
   }
 
   @Test
+  void changedResourcesReplaceThePodWithinTheSameRun() {
+    FineTuneJob cr = create(TestResources.minimal("resize"));
+    Job first = awaitJob(cr);
+    kubelet.startPod(first, "r1");
+    FineTuneJobStatus running = awaitStatus(cr, s -> s.phase == Phase.Running);
+
+    edit(
+        cr,
+        c -> {
+          c.getSpec().resources = new io.kubetune.api.v1alpha1.ResourcesSpec();
+          c.getSpec().resources.memory = new io.fabric8.kubernetes.api.model.Quantity("16Gi");
+        });
+    await()
+        .atMost(Duration.ofSeconds(15))
+        .until(
+            () -> {
+              Job j = kubelet.job(NS, "resize-train");
+              return j != null && !j.getMetadata().getUid().equals(first.getMetadata().getUid());
+            });
+    Job second = kubelet.job(NS, "resize-train");
+    assertThat(
+            second
+                .getSpec()
+                .getTemplate()
+                .getSpec()
+                .getContainers()
+                .get(0)
+                .getResources()
+                .getLimits())
+        .containsEntry("memory", new io.fabric8.kubernetes.api.model.Quantity("16Gi"));
+    kubelet.startPod(second, "r2");
+    FineTuneJobStatus after =
+        awaitStatus(cr, s -> s.phase == Phase.Running && "resize-train-r2".equals(s.podName));
+    // Same run: same revision, attempts keep counting.
+    assertThat(after.trainingRevision).isEqualTo(running.trainingRevision);
+    assertThat(after.attempts).isEqualTo(2);
+  }
+
+  @Test
   void servingOnlyChangeDoesNotTouchTheJob() {
     FineTuneJob cr = create(TestResources.minimal("serving"));
     Job job = awaitJob(cr);
