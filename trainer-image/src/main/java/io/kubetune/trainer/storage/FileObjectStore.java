@@ -2,6 +2,7 @@ package io.kubetune.trainer.storage;
 
 import java.io.IOException;
 import java.io.OutputStream;
+import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.DirectoryNotEmptyException;
@@ -74,16 +75,15 @@ public final class FileObjectStore implements ObjectStore {
   @Override
   public void put(String key, Path file) throws IOException {
     Path target = resolve(key);
+    if (!Files.isRegularFile(file)) {
+      throw new StorageException(
+          "PUT " + root.resolve(key) + ": source " + file + " is not a regular file");
+    }
     Path temp = tempFor(target);
     try {
       Files.copy(file, temp, StandardCopyOption.REPLACE_EXISTING);
       fsync(temp);
       moveIntoPlace(temp, target);
-    } catch (NoSuchFileException e) {
-      if (!Files.exists(file)) {
-        throw new StorageException("PUT " + root.resolve(key) + ": source " + file + " not found");
-      }
-      throw e;
     } finally {
       Files.deleteIfExists(temp);
     }
@@ -276,7 +276,7 @@ public final class FileObjectStore implements ObjectStore {
   private static void writeSynced(Path temp, byte[] bytes) throws IOException {
     try (FileChannel ch =
         FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-      java.nio.ByteBuffer buf = java.nio.ByteBuffer.wrap(bytes);
+      ByteBuffer buf = ByteBuffer.wrap(bytes);
       while (buf.hasRemaining()) {
         ch.write(buf);
       }

@@ -22,6 +22,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Collectors;
 import org.slf4j.Logger;
@@ -292,6 +293,12 @@ public final class S3ObjectStore implements ObjectStore {
     } finally {
       pool.shutdownNow();
       if (!completed) {
+        // Let parts in flight finish or fail first, so none lands after the abort.
+        try {
+          pool.awaitTermination(settings.socketTimeout().toSeconds() + 5, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
         abort(full, uri, uploadId);
       }
     }

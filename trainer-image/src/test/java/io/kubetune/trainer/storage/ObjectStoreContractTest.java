@@ -91,6 +91,14 @@ abstract class ObjectStoreContractTest {
   }
 
   @Test
+  void putOfAMissingSourceFileFailsClearly() {
+    assertThatThrownBy(() -> store.put("x.bin", tmp.resolve("missing.bin")))
+        .isInstanceOf(StorageException.class)
+        .hasMessageContaining("missing.bin")
+        .hasMessageContaining("x.bin");
+  }
+
+  @Test
   void getOfMissingObjectIsNotFound() {
     assertThatThrownBy(() -> store.getBytes("nope/missing.json"))
         .isInstanceOf(ObjectNotFoundException.class)

@@ -6,7 +6,9 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
 import java.net.ServerSocket;
+import java.net.SocketTimeoutException;
 import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -22,6 +24,7 @@ import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
 import software.amazon.awssdk.core.interceptor.Context;
 import software.amazon.awssdk.core.interceptor.ExecutionAttributes;
 import software.amazon.awssdk.core.interceptor.ExecutionInterceptor;
+import software.amazon.awssdk.services.s3.model.PutObjectRequest;
 import software.amazon.awssdk.services.s3.model.UploadPartRequest;
 
 /**
@@ -94,6 +97,29 @@ class S3ObjectStoreTest extends ObjectStoreContractTest {
       assertThat(s3.exists("x.bin")).isFalse();
       assertThat(s3.client().listMultipartUploads(b -> b.bucket(BUCKET).prefix("abort/")).uploads())
           .isEmpty();
+    }
+  }
+
+  @Test
+  void putIfAbsentWhoseResponseWasLostStillReportsItsOwnWrite() throws Exception {
+    AtomicInteger transmitted = new AtomicInteger();
+    ExecutionInterceptor loseFirstResponse =
+        new ExecutionInterceptor() {
+          @Override
+          public void afterTransmission(
+              Context.AfterTransmission context, ExecutionAttributes attributes) {
+            if (context.request() instanceof PutObjectRequest r
+                && r.ifNoneMatch() != null
+                && transmitted.incrementAndGet() == 1) {
+              throw new UncheckedIOException(new SocketTimeoutException("injected: response lost"));
+            }
+          }
+        };
+    try (S3ObjectStore s3 = withInterceptor("lost", loseFirstResponse)) {
+      // The first attempt lands, its response is "lost"; the retry gets 412 on our own bytes.
+      assertThat(s3.putIfAbsent("step-1/manifest.json", "mine".getBytes(UTF_8))).isTrue();
+      assertThat(s3.putIfAbsent("step-1/manifest.json", "stale".getBytes(UTF_8))).isFalse();
+      assertThat(s3.getBytes("step-1/manifest.json")).asString(UTF_8).isEqualTo("mine");
     }
   }
 
