@@ -85,16 +85,25 @@ public final class S3ObjectStore implements ObjectStore {
   private final S3Client s3;
   private final Retrier retrier;
 
-  private S3ObjectStore(StorageUri root, StorageSettings settings, S3Client s3) {
+  private final AutoCloseable ownedCredentials;
+
+  private S3ObjectStore(
+      StorageUri root, StorageSettings settings, S3Client s3, AutoCloseable ownedCredentials) {
     this.root = root;
     this.settings = settings;
     this.s3 = s3;
+    this.ownedCredentials = ownedCredentials;
     this.retrier = retrier(settings.retry());
   }
 
   /** A store with credentials from the default AWS chain (environment variables first). */
   public static S3ObjectStore create(StorageUri root, StorageSettings settings) {
-    return create(root, settings, DefaultCredentialsProvider.builder().build());
+    if (!root.isS3()) {
+      throw new IllegalArgumentException(root + " is not an s3:// URI");
+    }
+    DefaultCredentialsProvider chain = DefaultCredentialsProvider.builder().build();
+    return new S3ObjectStore(
+        root, settings, clientBuilder(settings, chain, List.of()).build(), chain);
   }
 
   public static S3ObjectStore create(
@@ -112,7 +121,7 @@ public final class S3ObjectStore implements ObjectStore {
       throw new IllegalArgumentException(root + " is not an s3:// URI");
     }
     return new S3ObjectStore(
-        root, settings, clientBuilder(settings, credentials, interceptors).build());
+        root, settings, clientBuilder(settings, credentials, interceptors).build(), null);
   }
 
   /** The client configuration this store uses, for benchmarks that compare raw SDK calls. */
@@ -629,6 +638,13 @@ public final class S3ObjectStore implements ObjectStore {
   @Override
   public void close() {
     s3.close();
+    if (ownedCredentials != null) {
+      try {
+        ownedCredentials.close();
+      } catch (Exception e) {
+        LOG.debug("Closing the credentials chain failed", e);
+      }
+    }
   }
 
   @Override
