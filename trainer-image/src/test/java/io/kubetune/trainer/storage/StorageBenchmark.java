@@ -37,6 +37,7 @@ import software.amazon.awssdk.services.s3.model.CompletedPart;
  */
 public final class StorageBenchmark {
   private static final String BUCKET = "bench";
+  private static final int SMALL_COUNT = 32;
 
   public static void main(String[] args) throws Exception {
     int sizeMiB = args.length > 0 ? Integer.parseInt(args[0]) : 64;
@@ -48,6 +49,8 @@ public final class StorageBenchmark {
     Path dir = Files.createTempDirectory("storage-bench");
     Path file = dir.resolve("payload.bin");
     writeRandom(file, size);
+    byte[] small = new byte[256 * 1024];
+    new Random(7).nextBytes(small);
 
     Map<String, List<Double>> mbps = new LinkedHashMap<>();
     Map<String, AtomicInteger> requests = new LinkedHashMap<>();
@@ -63,7 +66,13 @@ public final class StorageBenchmark {
       StorageSettings singlePut = settings.withPartSize(size + 1);
       StorageUri root = StorageUri.parse("s3://" + BUCKET + "/bench/");
       String[] modes = {
-        "raw_put", "raw_multipart", "store_put_single", "store_put_multipart", "store_get"
+        "raw_put",
+        "raw_multipart",
+        "store_put_single",
+        "store_put_multipart",
+        "store_get",
+        "raw_small_files",
+        "store_small_files"
       };
       for (String mode : modes) {
         mbps.put(mode, new ArrayList<>());
@@ -119,6 +128,34 @@ public final class StorageBenchmark {
           }
           Files.delete(target);
           store.delete(List.of("raw-put", "raw-mp", "store-single", "store-mp"));
+
+          // A checkpoint's small files (trainer state, metrics, manifest): 32 x 256 KiB.
+          current = "raw_small_files";
+          t = System.nanoTime();
+          for (int i = 0; i < SMALL_COUNT; i++) {
+            String key = "bench/raw-small-" + i;
+            // S3Proxy drops some keep-alive connections between small PUTs; the SDK does not
+            // retry the UncheckedIOException that HttpURLConnection then throws (see docs).
+            for (int attempt = 1; ; attempt++) {
+              try {
+                raw.putObject(b -> b.bucket(BUCKET).key(key), RequestBody.fromBytes(small));
+                break;
+              } catch (RuntimeException e) {
+                if (attempt == 5) {
+                  throw e;
+                }
+              }
+            }
+          }
+          record(mbps, current, (long) SMALL_COUNT * small.length, t, warmup);
+
+          current = "store_small_files";
+          t = System.nanoTime();
+          for (int i = 0; i < SMALL_COUNT; i++) {
+            store.put("store-small-" + i, small);
+          }
+          record(mbps, current, (long) SMALL_COUNT * small.length, t, warmup);
+          store.delete(store.list("", true).stream().map(ObjectInfo::key).toList());
         }
       }
     } finally {
