@@ -12,6 +12,8 @@ import io.kubetune.trainer.model.LlamaModel;
 import io.kubetune.trainer.model.LoraAdapter;
 import io.kubetune.trainer.model.TextTokenizer;
 import io.kubetune.trainer.model.TinyLlama;
+import io.kubetune.trainer.storage.StorageSettings;
+import io.kubetune.trainer.storage.TrainingStaging;
 import io.kubetune.trainer.train.EngineThreads;
 import io.kubetune.trainer.train.FineTuner;
 import io.kubetune.trainer.train.LossNotFiniteException;
@@ -146,37 +148,57 @@ public final class TrainerCli {
       } catch (IOException e) {
         throw new BadInputException("cannot read trainer config " + config + ": " + oneLine(e), e);
       }
-      TrainingOptions options = TrainerConfigMapping.toOptions(trainerConfig);
-      ProgressReporter progress = new ProgressReporter(Context.out);
+      // s3:// inputs are downloaded first and an s3:// output is uploaded after the export: the
+      // training code only sees local files.
       TrainerTermination termination = new TrainerTermination();
-      try (FineTuner tuner = new FineTuner(options, progress)) {
-        FineTuner.Result result = tuner.train();
-        tuner.export(result);
-        Map<String, Object> done = new LinkedHashMap<>();
-        done.put("steps", result.steps());
-        done.put("stoppedEarly", result.stoppedEarly());
-        done.put("output", options.output().toString());
-        if (result.last() != null) {
-          done.putAll(result.last().metrics());
-        }
-        progress.emit("done", done);
-        termination.step = result.steps();
-        if (result.initial() != null) {
-          termination.baseMetrics = result.initial().metrics();
-        }
-        if (result.last() != null) {
-          termination.tunedMetrics = result.last().metrics();
+      try (TrainingStaging staging =
+          TrainingStaging.prepare(
+              trainerConfig, stagingDir(), StorageSettings.from(trainerConfig.storage))) {
+        TrainingOptions options = TrainerConfigMapping.toOptions(staging.localConfig());
+        ProgressReporter progress = new ProgressReporter(Context.out);
+        try (FineTuner tuner = new FineTuner(options, progress)) {
+          FineTuner.Result result = tuner.train();
+          tuner.export(result);
+          boolean lora = options.method() == TrainingMethod.LORA;
+          termination.format = lora ? "peft-lora" : "hf-full";
+          termination.digest =
+              sha256(
+                  options
+                      .output()
+                      .resolve(lora ? "adapter_model.safetensors" : "model.safetensors"));
+          staging.publishOutput();
+          Map<String, Object> done = new LinkedHashMap<>();
+          done.put("steps", result.steps());
+          done.put("stoppedEarly", result.stoppedEarly());
+          done.put("output", trainerConfig.output.uri);
+          if (result.last() != null) {
+            done.putAll(result.last().metrics());
+          }
+          progress.emit("done", done);
+          termination.step = result.steps();
+          if (result.initial() != null) {
+            termination.baseMetrics = result.initial().metrics();
+          }
+          if (result.last() != null) {
+            termination.tunedMetrics = result.last().metrics();
+          }
         }
       }
-      boolean lora = options.method() == TrainingMethod.LORA;
       termination.reason = "Completed";
-      termination.message = "training finished; result in " + options.output();
-      termination.format = lora ? "peft-lora" : "hf-full";
-      termination.digest =
-          sha256(
-              options.output().resolve(lora ? "adapter_model.safetensors" : "model.safetensors"));
+      termination.message = "training finished; result in " + trainerConfig.output.uri;
       writeTermination(termination);
       return TrainerExitCodes.SUCCESS;
+    }
+
+    /** Where s3:// inputs are downloaded: KUBETUNE_STAGING_DIR (the pod's cache volume) or tmp. */
+    static Path stagingDir() throws IOException {
+      String configured = System.getenv("KUBETUNE_STAGING_DIR");
+      if (configured != null && !configured.isBlank()) {
+        Path dir = Path.of(configured);
+        Files.createDirectories(dir);
+        return Files.createTempDirectory(dir, "run-");
+      }
+      return Files.createTempDirectory("kubetune-staging-");
     }
 
     static String sha256(Path file) throws IOException {

@@ -210,17 +210,6 @@ class TrainerCliTest {
   }
 
   @Test
-  void objectStorageUrisAreBadInputForNow() throws Exception {
-    TrainerConfig config = loraConfig(dir.resolve("x.jsonl"), dir.resolve("s3-out"));
-    config.dataset.train = "s3://bucket/train.jsonl";
-    Path configFile = dir.resolve("s3-config.json");
-    JSON.writeValue(configFile.toFile(), config);
-    Run run = run("train", "--config", configFile.toString(), "--termination-log", "");
-    assertThat(run.code()).isEqualTo(TrainerExitCodes.BAD_INPUT);
-    assertThat(run.err()).contains("s3://bucket/train.jsonl");
-  }
-
-  @Test
   void divergingTrainingExitsWithLossNotFinite() throws Exception {
     Path train = Fixtures.completions(dir.resolve("nan.jsonl"), 16, 2);
     TrainerConfig config = loraConfig(train, dir.resolve("nan-out"));

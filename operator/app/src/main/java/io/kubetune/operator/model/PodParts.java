@@ -203,6 +203,8 @@ final class PodParts {
     env.add(new EnvVar("HOME", Names.TMP_DIR, null));
     env.add(new EnvVar("TMPDIR", Names.TMP_DIR, null));
     env.add(new EnvVar("DJL_CACHE_DIR", Names.CACHE_DIR + "/djl", null));
+    // s3:// models and data are downloaded to the cache volume, not the (small) /tmp.
+    env.add(new EnvVar("KUBETUNE_STAGING_DIR", Names.CACHE_DIR + "/staging", null));
     env.add(new EnvVar("OPT_OUT_TRACKING", "true", null));
     // Thread count follows the CPU request (rounded up), not the node's core count.
     env.add(
