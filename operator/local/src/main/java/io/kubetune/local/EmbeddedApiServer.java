@@ -67,6 +67,33 @@ final class EmbeddedApiServer implements AutoCloseable {
         .createOr(existing -> existing.update());
   }
 
+  /** Creates a Secret (local credentials only: the embedded S3 server's fixed keys). */
+  void createSecret(String namespace, String name, Map<String, String> data) {
+    client
+        .secrets()
+        .inNamespace(namespace)
+        .resource(
+            new io.fabric8.kubernetes.api.model.SecretBuilder()
+                .withNewMetadata()
+                .withName(name)
+                .withNamespace(namespace)
+                .endMetadata()
+                // data, not stringData: the embedded server does not convert stringData.
+                .withData(
+                    data.entrySet().stream()
+                        .collect(
+                            java.util.stream.Collectors.toMap(
+                                Map.Entry::getKey,
+                                e ->
+                                    java.util.Base64.getEncoder()
+                                        .encodeToString(
+                                            e.getValue()
+                                                .getBytes(
+                                                    java.nio.charset.StandardCharsets.UTF_8)))))
+                .build())
+        .createOr(existing -> existing.update());
+  }
+
   /**
    * Serves a pod's log on the pods/log API, as a kubelet would, for the request the operator makes
    * (the last {@code tailLines} lines of the trainer container).

@@ -175,7 +175,9 @@ public final class KubeTuneLocal {
     out.println("  state        " + state);
     ProgressView progress = new ProgressView(out, interactive);
     Instant started = Instant.now();
-    try (EmbeddedApiServer api = new EmbeddedApiServer();
+    EmbeddedObjectStore s3 = startObjectStoreIfNeeded(job, root, state, out);
+    try (s3;
+        EmbeddedApiServer api = new EmbeddedApiServer();
         LocalPodRunner runner =
             new LocalPodRunner(
                 api.client(),
@@ -190,6 +192,14 @@ public final class KubeTuneLocal {
           "  API server   " + api.url() + " (Fabric8 mock, CRUD mode; kubectl cannot use it)");
       api.installCrd(root.resolve("crds/finetunejobs.kubetune.io-v1.yml"));
       api.createNamespace(namespace);
+      if (s3 != null) {
+        api.createSecret(
+            namespace,
+            job.getSpec().storage.credentialsSecret,
+            Map.of(
+                "AWS_ACCESS_KEY_ID", EmbeddedObjectStore.ACCESS_KEY,
+                "AWS_SECRET_ACCESS_KEY", EmbeddedObjectStore.SECRET_KEY));
+      }
 
       Operator operator =
           new Operator(
@@ -241,6 +251,15 @@ public final class KubeTuneLocal {
       operator.stop();
 
       Path outputDir = outputDir(job, claims, state);
+      if (s3 != null
+          && current != null
+          && current.getStatus() != null
+          && current.getStatus().phase == Phase.Succeeded) {
+        // The result is in the embedded object store: copy it out for the summary.
+        S3Location out3 = S3Location.parse(StorageLocationFolder.of(job.getSpec().checkpoints.uri));
+        outputDir = state.resolve("output").resolve(name).resolve("final");
+        s3.download(out3.bucket(), out3.key() + "final/", outputDir);
+      }
       printSummary(out, current, progress, outputDir, Duration.between(started, Instant.now()));
       boolean ok = current != null && current.getStatus().phase == Phase.Succeeded;
       return new Result(ok ? 0 : 1, current, outputDir);
@@ -284,6 +303,89 @@ public final class KubeTuneLocal {
       return null;
     }
     return YAML.treeToValue(doc, FineTuneJob.class);
+  }
+
+  /** Where an s3:// URI points: bucket and key (prefix). */
+  record S3Location(String bucket, String key) {
+    static S3Location parse(String uri) {
+      String rest = uri.substring("s3://".length());
+      int slash = rest.indexOf('/');
+      return slash < 0
+          ? new S3Location(rest, "")
+          : new S3Location(rest.substring(0, slash), rest.substring(slash + 1));
+    }
+  }
+
+  /** Folder form of a URI (ends with /). */
+  static final class StorageLocationFolder {
+    static String of(String uri) {
+      return uri.endsWith("/") ? uri : uri + "/";
+    }
+  }
+
+  /**
+   * For a FineTuneJob with s3:// URIs: starts the embedded S3-compatible server, points the
+   * (in-memory copy of the) FineTuneJob at it, creates the buckets, and uploads what lives under
+   * the {@value #EXAMPLES_CLAIM} bucket from this repository's examples/ folder. Returns null when
+   * no URI is s3://.
+   */
+  static EmbeddedObjectStore startObjectStoreIfNeeded(
+      FineTuneJob job, Path root, Path state, PrintStream out) throws Exception {
+    var spec = job.getSpec();
+    List<String> uris = new ArrayList<>();
+    for (String uri :
+        new String[] {
+          spec.baseModel.uri, spec.dataset.train, spec.dataset.validation, spec.checkpoints.uri
+        }) {
+      if (uri != null && uri.startsWith("s3://")) {
+        uris.add(uri);
+      }
+    }
+    if (uris.isEmpty()) {
+      return null;
+    }
+    if (spec.storage == null) {
+      spec.storage = new io.kubetune.api.v1alpha1.StorageSpec();
+    }
+    int port = localPort(spec.storage.endpoint);
+    EmbeddedObjectStore s3 = new EmbeddedObjectStore(state.resolve("s3"), port);
+    String endpoint = s3.endpoint().toString();
+    if (!endpoint.equals(spec.storage.endpoint)) {
+      out.println(
+          "note: s3:// URIs are served by an embedded S3 server at "
+              + endpoint
+              + " (spec.storage.endpoint "
+              + spec.storage.endpoint
+              + " is overridden locally)");
+    }
+    spec.storage.endpoint = endpoint;
+    spec.storage.pathStyle = true;
+    if (spec.storage.credentialsSecret == null) {
+      spec.storage.credentialsSecret = "kubetune-local-s3";
+    }
+    out.println(
+        "  S3 server    " + endpoint + " (S3Proxy, files under " + state.resolve("s3") + ")");
+    for (String uri : uris) {
+      S3Location location = S3Location.parse(uri);
+      s3.ensureBucket(location.bucket());
+      if (EXAMPLES_CLAIM.equals(location.bucket())) {
+        Path source = root.resolve("examples").resolve(location.key());
+        if (Files.exists(source)) {
+          s3.upload(source, location.bucket(), location.key());
+        }
+      }
+    }
+    return s3;
+  }
+
+  /** The port of an http://127.0.0.1:PORT or http://localhost:PORT endpoint, else 0 (any). */
+  static int localPort(String endpoint) {
+    if (endpoint == null) {
+      return 0;
+    }
+    java.net.URI uri = java.net.URI.create(endpoint);
+    boolean local = "127.0.0.1".equals(uri.getHost()) || "localhost".equals(uri.getHost());
+    return local && uri.getPort() > 0 ? uri.getPort() : 0;
   }
 
   /** Where the trainer exported the result: checkpoints.uri + final/, as a local folder. */
@@ -336,6 +438,11 @@ public final class KubeTuneLocal {
         job.getSpec().method.type,
         s.jobName == null ? "" : s.jobName,
         s.message);
+    if (job.getSpec().serving != null && Boolean.TRUE.equals(job.getSpec().serving.enabled)) {
+      out.println(
+          "note: serving.enabled: the operator created the serving Deployment, but local mode does"
+              + " not run serving pods yet");
+    }
     out.println("conditions:");
     for (Condition c : s.conditions) {
       out.printf(

@@ -73,6 +73,35 @@ class LocalModeEndToEndTest {
   }
 
   @Test
+  void s3UrisAreServedByTheEmbeddedObjectStore() throws Exception {
+    // The example names http://127.0.0.1:9000; drop it so the test takes any free port.
+    Path yaml = state.resolve("s3-example.yaml");
+    Files.writeString(
+        yaml,
+        Files.readString(ROOT.resolve("examples/support-tickets-classification.yaml"))
+            .replaceAll("(?m)^\\s*endpoint:.*\\n", ""));
+    ByteArrayOutputStream log = new ByteArrayOutputStream();
+    KubeTuneLocal.Result result =
+        KubeTuneLocal.run(
+            new KubeTuneLocal.Options(yaml, 60, false, ROOT, state),
+            new PrintStream(log, true, StandardCharsets.UTF_8),
+            false,
+            null);
+    String output = log.toString(StandardCharsets.UTF_8);
+
+    assertThat(result.exitCode()).as(output).isZero();
+    var status = result.finalState().getStatus();
+    assertThat(status.adapter.uri)
+        .isEqualTo("s3://kubetune-examples/checkpoints/support-tickets/final/");
+    assertThat(status.adapter.digest).hasSize(64);
+    assertThat(status.adapter.tunedMetrics.get("accuracy"))
+        .isGreaterThan(status.adapter.baseMetrics.get("accuracy") + 0.25);
+    // The output was uploaded to the embedded S3 server (its filesystem store) and copied back.
+    assertThat(result.outputDir().resolve("adapter_model.safetensors")).exists();
+    assertThat(output).contains("S3 server").contains("Promoted");
+  }
+
+  @Test
   void badInputFailsAtOnceWithTheFileAndLine() throws Exception {
     Path data = state.resolve("pvc/bad-data");
     Files.createDirectories(data);
