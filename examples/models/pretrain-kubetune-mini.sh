@@ -39,6 +39,7 @@ OUT="$ROOT/examples/models/kubetune-mini"
 mkdir -p "$OUT"
 cp "$WORK/run/final/config.json" "$WORK/run/final/model.safetensors" "$WORK/run/final/tokenizer.json" "$OUT/"
 cp "$WORK/run/final/metrics.json" "$OUT/pretrain-metrics.json"
+chmod 644 "$OUT"/*   # the trainer writes some files 0600
 python3 - "$OUT/pretrain-metrics.json" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))
