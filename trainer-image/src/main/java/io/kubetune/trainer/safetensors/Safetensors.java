@@ -363,12 +363,26 @@ public final class Safetensors {
       Files.deleteIfExists(temp);
       throw e;
     }
+    readableByAll(temp);
     Files.move(temp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
   }
 
   private static void writeFully(FileChannel out, ByteBuffer buffer) throws IOException {
     while (buffer.hasRemaining()) {
       out.write(buffer);
+    }
+  }
+
+  /**
+   * Temp files are created owner-only (0600); exported files are meant to be read by other users (a
+   * serving pod with another uid on a shared volume), so they become 0644 where POSIX applies.
+   */
+  public static void readableByAll(Path file) throws IOException {
+    try {
+      Files.setPosixFilePermissions(
+          file, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+    } catch (UnsupportedOperationException notPosix) {
+      // not a POSIX file system: nothing to widen
     }
   }
 }

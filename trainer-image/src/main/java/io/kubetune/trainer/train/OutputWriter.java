@@ -68,6 +68,7 @@ public final class OutputWriter {
       Path tokenizer = options.baseModel().resolve("tokenizer.json");
       Path copy = Files.createTempFile(dir, ".tokenizer.json", ".tmp");
       Files.copy(tokenizer, copy, StandardCopyOption.REPLACE_EXISTING);
+      Safetensors.readableByAll(copy);
       Files.move(copy, dir.resolve("tokenizer.json"), StandardCopyOption.REPLACE_EXISTING);
     }
     if (classification) {
@@ -180,6 +181,7 @@ public final class OutputWriter {
     Path temp =
         Files.createTempFile(file.toAbsolutePath().getParent(), "." + file.getFileName(), ".tmp");
     Files.writeString(temp, content);
+    Safetensors.readableByAll(temp);
     Files.move(temp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
   }
 }

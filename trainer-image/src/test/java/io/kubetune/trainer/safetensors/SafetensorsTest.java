@@ -27,6 +27,16 @@ class SafetensorsTest {
   @TempDir Path dir;
 
   @Test
+  void writtenFilesAreReadableByOtherUsers() throws Exception {
+    Path file = dir.resolve("shared.safetensors");
+    Safetensors.writeFloats(file, Map.of("w", new FloatTensor(new long[] {2}, ramp(2))));
+    if (file.getFileSystem().supportedFileAttributeViews().contains("posix")) {
+      assertThat(Files.getPosixFilePermissions(file))
+          .contains(java.nio.file.attribute.PosixFilePermission.OTHERS_READ);
+    }
+  }
+
+  @Test
   void roundTripKeepsNamesShapesValuesAndOrder() throws Exception {
     Map<String, FloatTensor> tensors = new LinkedHashMap<>();
     tensors.put("model.embed_tokens.weight", new FloatTensor(new long[] {3, 2}, ramp(6)));
