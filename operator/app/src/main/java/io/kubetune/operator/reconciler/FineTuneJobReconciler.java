@@ -188,8 +188,9 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
       control = UpdateControl.patchStatus(cr);
       metrics.reconciled(sample, "status-updated");
     }
-    // Reschedule: events from the Job and its pods drive progress; only a replacement in flight
-    // is polled, in case the deletion event is missed.
+    // Reschedule: events from the Job, its pods and the serving Deployment drive everything else;
+    // polled are only a replacement in flight (in case the deletion event is missed), a running
+    // trainer's log (progress), and a rollout's readiness deadline.
     if (jobIsStale) {
       control.rescheduleAfter(REPLACE_POLL);
     } else if (next.phase == Phase.Running) {
