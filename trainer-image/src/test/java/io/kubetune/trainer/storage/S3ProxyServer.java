@@ -10,9 +10,9 @@ import org.gaul.s3proxy.nio2blob.TransientNio2BlobStore;
  * A real S3Proxy on 127.0.0.1 with an in-memory store, for tests and the benchmark. It can be
  * stopped and started again on the same port with the same data, to simulate an outage.
  */
-final class S3ProxyServer implements AutoCloseable {
-  static final String ACCESS_KEY = "AKIAKUBETUNEFAKEKEY1";
-  static final String SECRET_KEY = "kubetune-fake-secret-DO-NOT-LOG-7f3a9c";
+public final class S3ProxyServer implements AutoCloseable {
+  public static final String ACCESS_KEY = "AKIAKUBETUNEFAKEKEY1";
+  public static final String SECRET_KEY = "kubetune-fake-secret-DO-NOT-LOG-7f3a9c";
 
   private final BlobStore blobStore;
   private S3Proxy proxy;
@@ -23,7 +23,7 @@ final class S3ProxyServer implements AutoCloseable {
   }
 
   /** Starts on a random port with buckets {@code buckets}. */
-  static S3ProxyServer start(String... buckets) throws Exception {
+  public static S3ProxyServer start(String... buckets) throws Exception {
     S3ProxyServer server = new S3ProxyServer(new TransientNio2BlobStore());
     for (String bucket : buckets) {
       server.blobStore.createContainer(bucket);
@@ -51,7 +51,7 @@ final class S3ProxyServer implements AutoCloseable {
   }
 
   /** Stops serving; the port is free and connections are refused. */
-  void stop() throws Exception {
+  public void stop() throws Exception {
     if (proxy != null) {
       proxy.stop();
       proxy = null;
@@ -59,15 +59,15 @@ final class S3ProxyServer implements AutoCloseable {
   }
 
   /** Serves again on the same port with the same data. */
-  void restart() throws Exception {
+  public void restart() throws Exception {
     startOn(port);
   }
 
-  URI endpoint() {
+  public URI endpoint() {
     return URI.create("http://127.0.0.1:" + port);
   }
 
-  int port() {
+  public int port() {
     return port;
   }
 
