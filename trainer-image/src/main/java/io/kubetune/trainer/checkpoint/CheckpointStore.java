@@ -6,6 +6,7 @@ import io.kubetune.trainer.storage.ObjectStore;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.DigestInputStream;
@@ -23,6 +24,8 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -95,11 +98,18 @@ public final class CheckpointStore {
     for (Map.Entry<String, Path> e : sorted.entrySet()) {
       Path file = e.getValue();
       long size = Files.size(file);
-      String sha = sha256(file);
+      // Hash while the upload reads the same file (page cache), so the hash costs no extra time.
+      CompletableFuture<String> hash = CompletableFuture.supplyAsync(() -> sha256Unchecked(file));
       String key = folder + attempt + "/" + e.getKey();
       store.put(key, file);
       uploaded.add(key);
-      if (Files.size(file) != size || !sha.equals(sha256(file))) {
+      String sha;
+      try {
+        sha = hash.join();
+      } catch (CompletionException ex) {
+        throw new IOException("checkpoint step " + step + ": cannot read " + file, ex.getCause());
+      }
+      if (Files.size(file) != size) {
         throw new IOException(
             "checkpoint step " + step + ": " + file + " changed while it was being uploaded");
       }
@@ -156,6 +166,10 @@ public final class CheckpointStore {
    * trainingRevision}, with every newer folder it skipped and why (each also logged).
    */
   public Scan scan(String trainingRevision) throws IOException {
+    return scan(trainingRevision, null);
+  }
+
+  private Scan scan(String trainingRevision, Path into) throws IOException {
     List<Skipped> skipped = new ArrayList<>();
     List<Long> steps = new ArrayList<>(stepFolders());
     steps.sort(Comparator.reverseOrder());
@@ -170,7 +184,7 @@ public final class CheckpointStore {
                   + ", this run is "
                   + trainingRevision);
         }
-        verify(cp, null);
+        verify(cp, into);
         return new Scan(Optional.of(cp), skipped);
       } catch (CorruptCheckpointException e) {
         LOG.warn(
@@ -182,6 +196,15 @@ public final class CheckpointStore {
       }
     }
     return new Scan(Optional.empty(), skipped);
+  }
+
+  /**
+   * Like {@link #scan} followed by {@link #download}, in one pass: each candidate, newest first, is
+   * downloaded into {@code localDir} and verified there; a corrupt one is removed from {@code
+   * localDir} and the next older one tried. Use it to resume (each file is fetched once).
+   */
+  public Scan restoreLatest(String trainingRevision, Path localDir) throws IOException {
+    return scan(trainingRevision, localDir);
   }
 
   /**
@@ -466,6 +489,14 @@ public final class CheckpointStore {
       in.transferTo(OutputStream.nullOutputStream());
     }
     return HexFormat.of().formatHex(digest.digest());
+  }
+
+  private static String sha256Unchecked(Path file) {
+    try {
+      return sha256(file);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
   }
 
   private static void deleteTree(Path dir) throws IOException {

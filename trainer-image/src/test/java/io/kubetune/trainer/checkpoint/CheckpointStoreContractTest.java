@@ -178,6 +178,14 @@ abstract class CheckpointStoreContractTest {
         .hasMessageContaining("step 200")
         .hasMessageContaining("SHA-256");
     assertThat(local.resolve("weights.bin")).doesNotExist();
+
+    // Resume in one pass: the corrupt one is fetched, rejected and removed, the previous one kept.
+    Path resume = tmp.resolve("resume");
+    Scan restored = checkpoints.restoreLatest(REV, resume);
+    assertThat(restored.latest().orElseThrow().step()).isEqualTo(100);
+    assertThat(restored.skipped()).extracting(Skipped::step).containsExactly(200L);
+    assertThat(resume.resolve("weights.bin")).hasContent("a");
+    assertThat(resume.resolve("state.json")).hasContent("{\"step\":100}");
   }
 
   @Test
