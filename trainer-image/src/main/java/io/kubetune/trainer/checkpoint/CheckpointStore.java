@@ -1,5 +1,6 @@
 package io.kubetune.trainer.checkpoint;
 
+import io.kubetune.trainer.storage.Keys;
 import io.kubetune.trainer.storage.ObjectInfo;
 import io.kubetune.trainer.storage.ObjectNotFoundException;
 import io.kubetune.trainer.storage.ObjectStore;
@@ -84,6 +85,8 @@ public final class CheckpointStore {
     TreeMap<String, Path> sorted = new TreeMap<>(files);
     for (Map.Entry<String, Path> e : sorted.entrySet()) {
       checkName(e.getKey());
+      // The store's key rules too (e.g. no percent-encoding), before anything is uploaded.
+      Keys.checkKey(folder + "00000000/" + e.getKey(), store.root().toString());
       if (!Files.isRegularFile(e.getValue())) {
         throw new IOException(
             "checkpoint step " + step + ": " + e.getValue() + " is not a regular file");

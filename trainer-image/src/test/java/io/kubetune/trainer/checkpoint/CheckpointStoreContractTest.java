@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kubetune.trainer.storage.InvalidKeyException;
 import io.kubetune.trainer.storage.ObjectInfo;
 import io.kubetune.trainer.storage.ObjectStore;
 import io.kubetune.trainer.storage.StorageUri;
@@ -322,6 +323,8 @@ abstract class CheckpointStoreContractTest {
     assertThatThrownBy(() -> checkpoints.commit(1, Map.of("../x", f), meta))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("invalid checkpoint file name");
+    assertThatThrownBy(() -> checkpoints.commit(1, Map.of("a", f, "b%2Fc", f), meta))
+        .isInstanceOf(InvalidKeyException.class);
     assertThatThrownBy(() -> checkpoints.commit(1, Map.of("x", tmp.resolve("missing")), meta))
         .hasMessageContaining("is not a regular file");
     assertThatThrownBy(() -> CheckpointMetadata.of(REV, Map.of("loss", Double.NaN)))
