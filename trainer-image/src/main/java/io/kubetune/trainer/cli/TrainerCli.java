@@ -14,6 +14,7 @@ import io.kubetune.trainer.model.TextTokenizer;
 import io.kubetune.trainer.model.TinyLlama;
 import io.kubetune.trainer.storage.StorageSettings;
 import io.kubetune.trainer.storage.TrainingStaging;
+import io.kubetune.trainer.train.CheckpointOptions;
 import io.kubetune.trainer.train.EngineThreads;
 import io.kubetune.trainer.train.FineTuner;
 import io.kubetune.trainer.train.LossNotFiniteException;
@@ -156,7 +157,9 @@ public final class TrainerCli {
               trainerConfig, stagingDir(), StorageSettings.from(trainerConfig.storage))) {
         TrainingOptions options = TrainerConfigMapping.toOptions(staging.localConfig());
         ProgressReporter progress = new ProgressReporter(Context.out);
-        try (FineTuner tuner = new FineTuner(options, progress)) {
+        // Checkpoints go straight to checkpoints.uri (not staged): the original config's URI.
+        CheckpointOptions checkpoints = TrainerConfigMapping.checkpointOptions(trainerConfig);
+        try (FineTuner tuner = new FineTuner(options, progress, checkpoints)) {
           FineTuner.Result result = tuner.train();
           tuner.export(result);
           boolean lora = options.method() == TrainingMethod.LORA;

@@ -2,6 +2,8 @@ package io.kubetune.trainer.train;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import io.kubetune.trainer.safetensors.Safetensors;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
@@ -47,6 +49,21 @@ public final class AdamW implements AutoCloseable {
 
   public Map<String, NDArray> secondMoment() {
     return secondMoment;
+  }
+
+  /**
+   * Restores the state of a checkpoint: the step count (for the bias corrections) and the moments,
+   * created in this optimizer's manager like the ones {@link #update} creates.
+   */
+  public void restore(
+      long restoredStep,
+      Map<String, Safetensors.FloatTensor> first,
+      Map<String, Safetensors.FloatTensor> second) {
+    step = restoredStep;
+    first.forEach(
+        (name, t) -> firstMoment.put(name, manager.create(t.data(), new Shape(t.shape()))));
+    second.forEach(
+        (name, t) -> secondMoment.put(name, manager.create(t.data(), new Shape(t.shape()))));
   }
 
   /**

@@ -14,7 +14,10 @@ import io.kubetune.trainer.model.LlamaConfig;
 import io.kubetune.trainer.model.LlamaModel;
 import io.kubetune.trainer.model.LoraAdapter;
 import io.kubetune.trainer.model.TextTokenizer;
+import io.kubetune.trainer.safetensors.Safetensors;
 import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.FloatBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -22,6 +25,7 @@ import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Random;
 import java.util.Set;
 
@@ -67,8 +71,23 @@ public final class FineTuner implements AutoCloseable {
 
   private NDArray classifierHead;
 
+  /** Null: no checkpoints (tests, hand-written configs without {@code checkpoints}). */
+  private final CheckpointOptions checkpointOptions;
+
+  /** Test hook: leave the loop after this step without finishing (simulates a crash). */
+  private long stopAfterStep = Long.MAX_VALUE;
+
+  /** Step the last run of {@link #train} started from (0, or the resumed checkpoint's step). */
+  private long startStep;
+
   public FineTuner(TrainingOptions options, ProgressReporter progress) {
+    this(options, progress, null);
+  }
+
+  public FineTuner(
+      TrainingOptions options, ProgressReporter progress, CheckpointOptions checkpointOptions) {
     this.options = options;
+    this.checkpointOptions = checkpointOptions;
     this.progress = progress;
     requireExists(options.baseModel(), "baseModel.uri");
     requireExists(options.train(), "dataset.train");
@@ -225,7 +244,27 @@ public final class FineTuner implements AutoCloseable {
     return Math.max(1, microBatches / options.gradientAccumulation());
   }
 
+  /** Test hook: stop the loop after {@code step} (after its checkpoint), as a crash would. */
+  void stopAfterStep(long step) {
+    this.stopAfterStep = step;
+  }
+
+  /** The step the last {@link #train} started from: 0, or the step of the resumed checkpoint. */
+  public long startStep() {
+    return startStep;
+  }
+
   public Result train() {
+    try (Checkpointer checkpointer =
+        checkpointOptions == null ? null : new Checkpointer(checkpointOptions, System.err)) {
+      return train(checkpointer);
+    } catch (IOException e) {
+      // Storage that stays unreachable beyond the retries: exit 1, the Job retries and resumes.
+      throw new UncheckedIOException("checkpoint storage: " + e.getMessage(), e);
+    }
+  }
+
+  private Result train(Checkpointer checkpointer) throws IOException {
     long totalSteps = plannedSteps();
     DataOrder order = new DataOrder(options.seed(), trainExamples.size(), options.batchSize());
     LearningRateSchedule schedule =
@@ -234,15 +273,40 @@ public final class FineTuner implements AutoCloseable {
     trainable.keySet().stream().filter(AdamW::exemptFromDecay).forEach(noDecay::add);
     List<Evaluation> history = new ArrayList<>();
     List<double[]> trainLoss = new ArrayList<>();
-    Evaluation initial = validationExamples.isEmpty() ? null : evaluate(0, 0);
-    Evaluation best = initial;
+    Evaluation initial = null;
+    Evaluation best = null;
     int evalsWithoutImprovement = 0;
     boolean stoppedEarly = false;
     long tokens = 0;
-    long started = System.nanoTime();
     long step = 0;
     try (AdamW optimizer = new AdamW(root, options.weightDecay(), noDecay)) {
-      while (step < totalSteps) {
+      Optional<Checkpointer.Restored> restored =
+          checkpointer == null ? Optional.empty() : checkpointer.restoreLatest();
+      if (restored.isPresent()) {
+        Checkpointer.Restored r = restored.get();
+        Checkpointer.TrainerState state = r.state();
+        restoreTensors(r, optimizer);
+        step = state.step();
+        tokens = state.tokens();
+        initial = state.initial();
+        best = state.best();
+        evalsWithoutImprovement = state.evalsWithoutImprovement();
+        stoppedEarly = state.stoppedEarly();
+        history.addAll(state.history());
+        trainLoss.addAll(state.trainLoss());
+        // Data order and LR schedule depend only on (seed, step), so nothing else is needed.
+        System.err.println("resuming from step " + step + " of " + r.checkpoint().uri());
+        progress.emit("resume", Map.of("step", step, "uri", r.checkpoint().uri()));
+      } else if (!validationExamples.isEmpty()) {
+        initial = evaluate(0, 0);
+        best = initial;
+      }
+      startStep = step;
+      // Times in trainLoss continue across a resume; throughput counts this process only.
+      double secondsBefore = trainLoss.isEmpty() ? 0 : trainLoss.get(trainLoss.size() - 1)[2];
+      long started = System.nanoTime() - (long) (secondsBefore * 1e9);
+      long tokensAtStart = tokens;
+      while (step < totalSteps && !stoppedEarly) {
         long microBatch = step * options.gradientAccumulation();
         List<Batch> batches = new ArrayList<>();
         int targets = 0;
@@ -279,6 +343,8 @@ public final class FineTuner implements AutoCloseable {
         step++;
         double seconds = (System.nanoTime() - started) / 1e9;
         trainLoss.add(new double[] {step, loss, seconds, tokens});
+        double thisRun = seconds - secondsBefore;
+        double tokensPerSecond = (tokens - tokensAtStart) / thisRun;
         Map<String, Object> line = new LinkedHashMap<>();
         line.put("step", step);
         line.put("totalSteps", totalSteps);
@@ -286,14 +352,14 @@ public final class FineTuner implements AutoCloseable {
         line.put("loss", round(loss));
         line.put("lr", lr);
         line.put("gradNorm", round(gradNorm));
-        line.put("tokensPerSecond", round(tokens / seconds));
-        line.put("etaSeconds", round(seconds / step * (totalSteps - step)));
+        line.put("tokensPerSecond", round(tokensPerSecond));
+        line.put("etaSeconds", round(thisRun / (step - startStep) * (totalSteps - step)));
         progress.emit("progress", line);
 
         boolean evalDue = step % options.evalEverySteps() == 0 || step == totalSteps;
+        Evaluation evaluation = null;
         if (!validationExamples.isEmpty() && evalDue) {
-          Evaluation evaluation =
-              evaluate(step, order.epochOf(step * options.gradientAccumulation()));
+          evaluation = evaluate(step, order.epochOf(step * options.gradientAccumulation()));
           history.add(evaluation);
           if (improves(evaluation, best)) {
             best = evaluation;
@@ -304,12 +370,43 @@ public final class FineTuner implements AutoCloseable {
           if (options.earlyStoppingPatience() > 0
               && evalsWithoutImprovement >= options.earlyStoppingPatience()) {
             stoppedEarly = true;
-            break;
           }
+        }
+        boolean checkpointDue =
+            step % checkpointEvery(checkpointer) == 0 || step == totalSteps || stoppedEarly;
+        if (checkpointer != null && checkpointDue) {
+          Checkpointer.TrainerState state =
+              new Checkpointer.TrainerState(
+                  step,
+                  optimizer.step(),
+                  round(order.epochOf(step * options.gradientAccumulation())),
+                  options.seed(),
+                  tokens,
+                  initial,
+                  best,
+                  evalsWithoutImprovement,
+                  stoppedEarly,
+                  history,
+                  trainLoss);
+          Evaluation latest = history.isEmpty() ? null : history.get(history.size() - 1);
+          String uri =
+              checkpointer.save(
+                  state,
+                  trainable,
+                  optimizer,
+                  latest == null ? Map.of() : latest.metrics(),
+                  options.metric(),
+                  options.metricHigherIsBetter());
+          if (uri != null) {
+            progress.emit("checkpoint", Map.of("step", step, "uri", uri));
+          }
+        }
+        if (step >= stopAfterStep) {
+          break;
         }
       }
     }
-    double seconds = (System.nanoTime() - started) / 1e9;
+    double seconds = trainLoss.isEmpty() ? 0 : trainLoss.get(trainLoss.size() - 1)[2];
     Evaluation last = history.isEmpty() ? null : history.get(history.size() - 1);
     long total = model.config().parameterCount();
     long trainableCount = 0;
@@ -325,11 +422,40 @@ public final class FineTuner implements AutoCloseable {
         last,
         best,
         trainLoss,
-        tokens / seconds,
+        seconds > 0 ? tokens / seconds : 0,
         seconds,
         trainableCount,
         total,
         labels);
+  }
+
+  private static long checkpointEvery(Checkpointer checkpointer) {
+    return checkpointer == null ? Long.MAX_VALUE : checkpointer.options().everySteps();
+  }
+
+  /**
+   * Copies a checkpoint's tensors into the existing trainable arrays (they are referenced by the
+   * model, and DJL cannot replace a shaped parameter's array) and hands the moments to AdamW.
+   */
+  private void restoreTensors(Checkpointer.Restored r, AdamW optimizer) {
+    if (!r.weights().keySet().equals(trainable.keySet())) {
+      throw new IllegalStateException(
+          "checkpoint "
+              + r.checkpoint().uri()
+              + " holds tensors "
+              + r.weights().keySet()
+              + ", this run trains "
+              + trainable.keySet());
+    }
+    for (Map.Entry<String, NDArray> e : trainable.entrySet()) {
+      Safetensors.FloatTensor t = r.weights().get(e.getKey());
+      if (!new Shape(t.shape()).equals(e.getValue().getShape())) {
+        throw new IllegalStateException(
+            "checkpoint tensor " + e.getKey() + " has shape " + new Shape(t.shape()));
+      }
+      e.getValue().set(FloatBuffer.wrap(t.data()));
+    }
+    optimizer.restore(r.state().optimizerStep(), r.firstMoment(), r.secondMoment());
   }
 
   private boolean improves(Evaluation candidate, Evaluation best) {

@@ -1,6 +1,7 @@
 package io.kubetune.trainer.train;
 
 import io.kubetune.api.trainer.TrainerConfig;
+import io.kubetune.api.v1alpha1.CheckpointsSpec;
 import io.kubetune.api.v1alpha1.DatasetFields;
 import io.kubetune.api.v1alpha1.EvalMetric;
 import io.kubetune.api.v1alpha1.HyperparametersSpec;
@@ -8,6 +9,8 @@ import io.kubetune.api.v1alpha1.LoraSpec;
 import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.data.DatasetFormat;
 import io.kubetune.trainer.data.JsonlDataset;
+import io.kubetune.trainer.storage.StorageSettings;
+import io.kubetune.trainer.storage.StorageUri;
 import java.net.URI;
 import java.nio.file.Path;
 import java.nio.file.Paths;
@@ -136,6 +139,43 @@ public final class TrainerConfigMapping {
         metric.key(),
         metric.higherIsBetter(),
         resolve.apply(config.output.uri));
+  }
+
+  /** Revision used when a hand-written config has no {@code job.trainingRevision}. */
+  public static final String UNVERSIONED = "unversioned";
+
+  /**
+   * Checkpoint settings from {@code checkpoints} and {@code job.trainingRevision}, or null when the
+   * config has no checkpoints URI or one this trainer cannot write to ({@code pvc://} without a
+   * mount path): training then runs without checkpoints, as before, and says so on stderr.
+   */
+  public static CheckpointOptions checkpointOptions(TrainerConfig config) {
+    CheckpointsSpec spec = config.checkpoints;
+    if (spec == null || spec.uri == null || spec.uri.isBlank()) {
+      return null;
+    }
+    String uri = spec.uri;
+    if (!uri.contains("://") && !uri.startsWith("file:")) {
+      uri = Paths.get(uri).toAbsolutePath().toUri().toString(); // a plain local path
+    }
+    try {
+      StorageUri.parse(uri);
+    } catch (IllegalArgumentException e) {
+      System.err.println("checkpoints disabled: " + e.getMessage());
+      return null;
+    }
+    String revision =
+        config.job != null
+                && config.job.trainingRevision != null
+                && !config.job.trainingRevision.isBlank()
+            ? config.job.trainingRevision
+            : UNVERSIONED;
+    return new CheckpointOptions(
+        uri,
+        or(spec.everySteps, CheckpointsSpec.DEFAULT_EVERY_STEPS),
+        or(spec.keepLast, CheckpointsSpec.DEFAULT_KEEP_LAST),
+        revision,
+        StorageSettings.from(config.storage));
   }
 
   private static void require(boolean present, String field) {

@@ -1,0 +1,192 @@
+package io.kubetune.trainer.train;
+
+import ai.djl.ndarray.NDArray;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kubetune.trainer.checkpoint.Checkpoint;
+import io.kubetune.trainer.checkpoint.CheckpointMetadata;
+import io.kubetune.trainer.checkpoint.CheckpointStore;
+import io.kubetune.trainer.checkpoint.CommitResult;
+import io.kubetune.trainer.checkpoint.Scan;
+import io.kubetune.trainer.safetensors.Safetensors;
+import io.kubetune.trainer.storage.ObjectStore;
+import io.kubetune.trainer.storage.ObjectStores;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.stream.Stream;
+
+/**
+ * Writes and restores the training checkpoints of one run through a {@link CheckpointStore}: the
+ * trainable tensors ({@value #WEIGHTS}), the AdamW moments ({@value #OPTIMIZER}, {@code
+ * first/<name>} and {@code second/<name>}) and the loop state ({@value #STATE}). Files are written
+ * to a local folder first and then committed (manifest last).
+ */
+public final class Checkpointer implements AutoCloseable {
+  public static final String WEIGHTS = "trainable.safetensors";
+  public static final String OPTIMIZER = "optimizer.safetensors";
+  public static final String STATE = "trainer_state.json";
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  /**
+   * What the loop needs to continue exactly where a checkpoint left off. {@code step} and {@code
+   * optimizerStep} are equal today; both are kept so accumulation changes cannot go unnoticed.
+   */
+  public record TrainerState(
+      long step,
+      long optimizerStep,
+      double epoch,
+      long seed,
+      long tokens,
+      FineTuner.Evaluation initial,
+      FineTuner.Evaluation best,
+      int evalsWithoutImprovement,
+      boolean stoppedEarly,
+      List<FineTuner.Evaluation> history,
+      List<double[]> trainLoss) {}
+
+  /** A restored checkpoint: its state and tensors, read from the local copy. */
+  public record Restored(
+      Checkpoint checkpoint,
+      TrainerState state,
+      Map<String, Safetensors.FloatTensor> weights,
+      Map<String, Safetensors.FloatTensor> firstMoment,
+      Map<String, Safetensors.FloatTensor> secondMoment) {}
+
+  private final CheckpointOptions options;
+  private final ObjectStore objectStore;
+  private final CheckpointStore store;
+  private final Path scratch;
+  private final PrintStream log;
+
+  public Checkpointer(CheckpointOptions options, PrintStream log) throws IOException {
+    this.options = options;
+    this.log = log;
+    this.scratch = Files.createTempDirectory("kubetune-ckpt-");
+    this.objectStore = ObjectStores.forUri(options.uri(), options.storage());
+    this.store = new CheckpointStore(objectStore, scratch.resolve("store"));
+  }
+
+  public CheckpointOptions options() {
+    return options;
+  }
+
+  /**
+   * The newest intact checkpoint of this revision, or empty (corrupt ones are logged by the store).
+   */
+  public Optional<Restored> restoreLatest() throws IOException {
+    Path dir = freshDir("restore");
+    Scan scan = store.restoreLatest(options.trainingRevision(), dir);
+    scan.skipped().forEach(s -> log.println("skipped checkpoint: " + s));
+    if (scan.latest().isEmpty()) {
+      return Optional.empty();
+    }
+    TrainerState state = JSON.readValue(dir.resolve(STATE).toFile(), TrainerState.class);
+    Map<String, Safetensors.FloatTensor> weights = read(dir.resolve(WEIGHTS), "");
+    Map<String, Safetensors.FloatTensor> first = read(dir.resolve(OPTIMIZER), "first/");
+    Map<String, Safetensors.FloatTensor> second = read(dir.resolve(OPTIMIZER), "second/");
+    return Optional.of(new Restored(scan.latest().get(), state, weights, first, second));
+  }
+
+  /**
+   * Writes and commits a checkpoint of {@code step}, then prunes old ones. Returns the committed
+   * checkpoint's URI, or null when another writer already owns the step (a stale pod racing its
+   * replacement: ours is discarded, the training goes on).
+   */
+  public String save(
+      TrainerState state,
+      Map<String, NDArray> trainable,
+      AdamW optimizer,
+      Map<String, Double> metrics,
+      String metric,
+      boolean higherIsBetter)
+      throws IOException {
+    Path dir = freshDir("step-" + state.step());
+    Map<String, Safetensors.FloatTensor> weights = new LinkedHashMap<>();
+    trainable.forEach((name, array) -> weights.put(name, tensor(array)));
+    Map<String, Safetensors.FloatTensor> moments = new LinkedHashMap<>();
+    optimizer.firstMoment().forEach((name, array) -> moments.put("first/" + name, tensor(array)));
+    optimizer.secondMoment().forEach((name, array) -> moments.put("second/" + name, tensor(array)));
+    Safetensors.writeFloats(dir.resolve(WEIGHTS), weights, Map.of());
+    Safetensors.writeFloats(dir.resolve(OPTIMIZER), moments, Map.of());
+    JSON.writeValue(dir.resolve(STATE).toFile(), state);
+    Map<String, Path> files = new LinkedHashMap<>();
+    for (String name : List.of(WEIGHTS, OPTIMIZER, STATE)) {
+      files.put(name, dir.resolve(name));
+    }
+    try {
+      CommitResult result =
+          store.commit(
+              state.step(),
+              files,
+              CheckpointMetadata.of(
+                  options.trainingRevision(), metrics == null ? Map.of() : metrics));
+      if (!result.committed()) {
+        log.println("checkpoint of step " + state.step() + " not committed: " + result.message());
+        return null;
+      }
+      try {
+        store.prune(options.keepLast(), metric, higherIsBetter, Set.of());
+      } catch (IOException | RuntimeException e) {
+        // Retention is housekeeping: a failed prune leaves extra checkpoints, never a wrong one.
+        log.println("checkpoint prune failed (will retry at the next checkpoint): " + e);
+      }
+      return result.checkpoint().uri();
+    } finally {
+      deleteTree(dir);
+    }
+  }
+
+  private static Safetensors.FloatTensor tensor(NDArray array) {
+    return new Safetensors.FloatTensor(array.getShape().getShape(), array.toFloatArray());
+  }
+
+  private static Map<String, Safetensors.FloatTensor> read(Path file, String prefix)
+      throws IOException {
+    Map<String, Safetensors.FloatTensor> out = new LinkedHashMap<>();
+    try (Safetensors.Reader reader = Safetensors.open(file)) {
+      for (Map.Entry<String, Safetensors.TensorInfo> e : reader.tensors().entrySet()) {
+        if (e.getKey().startsWith(prefix)) {
+          out.put(
+              e.getKey().substring(prefix.length()),
+              new Safetensors.FloatTensor(e.getValue().shape(), reader.readFloats(e.getKey())));
+        }
+      }
+    }
+    return out;
+  }
+
+  private Path freshDir(String name) throws IOException {
+    Path dir = scratch.resolve(name);
+    deleteTree(dir);
+    return Files.createDirectories(dir);
+  }
+
+  private static void deleteTree(Path dir) throws IOException {
+    if (!Files.exists(dir)) {
+      return;
+    }
+    try (Stream<Path> paths = Files.walk(dir)) {
+      for (Path p : paths.sorted(Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(p);
+      }
+    }
+  }
+
+  @Override
+  public void close() throws IOException {
+    try {
+      objectStore.close();
+    } catch (Exception e) {
+      log.println("closing checkpoint storage: " + e);
+    }
+    deleteTree(scratch);
+  }
+}
