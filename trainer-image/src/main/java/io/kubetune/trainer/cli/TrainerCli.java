@@ -27,6 +27,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -141,8 +142,18 @@ public final class TrainerCli {
         description = "Where to write the TrainerTermination JSON when that directory exists.")
     Path terminationLog;
 
+    @Option(
+        names = "--preemption-budget-seconds",
+        defaultValue = "${env:KUBETUNE_PREEMPTION_BUDGET_SECONDS:-10}",
+        description =
+            "After SIGTERM: time to finish the step and commit a checkpoint before exiting"
+                + " with code 4 regardless.")
+    long preemptionBudgetSeconds;
+
     @Override
     public Integer call() throws IOException {
+      Preemption preemption =
+          Preemption.install(Duration.ofSeconds(preemptionBudgetSeconds), System.err);
       TrainerConfig trainerConfig;
       try {
         trainerConfig = JSON.readValue(config.toFile(), TrainerConfig.class);
@@ -160,7 +171,21 @@ public final class TrainerCli {
         // Checkpoints go straight to checkpoints.uri (not staged): the original config's URI.
         CheckpointOptions checkpoints = TrainerConfigMapping.checkpointOptions(trainerConfig);
         try (FineTuner tuner = new FineTuner(options, progress, checkpoints)) {
+          preemption.attach(tuner);
           FineTuner.Result result = tuner.train();
+          if (result.preempted()) {
+            progress.emit("preempted", Map.of("step", result.steps()));
+            termination.reason = "Preempted";
+            termination.step = result.steps();
+            termination.message =
+                "SIGTERM at step "
+                    + result.steps()
+                    + (checkpoints == null
+                        ? "; no checkpoints.uri, the next attempt starts over"
+                        : "; checkpoint committed, the next attempt resumes from it");
+            writeTermination(termination);
+            return TrainerExitCodes.PREEMPTED;
+          }
           tuner.export(result);
           boolean lora = options.method() == TrainingMethod.LORA;
           termination.format = lora ? "peft-lora" : "hf-full";

@@ -54,7 +54,9 @@ public final class FineTuner implements AutoCloseable {
       double seconds,
       long trainableParameters,
       long totalParameters,
-      List<String> labels) {}
+      List<String> labels,
+      /** Stopped by {@link #requestStop} (SIGTERM) after checkpointing; nothing exported. */
+      boolean preempted) {}
 
   private final TrainingOptions options;
   private final ProgressReporter progress;
@@ -76,6 +78,9 @@ public final class FineTuner implements AutoCloseable {
 
   /** Test hook: leave the loop after this step without finishing (simulates a crash). */
   private long stopAfterStep = Long.MAX_VALUE;
+
+  /** Set from the SIGTERM handler's thread; read by the loop after each step. */
+  private volatile boolean stopRequested;
 
   /** Step the last run of {@link #train} started from (0, or the resumed checkpoint's step). */
   private long startStep;
@@ -249,6 +254,14 @@ public final class FineTuner implements AutoCloseable {
     this.stopAfterStep = step;
   }
 
+  /**
+   * Asks the loop to finish the current step, write a checkpoint and return a preempted result
+   * (SIGTERM). Safe from any thread.
+   */
+  public void requestStop() {
+    stopRequested = true;
+  }
+
   /** The step the last {@link #train} started from: 0, or the step of the resumed checkpoint. */
   public long startStep() {
     return startStep;
@@ -277,6 +290,7 @@ public final class FineTuner implements AutoCloseable {
     Evaluation best = null;
     int evalsWithoutImprovement = 0;
     boolean stoppedEarly = false;
+    boolean preempted = false;
     long tokens = 0;
     long step = 0;
     try (AdamW optimizer = new AdamW(root, options.weightDecay(), noDecay)) {
@@ -307,6 +321,11 @@ public final class FineTuner implements AutoCloseable {
       long started = System.nanoTime() - (long) (secondsBefore * 1e9);
       long tokensAtStart = tokens;
       while (step < totalSteps && !stoppedEarly) {
+        if (stopRequested && step == startStep) {
+          // Nothing trained since the start (or the restored checkpoint): nothing to save.
+          preempted = true;
+          break;
+        }
         long microBatch = step * options.gradientAccumulation();
         List<Batch> batches = new ArrayList<>();
         int targets = 0;
@@ -372,8 +391,12 @@ public final class FineTuner implements AutoCloseable {
             stoppedEarly = true;
           }
         }
+        boolean stopNow = stopRequested;
         boolean checkpointDue =
-            step % checkpointEvery(checkpointer) == 0 || step == totalSteps || stoppedEarly;
+            step % checkpointEvery(checkpointer) == 0
+                || step == totalSteps
+                || stoppedEarly
+                || stopNow;
         if (checkpointer != null && checkpointDue) {
           Checkpointer.TrainerState state =
               new Checkpointer.TrainerState(
@@ -401,6 +424,10 @@ public final class FineTuner implements AutoCloseable {
             progress.emit("checkpoint", Map.of("step", step, "uri", uri));
           }
         }
+        if (stopNow && step < totalSteps && !stoppedEarly) {
+          preempted = true;
+          break;
+        }
         if (step >= stopAfterStep) {
           break;
         }
@@ -426,7 +453,8 @@ public final class FineTuner implements AutoCloseable {
         seconds,
         trainableCount,
         total,
-        labels);
+        labels,
+        preempted);
   }
 
   private static long checkpointEvery(Checkpointer checkpointer) {
