@@ -1,6 +1,7 @@
 package io.kubetune.local;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -11,6 +12,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -149,33 +151,37 @@ class LocalModeEndToEndTest {
   }
 
   @Test
-  void aKilledTrainerIsRetriedAndTheJobStillSucceeds() throws Exception {
+  void aKilledTrainerIsRetriedAndResumesFromItsLastCheckpoint() throws Exception {
+    // The quick-start with a checkpoint every 10 steps, so one exists before the kill.
+    Path yaml = state.resolve("checkpointed.yaml");
+    Files.writeString(
+        yaml,
+        Files.readString(ROOT.resolve("examples/quickstart.yaml"))
+            .replace("everySteps: 50", "everySteps: 10"));
+    Path firstPodLog = state.resolve("pods/quickstart-train-1/trainer.stdout.log");
     ByteArrayOutputStream log = new ByteArrayOutputStream();
     AtomicBoolean killed = new AtomicBoolean();
     KubeTuneLocal.Result result =
         KubeTuneLocal.run(
-            new KubeTuneLocal.Options(
-                ROOT.resolve("examples/quickstart.yaml"), 40, false, ROOT, state),
+            new KubeTuneLocal.Options(yaml, 40, false, ROOT, state),
             new PrintStream(log, true, StandardCharsets.UTF_8),
             false,
             runner -> {
-              // Like a node failure: kill -9 the first trainer 1.5 s after it started.
+              // Like a node failure: kill -9 the first trainer once it committed a checkpoint.
               Thread killer =
                   new Thread(
                       () -> {
-                        try {
-                          while (!killed.get()) {
-                            Process p = runner.processOf("quickstart-train");
-                            if (p != null && p.isAlive()) {
-                              Thread.sleep(1500);
-                              p.destroyForcibly();
-                              killed.set(true);
-                            }
-                            Thread.sleep(50);
-                          }
-                        } catch (InterruptedException e) {
-                          Thread.currentThread().interrupt();
-                        }
+                        await()
+                            .atMost(Duration.ofSeconds(60))
+                            .pollInterval(Duration.ofMillis(20))
+                            .until(
+                                () ->
+                                    runner.processOf("quickstart-train") != null
+                                        && Files.exists(firstPodLog)
+                                        && Files.readString(firstPodLog)
+                                            .contains("\"event\":\"checkpoint\""));
+                        runner.processOf("quickstart-train").destroyForcibly();
+                        killed.set(true);
                       });
               killer.setDaemon(true);
               killer.start();
@@ -186,5 +192,7 @@ class LocalModeEndToEndTest {
     assertThat(result.exitCode()).as(output).isZero();
     assertThat(result.finalState().getStatus().phase).isEqualTo(Phase.Succeeded);
     assertThat(result.finalState().getStatus().attempts).isEqualTo(2);
+    assertThat(Files.readString(state.resolve("pods/quickstart-train-2/trainer.stderr.log")))
+        .contains("resuming from step");
   }
 }
