@@ -42,16 +42,14 @@ class S3ObjectStoreTest extends ObjectStoreContractTest {
 
   @BeforeAll
   static void startServer() throws Exception {
-    System.setProperty("aws.accessKeyId", S3ProxyServer.ACCESS_KEY);
-    System.setProperty("aws.secretAccessKey", S3ProxyServer.SECRET_KEY);
+    S3ProxyServer.useTestCredentials();
     server = S3ProxyServer.start(BUCKET);
   }
 
   @AfterAll
   static void stopServer() throws Exception {
     server.close();
-    System.clearProperty("aws.accessKeyId");
-    System.clearProperty("aws.secretAccessKey");
+    S3ProxyServer.clearTestCredentials();
   }
 
   static StorageSettings settings(URI endpoint) {

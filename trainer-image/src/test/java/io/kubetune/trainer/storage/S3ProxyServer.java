@@ -14,6 +14,17 @@ public final class S3ProxyServer implements AutoCloseable {
   public static final String ACCESS_KEY = "AKIAKUBETUNEFAKEKEY1";
   public static final String SECRET_KEY = "kubetune-fake-secret-DO-NOT-LOG-7f3a9c";
 
+  /** Makes the default AWS credentials chain of this JVM use the test server's keys. */
+  public static void useTestCredentials() {
+    System.setProperty("aws.accessKeyId", ACCESS_KEY);
+    System.setProperty("aws.secretAccessKey", SECRET_KEY);
+  }
+
+  public static void clearTestCredentials() {
+    System.clearProperty("aws.accessKeyId");
+    System.clearProperty("aws.secretAccessKey");
+  }
+
   private final BlobStore blobStore;
   private S3Proxy proxy;
   private int port;

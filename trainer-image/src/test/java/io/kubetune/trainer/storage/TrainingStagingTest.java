@@ -38,8 +38,7 @@ class TrainingStagingTest {
 
   @BeforeAll
   static void startS3AndUploadInputs() throws Exception {
-    System.setProperty("aws.accessKeyId", S3ProxyServer.ACCESS_KEY);
-    System.setProperty("aws.secretAccessKey", S3ProxyServer.SECRET_KEY);
+    S3ProxyServer.useTestCredentials();
     s3 = S3ProxyServer.start("models", "data", "runs");
     settings = StorageSettings.defaults().withEndpoint(s3.endpoint()).withPathStyle(true);
 
@@ -65,8 +64,7 @@ class TrainingStagingTest {
   @AfterAll
   static void stop() throws Exception {
     s3.close();
-    System.clearProperty("aws.accessKeyId");
-    System.clearProperty("aws.secretAccessKey");
+    S3ProxyServer.clearTestCredentials();
   }
 
   @Test

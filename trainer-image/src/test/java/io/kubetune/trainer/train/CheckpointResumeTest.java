@@ -122,8 +122,7 @@ class CheckpointResumeTest {
 
   @Test
   void resumedRunMatchesStraightRunOnS3Checkpoints() throws Exception {
-    System.setProperty("aws.accessKeyId", S3ProxyServer.ACCESS_KEY);
-    System.setProperty("aws.secretAccessKey", S3ProxyServer.SECRET_KEY);
+    S3ProxyServer.useTestCredentials();
     try (S3ProxyServer server = S3ProxyServer.start("kubetune-ckpt")) {
       StorageSettings settings =
           StorageSettings.defaults()
@@ -134,8 +133,7 @@ class CheckpointResumeTest {
           new CheckpointOptions("s3://kubetune-ckpt/job/checkpoints/", EVERY, 2, "rev-a", settings),
           "s3");
     } finally {
-      System.clearProperty("aws.accessKeyId");
-      System.clearProperty("aws.secretAccessKey");
+      S3ProxyServer.clearTestCredentials();
     }
   }
 
