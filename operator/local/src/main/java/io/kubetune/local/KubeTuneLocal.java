@@ -11,6 +11,7 @@ import io.kubetune.api.v1alpha1.HyperparametersSpec;
 import io.kubetune.api.v1alpha1.Phase;
 import io.kubetune.operator.metrics.FineTuneJobMetrics;
 import io.kubetune.operator.model.OperatorSettings;
+import io.kubetune.operator.model.StorageLocation;
 import io.kubetune.operator.reconciler.FineTuneJobReconciler;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.IOException;
@@ -256,9 +257,10 @@ public final class KubeTuneLocal {
           && current.getStatus() != null
           && current.getStatus().phase == Phase.Succeeded) {
         // The result is in the embedded object store: copy it out for the summary.
-        S3Location out3 = S3Location.parse(StorageLocationFolder.of(job.getSpec().checkpoints.uri));
+        StorageLocation out3 =
+            StorageLocation.parse(StorageLocation.asFolder(job.getSpec().checkpoints.uri));
         outputDir = state.resolve("output").resolve(name).resolve("final");
-        s3.download(out3.bucket(), out3.key() + "final/", outputDir);
+        s3.download(out3.authority(), out3.path() + "final/", outputDir);
       }
       printSummary(out, current, progress, outputDir, Duration.between(started, Instant.now()));
       boolean ok = current != null && current.getStatus().phase == Phase.Succeeded;
@@ -305,24 +307,6 @@ public final class KubeTuneLocal {
     return YAML.treeToValue(doc, FineTuneJob.class);
   }
 
-  /** Where an s3:// URI points: bucket and key (prefix). */
-  record S3Location(String bucket, String key) {
-    static S3Location parse(String uri) {
-      String rest = uri.substring("s3://".length());
-      int slash = rest.indexOf('/');
-      return slash < 0
-          ? new S3Location(rest, "")
-          : new S3Location(rest.substring(0, slash), rest.substring(slash + 1));
-    }
-  }
-
-  /** Folder form of a URI (ends with /). */
-  static final class StorageLocationFolder {
-    static String of(String uri) {
-      return uri.endsWith("/") ? uri : uri + "/";
-    }
-  }
-
   /**
    * For a FineTuneJob with s3:// URIs: starts the embedded S3-compatible server, points the
    * (in-memory copy of the) FineTuneJob at it, creates the buckets, and uploads what lives under
@@ -366,12 +350,12 @@ public final class KubeTuneLocal {
     out.println(
         "  S3 server    " + endpoint + " (S3Proxy, files under " + state.resolve("s3") + ")");
     for (String uri : uris) {
-      S3Location location = S3Location.parse(uri);
-      s3.ensureBucket(location.bucket());
-      if (EXAMPLES_CLAIM.equals(location.bucket())) {
-        Path source = root.resolve("examples").resolve(location.key());
+      StorageLocation location = StorageLocation.parse(uri);
+      s3.ensureBucket(location.authority());
+      if (EXAMPLES_CLAIM.equals(location.authority())) {
+        Path source = root.resolve("examples").resolve(location.path());
         if (Files.exists(source)) {
-          s3.upload(source, location.bucket(), location.key());
+          s3.upload(source, location.authority(), location.path());
         }
       }
     }
