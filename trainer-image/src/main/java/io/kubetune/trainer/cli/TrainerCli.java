@@ -12,6 +12,7 @@ import io.kubetune.trainer.model.LlamaModel;
 import io.kubetune.trainer.model.LoraAdapter;
 import io.kubetune.trainer.model.TextTokenizer;
 import io.kubetune.trainer.model.TinyLlama;
+import io.kubetune.trainer.storage.FileDigest;
 import io.kubetune.trainer.storage.StorageSettings;
 import io.kubetune.trainer.storage.TrainingStaging;
 import io.kubetune.trainer.train.CheckpointOptions;
@@ -52,6 +53,7 @@ import picocli.CommandLine.Option;
       TrainerCli.InitTinyModel.class,
       TrainerCli.Generate.class,
       TrainerCli.LogProbs.class,
+      Serve.class,
       Benchmark.class
     })
 public final class TrainerCli {
@@ -190,7 +192,7 @@ public final class TrainerCli {
           boolean lora = options.method() == TrainingMethod.LORA;
           termination.format = lora ? "peft-lora" : "hf-full";
           termination.digest =
-              sha256(
+              FileDigest.sha256(
                   options
                       .output()
                       .resolve(lora ? "adapter_model.safetensors" : "model.safetensors"));
@@ -227,22 +229,6 @@ public final class TrainerCli {
         return Files.createTempDirectory(dir, "run-");
       }
       return Files.createTempDirectory("kubetune-staging-");
-    }
-
-    static String sha256(Path file) throws IOException {
-      java.security.MessageDigest digest;
-      try {
-        digest = java.security.MessageDigest.getInstance("SHA-256");
-      } catch (java.security.NoSuchAlgorithmException e) {
-        throw new IllegalStateException(e);
-      }
-      try (java.io.InputStream in = Files.newInputStream(file)) {
-        byte[] buffer = new byte[1 << 20];
-        for (int n; (n = in.read(buffer)) > 0; ) {
-          digest.update(buffer, 0, n);
-        }
-      }
-      return java.util.HexFormat.of().formatHex(digest.digest());
     }
 
     void writeTermination(int code, Throwable e) {

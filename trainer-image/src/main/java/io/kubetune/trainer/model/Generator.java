@@ -25,8 +25,26 @@ public final class Generator {
     }
   }
 
+  /**
+   * Receives each generated token with the raw (untempered) logits it was drawn from; returning
+   * false stops generation (a stop sequence matched, or the client went away).
+   */
+  @FunctionalInterface
+  public interface TokenListener {
+    boolean onToken(long token, float[] logits);
+  }
+
   /** Generated token ids (without the prompt), stopping after any of {@code stopIds}. */
   public long[] generate(long[] prompt, Settings settings, Set<Long> stopIds) {
+    return generate(prompt, settings, stopIds, (token, logits) -> true);
+  }
+
+  /**
+   * Generated token ids (without the prompt), stopping after any of {@code stopIds}, after {@code
+   * maxNewTokens}, at the context limit, or when the listener says so.
+   */
+  public long[] generate(
+      long[] prompt, Settings settings, Set<Long> stopIds, TokenListener listener) {
     Random random = new Random(settings.seed());
     List<Long> out = new ArrayList<>();
     try (NDManager scope = model.manager().newSubManager();
@@ -45,7 +63,7 @@ public final class Generator {
         }
         long next = pick(logits, settings, random);
         out.add(next);
-        if (stopIds.contains(next)) {
+        if (!listener.onToken(next, logits) || stopIds.contains(next)) {
           break;
         }
         input = new long[] {next};

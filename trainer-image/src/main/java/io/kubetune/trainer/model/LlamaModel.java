@@ -78,6 +78,17 @@ public final class LlamaModel implements AutoCloseable {
     this.adapter = adapter;
   }
 
+  /**
+   * The same base weights with another adapter (or none), for serving several adapters at once
+   * without copying the base or switching a shared field under concurrent requests. The view shares
+   * this model's manager: close only the original.
+   */
+  public LlamaModel withAdapter(LoraAdapter other) {
+    LlamaModel view = new LlamaModel(config, manager, weights);
+    view.adapter = other;
+    return view;
+  }
+
   public static String layerPrefix(int layer) {
     return "model.layers." + layer + ".";
   }

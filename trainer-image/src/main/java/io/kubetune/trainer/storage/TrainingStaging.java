@@ -115,6 +115,17 @@ public final class TrainingStaging implements AutoCloseable {
     if (!isS3(uri)) {
       return uri;
     }
+    downloadFolder(field, uri, target, settings);
+    return target.toUri().toString();
+  }
+
+  /**
+   * Downloads every object under the s3:// folder {@code uri} into {@code target}; {@code field}
+   * names the setting in the error when the folder is empty. Serving reuses it for models and
+   * adapters.
+   */
+  public static void downloadFolder(String field, String uri, Path target, StorageSettings settings)
+      throws IOException {
     try (ObjectStore store = ObjectStores.forUri(folder(uri), settings)) {
       List<ObjectInfo> objects = store.list("", true);
       if (objects.isEmpty()) {
@@ -125,7 +136,6 @@ public final class TrainingStaging implements AutoCloseable {
         store.get(object.key(), target.resolve(object.key()));
       }
     }
-    return target.toUri().toString();
   }
 
   private static String stageFile(

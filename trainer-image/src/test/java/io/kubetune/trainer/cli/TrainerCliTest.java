@@ -119,7 +119,9 @@ class TrainerCliTest {
     assertThat(terminationJson.get("step").asInt()).isEqualTo(60);
     assertThat(terminationJson.get("format").asText()).isEqualTo("peft-lora");
     assertThat(terminationJson.get("digest").asText())
-        .isEqualTo(TrainerCli.Train.sha256(output.resolve("adapter_model.safetensors")))
+        .isEqualTo(
+            io.kubetune.trainer.storage.FileDigest.sha256(
+                output.resolve("adapter_model.safetensors")))
         .hasSize(64);
     assertThat(terminationJson.get("baseMetrics").get("eval_loss").asDouble())
         .isGreaterThan(terminationJson.get("tunedMetrics").get("eval_loss").asDouble());
