@@ -12,12 +12,14 @@ import io.fabric8.kubernetes.api.model.batch.v1.JobCondition;
 import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.api.trainer.TrainerTermination;
 import io.kubetune.api.v1alpha1.AdapterStatus;
+import io.kubetune.api.v1alpha1.CheckpointRecord;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.FineTuneJobStatus;
 import io.kubetune.api.v1alpha1.Phase;
 import io.kubetune.operator.Names;
 import io.kubetune.operator.model.Json;
 import io.kubetune.operator.model.StorageLocation;
+import io.kubetune.operator.model.TrainerConfigModel;
 import io.kubetune.operator.model.TrainingJobPlan;
 import io.kubetune.operator.model.TrainingRevision;
 import io.kubetune.operator.validation.ValidationProblem;
@@ -94,6 +96,7 @@ public final class FineTuneJobStatusAggregator {
       status.attempts = Math.max(previousAttempts + (newPod ? 1 : 0), attempts(observed));
       newest.ifPresent(p -> status.podName = p.getMetadata().getName());
       status.progress = TrainerProgress.from(observed.trainerLog(), status.progress, now);
+      recordCheckpoints(cr, status, observed.trainerLog(), now);
     }
     if (outcome.phase.isTerminal() && status.completionTime == null && job == null) {
       status.completionTime = now;
@@ -103,6 +106,23 @@ public final class FineTuneJobStatusAggregator {
     }
     applyPhaseConditions(cr, status, outcome, generation, now);
     return status;
+  }
+
+  /**
+   * Merges the checkpoints the log tail reports into the ledger. Nothing new in the log leaves the
+   * ledger exactly as it was, so an unchanged resync writes nothing.
+   */
+  private static void recordCheckpoints(
+      FineTuneJob cr, FineTuneJobStatus status, String logTail, String now) {
+    String checkpointsUri = cr.getSpec().checkpoints == null ? null : cr.getSpec().checkpoints.uri;
+    List<CheckpointRecord> seen =
+        CheckpointLedger.fromLog(logTail, CheckpointLedger.userUris(checkpointsUri), now);
+    if (seen.isEmpty()) {
+      return;
+    }
+    CheckpointLedger.merge(
+            CheckpointLedger.Ledger.of(status), seen, TrainerConfigModel.evaluationMetric(cr))
+        .writeTo(status);
   }
 
   /**

@@ -215,6 +215,41 @@ class FineTuneJobStatusAggregatorTest {
   }
 
   @Test
+  void checkpointLinesFillTheLedgerAndANewRevisionStartsItEmpty() {
+    job.setStatus(new JobStatusBuilder().withActive(1).withStartTime(T0).build());
+    Pod running = pod("agg-train-abc", "Running").build();
+    String log =
+        "{\"event\":\"checkpoint\",\"step\":100,\"uri\":\"s3://checkpoints/agg/step-000000100/\","
+            + "\"metrics\":{\"eval_loss\":1.2}}\n";
+    FineTuneJobStatus first =
+        FineTuneJobStatusAggregator.compute(
+            cr, List.of(), new TrainingObservation(job, List.of(running), false, log), T0);
+    assertThat(first.checkpoints).extracting(r -> r.step).containsExactly(100L);
+    assertThat(first.latestCheckpoint.uri).isEqualTo("s3://checkpoints/agg/step-000000100/");
+    assertThat(first.latestCheckpoint.time).isEqualTo(T0);
+    assertThat(first.bestCheckpoint.step).isEqualTo(100L);
+
+    // Re-reading the same log later changes nothing (no status write).
+    cr.setStatus(first);
+    FineTuneJobStatus again =
+        FineTuneJobStatusAggregator.compute(
+            cr, List.of(), new TrainingObservation(job, List.of(running), false, log), T1);
+    assertThat(again).usingRecursiveComparison().isEqualTo(first);
+
+    // A log without checkpoint lines (or none read) keeps the ledger.
+    FineTuneJobStatus unread = compute(job, List.of(running), T1);
+    assertThat(unread.latestCheckpoint.step).isEqualTo(100L);
+
+    cr.getSpec().restartNonce = "2";
+    FineTuneJobStatus replacing =
+        FineTuneJobStatusAggregator.compute(
+            cr, List.of(), new TrainingObservation(job, List.of(), true), T1);
+    assertThat(replacing.checkpoints).isNull();
+    assertThat(replacing.latestCheckpoint).isNull();
+    assertThat(replacing.bestCheckpoint).isNull();
+  }
+
+  @Test
   void successRecordsTheAdapterAndAFailedGateBlocksPromotion() {
     cr.getSpec().serving = new io.kubetune.api.v1alpha1.ServingSpec();
     cr.getSpec().serving.enabled = true;
