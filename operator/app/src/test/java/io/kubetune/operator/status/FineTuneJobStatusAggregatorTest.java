@@ -250,6 +250,83 @@ class FineTuneJobStatusAggregatorTest {
   }
 
   @Test
+  void aPreemptedPodIsExplainedAsAnInterruptionNotAFailure() {
+    Pod preempted =
+        pod("agg-train-abc", "Failed")
+            .editStatus()
+            .addNewCondition()
+            .withType("DisruptionTarget")
+            .withStatus("True")
+            .withReason("PreemptionByScheduler")
+            .endCondition()
+            .addNewContainerStatus()
+            .withName(Names.TRAINER_CONTAINER)
+            .withNewState()
+            .withNewTerminated()
+            .withExitCode(4)
+            .endTerminated()
+            .endState()
+            .endContainerStatus()
+            .endStatus()
+            .build();
+    job.setStatus(new JobStatusBuilder().withActive(0).withFailed(0).build());
+    FineTuneJobStatus status = compute(job, List.of(preempted), T0);
+    assertThat(status.phase).isEqualTo(Phase.Queued);
+    assertThat(status.message)
+        .contains("agg-train-abc was disrupted (PreemptionByScheduler)")
+        .contains("resumes from the latest checkpoint");
+
+    Pod exited4 =
+        pod("agg-train-abd", "Failed")
+            .editStatus()
+            .addNewContainerStatus()
+            .withName(Names.TRAINER_CONTAINER)
+            .withNewState()
+            .withNewTerminated()
+            .withExitCode(4)
+            .endTerminated()
+            .endState()
+            .endContainerStatus()
+            .endStatus()
+            .build();
+    assertThat(FineTuneJobStatusAggregator.interruption(exited4))
+        .get()
+        .asString()
+        .contains("code 4");
+
+    // The next attempt fails with bad input in the same second: its reason is the one reported.
+    Pod badInput =
+        pod("agg-train-abe", "Failed")
+            .editStatus()
+            .addNewContainerStatus()
+            .withName(Names.TRAINER_CONTAINER)
+            .withNewState()
+            .withNewTerminated()
+            .withExitCode(2)
+            .withFinishedAt(T0)
+            .endTerminated()
+            .endState()
+            .endContainerStatus()
+            .endStatus()
+            .build();
+    exited4.getStatus().getContainerStatuses().get(0).getState().getTerminated().setFinishedAt(T0);
+    job.setStatus(
+        new JobStatusBuilder()
+            .withFailed(1)
+            .withConditions(
+                new JobConditionBuilder()
+                    .withType("Failed")
+                    .withStatus("True")
+                    .withReason("PodFailurePolicy")
+                    .build())
+            .build());
+    FineTuneJobStatus failed = compute(job, List.of(exited4, badInput), T0);
+    assertThat(failed.phase).isEqualTo(Phase.Failed);
+    assertThat(Conditions.find(failed.conditions, Conditions.FAILED).getReason())
+        .isEqualTo("BadInput");
+  }
+
+  @Test
   void successRecordsTheAdapterAndAFailedGateBlocksPromotion() {
     cr.getSpec().serving = new io.kubetune.api.v1alpha1.ServingSpec();
     cr.getSpec().serving.enabled = true;
