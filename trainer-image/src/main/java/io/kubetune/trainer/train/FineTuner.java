@@ -20,6 +20,8 @@ import java.io.UncheckedIOException;
 import java.nio.FloatBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -310,7 +312,13 @@ public final class FineTuner implements AutoCloseable {
         trainLoss.addAll(state.trainLoss());
         // Data order and LR schedule depend only on (seed, step), so nothing else is needed.
         System.err.println("resuming from step " + step + " of " + r.checkpoint().uri());
-        progress.emit("resume", Map.of("step", step, "uri", r.checkpoint().uri()));
+        progress.emit(
+            "resume",
+            checkpointEvent(
+                step,
+                r.checkpoint().uri(),
+                r.checkpoint().manifest().time(),
+                r.checkpoint().metrics()));
       } else if (!validationExamples.isEmpty()) {
         initial = evaluate(0, 0);
         best = initial;
@@ -412,16 +420,20 @@ public final class FineTuner implements AutoCloseable {
                   history,
                   trainLoss);
           Evaluation latest = history.isEmpty() ? null : history.get(history.size() - 1);
+          Map<String, Double> metrics = latest == null ? Map.of() : latest.metrics();
           String uri =
               checkpointer.save(
                   state,
                   trainable,
                   optimizer,
-                  latest == null ? Map.of() : latest.metrics(),
+                  metrics,
                   options.metric(),
                   options.metricHigherIsBetter());
           if (uri != null) {
-            progress.emit("checkpoint", Map.of("step", step, "uri", uri));
+            progress.emit(
+                "checkpoint",
+                checkpointEvent(
+                    step, uri, Instant.now().truncatedTo(ChronoUnit.SECONDS).toString(), metrics));
           }
         }
         if (stopNow && step < totalSteps && !stoppedEarly) {
@@ -455,6 +467,23 @@ public final class FineTuner implements AutoCloseable {
         total,
         labels,
         preempted);
+  }
+
+  /**
+   * A {@code checkpoint} or {@code resume} line: step, URI, commit time and the metrics recorded in
+   * the manifest (those the retention ranks by), so the operator's status ledger needs no storage
+   * access.
+   */
+  private static Map<String, Object> checkpointEvent(
+      long step, String uri, String time, Map<String, Double> metrics) {
+    Map<String, Object> line = new LinkedHashMap<>();
+    line.put("step", step);
+    line.put("uri", uri);
+    line.put("time", time);
+    if (metrics != null && !metrics.isEmpty()) {
+      line.put("metrics", metrics);
+    }
+    return line;
   }
 
   private static long checkpointEvery(Checkpointer checkpointer) {

@@ -49,13 +49,21 @@ public class FineTuneJobStatus {
   @JsonPropertyDescription("Training progress reported by the trainer.")
   public ProgressStatus progress;
 
-  @JsonPropertyDescription("Most recent committed checkpoints (bounded, oldest first).")
+  @JsonPropertyDescription(
+      "Committed checkpoints of the current run, from the trainer's log: the newest 10, oldest"
+          + " first. Older ones may already be deleted by the trainer's retention"
+          + " (checkpoints.keepLast); latestCheckpoint and bestCheckpoint are kept.")
   public List<CheckpointRecord> checkpoints;
 
-  @JsonPropertyDescription("The newest committed checkpoint.")
+  @JsonPropertyDescription(
+      "The newest committed checkpoint of the current run. Never moves back to an older step;"
+          + " a new run (training revision) starts without one.")
   public CheckpointRecord latestCheckpoint;
 
-  @JsonPropertyDescription("The best checkpoint by the evaluation metric.")
+  @JsonPropertyDescription(
+      "The best checkpoint of the current run by the evaluation metric"
+          + " (hyperparameters.earlyStopping.metric, default eval_loss; ties go to the newer step),"
+          + " kept when it has left checkpoints[].")
   public CheckpointRecord bestCheckpoint;
 
   @JsonPropertyDescription("The exported result of a successful run.")

@@ -57,13 +57,21 @@ public final class TrainerConfigModel {
     config.output.uri = config.checkpoints.uri + "final/";
 
     config.evaluation = new TrainerConfig.Evaluation();
-    EarlyStoppingSpec early = config.hyperparameters.earlyStopping;
-    config.evaluation.metric =
-        early != null && early.metric != null ? early.metric : EvalMetric.EVAL_LOSS;
+    config.evaluation.metric = evaluationMetric(job);
     // Always evaluate the base model too: the quality gate is a serving field and may change
     // after training started, so the trainer records both sides regardless.
     config.evaluation.compareWithBase = true;
     return config;
+  }
+
+  /**
+   * The metric the trainer ranks evaluations and checkpoints by (early stopping, best checkpoint,
+   * retention): {@code hyperparameters.earlyStopping.metric}, else eval_loss.
+   */
+  public static EvalMetric evaluationMetric(FineTuneJob job) {
+    HyperparametersSpec h = job.getSpec().hyperparameters;
+    EarlyStoppingSpec early = h == null ? null : h.earlyStopping;
+    return early != null && early.metric != null ? early.metric : EvalMetric.EVAL_LOSS;
   }
 
   /** The claims the trainer pod mounts, with whether it must write to them. */

@@ -12,12 +12,14 @@ import io.fabric8.kubernetes.api.model.batch.v1.JobCondition;
 import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.api.trainer.TrainerTermination;
 import io.kubetune.api.v1alpha1.AdapterStatus;
+import io.kubetune.api.v1alpha1.CheckpointRecord;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.FineTuneJobStatus;
 import io.kubetune.api.v1alpha1.Phase;
 import io.kubetune.operator.Names;
 import io.kubetune.operator.model.Json;
 import io.kubetune.operator.model.StorageLocation;
+import io.kubetune.operator.model.TrainerConfigModel;
 import io.kubetune.operator.model.TrainingJobPlan;
 import io.kubetune.operator.model.TrainingRevision;
 import io.kubetune.operator.validation.ValidationProblem;
@@ -94,6 +96,7 @@ public final class FineTuneJobStatusAggregator {
       status.attempts = Math.max(previousAttempts + (newPod ? 1 : 0), attempts(observed));
       newest.ifPresent(p -> status.podName = p.getMetadata().getName());
       status.progress = TrainerProgress.from(observed.trainerLog(), status.progress, now);
+      recordCheckpoints(cr, status, observed.trainerLog(), now);
     }
     if (outcome.phase.isTerminal() && status.completionTime == null && job == null) {
       status.completionTime = now;
@@ -103,6 +106,23 @@ public final class FineTuneJobStatusAggregator {
     }
     applyPhaseConditions(cr, status, outcome, generation, now);
     return status;
+  }
+
+  /**
+   * Merges the checkpoints the log tail reports into the ledger. Nothing new in the log leaves the
+   * ledger exactly as it was, so an unchanged resync writes nothing.
+   */
+  private static void recordCheckpoints(
+      FineTuneJob cr, FineTuneJobStatus status, String logTail, String now) {
+    String checkpointsUri = cr.getSpec().checkpoints == null ? null : cr.getSpec().checkpoints.uri;
+    List<CheckpointRecord> seen =
+        CheckpointLedger.fromLog(logTail, CheckpointLedger.userUris(checkpointsUri), now);
+    if (seen.isEmpty()) {
+      return;
+    }
+    CheckpointLedger.merge(
+            CheckpointLedger.Ledger.of(status), seen, TrainerConfigModel.evaluationMetric(cr))
+        .writeTo(status);
   }
 
   /**
@@ -234,6 +254,16 @@ public final class FineTuneJobStatusAggregator {
     if (Boolean.TRUE.equals(job.getSpec().getSuspend())) {
       return "waiting for admission (the Job is suspended, e.g. by Kueue)";
     }
+    Optional<Pod> newest = newestPod(pods);
+    Optional<String> interrupted = newest.flatMap(FineTuneJobStatusAggregator::interruption);
+    if (interrupted.isPresent()) {
+      return "pod "
+          + newest.get().getMetadata().getName()
+          + " "
+          + interrupted.get()
+          + "; the next attempt resumes from the latest checkpoint and does not count against"
+          + " backoffLimit";
+    }
     for (Pod pod : pods) {
       if (pod.getStatus() == null) {
         continue;
@@ -260,6 +290,33 @@ public final class FineTuneJobStatusAggregator {
       }
     }
     return "waiting for the trainer pod to start";
+  }
+
+  /**
+   * Why a pod stopped without failing the run: evicted or preempted (condition DisruptionTarget) or
+   * the trainer's own "preempted" exit after SIGTERM. The Job's podFailurePolicy ignores both.
+   */
+  static Optional<String> interruption(Pod pod) {
+    if (pod.getStatus() == null) {
+      return Optional.empty();
+    }
+    for (PodCondition c : nullSafe(pod.getStatus().getConditions())) {
+      if ("DisruptionTarget".equals(c.getType()) && "True".equals(c.getStatus())) {
+        return Optional.of(
+            "was disrupted ("
+                + Objects.requireNonNullElse(c.getReason(), "DisruptionTarget")
+                + (c.getMessage() != null ? ": " + c.getMessage() : "")
+                + ")");
+      }
+    }
+    return nullSafe(pod.getStatus().getContainerStatuses()).stream()
+        .filter(cs -> Names.TRAINER_CONTAINER.equals(cs.getName()))
+        .map(ContainerStatus::getState)
+        .filter(st -> st != null && st.getTerminated() != null)
+        .map(ContainerState::getTerminated)
+        .filter(t -> Integer.valueOf(TrainerExitCodes.PREEMPTED).equals(t.getExitCode()))
+        .findFirst()
+        .map(t -> "was preempted (the trainer committed a checkpoint and exited with code 4)");
   }
 
   /** Explains a failed Job with the trainer's own termination message where there is one. */
@@ -322,16 +379,24 @@ public final class FineTuneJobStatusAggregator {
     return trimmed.length() > 400 ? "..." + trimmed.substring(trimmed.length() - 400) : trimmed;
   }
 
+  /**
+   * The trainer's termination that explains a failed Job: the latest one, leaving out preempted or
+   * disrupted pods (the podFailurePolicy ignores them, so they never fail a Job) unless there is
+   * nothing else. A preempted attempt that finished in the same second as the failing one must not
+   * hide its reason.
+   */
   static Optional<ContainerStateTerminated> lastTrainerTermination(List<Pod> pods) {
-    return pods.stream()
-        .filter(p -> p.getStatus() != null)
-        .flatMap(p -> nullSafe(p.getStatus().getContainerStatuses()).stream())
-        .filter(cs -> Names.TRAINER_CONTAINER.equals(cs.getName()))
-        .map(ContainerStatus::getState)
-        .filter(Objects::nonNull)
-        .map(ContainerState::getTerminated)
-        .filter(Objects::nonNull)
-        .max(Comparator.comparing(t -> Objects.requireNonNullElse(t.getFinishedAt(), "")));
+    List<Pod> counted = pods.stream().filter(p -> interruption(p).isEmpty()).toList();
+    return (counted.isEmpty() ? pods : counted)
+        .stream()
+            .filter(p -> p.getStatus() != null)
+            .flatMap(p -> nullSafe(p.getStatus().getContainerStatuses()).stream())
+            .filter(cs -> Names.TRAINER_CONTAINER.equals(cs.getName()))
+            .map(ContainerStatus::getState)
+            .filter(Objects::nonNull)
+            .map(ContainerState::getTerminated)
+            .filter(Objects::nonNull)
+            .max(Comparator.comparing(t -> Objects.requireNonNullElse(t.getFinishedAt(), "")));
   }
 
   /** Pods of one Job are created one after another; the newest is the current attempt. */

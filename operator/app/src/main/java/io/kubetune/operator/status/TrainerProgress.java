@@ -26,17 +26,7 @@ public final class TrainerProgress {
     JsonNode progress = null;
     JsonNode eval = null;
     JsonNode done = null;
-    for (String line : logTail.split("\n")) {
-      String trimmed = line.strip();
-      if (!trimmed.startsWith("{")) {
-        continue;
-      }
-      JsonNode event;
-      try {
-        event = Json.mapper().readTree(trimmed);
-      } catch (Exception notJson) {
-        continue;
-      }
+    for (JsonNode event : TrainerEvents.parse(logTail)) {
       switch (event.path("event").asText()) {
         case "progress" -> progress = event;
         case "eval" -> eval = event;

@@ -145,6 +145,38 @@ final class FakeKubelet {
                 .build()));
   }
 
+  /**
+   * The scheduler preempts the pod (condition DisruptionTarget) and the trainer, on SIGTERM,
+   * commits a checkpoint and exits with 4. The Job's podFailurePolicy ignores such a pod: it is not
+   * counted as failed and the Job stays active for a replacement.
+   */
+  void preempt(Job job, Pod pod) {
+    Pod current = client.resource(pod).get();
+    current.setStatus(
+        new io.fabric8.kubernetes.api.model.PodStatusBuilder()
+            .withPhase("Failed")
+            .addNewCondition()
+            .withType("DisruptionTarget")
+            .withStatus("True")
+            .withReason("PreemptionByScheduler")
+            .withMessage("preempted to make room for a higher-priority pod")
+            .endCondition()
+            .addNewContainerStatus()
+            .withName(Names.TRAINER_CONTAINER)
+            .withNewState()
+            .withNewTerminated()
+            .withExitCode(4)
+            .withReason("Error")
+            .withMessage("{\"reason\":\"Preempted\",\"message\":\"checkpoint committed\"}")
+            .withFinishedAt(now())
+            .endTerminated()
+            .endState()
+            .endContainerStatus()
+            .build());
+    client.resource(current).updateStatus();
+    setJobStatus(job, 0, 0, 0, List.of());
+  }
+
   /** The Deployment controller and kubelet bring all serving pods of the current spec up. */
   void markDeploymentReady(String namespace, String name) {
     var deployment = client.apps().deployments().inNamespace(namespace).withName(name).get();

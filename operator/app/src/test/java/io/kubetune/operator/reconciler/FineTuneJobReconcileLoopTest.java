@@ -29,6 +29,7 @@ import io.kubetune.operator.model.Json;
 import io.kubetune.operator.model.OperatorSettings;
 import io.kubetune.operator.model.TrainingJobPlan;
 import io.kubetune.operator.model.TrainingRevision;
+import io.kubetune.operator.status.CheckpointLedger;
 import io.kubetune.operator.status.Conditions;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
@@ -226,6 +227,9 @@ class FineTuneJobReconcileLoopTest {
     Job job = awaitJob(cr);
     Pod pod = kubelet.startPod(job, "p1");
     awaitStatus(cr, s -> s.phase == Phase.Running);
+    kubelet.log(pod, checkpointLine("pausable", 100, 1.4));
+    kubelet.log(pod, checkpointLine("pausable", 200, 1.2));
+    awaitStatus(cr, s -> latestStep(s) == 200);
 
     edit(cr, c -> c.getSpec().suspend = true);
     await()
@@ -237,7 +241,10 @@ class FineTuneJobReconcileLoopTest {
     // Pods still terminating (the trainer checkpoints on SIGTERM): still Running.
     assertThat(get(cr).getStatus().phase).isEqualTo(Phase.Running);
     kubelet.suspend(job, pod);
-    awaitStatus(cr, s -> s.phase == Phase.Suspended);
+    FineTuneJobStatus suspended = awaitStatus(cr, s -> s.phase == Phase.Suspended);
+    // The pod and its log are gone; the ledger stays.
+    assertThat(steps(suspended.checkpoints)).containsExactly(100L, 200L);
+    assertThat(suspended.latestCheckpoint.step).isEqualTo(200L);
 
     edit(cr, c -> c.getSpec().suspend = false);
     await()
@@ -246,9 +253,95 @@ class FineTuneJobReconcileLoopTest {
             () ->
                 Boolean.FALSE.equals(
                     kubelet.job(NS, job.getMetadata().getName()).getSpec().getSuspend()));
-    kubelet.startPod(kubelet.job(NS, job.getMetadata().getName()), "p2");
+    Pod second = kubelet.startPod(kubelet.job(NS, job.getMetadata().getName()), "p2");
     FineTuneJobStatus resumed = awaitStatus(cr, s -> s.phase == Phase.Running);
     assertThat(resumed.attempts).isEqualTo(2);
+    // Before the new trainer says anything, the checkpoint it resumes from is still reported.
+    assertThat(resumed.latestCheckpoint.step).isEqualTo(200L);
+
+    kubelet.log(second, resumeLine("pausable", 200));
+    kubelet.log(second, checkpointLine("pausable", 300, 1.1));
+    FineTuneJobStatus later = awaitStatus(cr, s -> latestStep(s) == 300);
+    assertThat(steps(later.checkpoints)).containsExactly(100L, 200L, 300L);
+    assertThat(later.bestCheckpoint.step).isEqualTo(300L);
+  }
+
+  @Test
+  void checkpointLedgerFillsFromTheTrainersLogIsBoundedAndNeverMovesBack() {
+    FineTuneJob cr = create(TestResources.minimal("ledger"));
+    Job job = awaitJob(cr);
+    Pod pod = kubelet.startPod(job, "c1");
+    for (long step = 10; step <= 120; step += 10) {
+      // Step 20 has the best eval_loss of the run.
+      double evalLoss = step == 20 ? 0.3 : 1.0 + step / 1000.0;
+      kubelet.log(pod, "{\"event\":\"eval\",\"step\":" + step + ",\"eval_loss\":" + evalLoss + "}");
+      kubelet.log(pod, checkpointLine("ledger", step, evalLoss));
+    }
+    FineTuneJobStatus filled = awaitStatus(cr, s -> latestStep(s) == 120);
+    assertThat(steps(filled.checkpoints))
+        .hasSize(CheckpointLedger.MAX_ENTRIES)
+        .containsExactly(30L, 40L, 50L, 60L, 70L, 80L, 90L, 100L, 110L, 120L);
+    assertThat(filled.latestCheckpoint.uri).isEqualTo("s3://checkpoints/ledger/step-000000120/");
+    assertThat(filled.latestCheckpoint.time).isEqualTo("2025-01-07T10:02:00Z");
+    // The best one has left checkpoints[] but is still reported.
+    assertThat(filled.bestCheckpoint.step).isEqualTo(20L);
+    assertThat(filled.bestCheckpoint.metrics).containsEntry("eval_loss", 0.3);
+
+    // An older checkpoint line shows up (say, a line the trainer repeats from an earlier step):
+    // once the operator has read it (the progress line after it is in status), nothing moved.
+    kubelet.log(pod, checkpointLine("ledger", 60, 0.9));
+    kubelet.log(pod, resumeLine("ledger", 5));
+    kubelet.log(
+        pod,
+        "{\"event\":\"progress\",\"step\":121,\"totalSteps\":200,\"loss\":0.8,"
+            + "\"tokensPerSecond\":800,\"etaSeconds\":40}");
+    FineTuneJobStatus after =
+        awaitStatus(cr, s -> s.progress != null && Long.valueOf(121).equals(s.progress.step));
+    assertThat(after.latestCheckpoint)
+        .usingRecursiveComparison()
+        .isEqualTo(filled.latestCheckpoint);
+    assertThat(after.checkpoints).usingRecursiveComparison().isEqualTo(filled.checkpoints);
+    assertThat(after.bestCheckpoint).usingRecursiveComparison().isEqualTo(filled.bestCheckpoint);
+  }
+
+  /**
+   * Preemption is not a failure: the Job's podFailurePolicy (TrainingJobBuilderTest) does not count
+   * the pod, so the Job stays active and starts another pod, which resumes from the checkpoint the
+   * trainer committed on SIGTERM. Bad input on that attempt fails the run at once.
+   */
+  @Test
+  void preemptedAttemptResumesAndBadInputThenFailsAtOnce() {
+    FineTuneJob cr = create(TestResources.minimal("preempt"));
+    Job job = awaitJob(cr);
+    Pod first = kubelet.startPod(job, "q1");
+    kubelet.log(first, checkpointLine("preempt", 100, 1.3));
+    awaitStatus(cr, s -> latestStep(s) == 100);
+
+    // SIGTERM: the trainer commits step 130 and exits 4 (the operator misses that line here).
+    kubelet.preempt(job, first);
+    FineTuneJobStatus interrupted =
+        awaitStatus(cr, s -> s.phase == Phase.Queued && s.message.contains("disrupted"));
+    assertThat(interrupted.message).contains("preempt-train-q1").contains("resumes");
+    assertThat(Conditions.isTrue(interrupted.conditions, Conditions.FAILED)).isFalse();
+    assertThat(interrupted.latestCheckpoint.step).isEqualTo(100L);
+
+    Pod second = kubelet.startPod(kubelet.job(NS, job.getMetadata().getName()), "q2");
+    kubelet.log(second, resumeLine("preempt", 130));
+    FineTuneJobStatus resumed =
+        awaitStatus(cr, s -> s.phase == Phase.Running && latestStep(s) == 130);
+    assertThat(resumed.attempts).isEqualTo(2);
+    assertThat(resumed.podName).isEqualTo("preempt-train-q2");
+    assertThat(steps(resumed.checkpoints)).containsExactly(100L, 130L);
+    assertThat(resumed.latestCheckpoint.uri).isEqualTo("s3://checkpoints/preempt/step-000000130/");
+    assertThat(Conditions.isTrue(resumed.conditions, Conditions.FAILED)).isFalse();
+
+    kubelet.fail(
+        job, second, 2, "{\"reason\":\"BadInput\",\"message\":\"val.jsonl line 9: no text\"}");
+    FineTuneJobStatus failed = awaitStatus(cr, s -> s.phase == Phase.Failed);
+    assertThat(Conditions.find(failed.conditions, Conditions.FAILED).getReason())
+        .isEqualTo("BadInput");
+    assertThat(failed.attempts).isEqualTo(2);
+    assertThat(failed.latestCheckpoint.step).isEqualTo(130L);
   }
 
   @Test
@@ -499,6 +592,36 @@ class FineTuneJobReconcileLoopTest {
   }
 
   // --- helpers ---------------------------------------------------------------------------
+
+  /** The trainer's line after a committed checkpoint (docs/trainer.md). */
+  private static String checkpointLine(String job, long step, double evalLoss) {
+    return String.format(
+        java.util.Locale.ROOT,
+        "{\"event\":\"checkpoint\",\"step\":%d,\"uri\":\"s3://checkpoints/%s/step-%09d/\","
+            + "\"time\":\"2025-01-07T10:%02d:00.250Z\",\"metrics\":{\"eval_loss\":%s}}",
+        step,
+        job,
+        step,
+        step / 60,
+        evalLoss);
+  }
+
+  private static String resumeLine(String job, long step) {
+    return String.format(
+        java.util.Locale.ROOT,
+        "{\"event\":\"resume\",\"step\":%d,\"uri\":\"s3://checkpoints/%s/step-%09d/\"}",
+        step,
+        job,
+        step);
+  }
+
+  private static long latestStep(FineTuneJobStatus status) {
+    return status.latestCheckpoint == null ? -1 : status.latestCheckpoint.step;
+  }
+
+  private static List<Long> steps(List<io.kubetune.api.v1alpha1.CheckpointRecord> records) {
+    return records == null ? List.of() : records.stream().map(r -> r.step).toList();
+  }
 
   private FineTuneJob create(FineTuneJob cr) {
     cr.getMetadata().setUid(null);

@@ -215,6 +215,118 @@ class FineTuneJobStatusAggregatorTest {
   }
 
   @Test
+  void checkpointLinesFillTheLedgerAndANewRevisionStartsItEmpty() {
+    job.setStatus(new JobStatusBuilder().withActive(1).withStartTime(T0).build());
+    Pod running = pod("agg-train-abc", "Running").build();
+    String log =
+        "{\"event\":\"checkpoint\",\"step\":100,\"uri\":\"s3://checkpoints/agg/step-000000100/\","
+            + "\"metrics\":{\"eval_loss\":1.2}}\n";
+    FineTuneJobStatus first =
+        FineTuneJobStatusAggregator.compute(
+            cr, List.of(), new TrainingObservation(job, List.of(running), false, log), T0);
+    assertThat(first.checkpoints).extracting(r -> r.step).containsExactly(100L);
+    assertThat(first.latestCheckpoint.uri).isEqualTo("s3://checkpoints/agg/step-000000100/");
+    assertThat(first.latestCheckpoint.time).isEqualTo(T0);
+    assertThat(first.bestCheckpoint.step).isEqualTo(100L);
+
+    // Re-reading the same log later changes nothing (no status write).
+    cr.setStatus(first);
+    FineTuneJobStatus again =
+        FineTuneJobStatusAggregator.compute(
+            cr, List.of(), new TrainingObservation(job, List.of(running), false, log), T1);
+    assertThat(again).usingRecursiveComparison().isEqualTo(first);
+
+    // A log without checkpoint lines (or none read) keeps the ledger.
+    FineTuneJobStatus unread = compute(job, List.of(running), T1);
+    assertThat(unread.latestCheckpoint.step).isEqualTo(100L);
+
+    cr.getSpec().restartNonce = "2";
+    FineTuneJobStatus replacing =
+        FineTuneJobStatusAggregator.compute(
+            cr, List.of(), new TrainingObservation(job, List.of(), true), T1);
+    assertThat(replacing.checkpoints).isNull();
+    assertThat(replacing.latestCheckpoint).isNull();
+    assertThat(replacing.bestCheckpoint).isNull();
+  }
+
+  @Test
+  void aPreemptedPodIsExplainedAsAnInterruptionNotAFailure() {
+    Pod preempted =
+        pod("agg-train-abc", "Failed")
+            .editStatus()
+            .addNewCondition()
+            .withType("DisruptionTarget")
+            .withStatus("True")
+            .withReason("PreemptionByScheduler")
+            .endCondition()
+            .addNewContainerStatus()
+            .withName(Names.TRAINER_CONTAINER)
+            .withNewState()
+            .withNewTerminated()
+            .withExitCode(4)
+            .endTerminated()
+            .endState()
+            .endContainerStatus()
+            .endStatus()
+            .build();
+    job.setStatus(new JobStatusBuilder().withActive(0).withFailed(0).build());
+    FineTuneJobStatus status = compute(job, List.of(preempted), T0);
+    assertThat(status.phase).isEqualTo(Phase.Queued);
+    assertThat(status.message)
+        .contains("agg-train-abc was disrupted (PreemptionByScheduler)")
+        .contains("resumes from the latest checkpoint");
+
+    Pod exited4 =
+        pod("agg-train-abd", "Failed")
+            .editStatus()
+            .addNewContainerStatus()
+            .withName(Names.TRAINER_CONTAINER)
+            .withNewState()
+            .withNewTerminated()
+            .withExitCode(4)
+            .endTerminated()
+            .endState()
+            .endContainerStatus()
+            .endStatus()
+            .build();
+    assertThat(FineTuneJobStatusAggregator.interruption(exited4))
+        .get()
+        .asString()
+        .contains("code 4");
+
+    // The next attempt fails with bad input in the same second: its reason is the one reported.
+    Pod badInput =
+        pod("agg-train-abe", "Failed")
+            .editStatus()
+            .addNewContainerStatus()
+            .withName(Names.TRAINER_CONTAINER)
+            .withNewState()
+            .withNewTerminated()
+            .withExitCode(2)
+            .withFinishedAt(T0)
+            .endTerminated()
+            .endState()
+            .endContainerStatus()
+            .endStatus()
+            .build();
+    exited4.getStatus().getContainerStatuses().get(0).getState().getTerminated().setFinishedAt(T0);
+    job.setStatus(
+        new JobStatusBuilder()
+            .withFailed(1)
+            .withConditions(
+                new JobConditionBuilder()
+                    .withType("Failed")
+                    .withStatus("True")
+                    .withReason("PodFailurePolicy")
+                    .build())
+            .build());
+    FineTuneJobStatus failed = compute(job, List.of(exited4, badInput), T0);
+    assertThat(failed.phase).isEqualTo(Phase.Failed);
+    assertThat(Conditions.find(failed.conditions, Conditions.FAILED).getReason())
+        .isEqualTo("BadInput");
+  }
+
+  @Test
   void successRecordsTheAdapterAndAFailedGateBlocksPromotion() {
     cr.getSpec().serving = new io.kubetune.api.v1alpha1.ServingSpec();
     cr.getSpec().serving.enabled = true;

@@ -1,0 +1,192 @@
+package io.kubetune.operator.status;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.kubetune.api.v1alpha1.CheckpointRecord;
+import io.kubetune.api.v1alpha1.EvalMetric;
+import io.kubetune.api.v1alpha1.FineTuneJobStatus;
+import io.kubetune.operator.model.Json;
+import io.kubetune.operator.model.StorageLocation;
+import java.time.Instant;
+import java.time.OffsetDateTime;
+import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.TreeMap;
+import java.util.function.UnaryOperator;
+import java.util.stream.Stream;
+
+/**
+ * The checkpoint ledger of a run in status: {@code checkpoints[]}, {@code latestCheckpoint} and
+ * {@code bestCheckpoint}. The trainer prints a {@code checkpoint} line after each commit and a
+ * {@code resume} line when it continues from one (docs/trainer.md); the operator sees only the tail
+ * of the current pod's log, so observations are merged into what status already holds instead of
+ * being recomputed. Pure: no client, no clock.
+ *
+ * <p>Rules: one entry per step (the first observation keeps its time; missing metrics are filled in
+ * by a later one); {@code checkpoints[]} is the newest {@link #MAX_ENTRIES}, oldest first; {@code
+ * latestCheckpoint} is the highest step ever seen in this run, so an older line never moves it
+ * back; {@code bestCheckpoint} is the best by the run's evaluation metric among every checkpoint
+ * seen with that metric (ties go to the newer step, as in the trainer's retention), kept even when
+ * it has left {@code checkpoints[]}. A new training revision starts an empty ledger (the status
+ * aggregator clears it).
+ */
+public final class CheckpointLedger {
+  /** Entries kept in {@code status.checkpoints}. */
+  public static final int MAX_ENTRIES = 10;
+
+  /**
+   * The three ledger fields; all null when no checkpoint was seen.
+   *
+   * @param checkpoints the newest entries, oldest first
+   * @param latest the entry with the highest step
+   * @param best the best entry by the evaluation metric, or null when none has it
+   */
+  public record Ledger(
+      List<CheckpointRecord> checkpoints, CheckpointRecord latest, CheckpointRecord best) {
+
+    public static Ledger of(FineTuneJobStatus status) {
+      return new Ledger(status.checkpoints, status.latestCheckpoint, status.bestCheckpoint);
+    }
+
+    public void writeTo(FineTuneJobStatus status) {
+      status.checkpoints = checkpoints;
+      status.latestCheckpoint = latest;
+      status.bestCheckpoint = best;
+    }
+  }
+
+  private CheckpointLedger() {}
+
+  /**
+   * The checkpoints a log tail reports ({@code checkpoint} and {@code resume} lines), in log order.
+   * {@code time} is the line's own time when it has one, else {@code now}; URIs pass through {@code
+   * uris} (see {@link #userUris}).
+   */
+  public static List<CheckpointRecord> fromLog(
+      String logTail, UnaryOperator<String> uris, String now) {
+    List<CheckpointRecord> seen = new ArrayList<>();
+    for (JsonNode event : TrainerEvents.parse(logTail)) {
+      String type = event.path("event").asText();
+      if (!type.equals("checkpoint") && !type.equals("resume")) {
+        continue;
+      }
+      JsonNode step = event.path("step");
+      if (!step.canConvertToLong() || step.asLong() < 0) {
+        continue;
+      }
+      CheckpointRecord record = new CheckpointRecord();
+      record.step = step.asLong();
+      record.uri = event.hasNonNull("uri") ? uris.apply(event.get("uri").asText()) : null;
+      record.time = rfc3339(event.path("time").asText(null)).orElse(now);
+      record.metrics = metrics(event.path("metrics"));
+      seen.add(record);
+    }
+    return seen;
+  }
+
+  /**
+   * Maps the URIs the trainer prints (its in-pod form: a {@code pvc://} prefix is a mount path
+   * there) back to the form the user wrote in {@code spec.checkpoints.uri}.
+   */
+  public static UnaryOperator<String> userUris(String checkpointsUri) {
+    if (checkpointsUri == null) {
+      return UnaryOperator.identity();
+    }
+    String user = StorageLocation.asFolder(checkpointsUri);
+    String inPod;
+    try {
+      inPod = StorageLocation.asFolder(StorageLocation.parse(user).inPod());
+    } catch (IllegalArgumentException notAUri) {
+      return UnaryOperator.identity();
+    }
+    return uri -> uri.startsWith(inPod) ? user + uri.substring(inPod.length()) : uri;
+  }
+
+  /** Merges observed checkpoints into the ledger; the same observations again change nothing. */
+  public static Ledger merge(Ledger previous, List<CheckpointRecord> observed, EvalMetric metric) {
+    TreeMap<Long, CheckpointRecord> bySteps = new TreeMap<>();
+    Stream.of(
+            previous.checkpoints() == null
+                ? Stream.<CheckpointRecord>empty()
+                : previous.checkpoints().stream(),
+            Stream.of(previous.latest(), previous.best()),
+            observed.stream())
+        .flatMap(s -> s)
+        .filter(r -> r != null && r.step != null)
+        .forEach(
+            r ->
+                bySteps.merge(
+                    r.step, Json.copy(r, CheckpointRecord.class), CheckpointLedger::combine));
+    if (bySteps.isEmpty()) {
+      return previous;
+    }
+    List<CheckpointRecord> all = new ArrayList<>(bySteps.values());
+    List<CheckpointRecord> newest =
+        new ArrayList<>(all.subList(Math.max(0, all.size() - MAX_ENTRIES), all.size()));
+    CheckpointRecord latest = Json.copy(bySteps.lastEntry().getValue(), CheckpointRecord.class);
+    CheckpointRecord best =
+        best(all, metric).map(r -> Json.copy(r, CheckpointRecord.class)).orElse(null);
+    return new Ledger(newest, latest, best);
+  }
+
+  /** Best by {@code metric} in its direction; ties go to the newer step. */
+  static Optional<CheckpointRecord> best(List<CheckpointRecord> records, EvalMetric metric) {
+    Comparator<CheckpointRecord> byValue =
+        Comparator.comparingDouble((CheckpointRecord r) -> r.metrics.get(metric.key()));
+    if (!metric.higherIsBetter()) {
+      byValue = byValue.reversed();
+    }
+    return records.stream()
+        .filter(r -> r.metrics != null && r.metrics.get(metric.key()) != null)
+        .filter(r -> Double.isFinite(r.metrics.get(metric.key())))
+        .max(byValue.thenComparingLong(r -> r.step));
+  }
+
+  /** Same step: keep what was seen first, fill in what it lacked. */
+  private static CheckpointRecord combine(CheckpointRecord first, CheckpointRecord later) {
+    if (first.uri == null) {
+      first.uri = later.uri;
+    }
+    if (first.time == null) {
+      first.time = later.time;
+    }
+    if ((first.metrics == null || first.metrics.isEmpty()) && later.metrics != null) {
+      first.metrics = later.metrics;
+    }
+    return first;
+  }
+
+  private static Map<String, Double> metrics(JsonNode node) {
+    if (!node.isObject()) {
+      return null;
+    }
+    Map<String, Double> metrics = new TreeMap<>();
+    node.fields()
+        .forEachRemaining(
+            e -> {
+              if (e.getValue().isNumber() && Double.isFinite(e.getValue().asDouble())) {
+                metrics.put(e.getKey(), e.getValue().asDouble());
+              }
+            });
+    return metrics.isEmpty() ? null : metrics;
+  }
+
+  private static Optional<String> rfc3339(String text) {
+    if (text == null || text.isBlank()) {
+      return Optional.empty();
+    }
+    try {
+      return Optional.of(Instant.parse(text).truncatedTo(ChronoUnit.SECONDS).toString());
+    } catch (RuntimeException notInstant) {
+      try {
+        return Optional.of(
+            OffsetDateTime.parse(text).toInstant().truncatedTo(ChronoUnit.SECONDS).toString());
+      } catch (RuntimeException notOffset) {
+        return Optional.empty();
+      }
+    }
+  }
+}
