@@ -380,6 +380,8 @@ public final class FineTuner implements AutoCloseable {
           tokens += batch.tokenCount();
         }
         double lr = schedule.at(step);
+        // Dropout masks depend only on (seed, step), so a resumed run draws the same ones.
+        Engine.getInstance().setRandomSeed(stepSeed(options.seed(), step));
         float loss = 0;
         double gradNorm;
         try (NDManager scope = root.newSubManager()) {
@@ -573,6 +575,18 @@ public final class FineTuner implements AutoCloseable {
       list.add(entry);
     }
     line.put("skipped", list);
+  }
+
+  /**
+   * The engine seed for optimizer step {@code step} (0-based): a SplitMix64 mix of (seed, step), so
+   * dropout masks do not depend on how many steps this process ran before.
+   */
+  static int stepSeed(long seed, long step) {
+    long z = seed * 0x9E3779B97F4A7C15L + step + 0x632BE59BD9B4E019L;
+    z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+    z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+    z = z ^ (z >>> 31);
+    return (int) (z ^ (z >>> 32));
   }
 
   private static long checkpointEvery(Checkpointer checkpointer) {
