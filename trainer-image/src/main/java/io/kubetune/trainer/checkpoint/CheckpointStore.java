@@ -152,7 +152,8 @@ public final class CheckpointStore {
             + why
             + " at "
             + store.root().resolve(folder + MANIFEST)
-            + "; the committed checkpoint is left unchanged (a newer pod probably owns this job)";
+            + "; the committed checkpoint is left unchanged (a newer pod probably owns this job,"
+            + " or it is one that failed verification at resume; newer steps are unaffected)";
     LOG.warn(message);
     return new CommitResult(false, step, null, message);
   }
@@ -190,12 +191,9 @@ public final class CheckpointStore {
         verify(cp, into);
         return new Scan(Optional.of(cp), skipped);
       } catch (CorruptCheckpointException e) {
-        LOG.warn(
-            "Skipping checkpoint step {} at {}: {}",
-            step,
-            store.root().child(folderOf(step)),
-            e.reason());
-        skipped.add(new Skipped(step, e.reason()));
+        String uri = store.root().child(folderOf(step)).toString();
+        LOG.warn("Skipping checkpoint step {} at {}: {}", step, uri, e.reason());
+        skipped.add(new Skipped(step, uri, e.reason()));
       }
     }
     return new Scan(Optional.empty(), skipped);
@@ -260,7 +258,13 @@ public final class CheckpointStore {
       }
       if (size != f.size()) {
         throw new CorruptCheckpointException(
-            cp.step(), "file " + f.name() + " has " + size + " bytes, manifest says " + f.size());
+            cp.step(),
+            "size mismatch: file "
+                + f.name()
+                + " has "
+                + size
+                + " bytes, manifest says "
+                + f.size());
       }
     }
   }
@@ -300,13 +304,24 @@ public final class CheckpointStore {
         long size = Files.size(target);
         if (size != f.size()) {
           throw new CorruptCheckpointException(
-              cp.step(), "file " + f.name() + " has " + size + " bytes, manifest says " + f.size());
+              cp.step(),
+              "size mismatch: file "
+                  + f.name()
+                  + " has "
+                  + size
+                  + " bytes, manifest says "
+                  + f.size());
         }
         String sha = sha256(target);
         if (!sha.equalsIgnoreCase(f.sha256())) {
           throw new CorruptCheckpointException(
               cp.step(),
-              "file " + f.name() + " has SHA-256 " + sha + ", manifest says " + f.sha256());
+              "checksum mismatch: file "
+                  + f.name()
+                  + " has SHA-256 "
+                  + sha
+                  + ", manifest says "
+                  + f.sha256());
         }
       }
       ok = true;

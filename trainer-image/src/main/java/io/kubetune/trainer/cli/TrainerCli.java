@@ -182,9 +182,8 @@ public final class TrainerCli {
             termination.message =
                 "SIGTERM at step "
                     + result.steps()
-                    + (checkpoints == null
-                        ? "; no checkpoints.uri, the next attempt starts over"
-                        : "; checkpoint committed, the next attempt resumes from it");
+                    + "; "
+                    + afterPreemption(checkpoints != null, result.steps(), tuner);
             writeTermination(termination);
             return TrainerExitCodes.PREEMPTED;
           }
@@ -218,6 +217,23 @@ public final class TrainerCli {
       termination.message = "training finished; result in " + trainerConfig.output.uri;
       writeTermination(termination);
       return TrainerExitCodes.SUCCESS;
+    }
+
+    /** What the next attempt does after a preemption at {@code step}. */
+    static String afterPreemption(boolean checkpointing, long step, FineTuner tuner) {
+      long saved = tuner.lastCheckpointStep();
+      if (!checkpointing) {
+        return "no checkpoints.uri, the next attempt starts over";
+      }
+      if (saved == step) {
+        return "checkpoint committed, the next attempt resumes from it";
+      }
+      if (step == 0) {
+        return "nothing trained yet, the next attempt starts over";
+      }
+      return saved >= 0
+          ? "its checkpoint failed, the next attempt resumes from step " + saved
+          : "its checkpoint failed, the next attempt starts over";
     }
 
     /** Where s3:// inputs are downloaded: KUBETUNE_STAGING_DIR (the pod's cache volume) or tmp. */

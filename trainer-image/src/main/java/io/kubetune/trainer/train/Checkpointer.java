@@ -7,6 +7,7 @@ import io.kubetune.trainer.checkpoint.CheckpointMetadata;
 import io.kubetune.trainer.checkpoint.CheckpointStore;
 import io.kubetune.trainer.checkpoint.CommitResult;
 import io.kubetune.trainer.checkpoint.Scan;
+import io.kubetune.trainer.checkpoint.Skipped;
 import io.kubetune.trainer.safetensors.Safetensors;
 import io.kubetune.trainer.storage.ObjectStore;
 import io.kubetune.trainer.storage.ObjectStores;
@@ -20,6 +21,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.function.UnaryOperator;
 import java.util.stream.Stream;
 
 /**
@@ -66,11 +68,29 @@ public final class Checkpointer implements AutoCloseable {
   private final Path scratch;
   private final PrintStream log;
 
+  /**
+   * What {@link #restoreLatest} found: the restored checkpoint (empty when there is none, or none
+   * intact) and every newer folder it passed over, newest first, with the reason.
+   */
+  public record Restore(Optional<Restored> restored, List<Skipped> skipped) {
+    public Restore {
+      skipped = List.copyOf(skipped);
+    }
+  }
+
   public Checkpointer(CheckpointOptions options, PrintStream log) throws IOException {
+    this(options, log, UnaryOperator.identity());
+  }
+
+  /**
+   * @param decorate wraps the object store (tests: fail or stop the server at a chosen call)
+   */
+  Checkpointer(CheckpointOptions options, PrintStream log, UnaryOperator<ObjectStore> decorate)
+      throws IOException {
     this.options = options;
     this.log = log;
     this.scratch = Files.createTempDirectory("kubetune-ckpt-");
-    this.objectStore = ObjectStores.forUri(options.uri(), options.storage());
+    this.objectStore = decorate.apply(ObjectStores.forUri(options.uri(), options.storage()));
     this.store = new CheckpointStore(objectStore, scratch.resolve("store"));
   }
 
@@ -79,26 +99,43 @@ public final class Checkpointer implements AutoCloseable {
   }
 
   /**
-   * The newest intact checkpoint of this revision, or empty (corrupt ones are logged by the store).
+   * The newest intact checkpoint of this revision (if any) and the newer ones skipped on the way,
+   * each also printed as one line naming its URI and the reason.
    */
-  public Optional<Restored> restoreLatest() throws IOException {
+  public Restore restoreLatest() throws IOException {
     Path dir = freshDir("restore");
     Scan scan = store.restoreLatest(options.trainingRevision(), dir);
-    scan.skipped().forEach(s -> log.println("skipped checkpoint: " + s));
+    for (Skipped s : scan.skipped()) {
+      log.println(
+          "skipping checkpoint step "
+              + s.step()
+              + " at "
+              + s.uri()
+              + ": "
+              + s.reason()
+              + "; trying the next older one");
+    }
     if (scan.latest().isEmpty()) {
-      return Optional.empty();
+      return new Restore(Optional.empty(), scan.skipped());
     }
     TrainerState state = JSON.readValue(dir.resolve(STATE).toFile(), TrainerState.class);
     Map<String, Safetensors.FloatTensor> weights = read(dir.resolve(WEIGHTS), "");
     Map<String, Safetensors.FloatTensor> first = read(dir.resolve(OPTIMIZER), "first/");
     Map<String, Safetensors.FloatTensor> second = read(dir.resolve(OPTIMIZER), "second/");
-    return Optional.of(new Restored(scan.latest().get(), state, weights, first, second));
+    return new Restore(
+        Optional.of(new Restored(scan.latest().get(), state, weights, first, second)),
+        scan.skipped());
   }
 
   /**
    * Writes and commits a checkpoint of {@code step}, then prunes old ones. Returns the committed
    * checkpoint's URI, or null when another writer already owns the step (a stale pod racing its
    * replacement: ours is discarded, the training goes on).
+   *
+   * @throws IOException when the files cannot be written or the store stays unreachable beyond its
+   *     retries; nothing is committed then (files already uploaded have no manifest and are removed
+   *     by a later prune), and nothing is deleted here: a manifest whose response was lost may have
+   *     landed, and its files must stay
    */
   public String save(
       TrainerState state,

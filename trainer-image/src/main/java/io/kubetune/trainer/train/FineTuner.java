@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import io.kubetune.trainer.BadInputException;
+import io.kubetune.trainer.checkpoint.Skipped;
 import io.kubetune.trainer.data.DataOrder;
 import io.kubetune.trainer.data.DatasetFormat;
 import io.kubetune.trainer.data.Example;
@@ -15,6 +16,7 @@ import io.kubetune.trainer.model.LlamaModel;
 import io.kubetune.trainer.model.LoraAdapter;
 import io.kubetune.trainer.model.TextTokenizer;
 import io.kubetune.trainer.safetensors.Safetensors;
+import io.kubetune.trainer.storage.ObjectStore;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.FloatBuffer;
@@ -30,6 +32,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Random;
 import java.util.Set;
+import java.util.function.UnaryOperator;
 
 /**
  * One fine-tuning run: load model and data, train with AdamW under a warmup+cosine schedule,
@@ -86,6 +89,12 @@ public final class FineTuner implements AutoCloseable {
 
   /** Step the last run of {@link #train} started from (0, or the resumed checkpoint's step). */
   private long startStep;
+
+  /** Step of the newest checkpoint committed or resumed by this process; -1 if none. */
+  private long lastCheckpointStep = -1;
+
+  /** Test hook: wraps the checkpoint object store (to fail or stop it at a chosen call). */
+  private UnaryOperator<ObjectStore> checkpointStoreDecorator = UnaryOperator.identity();
 
   public FineTuner(TrainingOptions options, ProgressReporter progress) {
     this(options, progress, null);
@@ -269,12 +278,28 @@ public final class FineTuner implements AutoCloseable {
     return startStep;
   }
 
+  /**
+   * The step of the newest checkpoint this process committed or resumed from, or -1: after a
+   * preemption, whether the next attempt resumes from the last step or from an older one.
+   */
+  public long lastCheckpointStep() {
+    return lastCheckpointStep;
+  }
+
+  /** Test hook: see {@link Checkpointer}'s decorating constructor. */
+  void decorateCheckpointStore(UnaryOperator<ObjectStore> decorator) {
+    this.checkpointStoreDecorator = decorator;
+  }
+
   public Result train() {
     try (Checkpointer checkpointer =
-        checkpointOptions == null ? null : new Checkpointer(checkpointOptions, System.err)) {
+        checkpointOptions == null
+            ? null
+            : new Checkpointer(checkpointOptions, System.err, checkpointStoreDecorator)) {
       return train(checkpointer);
     } catch (IOException e) {
-      // Storage that stays unreachable beyond the retries: exit 1, the Job retries and resumes.
+      // Storage unreachable at start (restore) beyond the retries: exit 1, the Job retries.
+      // Failed checkpoint writes do not end up here (see saveCheckpoint).
       throw new UncheckedIOException("checkpoint storage: " + e.getMessage(), e);
     }
   }
@@ -293,11 +318,15 @@ public final class FineTuner implements AutoCloseable {
     int evalsWithoutImprovement = 0;
     boolean stoppedEarly = false;
     boolean preempted = false;
+    int checkpointFailures = 0;
     long tokens = 0;
     long step = 0;
     try (AdamW optimizer = new AdamW(root, options.weightDecay(), noDecay)) {
-      Optional<Checkpointer.Restored> restored =
-          checkpointer == null ? Optional.empty() : checkpointer.restoreLatest();
+      Checkpointer.Restore restore =
+          checkpointer == null
+              ? new Checkpointer.Restore(Optional.empty(), List.of())
+              : checkpointer.restoreLatest();
+      Optional<Checkpointer.Restored> restored = restore.restored();
       if (restored.isPresent()) {
         Checkpointer.Restored r = restored.get();
         Checkpointer.TrainerState state = r.state();
@@ -311,17 +340,29 @@ public final class FineTuner implements AutoCloseable {
         history.addAll(state.history());
         trainLoss.addAll(state.trainLoss());
         // Data order and LR schedule depend only on (seed, step), so nothing else is needed.
+        lastCheckpointStep = step;
         System.err.println("resuming from step " + step + " of " + r.checkpoint().uri());
-        progress.emit(
-            "resume",
+        Map<String, Object> line =
             checkpointEvent(
                 step,
                 r.checkpoint().uri(),
                 r.checkpoint().manifest().time(),
-                r.checkpoint().metrics()));
-      } else if (!validationExamples.isEmpty()) {
-        initial = evaluate(0, 0);
-        best = initial;
+                r.checkpoint().metrics());
+        addSkipped(line, restore.skipped());
+        progress.emit("resume", line);
+      } else {
+        if (!restore.skipped().isEmpty()) {
+          // Every checkpoint was rejected: say so (the run starts over) with the reasons.
+          System.err.println("no intact checkpoint; starting from step 0");
+          Map<String, Object> line = new LinkedHashMap<>();
+          line.put("step", 0L);
+          addSkipped(line, restore.skipped());
+          progress.emit("resume", line);
+        }
+        if (!validationExamples.isEmpty()) {
+          initial = evaluate(0, 0);
+          best = initial;
+        }
       }
       startStep = step;
       // Times in trainLoss continue across a resume; throughput counts this process only.
@@ -344,6 +385,8 @@ public final class FineTuner implements AutoCloseable {
           tokens += batch.tokenCount();
         }
         double lr = schedule.at(step);
+        // Dropout masks depend only on (seed, step), so a resumed run draws the same ones.
+        Engine.getInstance().setRandomSeed(stepSeed(options.seed(), step));
         float loss = 0;
         double gradNorm;
         try (NDManager scope = root.newSubManager()) {
@@ -420,21 +463,14 @@ public final class FineTuner implements AutoCloseable {
                   history,
                   trainLoss);
           Evaluation latest = history.isEmpty() ? null : history.get(history.size() - 1);
-          Map<String, Double> metrics = latest == null ? Map.of() : latest.metrics();
-          String uri =
-              checkpointer.save(
+          checkpointFailures =
+              saveCheckpoint(
+                  checkpointer,
                   state,
-                  trainable,
                   optimizer,
-                  metrics,
-                  options.metric(),
-                  options.metricHigherIsBetter());
-          if (uri != null) {
-            progress.emit(
-                "checkpoint",
-                checkpointEvent(
-                    step, uri, Instant.now().truncatedTo(ChronoUnit.SECONDS).toString(), metrics));
-          }
+                  latest == null ? Map.of() : latest.metrics(),
+                  checkpointFailures,
+                  step < totalSteps && !stoppedEarly && !stopNow);
         }
         if (stopNow && step < totalSteps && !stoppedEarly) {
           preempted = true;
@@ -484,6 +520,98 @@ public final class FineTuner implements AutoCloseable {
       line.put("metrics", metrics);
     }
     return line;
+  }
+
+  /**
+   * Commits a checkpoint; a failure (storage down beyond its retries, disk full) is reported as a
+   * {@code warning} event and training goes on: the next interval tries again, and losing a
+   * checkpoint costs at most the steps until the next one, while ending the run would lose all
+   * steps since the previous one. Returns the consecutive failures so far (0 after a commit).
+   */
+  private int saveCheckpoint(
+      Checkpointer checkpointer,
+      Checkpointer.TrainerState state,
+      AdamW optimizer,
+      Map<String, Double> metrics,
+      int failuresBefore,
+      boolean moreToCome) {
+    long step = state.step();
+    try {
+      String uri =
+          checkpointer.save(
+              state,
+              trainable,
+              optimizer,
+              metrics,
+              options.metric(),
+              options.metricHigherIsBetter());
+      if (uri != null) {
+        lastCheckpointStep = step;
+        progress.emit(
+            "checkpoint",
+            checkpointEvent(
+                step, uri, Instant.now().truncatedTo(ChronoUnit.SECONDS).toString(), metrics));
+      }
+      return 0;
+    } catch (IOException e) {
+      int failures = failuresBefore + 1;
+      String message = e.getMessage() == null ? e.toString() : e.getMessage();
+      String next =
+          moreToCome
+              ? "training goes on; the next checkpoint is tried at step "
+                  + nextCheckpointStep(step, checkpointer)
+              : "training goes on";
+      System.err.println(
+          "warning: checkpoint of step "
+              + step
+              + " failed ("
+              + failures
+              + " in a row; "
+              + next
+              + "; the last committed one stays in force): "
+              + message);
+      Map<String, Object> line = new LinkedHashMap<>();
+      line.put("reason", "CheckpointFailed");
+      line.put("step", step);
+      line.put("consecutiveFailures", failures);
+      line.put("lastCheckpointStep", lastCheckpointStep);
+      line.put("message", message);
+      progress.emit("warning", line);
+      return failures;
+    }
+  }
+
+  private static long nextCheckpointStep(long step, Checkpointer checkpointer) {
+    long every = checkpointer.options().everySteps();
+    return (step / every + 1) * every;
+  }
+
+  /** {@code resume}'s {@code skipped}: each rejected checkpoint's step, URI and reason. */
+  private static void addSkipped(Map<String, Object> line, List<Skipped> skipped) {
+    if (skipped.isEmpty()) {
+      return;
+    }
+    List<Map<String, Object>> list = new ArrayList<>();
+    for (Skipped s : skipped) {
+      Map<String, Object> entry = new LinkedHashMap<>();
+      entry.put("step", s.step());
+      entry.put("uri", s.uri());
+      entry.put("reason", s.reason());
+      list.add(entry);
+    }
+    line.put("skipped", list);
+  }
+
+  /**
+   * The engine seed for optimizer step {@code step} (0-based): a SplitMix64 mix of (seed, step), so
+   * dropout masks do not depend on how many steps this process ran before.
+   */
+  static int stepSeed(long seed, long step) {
+    long z = seed * 0x9E3779B97F4A7C15L + step + 0x632BE59BD9B4E019L;
+    z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+    z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+    z = z ^ (z >>> 31);
+    return (int) (z ^ (z >>> 32));
   }
 
   private static long checkpointEvery(Checkpointer checkpointer) {

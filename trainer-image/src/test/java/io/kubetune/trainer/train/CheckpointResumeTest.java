@@ -55,23 +55,29 @@ class CheckpointResumeTest {
     validation = Fixtures.tickets(dir.resolve("validation.jsonl"), 24, 2);
   }
 
-  static TrainingOptions options(String out) {
+  static TrainingOptions options(String out, double dropout) {
     return TrainingOptions.defaults(model, train, DatasetFormat.CLASSIFICATION, dir.resolve(out))
         .withValidation(validation)
         .withMethod(TrainingMethod.LORA, 4, 8, List.of("q_proj", "v_proj"), 1)
         .withSchedule(STEPS, 1, 1e-2, 8, 2, 3)
         .withEvaluation(8, 0, "accuracy", true)
-        .withRegularisation(0.01, 1.0, 0.0, 42);
+        .withRegularisation(0.01, 1.0, dropout, 42);
   }
 
   record Run(FineTuner.Result result, Map<String, float[]> weights, long startStep, String log) {}
 
   static Run run(String out, CheckpointOptions checkpoints, long stopAfter, boolean export)
       throws Exception {
+    return run(out, checkpoints, stopAfter, export, 0.0);
+  }
+
+  static Run run(
+      String out, CheckpointOptions checkpoints, long stopAfter, boolean export, double dropout)
+      throws Exception {
     ByteArrayOutputStream log = new ByteArrayOutputStream();
     ProgressReporter progress =
         new ProgressReporter(new PrintStream(log, true, StandardCharsets.UTF_8));
-    try (FineTuner tuner = new FineTuner(options(out), progress, checkpoints)) {
+    try (FineTuner tuner = new FineTuner(options(out, dropout), progress, checkpoints)) {
       if (stopAfter > 0) {
         tuner.stopAfterStep(stopAfter);
       }
@@ -117,7 +123,27 @@ class CheckpointResumeTest {
   @Test
   void resumedRunMatchesStraightRunOnFileCheckpoints() throws Exception {
     String uri = dir.resolve("ckpt-file").toUri().toString();
-    verifyResume(new CheckpointOptions(uri, EVERY, 2, "rev-a", StorageSettings.defaults()), "file");
+    verifyResume(
+        new CheckpointOptions(uri, EVERY, 2, "rev-a", StorageSettings.defaults()), "file", 0.0);
+  }
+
+  /**
+   * LoRA dropout draws its masks from the engine's generator, reseeded from (seed, step) before
+   * every step, so a resumed run draws the masks the straight run drew and matches it as closely as
+   * without dropout.
+   */
+  @Test
+  void resumedRunWithLoraDropoutMatchesStraightRun() throws Exception {
+    String uri = dir.resolve("ckpt-dropout").toUri().toString();
+    Run straight =
+        verifyResume(
+            new CheckpointOptions(uri, EVERY, 2, "rev-d", StorageSettings.defaults()),
+            "dropout",
+            0.1);
+    Run withoutDropout = run("dropout-none", null, 0, false, 0.0);
+    double effect = maxDifference(straight.weights(), withoutDropout.weights());
+    System.out.printf("[dropout] dropout 0.1 vs 0.0 changes the weights by up to %.2e%n", effect);
+    assertThat(effect).as("dropout is active").isGreaterThan(100 * TOLERANCE);
   }
 
   @Test
@@ -131,17 +157,18 @@ class CheckpointResumeTest {
               .withPathStyle(true);
       verifyResume(
           new CheckpointOptions("s3://kubetune-ckpt/job/checkpoints/", EVERY, 2, "rev-a", settings),
-          "s3");
+          "s3",
+          0.0);
     } finally {
       S3ProxyServer.clearTestCredentials();
     }
   }
 
-  void verifyResume(CheckpointOptions checkpoints, String name) throws Exception {
-    Run straight = run(name + "-straight", null, 0, true);
-    Run straightAgain = run(name + "-straight-again", null, 0, false);
+  Run verifyResume(CheckpointOptions checkpoints, String name, double dropout) throws Exception {
+    Run straight = run(name + "-straight", null, 0, true, dropout);
+    Run straightAgain = run(name + "-straight-again", null, 0, false, dropout);
 
-    Run crashed = run(name + "-crashed", checkpoints, CRASH_AFTER, false);
+    Run crashed = run(name + "-crashed", checkpoints, CRASH_AFTER, false, dropout);
     assertThat(crashed.result().steps()).isEqualTo(CRASH_AFTER);
     assertThat(events(crashed.log(), "checkpoint"))
         .extracting(n -> n.get("step").asLong())
@@ -149,7 +176,7 @@ class CheckpointResumeTest {
     assertThat(events(crashed.log(), "checkpoint").get(2).get("uri").asText())
         .contains("step-000000015");
 
-    Run resumed = run(name + "-resumed", checkpoints, 0, true);
+    Run resumed = run(name + "-resumed", checkpoints, 0, true, dropout);
     assertThat(resumed.startStep()).as("resumed from the checkpoint at the crash").isEqualTo(15);
     assertThat(events(resumed.log(), "resume")).hasSize(1);
     assertThat(events(resumed.log(), "progress").get(0).get("step").asLong()).isEqualTo(16);
@@ -200,5 +227,6 @@ class CheckpointResumeTest {
     assertThat(Files.size(dir.resolve(name + "-resumed").resolve("adapter_model.safetensors")))
         .isEqualTo(
             Files.size(dir.resolve(name + "-straight").resolve("adapter_model.safetensors")));
+    return straight;
   }
 }
