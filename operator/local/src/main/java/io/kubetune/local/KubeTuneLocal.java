@@ -9,6 +9,7 @@ import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.FineTuneJobStatus;
 import io.kubetune.api.v1alpha1.HyperparametersSpec;
 import io.kubetune.api.v1alpha1.Phase;
+import io.kubetune.operator.Names;
 import io.kubetune.operator.metrics.FineTuneJobMetrics;
 import io.kubetune.operator.model.OperatorSettings;
 import io.kubetune.operator.model.StorageLocation;
@@ -51,10 +52,23 @@ public final class KubeTuneLocal {
   private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
 
   /** Options of one local run. */
-  record Options(Path file, Integer steps, boolean clean, Path repoRoot, Path stateDir) {}
+  record Options(
+      Path file, Integer steps, boolean clean, Path repoRoot, Path stateDir, boolean keepServing) {
+    Options(Path file, Integer steps, boolean clean, Path repoRoot, Path stateDir) {
+      this(file, steps, clean, repoRoot, stateDir, false);
+    }
+  }
 
-  /** Result of one local run. */
-  record Result(int exitCode, FineTuneJob finalState, Path outputDir) {}
+  /**
+   * Result of one local run.
+   *
+   * @param exampleResponse the served adapter's answer to the example request, or null
+   */
+  record Result(int exitCode, FineTuneJob finalState, Path outputDir, String exampleResponse) {
+    Result(int exitCode, FineTuneJob finalState, Path outputDir) {
+      this(exitCode, finalState, outputDir, null);
+    }
+  }
 
   public static void main(String[] args) throws Exception {
     Options options;
@@ -62,7 +76,8 @@ public final class KubeTuneLocal {
       options = parse(args);
     } catch (IllegalArgumentException e) {
       System.err.println("error: " + e.getMessage());
-      System.err.println("usage: kubetune local [--clean] [--steps N] [FILE.yaml]");
+      System.err.println(
+          "usage: kubetune local [--clean] [--steps N] [--keep-serving] [FILE.yaml]");
       System.exit(2);
       return;
     }
@@ -75,6 +90,7 @@ public final class KubeTuneLocal {
     Path file = null;
     Integer steps = null;
     boolean clean = false;
+    boolean keepServing = false;
     List<String> rest = new ArrayList<>(List.of(args));
     if (!rest.isEmpty() && rest.get(0).equals("local")) {
       rest.remove(0);
@@ -83,6 +99,7 @@ public final class KubeTuneLocal {
       String arg = rest.get(i);
       switch (arg) {
         case "--clean" -> clean = true;
+        case "--keep-serving" -> keepServing = true;
         case "--steps" -> {
           if (i + 1 >= rest.size()) {
             throw new IllegalArgumentException("--steps needs a number, e.g. --steps 20");
@@ -115,7 +132,7 @@ public final class KubeTuneLocal {
     if (!Files.isRegularFile(file)) {
       throw new IllegalArgumentException("no such file: " + file);
     }
-    return new Options(file, steps, clean, root, root.resolve(".kubetune"));
+    return new Options(file, steps, clean, root, root.resolve(".kubetune"), keepServing);
   }
 
   /** Runs one FineTuneJob to the end. {@code onRunner} (tests) sees the pod runner once started. */
@@ -187,8 +204,9 @@ public final class KubeTuneLocal {
                 launcher,
                 progress,
                 (ns, pod, logFile) ->
-                    api.servePodLog(
-                        ns, pod, LOG_TAIL_LINES, () -> tail(logFile, LOG_TAIL_LINES)))) {
+                    api.servePodLog(ns, pod, LOG_TAIL_LINES, () -> tail(logFile, LOG_TAIL_LINES)));
+        LocalServingRunner serving =
+            new LocalServingRunner(api.client(), state, claims, launcher)) {
       out.println(
           "  API server   " + api.url() + " (Fabric8 mock, CRUD mode; kubectl cannot use it)");
       api.installCrd(root.resolve("crds/finetunejobs.kubetune.io-v1.yml"));
@@ -214,7 +232,9 @@ public final class KubeTuneLocal {
               OperatorSettings.defaults(), new FineTuneJobMetrics(new SimpleMeterRegistry())));
       operator.start();
       Runtime.getRuntime().addShutdownHook(new Thread(runner::close));
+      Runtime.getRuntime().addShutdownHook(new Thread(serving::close));
       runner.start();
+      serving.start();
       if (onRunner != null) {
         onRunner.accept(runner);
       }
@@ -225,6 +245,8 @@ public final class KubeTuneLocal {
       FineTuneJob current = null;
       Phase shown = null;
       Instant applied = Instant.now();
+      Instant trainingDone = null;
+      boolean servingWanted = servingEnabled(job);
       while (true) {
         current =
             api.client().resources(FineTuneJob.class).inNamespace(namespace).withName(name).get();
@@ -237,7 +259,27 @@ public final class KubeTuneLocal {
           }
         }
         if (status != null && status.phase != null && status.phase.isTerminal()) {
-          break;
+          if (!servingWanted || status.phase != Phase.Succeeded) {
+            break;
+          }
+          // Training succeeded: wait for the gate and the rollout, as `kubectl wait
+          // --for=jsonpath='{.status.phase}'=Serving` would.
+          String servingVerdict = servingVerdict(status);
+          if (servingVerdict != null) {
+            break;
+          }
+          if (trainingDone == null) {
+            trainingDone = Instant.now();
+            out.println("training succeeded; waiting for the serving rollout");
+          }
+          if (Duration.between(trainingDone, Instant.now()).compareTo(SERVING_WAIT) > 0) {
+            out.println(
+                "error: the serving Deployment did not become ready within "
+                    + SERVING_WAIT.toSeconds()
+                    + " s"
+                    + (serving.lastError() == null ? "" : ": " + serving.lastError()));
+            break;
+          }
         }
         if (runner.fatalError() != null) {
           out.println("error: " + runner.fatalError());
@@ -249,13 +291,30 @@ public final class KubeTuneLocal {
         }
         Thread.sleep(250);
       }
+      String exampleResponse = null;
+      boolean served =
+          current != null
+              && current.getStatus() != null
+              && current.getStatus().phase == Phase.Serving;
+      if (served) {
+        exampleResponse = ServingExample.run(current, serving, claims, root, out);
+      }
+      if (served && options.keepServing()) {
+        out.println();
+        out.println(
+            "serving at "
+                + serving.endpointOf(namespace, Names.servingService(current)).orElse("?")
+                + " until Ctrl-C (the operator keeps reconciling)");
+        Thread.currentThread().join();
+      }
       operator.stop();
 
       Path outputDir = outputDir(job, claims, state);
       if (s3 != null
           && current != null
           && current.getStatus() != null
-          && current.getStatus().phase == Phase.Succeeded) {
+          && current.getStatus().phase.isTerminal()
+          && current.getStatus().phase != Phase.Failed) {
         // The result is in the embedded object store: copy it out for the summary.
         StorageLocation out3 =
             StorageLocation.parse(StorageLocation.asFolder(job.getSpec().checkpoints.uri));
@@ -263,9 +322,57 @@ public final class KubeTuneLocal {
         s3.download(out3.authority(), out3.path() + "final/", outputDir);
       }
       printSummary(out, current, progress, outputDir, Duration.between(started, Instant.now()));
-      boolean ok = current != null && current.getStatus().phase == Phase.Succeeded;
-      return new Result(ok ? 0 : 1, current, outputDir);
+      boolean ok = succeeded(current, servingWanted) && (!served || exampleResponse != null);
+      return new Result(ok ? 0 : 1, current, outputDir, exampleResponse);
     }
+  }
+
+  /** How long local mode waits for the serving rollout after training succeeded. */
+  static final Duration SERVING_WAIT = Duration.ofMinutes(3);
+
+  static boolean servingEnabled(FineTuneJob job) {
+    return job.getSpec().serving != null && Boolean.TRUE.equals(job.getSpec().serving.enabled);
+  }
+
+  /**
+   * Why a succeeded FineTuneJob will not get further towards Serving (the gate failed, or the
+   * rollout failed), or null while it still may.
+   */
+  static String servingVerdict(FineTuneJobStatus status) {
+    Condition promoted = find(status, "Promoted");
+    if (promoted != null && "False".equals(promoted.getStatus())) {
+      return promoted.getReason();
+    }
+    Condition serving = find(status, "Serving");
+    if (serving != null && "RolloutFailed".equals(serving.getReason())) {
+      return "RolloutFailed";
+    }
+    return null;
+  }
+
+  /**
+   * Whether the run reached its goal: Serving; or Succeeded without serving, or with a quality gate
+   * that decided against promotion (the job's answer, not a failure).
+   */
+  static boolean succeeded(FineTuneJob job, boolean servingWanted) {
+    if (job == null || job.getStatus() == null) {
+      return false;
+    }
+    FineTuneJobStatus status = job.getStatus();
+    if (status.phase == Phase.Serving) {
+      return true;
+    }
+    if (status.phase != Phase.Succeeded) {
+      return false;
+    }
+    String verdict = servingVerdict(status);
+    return !servingWanted || (verdict != null && !"RolloutFailed".equals(verdict));
+  }
+
+  private static Condition find(FineTuneJobStatus status, String type) {
+    return status.conditions == null
+        ? null
+        : status.conditions.stream().filter(c -> type.equals(c.getType())).findFirst().orElse(null);
   }
 
   /**
@@ -422,10 +529,16 @@ public final class KubeTuneLocal {
         job.getSpec().method.type,
         s.jobName == null ? "" : s.jobName,
         s.message);
-    if (job.getSpec().serving != null && Boolean.TRUE.equals(job.getSpec().serving.enabled)) {
+    if (s.serving != null) {
       out.println(
-          "note: serving.enabled: the operator created the serving Deployment, but local mode does"
-              + " not run serving pods yet");
+          "serving: "
+              + s.serving.endpoint
+              + (s.serving.readyReplicas == null
+                  ? ""
+                  : ", ready replicas " + s.serving.readyReplicas)
+              + (s.serving.adapterDigest == null
+                  ? ""
+                  : ", adapter sha256 " + s.serving.adapterDigest.substring(0, 12) + "…"));
     }
     out.println("conditions:");
     for (Condition c : s.conditions) {
@@ -441,7 +554,9 @@ public final class KubeTuneLocal {
         "attempts: "
             + (s.attempts == null ? 0 : s.attempts)
             + (s.podName == null ? "" : ", pod: " + s.podName));
-    if (s.phase == Phase.Succeeded && outputDir != null && Files.isDirectory(outputDir)) {
+    if ((s.phase == Phase.Succeeded || s.phase == Phase.Serving)
+        && outputDir != null
+        && Files.isDirectory(outputDir)) {
       out.println("output: " + outputDir);
       Path metrics = outputDir.resolve("metrics.json");
       if (Files.exists(metrics)) {

@@ -5,14 +5,9 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.ContainerStatus;
 import io.fabric8.kubernetes.api.model.ContainerStatusBuilder;
-import io.fabric8.kubernetes.api.model.EnvVar;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.PodStatusBuilder;
-import io.fabric8.kubernetes.api.model.Quantity;
-import io.fabric8.kubernetes.api.model.Secret;
-import io.fabric8.kubernetes.api.model.Volume;
-import io.fabric8.kubernetes.api.model.VolumeMount;
 import io.fabric8.kubernetes.api.model.batch.v1.Job;
 import io.fabric8.kubernetes.api.model.batch.v1.JobCondition;
 import io.fabric8.kubernetes.api.model.batch.v1.JobConditionBuilder;
@@ -27,15 +22,12 @@ import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.UncheckedIOException;
 import java.io.Writer;
-import java.math.BigDecimal;
-import java.math.RoundingMode;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
-import java.util.Base64;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -55,14 +47,11 @@ import java.util.concurrent.TimeUnit;
  * launcher {@code trainer-image/bin/trainer}; any other image is refused.
  */
 final class LocalPodRunner implements AutoCloseable {
-  static final String TRAINER_IMAGE_MARKER = "kubetune-trainer";
-
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private final KubernetesClient client;
   private final Path stateDir;
-  private final Map<String, Path> claimFolders;
-  private final Path trainerLauncher;
+  private final ContainerLauncher launcher;
   private final TrainerOutputListener listener;
   private final PodLogPublisher logs;
   private final ScheduledExecutorService loop = Executors.newSingleThreadScheduledExecutor();
@@ -88,8 +77,7 @@ final class LocalPodRunner implements AutoCloseable {
       PodLogPublisher logs) {
     this.client = client;
     this.stateDir = stateDir;
-    this.claimFolders = claimFolders;
-    this.trainerLauncher = trainerLauncher;
+    this.launcher = new ContainerLauncher(client, stateDir, claimFolders, trainerLauncher);
     this.listener = listener;
     this.logs = logs;
   }
@@ -211,139 +199,32 @@ final class LocalPodRunner implements AutoCloseable {
     run.pod = client.resource(pod).create();
     run.podDir = stateDir.resolve("pods").resolve(podName);
 
-    if (container.getImage() == null || !container.getImage().contains(TRAINER_IMAGE_MARKER)) {
-      String message =
-          "local mode runs only the KubeTune trainer image (an image name containing '"
-              + TRAINER_IMAGE_MARKER
-              + "'), not '"
-              + container.getImage()
-              + "'; remove spec.trainerImage to use the default";
-      setWaiting(run, "LocalModeUnsupportedImage", message);
-      fatalError = message;
+    String unsupported = ContainerLauncher.unsupportedImage(container);
+    if (unsupported != null) {
+      setWaiting(run, "LocalModeUnsupportedImage", unsupported);
+      fatalError = unsupported;
       return;
     }
     try {
-      Files.createDirectories(run.podDir);
-      PathTranslation paths = mountVolumes(job, run);
-      List<String> command = new ArrayList<>();
-      command.add(trainerLauncher.toString());
-      for (String arg : Objects.requireNonNullElse(container.getArgs(), List.<String>of())) {
-        command.add(paths.apply(arg));
-      }
-      ProcessBuilder builder = new ProcessBuilder(command).directory(run.podDir.toFile());
-      Map<String, String> env = builder.environment();
-      for (EnvVar var : Objects.requireNonNullElse(container.getEnv(), List.<EnvVar>of())) {
-        String value = resolveEnv(job, container, var);
-        if (value != null) {
-          env.put(var.getName(), paths.apply(value));
-        }
-      }
-      Path terminationLog = run.podDir.resolve("termination-log");
-      Files.deleteIfExists(terminationLog);
-      env.put("KUBETUNE_TERMINATION_LOG", terminationLog.toString());
-      env.put("TMPDIR", paths.apply(env.getOrDefault("TMPDIR", "/tmp")));
-      builder.redirectError(run.podDir.resolve("trainer.stderr.log").toFile());
-      run.process = builder.start();
+      run.process =
+          launcher.launch(
+              job.getMetadata().getNamespace(),
+              job.getSpec().getTemplate().getSpec(),
+              run.podDir,
+              "trainer",
+              true,
+              args -> args);
       pumpStdout(run, podName);
       logs.publish(
           job.getMetadata().getNamespace(), podName, run.podDir.resolve("trainer.stdout.log"));
       setRunning(run);
       setJobStatus(job, 1, 0, run.failed, List.of());
-    } catch (MissingSecretException e) {
+    } catch (ContainerLauncher.MissingSecretException e) {
       setWaiting(run, "CreateContainerConfigError", e.getMessage());
       fatalError = e.getMessage();
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
-  }
-
-  /** Creates the pod's volumes as local folders and returns the mount-path translation. */
-  private PathTranslation mountVolumes(Job job, RunState run) throws IOException {
-    PathTranslation paths = new PathTranslation();
-    var podSpec = job.getSpec().getTemplate().getSpec();
-    Container container = podSpec.getContainers().get(0);
-    Path volumesDir = run.podDir.resolve("volumes");
-    List<Runnable> projections = new ArrayList<>();
-    for (VolumeMount mount : container.getVolumeMounts()) {
-      Volume volume =
-          podSpec.getVolumes().stream()
-              .filter(v -> v.getName().equals(mount.getName()))
-              .findFirst()
-              .orElseThrow();
-      Path local;
-      if (volume.getPersistentVolumeClaim() != null) {
-        String claim = volume.getPersistentVolumeClaim().getClaimName();
-        local = claimFolders.getOrDefault(claim, stateDir.resolve("pvc").resolve(claim));
-      } else if (volume.getConfigMap() != null) {
-        local = volumesDir.resolve(volume.getName());
-        String configMapName = volume.getConfigMap().getName();
-        String namespace = job.getMetadata().getNamespace();
-        Path target = local;
-        projections.add(() -> projectConfigMap(namespace, configMapName, target, paths));
-      } else {
-        local = volumesDir.resolve(volume.getName()); // emptyDir and anything else
-      }
-      Files.createDirectories(local);
-      paths.add(mount.getMountPath(), local);
-    }
-    // ConfigMap files are written once every mount is known, so paths inside them translate too.
-    projections.forEach(Runnable::run);
-    return paths;
-  }
-
-  private void projectConfigMap(String namespace, String name, Path target, PathTranslation paths) {
-    var configMap = client.configMaps().inNamespace(namespace).withName(name).get();
-    if (configMap == null) {
-      throw new IllegalStateException("ConfigMap " + namespace + "/" + name + " not found");
-    }
-    configMap
-        .getData()
-        .forEach(
-            (key, value) -> {
-              try {
-                Files.writeString(target.resolve(key), paths.apply(value));
-              } catch (IOException e) {
-                throw new UncheckedIOException(e);
-              }
-            });
-  }
-
-  private String resolveEnv(Job job, Container container, EnvVar var) {
-    if (var.getValueFrom() == null) {
-      return var.getValue();
-    }
-    var from = var.getValueFrom();
-    if (from.getSecretKeyRef() != null) {
-      var ref = from.getSecretKeyRef();
-      Secret secret =
-          client
-              .secrets()
-              .inNamespace(job.getMetadata().getNamespace())
-              .withName(ref.getName())
-              .get();
-      String encoded =
-          secret == null || secret.getData() == null ? null : secret.getData().get(ref.getKey());
-      if (encoded == null) {
-        if (Boolean.TRUE.equals(ref.getOptional())) {
-          return null;
-        }
-        throw new MissingSecretException(
-            "secret \""
-                + ref.getName()
-                + "\" key \""
-                + ref.getKey()
-                + "\" not found for env "
-                + var.getName());
-      }
-      return new String(Base64.getDecoder().decode(encoded), StandardCharsets.UTF_8);
-    }
-    if (from.getResourceFieldRef() != null
-        && "requests.cpu".equals(from.getResourceFieldRef().getResource())) {
-      Quantity cpu = container.getResources().getRequests().get("cpu");
-      BigDecimal cores = cpu == null ? BigDecimal.ONE : cpu.getNumericalAmount();
-      return cores.setScale(0, RoundingMode.CEILING).max(BigDecimal.ONE).toPlainString();
-    }
-    return null;
   }
 
   private void pumpStdout(RunState run, String podName) throws IOException {
@@ -615,13 +496,6 @@ final class LocalPodRunner implements AutoCloseable {
     }
     for (RunState run : runs.values()) {
       stop(run, 10);
-    }
-  }
-
-  /** A secretKeyRef that cannot be resolved, as the kubelet's CreateContainerConfigError. */
-  static final class MissingSecretException extends RuntimeException {
-    MissingSecretException(String message) {
-      super(message);
     }
   }
 

@@ -13,6 +13,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -27,7 +28,7 @@ class LocalModeEndToEndTest {
   @TempDir Path state;
 
   @Test
-  void quickstartTrainsAndBeatsTheBaseModel() throws Exception {
+  void quickstartTrainsBeatsTheBaseModelAndServesTheAdapter() throws Exception {
     ByteArrayOutputStream log = new ByteArrayOutputStream();
     KubeTuneLocal.Result result =
         KubeTuneLocal.run(
@@ -39,7 +40,20 @@ class LocalModeEndToEndTest {
     String output = log.toString(StandardCharsets.UTF_8);
 
     assertThat(result.exitCode()).as(output).isZero();
-    assertThat(result.finalState().getStatus().phase).isEqualTo(Phase.Succeeded);
+    // The quick-start's gate (accuracy must beat the base by 0.1) passes, so it is served.
+    assertThat(result.finalState().getStatus().phase).as(output).isEqualTo(Phase.Serving);
+    assertThat(condition(result, "Promoted").getStatus()).isEqualTo("True");
+    assertThat(condition(result, "Serving").getStatus()).isEqualTo("True");
+    assertThat(result.finalState().getStatus().serving.readyReplicas).isEqualTo(1);
+    assertThat(result.finalState().getStatus().serving.adapterDigest)
+        .isEqualTo(result.finalState().getStatus().adapter.digest);
+    // The served adapter answered the example request with one of the dataset's labels.
+    JsonNode answer = new ObjectMapper().readTree(result.exampleResponse());
+    assertThat(answer.at("/data/0/label").asText())
+        .isIn("account", "billing", "bug", "feature_request", "shipping");
+    assertThat(answer.at("/data/0/probabilities")).hasSize(5);
+    assertThat(output).contains("curl -s http://127.0.0.1:").contains("/v1/classify");
+    assertValidCheckpoints(state.resolve("pvc/local-scratch/quickstart"));
     Condition complete =
         result.finalState().getStatus().conditions.stream()
             .filter(c -> c.getType().equals("Complete"))
@@ -100,6 +114,11 @@ class LocalModeEndToEndTest {
         .isGreaterThan(status.adapter.baseMetrics.get("accuracy") + 0.25);
     // The output was uploaded to the embedded S3 server (its filesystem store) and copied back.
     assertThat(result.outputDir().resolve("adapter_model.safetensors")).exists();
+    // Checkpoints were committed to the embedded S3 server with manifests that verify.
+    assertValidCheckpoints(state.resolve("s3/kubetune-examples/checkpoints/support-tickets"));
+    // Served from s3:// (the adapter and base are downloaded by the server) with a gate on
+    // absolute accuracy; whether 60 steps reach it decides Serving or a clean "not promoted".
+    assertThat(result.finalState().getStatus().phase).isIn(Phase.Serving, Phase.Succeeded);
     assertThat(output).contains("S3 server").contains("Promoted");
   }
 
@@ -157,7 +176,8 @@ class LocalModeEndToEndTest {
     Files.writeString(
         yaml,
         Files.readString(ROOT.resolve("examples/quickstart.yaml"))
-            .replace("everySteps: 50", "everySteps: 10"));
+            .replace("everySteps: 50", "everySteps: 10")
+            .replace("enabled: true", "enabled: false")); // training only: faster
     Path firstPodLog = state.resolve("pods/quickstart-train-1/trainer.stdout.log");
     ByteArrayOutputStream log = new ByteArrayOutputStream();
     AtomicBoolean killed = new AtomicBoolean();
@@ -192,7 +212,52 @@ class LocalModeEndToEndTest {
     assertThat(result.exitCode()).as(output).isZero();
     assertThat(result.finalState().getStatus().phase).isEqualTo(Phase.Succeeded);
     assertThat(result.finalState().getStatus().attempts).isEqualTo(2);
+    // The operator's ledger saw the checkpoints of both attempts.
+    assertThat(result.finalState().getStatus().latestCheckpoint.step).isGreaterThanOrEqualTo(30);
     assertThat(Files.readString(state.resolve("pods/quickstart-train-2/trainer.stderr.log")))
         .contains("resuming from step");
+  }
+
+  static Condition condition(KubeTuneLocal.Result result, String type) {
+    return result.finalState().getStatus().conditions.stream()
+        .filter(c -> c.getType().equals(type))
+        .findFirst()
+        .orElseThrow();
+  }
+
+  /**
+   * At least one committed checkpoint under {@code dir}: a step-N folder whose manifest.json lists
+   * files that exist with the listed size and SHA-256.
+   */
+  static void assertValidCheckpoints(Path dir) throws Exception {
+    List<Path> manifests;
+    try (var walk = Files.walk(dir)) {
+      manifests =
+          walk.filter(p -> p.getFileName().toString().equals("manifest.json"))
+              .filter(p -> p.getParent().getFileName().toString().startsWith("step-"))
+              .toList();
+    }
+    assertThat(manifests).as("committed checkpoints under " + dir).isNotEmpty();
+    ObjectMapper json = new ObjectMapper();
+    for (Path manifest : manifests) {
+      JsonNode m = json.readTree(manifest.toFile());
+      assertThat(m.get("step").asLong()).isPositive();
+      assertThat(m.get("files")).isNotEmpty();
+      for (JsonNode f : m.get("files")) {
+        Path step = manifest.getParent();
+        Path file = step.resolve(m.get("attempt").asText()).resolve(f.get("name").asText());
+        if (!Files.exists(file)) {
+          file = step.resolve(f.get("name").asText());
+        }
+        assertThat(file).exists();
+        assertThat(Files.size(file)).isEqualTo(f.get("size").asLong());
+        assertThat(
+                java.util.HexFormat.of()
+                    .formatHex(
+                        java.security.MessageDigest.getInstance("SHA-256")
+                            .digest(Files.readAllBytes(file))))
+            .isEqualTo(f.get("sha256").asText());
+      }
+    }
   }
 }

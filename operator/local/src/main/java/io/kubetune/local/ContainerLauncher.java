@@ -1,0 +1,199 @@
+package io.kubetune.local;
+
+import io.fabric8.kubernetes.api.model.Container;
+import io.fabric8.kubernetes.api.model.EnvVar;
+import io.fabric8.kubernetes.api.model.PodSpec;
+import io.fabric8.kubernetes.api.model.Quantity;
+import io.fabric8.kubernetes.api.model.Secret;
+import io.fabric8.kubernetes.api.model.Volume;
+import io.fabric8.kubernetes.api.model.VolumeMount;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.math.BigDecimal;
+import java.math.RoundingMode;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.function.UnaryOperator;
+
+/**
+ * Starts a pod's first container as a local process, as a kubelet would start it in a container:
+ * the same arguments and environment (secretKeyRefs resolved from the API), and its volumes as
+ * local folders with every mount path rewritten in arguments, environment and projected ConfigMap
+ * files. Only the KubeTune trainer image can run, through the launcher {@code
+ * trainer-image/bin/trainer}. Shared by the Job and the Deployment halves of local mode.
+ */
+final class ContainerLauncher {
+  static final String TRAINER_IMAGE_MARKER = "kubetune-trainer";
+
+  private final KubernetesClient client;
+  private final Path stateDir;
+  private final Map<String, Path> claimFolders;
+  private final Path trainerLauncher;
+
+  ContainerLauncher(
+      KubernetesClient client,
+      Path stateDir,
+      Map<String, Path> claimFolders,
+      Path trainerLauncher) {
+    this.client = client;
+    this.stateDir = stateDir;
+    this.claimFolders = claimFolders;
+    this.trainerLauncher = trainerLauncher;
+  }
+
+  /** Why local mode cannot run this container's image, or null when it can. */
+  static String unsupportedImage(Container container) {
+    if (container.getImage() != null && container.getImage().contains(TRAINER_IMAGE_MARKER)) {
+      return null;
+    }
+    return "local mode runs only the KubeTune trainer image (an image name containing '"
+        + TRAINER_IMAGE_MARKER
+        + "'), not '"
+        + container.getImage()
+        + "'; remove spec.trainerImage to use the default";
+  }
+
+  /**
+   * Starts the container in {@code podDir} with stderr to {@code <name>.stderr.log} (and stdout to
+   * {@code <name>.stdout.log} unless {@code pipeStdout}); {@code rewriteArgs} adapts the translated
+   * arguments (e.g. a port) before the start.
+   *
+   * @throws MissingSecretException when a secretKeyRef cannot be resolved
+   */
+  Process launch(
+      String namespace,
+      PodSpec podSpec,
+      Path podDir,
+      String logName,
+      boolean pipeStdout,
+      UnaryOperator<List<String>> rewriteArgs)
+      throws IOException {
+    Container container = podSpec.getContainers().get(0);
+    Files.createDirectories(podDir);
+    PathTranslation paths = mountVolumes(namespace, podSpec, podDir);
+    List<String> args = new ArrayList<>();
+    for (String arg : Objects.requireNonNullElse(container.getArgs(), List.<String>of())) {
+      args.add(paths.apply(arg));
+    }
+    List<String> command = new ArrayList<>();
+    command.add(trainerLauncher.toString());
+    command.addAll(rewriteArgs.apply(args));
+    ProcessBuilder builder = new ProcessBuilder(command).directory(podDir.toFile());
+    Map<String, String> env = builder.environment();
+    for (EnvVar var : Objects.requireNonNullElse(container.getEnv(), List.<EnvVar>of())) {
+      String value = resolveEnv(namespace, container, var);
+      if (value != null) {
+        env.put(var.getName(), paths.apply(value));
+      }
+    }
+    Path terminationLog = podDir.resolve("termination-log");
+    Files.deleteIfExists(terminationLog);
+    env.put("KUBETUNE_TERMINATION_LOG", terminationLog.toString());
+    env.put("TMPDIR", paths.apply(env.getOrDefault("TMPDIR", "/tmp")));
+    builder.redirectError(podDir.resolve(logName + ".stderr.log").toFile());
+    if (!pipeStdout) {
+      builder.redirectOutput(podDir.resolve(logName + ".stdout.log").toFile());
+    }
+    return builder.start();
+  }
+
+  /** Creates the pod's volumes as local folders and returns the mount-path translation. */
+  private PathTranslation mountVolumes(String namespace, PodSpec podSpec, Path podDir)
+      throws IOException {
+    PathTranslation paths = new PathTranslation();
+    Container container = podSpec.getContainers().get(0);
+    Path volumesDir = podDir.resolve("volumes");
+    List<Runnable> projections = new ArrayList<>();
+    for (VolumeMount mount : container.getVolumeMounts()) {
+      Volume volume =
+          podSpec.getVolumes().stream()
+              .filter(v -> v.getName().equals(mount.getName()))
+              .findFirst()
+              .orElseThrow();
+      Path local;
+      if (volume.getPersistentVolumeClaim() != null) {
+        String claim = volume.getPersistentVolumeClaim().getClaimName();
+        local = claimFolders.getOrDefault(claim, stateDir.resolve("pvc").resolve(claim));
+      } else if (volume.getConfigMap() != null) {
+        local = volumesDir.resolve(volume.getName());
+        String configMapName = volume.getConfigMap().getName();
+        Path target = local;
+        projections.add(() -> projectConfigMap(namespace, configMapName, target, paths));
+      } else {
+        local = volumesDir.resolve(volume.getName()); // emptyDir and anything else
+      }
+      Files.createDirectories(local);
+      paths.add(mount.getMountPath(), local);
+    }
+    // ConfigMap files are written once every mount is known, so paths inside them translate too.
+    projections.forEach(Runnable::run);
+    return paths;
+  }
+
+  private void projectConfigMap(String namespace, String name, Path target, PathTranslation paths) {
+    var configMap = client.configMaps().inNamespace(namespace).withName(name).get();
+    if (configMap == null) {
+      throw new IllegalStateException("ConfigMap " + namespace + "/" + name + " not found");
+    }
+    configMap
+        .getData()
+        .forEach(
+            (key, value) -> {
+              try {
+                Files.writeString(target.resolve(key), paths.apply(value));
+              } catch (IOException e) {
+                throw new UncheckedIOException(e);
+              }
+            });
+  }
+
+  private String resolveEnv(String namespace, Container container, EnvVar var) {
+    if (var.getValueFrom() == null) {
+      return var.getValue();
+    }
+    var from = var.getValueFrom();
+    if (from.getSecretKeyRef() != null) {
+      var ref = from.getSecretKeyRef();
+      Secret secret = client.secrets().inNamespace(namespace).withName(ref.getName()).get();
+      String encoded =
+          secret == null || secret.getData() == null ? null : secret.getData().get(ref.getKey());
+      if (encoded == null) {
+        if (Boolean.TRUE.equals(ref.getOptional())) {
+          return null;
+        }
+        throw new MissingSecretException(
+            "secret \""
+                + ref.getName()
+                + "\" key \""
+                + ref.getKey()
+                + "\" not found for env "
+                + var.getName());
+      }
+      return new String(Base64.getDecoder().decode(encoded), StandardCharsets.UTF_8);
+    }
+    if (from.getResourceFieldRef() != null
+        && "requests.cpu".equals(from.getResourceFieldRef().getResource())) {
+      Quantity cpu =
+          container.getResources() == null || container.getResources().getRequests() == null
+              ? null
+              : container.getResources().getRequests().get("cpu");
+      BigDecimal cores = cpu == null ? BigDecimal.ONE : cpu.getNumericalAmount();
+      return cores.setScale(0, RoundingMode.CEILING).max(BigDecimal.ONE).toPlainString();
+    }
+    return null;
+  }
+
+  /** A secretKeyRef that cannot be resolved, as the kubelet's CreateContainerConfigError. */
+  static final class MissingSecretException extends RuntimeException {
+    MissingSecretException(String message) {
+      super(message);
+    }
+  }
+}
