@@ -45,9 +45,21 @@ public final class ServeFixtures {
 
   /** LoRA classification adapter on the support-ticket labels. */
   public static Path ticketClassifier(Path output, int steps) throws Exception {
+    return ticketClassifier(BASE, output, steps, null);
+  }
+
+  /**
+   * LoRA classification adapter on the support-ticket labels of {@code base}, evaluated on {@code
+   * validation} (else a 10% split).
+   */
+  public static Path ticketClassifier(Path base, Path output, int steps, Path validation)
+      throws Exception {
     TrainingOptions options =
-        TrainingOptions.defaults(BASE, TICKETS, DatasetFormat.CLASSIFICATION, output)
-            .withValidationSplit(0.1)
+        TrainingOptions.defaults(base, TICKETS, DatasetFormat.CLASSIFICATION, output);
+    options =
+        validation != null ? options.withValidation(validation) : options.withValidationSplit(0.1);
+    options =
+        options
             .withMethod(TrainingMethod.LORA, 8, 16, List.of("q_proj", "v_proj"), 1)
             .withSchedule(steps, 1, 1e-2, 16, 1, 3)
             .withEvaluation(steps, 0, "accuracy", true)
