@@ -16,6 +16,7 @@ import io.javaoperatorsdk.operator.api.reconciler.Context;
 import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
 import io.javaoperatorsdk.operator.api.reconciler.ErrorStatusUpdateControl;
 import io.javaoperatorsdk.operator.api.reconciler.EventSourceContext;
+import io.javaoperatorsdk.operator.api.reconciler.PrimaryUpdateAndCacheUtils;
 import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
 import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
 import io.javaoperatorsdk.operator.processing.event.ResourceID;
@@ -184,8 +185,19 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
       control = UpdateControl.noUpdate();
       metrics.reconciled(sample, "unchanged");
     } else {
-      cr.setStatus(next);
-      control = UpdateControl.patchStatus(cr);
+      // A full status update with optimistic locking, cached for the next reconcile. A JSON patch
+      // computed against a stale cached copy (UpdateControl.patchStatus without SSA) can apply
+      // list additions twice when an earlier write has not reached the informer yet: the
+      // checkpoint ledger once showed the same step twice. On a conflict JOSDK re-applies this to
+      // the fresh resource; the next reconcile recomputes from the log anyway.
+      PrimaryUpdateAndCacheUtils.updateStatusAndCacheResource(
+          cr,
+          context,
+          fresh -> {
+            fresh.setStatus(next);
+            return fresh;
+          });
+      control = UpdateControl.noUpdate();
       metrics.reconciled(sample, "status-updated");
     }
     // Reschedule: events from the Job, its pods and the serving Deployment drive everything else;
