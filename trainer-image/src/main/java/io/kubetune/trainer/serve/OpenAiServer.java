@@ -21,8 +21,9 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
 import java.util.UUID;
-import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -61,6 +62,7 @@ public final class OpenAiServer implements AutoCloseable {
   private final Vertx vertx;
   private final ThreadPoolExecutor workers;
   private final AtomicInteger running = new AtomicInteger();
+  private final Semaphore admitted;
   private final AtomicReference<Loaded> loaded = new AtomicReference<>();
   private final AtomicReference<String> loadFailure = new AtomicReference<>();
   private HttpServer server;
@@ -68,6 +70,7 @@ public final class OpenAiServer implements AutoCloseable {
   public OpenAiServer(Settings settings, PrintStream log) {
     this.settings = settings;
     this.log = log;
+    this.admitted = new Semaphore(settings.workers() + settings.queue());
     this.vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(1).setWorkerPoolSize(1));
     AtomicInteger threadNumber = new AtomicInteger();
     this.workers =
@@ -76,7 +79,9 @@ public final class OpenAiServer implements AutoCloseable {
             settings.workers(),
             0,
             TimeUnit.SECONDS,
-            new ArrayBlockingQueue<>(settings.queue()),
+            // Unbounded here: admission is the semaphore below, exact at any instant (a bounded
+            // queue also counts tasks an idle worker has not picked up yet).
+            new LinkedBlockingQueue<>(),
             r -> {
               Thread t = new Thread(r, "inference-" + threadNumber.incrementAndGet());
               t.setDaemon(true);
@@ -344,8 +349,16 @@ public final class OpenAiServer implements AutoCloseable {
     }
   }
 
+  /** Requests running or waiting for a worker. */
+  int busy() {
+    return running.get() + workers.getQueue().size();
+  }
+
   /** Runs model work on a worker; 429 when every worker is busy and the queue is full. */
   void submit(Runnable task) {
+    if (!admitted.tryAcquire()) {
+      throw ApiException.overloaded(settings.workers() + settings.queue());
+    }
     try {
       workers.execute(
           () -> {
@@ -354,10 +367,12 @@ public final class OpenAiServer implements AutoCloseable {
               task.run();
             } finally {
               running.decrementAndGet();
+              admitted.release();
             }
           });
     } catch (RejectedExecutionException e) {
-      throw ApiException.overloaded(settings.workers() + settings.queue());
+      admitted.release(); // shutting down
+      throw ApiException.notReady();
     }
   }
 

@@ -13,6 +13,7 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
@@ -262,6 +263,10 @@ class OpenAiServerTest {
   void aFullQueueAnswers429AtOnce() throws Exception {
     CountDownLatch release = new CountDownLatch(1);
     CountDownLatch started = new CountDownLatch(1);
+    // Requests of other tests may still be finishing: start from an idle server.
+    org.awaitility.Awaitility.await()
+        .atMost(Duration.ofSeconds(30))
+        .until(() -> server.busy() == 0);
     // Occupy the single worker and both queue slots with requests that wait on the latch.
     for (int i = 0; i < 3; i++) {
       server.submit(
