@@ -56,8 +56,10 @@ public class FineTuneJobStatus {
   public List<CheckpointRecord> checkpoints;
 
   @JsonPropertyDescription(
-      "The newest committed checkpoint of the current run. Never moves back to an older step;"
-          + " a new run (training revision) starts without one.")
+      "The newest committed checkpoint of the current run. Never moves back to an older step,"
+          + " except when the trainer rejects newer checkpoints at resume (see checkpointWarnings):"
+          + " then it is the one the run resumed from. A new run (training revision) starts"
+          + " without one.")
   public CheckpointRecord latestCheckpoint;
 
   @JsonPropertyDescription(
@@ -65,6 +67,12 @@ public class FineTuneJobStatus {
           + " (hyperparameters.earlyStopping.metric, default eval_loss; ties go to the newer step),"
           + " kept when it has left checkpoints[].")
   public CheckpointRecord bestCheckpoint;
+
+  @JsonPropertyDescription(
+      "Checkpoints of the current run the trainer rejected at resume (CheckpointSkipped, e.g. a"
+          + " checksum mismatch) or could not write (CheckpointFailed), one entry per reason and"
+          + " step, the 10 highest steps, ordered by step. Each is also a Warning Event.")
+  public List<CheckpointWarning> checkpointWarnings;
 
   @JsonPropertyDescription("The exported result of a successful run.")
   public AdapterStatus adapter;
