@@ -14,6 +14,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.OptionalLong;
 import java.util.TreeMap;
 import java.util.function.UnaryOperator;
 import java.util.stream.Stream;
@@ -32,6 +33,14 @@ import java.util.stream.Stream;
  * seen with that metric (ties go to the newer step, as in the trainer's retention), kept even when
  * it has left {@code checkpoints[]}. A new training revision starts an empty ledger (the status
  * aggregator clears it).
+ *
+ * <p>The one exception to "never moves back": a {@code resume} line with {@code skipped} says the
+ * trainer rejected every checkpoint newer than the one it resumed from (a checksum mismatch, a
+ * missing manifest). Those are not checkpoints the run can use, so every entry above the resumed
+ * step leaves the ledger ({@code checkpoints[]}, {@code latestCheckpoint} and {@code
+ * bestCheckpoint}), and {@code latestCheckpoint} becomes the checkpoint actually resumed from (none
+ * when the run started over). The trainer prints {@code resume} before its first step, so the
+ * checkpoints a pod commits later come after it and are kept.
  */
 public final class CheckpointLedger {
   /** Entries kept in {@code status.checkpoints}. */
@@ -77,6 +86,9 @@ public final class CheckpointLedger {
       if (!step.canConvertToLong() || step.asLong() < 0) {
         continue;
       }
+      if (type.equals("resume") && !event.hasNonNull("uri")) {
+        continue; // every checkpoint was rejected: the run started over, from no checkpoint
+      }
       CheckpointRecord record = new CheckpointRecord();
       record.step = step.asLong();
       record.uri = event.hasNonNull("uri") ? uris.apply(event.get("uri").asText()) : null;
@@ -85,6 +97,26 @@ public final class CheckpointLedger {
       seen.add(record);
     }
     return seen;
+  }
+
+  /**
+   * The step the trainer resumed from after rejecting every newer checkpoint: that of the last
+   * {@code resume} line with a non-empty {@code skipped} list (0 when none was left and the run
+   * started over), or empty when the log tail has no such line.
+   */
+  public static OptionalLong resumedAfterSkipping(String logTail) {
+    OptionalLong resumed = OptionalLong.empty();
+    for (JsonNode event : TrainerEvents.parse(logTail)) {
+      JsonNode step = event.path("step");
+      if (event.path("event").asText().equals("resume")
+          && event.path("skipped").isArray()
+          && !event.path("skipped").isEmpty()
+          && step.canConvertToLong()
+          && step.asLong() >= 0) {
+        resumed = OptionalLong.of(step.asLong());
+      }
+    }
+    return resumed;
   }
 
   /**
@@ -107,21 +139,38 @@ public final class CheckpointLedger {
 
   /** Merges observed checkpoints into the ledger; the same observations again change nothing. */
   public static Ledger merge(Ledger previous, List<CheckpointRecord> observed, EvalMetric metric) {
+    return merge(previous, OptionalLong.empty(), observed, metric);
+  }
+
+  /**
+   * Merges observed checkpoints into the ledger after dropping every entry above {@code
+   * resumedAfterSkipping} (see {@link #resumedAfterSkipping}): the trainer rejected those. The same
+   * observations again change nothing.
+   */
+  public static Ledger merge(
+      Ledger previous,
+      OptionalLong resumedAfterSkipping,
+      List<CheckpointRecord> observed,
+      EvalMetric metric) {
+    long keepUpTo = resumedAfterSkipping.orElse(Long.MAX_VALUE);
+    List<CheckpointRecord> held =
+        Stream.concat(
+                previous.checkpoints() == null
+                    ? Stream.<CheckpointRecord>empty()
+                    : previous.checkpoints().stream(),
+                Stream.of(previous.latest(), previous.best()))
+            .filter(r -> r != null && r.step != null)
+            .toList();
     TreeMap<Long, CheckpointRecord> bySteps = new TreeMap<>();
-    Stream.of(
-            previous.checkpoints() == null
-                ? Stream.<CheckpointRecord>empty()
-                : previous.checkpoints().stream(),
-            Stream.of(previous.latest(), previous.best()),
-            observed.stream())
-        .flatMap(s -> s)
+    Stream.concat(held.stream().filter(r -> r.step <= keepUpTo), observed.stream())
         .filter(r -> r != null && r.step != null)
         .forEach(
             r ->
                 bySteps.merge(
                     r.step, Json.copy(r, CheckpointRecord.class), CheckpointLedger::combine));
     if (bySteps.isEmpty()) {
-      return previous;
+      boolean dropped = held.stream().anyMatch(r -> r.step > keepUpTo);
+      return dropped ? new Ledger(null, null, null) : previous;
     }
     List<CheckpointRecord> all = new ArrayList<>(bySteps.values());
     List<CheckpointRecord> newest =

@@ -197,4 +197,97 @@ class CheckpointLedgerTest {
     assertThat(nothing.latest()).isNull();
     assertThat(nothing.best()).isNull();
   }
+
+  static String skippedResumeLine(long resumed, long... skipped) {
+    StringBuilder line = new StringBuilder("{\"event\":\"resume\",\"step\":" + resumed);
+    if (resumed > 0) {
+      line.append(
+              String.format(
+                  java.util.Locale.ROOT, ",\"uri\":\"s3://ckpt/run/step-%09d/\"", resumed))
+          .append(",\"time\":\"2025-01-07T10:00:00Z\"");
+    }
+    line.append(",\"skipped\":[");
+    for (int i = 0; i < skipped.length; i++) {
+      line.append(i == 0 ? "" : ",")
+          .append(
+              String.format(
+                  java.util.Locale.ROOT,
+                  "{\"step\":%d,\"uri\":\"s3://ckpt/run/step-%09d/\",\"reason\":\"checksum"
+                      + " mismatch\"}",
+                  skipped[i],
+                  skipped[i]));
+    }
+    return line.append("]}").toString();
+  }
+
+  /** What the status aggregator does with a log tail. */
+  static Ledger read(Ledger previous, String log, String now) {
+    return CheckpointLedger.merge(
+        previous,
+        CheckpointLedger.resumedAfterSkipping(log),
+        CheckpointLedger.fromLog(log, UnaryOperator.identity(), now),
+        EvalMetric.EVAL_LOSS);
+  }
+
+  @Test
+  void aResumeThatSkippedNewerCheckpointsDropsThemAndLatestIsTheResumedOne() {
+    // The previous pod committed 30, 40 and 50; 50 is the best and the latest.
+    Ledger before =
+        read(
+            EMPTY,
+            checkpointLine(30, 1.3)
+                + "\n"
+                + checkpointLine(40, 1.2)
+                + "\n"
+                + checkpointLine(50, 1.0),
+            "T0");
+    assertThat(before.latest().step).isEqualTo(50L);
+    assertThat(before.best().step).isEqualTo(50L);
+
+    // The next pod finds 50 corrupt and resumes from 40.
+    String log = skippedResumeLine(40, 50);
+    assertThat(CheckpointLedger.resumedAfterSkipping(log)).hasValue(40L);
+    Ledger after = read(before, log, "T1");
+    assertThat(steps(after.checkpoints())).containsExactly(30L, 40L);
+    assertThat(after.latest().step).isEqualTo(40L);
+    assertThat(after.latest().uri).isEqualTo("s3://ckpt/run/step-000000040/");
+    assertThat(after.best().step).isEqualTo(40L);
+
+    // Re-reading the same tail changes nothing.
+    assertThat(Json.canonical(read(after, log, "T2"))).isEqualTo(Json.canonical(after));
+
+    // It commits 50 again (a new, intact folder): kept, with the new line's time, also on
+    // every re-read while the resume line is still in the tail.
+    String later = log + "\n" + checkpointLine(50, 0.9).replace("10:00:50.5Z", "11:00:00Z");
+    Ledger recommitted = read(after, later, "T3");
+    assertThat(steps(recommitted.checkpoints())).containsExactly(30L, 40L, 50L);
+    assertThat(recommitted.latest().time).isEqualTo("2025-01-07T11:00:00Z");
+    assertThat(recommitted.latest().metrics).containsEntry("eval_loss", 0.9);
+    assertThat(Json.canonical(read(recommitted, later, "T4")))
+        .isEqualTo(Json.canonical(recommitted));
+  }
+
+  @Test
+  void aResumeWithoutSkippedNeverMovesLatestBack() {
+    Ledger before = read(EMPTY, checkpointLine(50, 1.0), "T0");
+    String log = "{\"event\":\"resume\",\"step\":40,\"uri\":\"s3://ckpt/run/step-000000040/\"}";
+    assertThat(CheckpointLedger.resumedAfterSkipping(log)).isEmpty();
+    assertThat(read(before, log, "T1").latest().step).isEqualTo(50L);
+    // An empty skipped list is no rejection either.
+    String empty = log.replace("}", ",\"skipped\":[]}");
+    assertThat(CheckpointLedger.resumedAfterSkipping(empty)).isEmpty();
+  }
+
+  @Test
+  void whenEveryCheckpointWasRejectedTheRunStartedOverWithoutOne() {
+    Ledger before = read(EMPTY, checkpointLine(40, 1.2) + "\n" + checkpointLine(50, 1.0), "T0");
+    String log = skippedResumeLine(0, 50, 40);
+    // step 0 without a uri is not a checkpoint
+    assertThat(CheckpointLedger.fromLog(log, UnaryOperator.identity(), "T1")).isEmpty();
+    Ledger after = read(before, log, "T1");
+    assertThat(after.checkpoints()).isNull();
+    assertThat(after.latest()).isNull();
+    assertThat(after.best()).isNull();
+    assertThat(Json.canonical(read(after, log, "T2"))).isEqualTo(Json.canonical(after));
+  }
 }
