@@ -52,7 +52,8 @@ public class FineTuneJobStatus {
   @JsonPropertyDescription(
       "Committed checkpoints of the current run, from the trainer's log: the newest 10, oldest"
           + " first. Older ones may already be deleted by the trainer's retention"
-          + " (checkpoints.keepLast); latestCheckpoint and bestCheckpoint are kept.")
+          + " (checkpoints.keepLast); latestCheckpoint and bestCheckpoint are kept. Entries the"
+          + " trainer rejected when it resumed are kept with 'rejected' set.")
   public List<CheckpointRecord> checkpoints;
 
   @JsonPropertyDescription(

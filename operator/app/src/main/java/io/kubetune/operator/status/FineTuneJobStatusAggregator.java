@@ -28,7 +28,6 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
-import java.util.OptionalLong;
 import java.util.function.UnaryOperator;
 import java.util.stream.Collectors;
 
@@ -121,11 +120,11 @@ public final class FineTuneJobStatusAggregator {
     String checkpointsUri = cr.getSpec().checkpoints == null ? null : cr.getSpec().checkpoints.uri;
     UnaryOperator<String> uris = CheckpointLedger.userUris(checkpointsUri);
     List<CheckpointRecord> seen = CheckpointLedger.fromLog(logTail, uris, now);
-    OptionalLong resumedAfterSkipping = CheckpointLedger.resumedAfterSkipping(logTail);
-    if (!seen.isEmpty() || resumedAfterSkipping.isPresent()) {
+    Optional<CheckpointLedger.Rejection> rejection = CheckpointLedger.rejectionAtResume(logTail);
+    if (!seen.isEmpty() || rejection.isPresent()) {
       CheckpointLedger.merge(
               CheckpointLedger.Ledger.of(status),
-              resumedAfterSkipping,
+              rejection,
               seen,
               TrainerConfigModel.evaluationMetric(cr))
           .writeTo(status);

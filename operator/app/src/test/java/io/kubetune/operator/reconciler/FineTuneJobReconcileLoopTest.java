@@ -347,8 +347,9 @@ class FineTuneJobReconcileLoopTest {
   /**
    * A bit-flipped checkpoint is detected by its checksum when the next attempt resumes: the trainer
    * falls back to the one before and says so in its {@code resume} line. The operator shows the
-   * reason in status and as a Warning Event, moves latestCheckpoint back to the checkpoint actually
-   * resumed from, reports a later failed checkpoint the same way, and a re-read log writes nothing.
+   * reason in status and as a Warning Event, marks the rejected entry of the ledger and moves
+   * latestCheckpoint back to the checkpoint actually resumed from, reports a later failed
+   * checkpoint the same way, and a re-read log writes nothing.
    */
   @Test
   void aCorruptCheckpointSkippedAtResumeIsReportedAndLatestIsTheResumedOne() {
@@ -373,7 +374,11 @@ class FineTuneJobReconcileLoopTest {
     FineTuneJobStatus resumed =
         awaitStatus(cr, s -> s.phase == Phase.Running && latestStep(s) == 40);
     assertThat(resumed.latestCheckpoint.uri).isEqualTo("s3://checkpoints/corrupt/step-000000040/");
-    assertThat(steps(resumed.checkpoints)).containsExactly(40L);
+    // Step 50 stays in the history, marked; it is neither latest nor best any more.
+    assertThat(steps(resumed.checkpoints)).containsExactly(40L, 50L);
+    assertThat(resumed.checkpoints.get(0).rejected).isNull();
+    assertThat(resumed.checkpoints.get(1).rejected)
+        .startsWith("checksum mismatch: file trainable.safetensors");
     assertThat(resumed.bestCheckpoint.step).isEqualTo(40L);
     assertThat(resumed.checkpointWarnings).hasSize(1);
     var skipped = resumed.checkpointWarnings.get(0);

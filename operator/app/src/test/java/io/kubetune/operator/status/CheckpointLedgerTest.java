@@ -224,45 +224,64 @@ class CheckpointLedgerTest {
   static Ledger read(Ledger previous, String log, String now) {
     return CheckpointLedger.merge(
         previous,
-        CheckpointLedger.resumedAfterSkipping(log),
+        CheckpointLedger.rejectionAtResume(log),
         CheckpointLedger.fromLog(log, UnaryOperator.identity(), now),
         EvalMetric.EVAL_LOSS);
   }
 
+  static List<String> rejected(List<CheckpointRecord> records) {
+    return records.stream().map(r -> r.step + ":" + r.rejected).toList();
+  }
+
   @Test
-  void aResumeThatSkippedNewerCheckpointsDropsThemAndLatestIsTheResumedOne() {
-    // The previous pod committed 30, 40 and 50; 50 is the best and the latest.
+  void aResumeThatSkippedNewerCheckpointsMarksThemAndLatestIsTheResumedOne() {
+    // The previous pod committed 30, 40, 50 and 60; 50 is the best, 60 the latest.
     Ledger before =
         read(
             EMPTY,
-            checkpointLine(30, 1.3)
-                + "\n"
-                + checkpointLine(40, 1.2)
-                + "\n"
-                + checkpointLine(50, 1.0),
+            String.join(
+                "\n",
+                checkpointLine(30, 1.3),
+                checkpointLine(40, 1.2),
+                checkpointLine(50, 1.0),
+                checkpointLine(60, 1.1)),
             "T0");
-    assertThat(before.latest().step).isEqualTo(50L);
+    assertThat(before.latest().step).isEqualTo(60L);
     assertThat(before.best().step).isEqualTo(50L);
 
-    // The next pod finds 50 corrupt and resumes from 40.
+    // The next pod finds 50 corrupt and resumes from 40 (60 is gone from storage).
     String log = skippedResumeLine(40, 50);
-    assertThat(CheckpointLedger.resumedAfterSkipping(log)).hasValue(40L);
+    assertThat(CheckpointLedger.rejectionAtResume(log))
+        .hasValueSatisfying(r -> assertThat(r.resumedFrom()).isEqualTo(40L));
     Ledger after = read(before, log, "T1");
-    assertThat(steps(after.checkpoints())).containsExactly(30L, 40L);
+    // Kept as history, marked: checkpoints[] never shrinks.
+    assertThat(rejected(after.checkpoints()))
+        .containsExactly(
+            "30:null",
+            "40:null",
+            "50:checksum mismatch",
+            "60:not found when the trainer resumed from step 40");
     assertThat(after.latest().step).isEqualTo(40L);
     assertThat(after.latest().uri).isEqualTo("s3://ckpt/run/step-000000040/");
+    assertThat(after.latest().rejected).isNull();
     assertThat(after.best().step).isEqualTo(40L);
 
-    // Re-reading the same tail changes nothing.
+    // Re-reading the same tail changes nothing; nor does a tail the resume line has left.
     assertThat(Json.canonical(read(after, log, "T2"))).isEqualTo(Json.canonical(after));
+    assertThat(Json.canonical(read(after, checkpointLine(40, 1.2), "T2")))
+        .isEqualTo(Json.canonical(after));
 
-    // It commits 50 again (a new, intact folder): kept, with the new line's time, also on
+    // It commits 50 again (a new, intact folder): that replaces the rejected entry, also on
     // every re-read while the resume line is still in the tail.
     String later = log + "\n" + checkpointLine(50, 0.9).replace("10:00:50.5Z", "11:00:00Z");
     Ledger recommitted = read(after, later, "T3");
-    assertThat(steps(recommitted.checkpoints())).containsExactly(30L, 40L, 50L);
+    assertThat(rejected(recommitted.checkpoints()))
+        .containsExactly(
+            "30:null", "40:null", "50:null", "60:not found when the trainer resumed from step 40");
+    assertThat(recommitted.latest().step).isEqualTo(50L);
     assertThat(recommitted.latest().time).isEqualTo("2025-01-07T11:00:00Z");
     assertThat(recommitted.latest().metrics).containsEntry("eval_loss", 0.9);
+    assertThat(recommitted.best().step).isEqualTo(50L);
     assertThat(Json.canonical(read(recommitted, later, "T4")))
         .isEqualTo(Json.canonical(recommitted));
   }
@@ -271,11 +290,13 @@ class CheckpointLedgerTest {
   void aResumeWithoutSkippedNeverMovesLatestBack() {
     Ledger before = read(EMPTY, checkpointLine(50, 1.0), "T0");
     String log = "{\"event\":\"resume\",\"step\":40,\"uri\":\"s3://ckpt/run/step-000000040/\"}";
-    assertThat(CheckpointLedger.resumedAfterSkipping(log)).isEmpty();
-    assertThat(read(before, log, "T1").latest().step).isEqualTo(50L);
+    assertThat(CheckpointLedger.rejectionAtResume(log)).isEmpty();
+    Ledger after = read(before, log, "T1");
+    assertThat(after.latest().step).isEqualTo(50L);
+    assertThat(after.checkpoints()).allMatch(r -> r.rejected == null);
     // An empty skipped list is no rejection either.
     String empty = log.replace("}", ",\"skipped\":[]}");
-    assertThat(CheckpointLedger.resumedAfterSkipping(empty)).isEmpty();
+    assertThat(CheckpointLedger.rejectionAtResume(empty)).isEmpty();
   }
 
   @Test
@@ -285,7 +306,8 @@ class CheckpointLedgerTest {
     // step 0 without a uri is not a checkpoint
     assertThat(CheckpointLedger.fromLog(log, UnaryOperator.identity(), "T1")).isEmpty();
     Ledger after = read(before, log, "T1");
-    assertThat(after.checkpoints()).isNull();
+    assertThat(rejected(after.checkpoints()))
+        .containsExactly("40:checksum mismatch", "50:checksum mismatch");
     assertThat(after.latest()).isNull();
     assertThat(after.best()).isNull();
     assertThat(Json.canonical(read(after, log, "T2"))).isEqualTo(Json.canonical(after));

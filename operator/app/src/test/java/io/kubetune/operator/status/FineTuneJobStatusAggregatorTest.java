@@ -277,7 +277,9 @@ class FineTuneJobStatusAggregatorTest {
             new TrainingObservation(job, List.of(first, second), false, resumed),
             T1);
     assertThat(after.latestCheckpoint.step).isEqualTo(40L);
-    assertThat(after.checkpoints).extracting(r -> r.step).containsExactly(40L);
+    assertThat(after.checkpoints)
+        .extracting(r -> r.step + ":" + r.rejected)
+        .containsExactly("40:null", "50:checksum mismatch");
     assertThat(after.checkpointWarnings)
         .extracting(w -> w.reason + "@" + w.step + "@" + w.time)
         .containsExactly("CheckpointSkipped@50@" + T1, "CheckpointFailed@60@" + T1);
