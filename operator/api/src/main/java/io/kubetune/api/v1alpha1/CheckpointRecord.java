@@ -22,4 +22,10 @@ public class CheckpointRecord {
       "Evaluation metrics recorded with the checkpoint: the latest evaluation at or before its"
           + " step. Absent before the first evaluation.")
   public Map<String, Double> metrics;
+
+  @JsonPropertyDescription(
+      "Set when the trainer rejected this checkpoint as it resumed (e.g. a checksum mismatch) and"
+          + " used an older one: why. A rejected checkpoint is never latestCheckpoint or"
+          + " bestCheckpoint.")
+  public String rejected;
 }

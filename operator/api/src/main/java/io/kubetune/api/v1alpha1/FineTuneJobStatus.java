@@ -52,12 +52,15 @@ public class FineTuneJobStatus {
   @JsonPropertyDescription(
       "Committed checkpoints of the current run, from the trainer's log: the newest 10, oldest"
           + " first. Older ones may already be deleted by the trainer's retention"
-          + " (checkpoints.keepLast); latestCheckpoint and bestCheckpoint are kept.")
+          + " (checkpoints.keepLast); latestCheckpoint and bestCheckpoint are kept. Entries the"
+          + " trainer rejected when it resumed are kept with 'rejected' set.")
   public List<CheckpointRecord> checkpoints;
 
   @JsonPropertyDescription(
-      "The newest committed checkpoint of the current run. Never moves back to an older step;"
-          + " a new run (training revision) starts without one.")
+      "The newest committed checkpoint of the current run. Never moves back to an older step,"
+          + " except when the trainer rejects newer checkpoints at resume (see checkpointWarnings):"
+          + " then it is the one the run resumed from. A new run (training revision) starts"
+          + " without one.")
   public CheckpointRecord latestCheckpoint;
 
   @JsonPropertyDescription(
@@ -65,6 +68,12 @@ public class FineTuneJobStatus {
           + " (hyperparameters.earlyStopping.metric, default eval_loss; ties go to the newer step),"
           + " kept when it has left checkpoints[].")
   public CheckpointRecord bestCheckpoint;
+
+  @JsonPropertyDescription(
+      "Checkpoints of the current run the trainer rejected at resume (CheckpointSkipped, e.g. a"
+          + " checksum mismatch) or could not write (CheckpointFailed), one entry per reason and"
+          + " step, the 10 highest steps, ordered by step. Each is also a Warning Event.")
+  public List<CheckpointWarning> checkpointWarnings;
 
   @JsonPropertyDescription("The exported result of a successful run.")
   public AdapterStatus adapter;

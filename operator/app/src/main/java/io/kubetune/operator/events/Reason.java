@@ -11,7 +11,11 @@ public enum Reason {
   Succeeded(Type.Normal),
   Failed(Type.Warning),
   Serving(Type.Normal),
-  RolloutFailed(Type.Warning);
+  RolloutFailed(Type.Warning),
+  /** The trainer rejected a checkpoint at resume (corrupt, incomplete) and used an older one. */
+  CheckpointSkipped(Type.Warning),
+  /** A checkpoint could not be written; training went on with the previous one in force. */
+  CheckpointFailed(Type.Warning);
 
   public enum Type {
     Normal,

@@ -23,6 +23,7 @@ import io.javaoperatorsdk.operator.processing.event.ResourceID;
 import io.javaoperatorsdk.operator.processing.event.source.EventSource;
 import io.javaoperatorsdk.operator.processing.event.source.informer.InformerEventSource;
 import io.javaoperatorsdk.operator.processing.event.source.informer.Mappers;
+import io.kubetune.api.v1alpha1.CheckpointWarning;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.FineTuneJobStatus;
 import io.kubetune.api.v1alpha1.Phase;
@@ -37,6 +38,7 @@ import io.kubetune.operator.model.TrainerConfigMapBuilder;
 import io.kubetune.operator.model.TrainingJobBuilder;
 import io.kubetune.operator.model.TrainingJobPlan;
 import io.kubetune.operator.model.TrainingRevision;
+import io.kubetune.operator.status.CheckpointWarnings;
 import io.kubetune.operator.status.Conditions;
 import io.kubetune.operator.status.FineTuneJobStatusAggregator;
 import io.kubetune.operator.status.ServingRollout;
@@ -179,6 +181,7 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
       servingRequeue = serving.requeueAfter();
     }
     recordTransitionEvents(client, cr, previous, next);
+    recordCheckpointWarningEvents(client, cr, previous, next);
 
     UpdateControl<FineTuneJob> control;
     if (previous != null && Json.canonical(previous).equals(Json.canonical(next))) {
@@ -460,6 +463,27 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
       String occurrence =
           next.trainingRevision + "|" + next.phase + "|" + next.attempts + "|" + next.message;
       EventRecorder.record(client, cr, reason, next.message, occurrence);
+    }
+  }
+
+  /**
+   * One Warning Event per new entry of {@code status.checkpointWarnings} (a checkpoint skipped at
+   * resume or one that failed to commit), named after (revision, reason, step): a status cache
+   * behind the last patch gets a 409 instead of a duplicate.
+   */
+  private static void recordCheckpointWarningEvents(
+      KubernetesClient client, FineTuneJob cr, FineTuneJobStatus previous, FineTuneJobStatus next) {
+    boolean sameRun =
+        previous != null && Objects.equals(previous.trainingRevision, next.trainingRevision);
+    for (CheckpointWarning warning :
+        CheckpointWarnings.added(
+            sameRun ? previous.checkpointWarnings : null, next.checkpointWarnings)) {
+      Reason reason =
+          CheckpointWarning.SKIPPED.equals(warning.reason)
+              ? Reason.CheckpointSkipped
+              : Reason.CheckpointFailed;
+      EventRecorder.record(
+          client, cr, reason, warning.message, next.trainingRevision + "|" + warning.step);
     }
   }
 

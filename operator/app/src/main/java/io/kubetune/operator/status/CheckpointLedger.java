@@ -32,6 +32,17 @@ import java.util.stream.Stream;
  * seen with that metric (ties go to the newer step, as in the trainer's retention), kept even when
  * it has left {@code checkpoints[]}. A new training revision starts an empty ledger (the status
  * aggregator clears it).
+ *
+ * <p>The one exception to "never moves back": a {@code resume} line with {@code skipped} says the
+ * trainer rejected every checkpoint newer than the one it resumed from (a checksum mismatch, a
+ * missing manifest). Every entry above the resumed step is then marked {@code rejected} (with the
+ * trainer's reason) and is never {@code latestCheckpoint} or {@code bestCheckpoint}, so {@code
+ * latestCheckpoint} becomes the checkpoint actually resumed from (none when the run started over).
+ * Entries are marked, not removed: {@code checkpoints[]} keeps the history and never shrinks (the
+ * status is written as a JSON patch, whose index-based removals fail on a primary resource the
+ * informer has not refreshed yet). The trainer prints {@code resume} before its first step, so a
+ * checkpoint the pod commits later for a rejected step (an intact new folder) replaces the rejected
+ * entry.
  */
 public final class CheckpointLedger {
   /** Entries kept in {@code status.checkpoints}. */
@@ -77,6 +88,9 @@ public final class CheckpointLedger {
       if (!step.canConvertToLong() || step.asLong() < 0) {
         continue;
       }
+      if (type.equals("resume") && !event.hasNonNull("uri")) {
+        continue; // every checkpoint was rejected: the run started over, from no checkpoint
+      }
       CheckpointRecord record = new CheckpointRecord();
       record.step = step.asLong();
       record.uri = event.hasNonNull("uri") ? uris.apply(event.get("uri").asText()) : null;
@@ -85,6 +99,44 @@ public final class CheckpointLedger {
       seen.add(record);
     }
     return seen;
+  }
+
+  /**
+   * A {@code resume} line with a non-empty {@code skipped} list: the step the trainer resumed from
+   * (0 when none was left and the run started over) and why it rejected each newer checkpoint, by
+   * step.
+   */
+  public record Rejection(long resumedFrom, Map<Long, String> reasons) {
+    String reasonFor(long step) {
+      return reasons.getOrDefault(
+          step, "not found when the trainer resumed from step " + resumedFrom);
+    }
+  }
+
+  /** The last {@link Rejection} of a log tail, if it has one. */
+  public static Optional<Rejection> rejectionAtResume(String logTail) {
+    Optional<Rejection> last = Optional.empty();
+    for (JsonNode event : TrainerEvents.parse(logTail)) {
+      JsonNode step = event.path("step");
+      JsonNode skipped = event.path("skipped");
+      if (!event.path("event").asText().equals("resume")
+          || !skipped.isArray()
+          || skipped.isEmpty()
+          || !step.canConvertToLong()
+          || step.asLong() < 0) {
+        continue;
+      }
+      Map<Long, String> reasons = new TreeMap<>();
+      for (JsonNode s : skipped) {
+        if (s.path("step").canConvertToLong()) {
+          reasons.putIfAbsent(
+              s.path("step").asLong(),
+              FineTuneJobStatusAggregator.truncate(s.path("reason").asText("no reason given")));
+        }
+      }
+      last = Optional.of(new Rejection(step.asLong(), reasons));
+    }
+    return last;
   }
 
   /**
@@ -107,28 +159,56 @@ public final class CheckpointLedger {
 
   /** Merges observed checkpoints into the ledger; the same observations again change nothing. */
   public static Ledger merge(Ledger previous, List<CheckpointRecord> observed, EvalMetric metric) {
+    return merge(previous, Optional.empty(), observed, metric);
+  }
+
+  /**
+   * Merges observed checkpoints into the ledger after marking every entry above the step a {@code
+   * rejection} resumed from as rejected (see {@link #rejectionAtResume}); an observed checkpoint of
+   * a rejected step replaces that entry. The same observations again change nothing.
+   */
+  public static Ledger merge(
+      Ledger previous,
+      Optional<Rejection> rejection,
+      List<CheckpointRecord> observed,
+      EvalMetric metric) {
     TreeMap<Long, CheckpointRecord> bySteps = new TreeMap<>();
     Stream.of(
             previous.checkpoints() == null
                 ? Stream.<CheckpointRecord>empty()
                 : previous.checkpoints().stream(),
-            Stream.of(previous.latest(), previous.best()),
-            observed.stream())
+            Stream.of(previous.latest(), previous.best()))
         .flatMap(s -> s)
         .filter(r -> r != null && r.step != null)
         .forEach(
             r ->
                 bySteps.merge(
                     r.step, Json.copy(r, CheckpointRecord.class), CheckpointLedger::combine));
+    rejection.ifPresent(
+        r ->
+            bySteps
+                .tailMap(r.resumedFrom(), false)
+                .values()
+                .forEach(entry -> entry.rejected = r.reasonFor(entry.step)));
+    observed.stream()
+        .filter(r -> r != null && r.step != null)
+        .forEach(
+            r ->
+                bySteps.merge(
+                    r.step,
+                    Json.copy(r, CheckpointRecord.class),
+                    (held, seen) -> held.rejected != null ? seen : combine(held, seen)));
     if (bySteps.isEmpty()) {
       return previous;
     }
     List<CheckpointRecord> all = new ArrayList<>(bySteps.values());
     List<CheckpointRecord> newest =
         new ArrayList<>(all.subList(Math.max(0, all.size() - MAX_ENTRIES), all.size()));
-    CheckpointRecord latest = Json.copy(bySteps.lastEntry().getValue(), CheckpointRecord.class);
+    List<CheckpointRecord> usable = all.stream().filter(r -> r.rejected == null).toList();
+    CheckpointRecord latest =
+        usable.isEmpty() ? null : Json.copy(usable.get(usable.size() - 1), CheckpointRecord.class);
     CheckpointRecord best =
-        best(all, metric).map(r -> Json.copy(r, CheckpointRecord.class)).orElse(null);
+        best(usable, metric).map(r -> Json.copy(r, CheckpointRecord.class)).orElse(null);
     return new Ledger(newest, latest, best);
   }
 

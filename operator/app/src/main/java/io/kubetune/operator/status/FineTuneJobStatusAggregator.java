@@ -13,6 +13,7 @@ import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.api.trainer.TrainerTermination;
 import io.kubetune.api.v1alpha1.AdapterStatus;
 import io.kubetune.api.v1alpha1.CheckpointRecord;
+import io.kubetune.api.v1alpha1.CheckpointWarning;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.FineTuneJobStatus;
 import io.kubetune.api.v1alpha1.Phase;
@@ -27,6 +28,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.function.UnaryOperator;
 import java.util.stream.Collectors;
 
 /**
@@ -109,20 +111,28 @@ public final class FineTuneJobStatusAggregator {
   }
 
   /**
-   * Merges the checkpoints the log tail reports into the ledger. Nothing new in the log leaves the
-   * ledger exactly as it was, so an unchanged resync writes nothing.
+   * Merges the checkpoints the log tail reports into the ledger, and the checkpoints it rejected or
+   * failed to write into {@code checkpointWarnings}. Nothing new in the log leaves both exactly as
+   * they were, so an unchanged resync writes nothing.
    */
   private static void recordCheckpoints(
       FineTuneJob cr, FineTuneJobStatus status, String logTail, String now) {
     String checkpointsUri = cr.getSpec().checkpoints == null ? null : cr.getSpec().checkpoints.uri;
-    List<CheckpointRecord> seen =
-        CheckpointLedger.fromLog(logTail, CheckpointLedger.userUris(checkpointsUri), now);
-    if (seen.isEmpty()) {
-      return;
+    UnaryOperator<String> uris = CheckpointLedger.userUris(checkpointsUri);
+    List<CheckpointRecord> seen = CheckpointLedger.fromLog(logTail, uris, now);
+    Optional<CheckpointLedger.Rejection> rejection = CheckpointLedger.rejectionAtResume(logTail);
+    if (!seen.isEmpty() || rejection.isPresent()) {
+      CheckpointLedger.merge(
+              CheckpointLedger.Ledger.of(status),
+              rejection,
+              seen,
+              TrainerConfigModel.evaluationMetric(cr))
+          .writeTo(status);
     }
-    CheckpointLedger.merge(
-            CheckpointLedger.Ledger.of(status), seen, TrainerConfigModel.evaluationMetric(cr))
-        .writeTo(status);
+    List<CheckpointWarning> warnings = CheckpointWarnings.fromLog(logTail, uris, now);
+    if (!warnings.isEmpty()) {
+      status.checkpointWarnings = CheckpointWarnings.merge(status.checkpointWarnings, warnings);
+    }
   }
 
   /**
@@ -181,6 +191,7 @@ public final class FineTuneJobStatusAggregator {
     status.checkpoints = null;
     status.latestCheckpoint = null;
     status.bestCheckpoint = null;
+    status.checkpointWarnings = null;
   }
 
   record Outcome(Phase phase, String reason, String message) {}
@@ -508,7 +519,7 @@ public final class FineTuneJobStatusAggregator {
     return problems.stream().map(ValidationProblem::toString).collect(Collectors.joining("; "));
   }
 
-  private static String truncate(String message) {
+  static String truncate(String message) {
     if (message == null || message.length() <= MAX_MESSAGE) {
       return message;
     }

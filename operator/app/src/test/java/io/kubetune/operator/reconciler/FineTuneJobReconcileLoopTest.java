@@ -344,6 +344,79 @@ class FineTuneJobReconcileLoopTest {
     assertThat(failed.latestCheckpoint.step).isEqualTo(130L);
   }
 
+  /**
+   * A bit-flipped checkpoint is detected by its checksum when the next attempt resumes: the trainer
+   * falls back to the one before and says so in its {@code resume} line. The operator shows the
+   * reason in status and as a Warning Event, marks the rejected entry of the ledger and moves
+   * latestCheckpoint back to the checkpoint actually resumed from, reports a later failed
+   * checkpoint the same way, and a re-read log writes nothing.
+   */
+  @Test
+  void aCorruptCheckpointSkippedAtResumeIsReportedAndLatestIsTheResumedOne() {
+    FineTuneJob cr = create(TestResources.minimal("corrupt"));
+    Job job = awaitJob(cr);
+    Pod first = kubelet.startPod(job, "k1");
+    kubelet.log(first, checkpointLine("corrupt", 40, 1.2));
+    kubelet.log(first, checkpointLine("corrupt", 50, 1.1));
+    awaitStatus(cr, s -> latestStep(s) == 50);
+
+    // Preempted; meanwhile a bit of step 50's trainable.safetensors flips in storage.
+    kubelet.preempt(job, first);
+    awaitStatus(cr, s -> s.phase == Phase.Queued);
+    Pod second = kubelet.startPod(kubelet.job(NS, job.getMetadata().getName()), "k2");
+    kubelet.log(
+        second,
+        "{\"event\":\"resume\",\"step\":40,\"uri\":\"s3://checkpoints/corrupt/step-000000040/\","
+            + "\"time\":\"2025-01-07T10:00:00.250Z\",\"metrics\":{\"eval_loss\":1.2},"
+            + "\"skipped\":[{\"step\":50,\"uri\":\"s3://checkpoints/corrupt/step-000000050/\","
+            + "\"reason\":\"checksum mismatch: file trainable.safetensors has SHA-256 59...,"
+            + " manifest says a8...\"}]}");
+    FineTuneJobStatus resumed =
+        awaitStatus(cr, s -> s.phase == Phase.Running && latestStep(s) == 40);
+    assertThat(resumed.latestCheckpoint.uri).isEqualTo("s3://checkpoints/corrupt/step-000000040/");
+    // Step 50 stays in the history, marked; it is neither latest nor best any more.
+    assertThat(steps(resumed.checkpoints)).containsExactly(40L, 50L);
+    assertThat(resumed.checkpoints.get(0).rejected).isNull();
+    assertThat(resumed.checkpoints.get(1).rejected)
+        .startsWith("checksum mismatch: file trainable.safetensors");
+    assertThat(resumed.bestCheckpoint.step).isEqualTo(40L);
+    assertThat(resumed.checkpointWarnings).hasSize(1);
+    var skipped = resumed.checkpointWarnings.get(0);
+    assertThat(skipped.reason).isEqualTo("CheckpointSkipped");
+    assertThat(skipped.step).isEqualTo(50L);
+    assertThat(skipped.uri).isEqualTo("s3://checkpoints/corrupt/step-000000050/");
+    assertThat(skipped.message)
+        .contains("checksum mismatch: file trainable.safetensors")
+        .contains("resumed from step 40 (s3://checkpoints/corrupt/step-000000040/)");
+    Event skippedEvent = awaitEvent(cr, "CheckpointSkipped");
+    assertThat(skippedEvent.getType()).isEqualTo("Warning");
+    assertThat(skippedEvent.getMessage()).isEqualTo(skipped.message);
+
+    // Later the store is down past the retries: a warning, training goes on.
+    kubelet.log(
+        second,
+        "{\"event\":\"warning\",\"reason\":\"CheckpointFailed\",\"step\":60,"
+            + "\"consecutiveFailures\":1,\"lastCheckpointStep\":40,\"message\":\"PUT"
+            + " (If-None-Match: *) s3://checkpoints/corrupt/step-000000060/manifest.json failed"
+            + " after 10 attempts in 88.1 s\"}");
+    FineTuneJobStatus failed =
+        awaitStatus(cr, s -> s.checkpointWarnings != null && s.checkpointWarnings.size() == 2);
+    assertThat(failed.phase).isEqualTo(Phase.Running);
+    assertThat(failed.latestCheckpoint.step).isEqualTo(40L);
+    assertThat(failed.checkpointWarnings.get(1).message)
+        .contains("step 60 could not be written")
+        .contains("step 40, stays in force");
+    assertThat(awaitEvent(cr, "CheckpointFailed").getType()).isEqualTo("Warning");
+
+    // The trainer keeps running and its tail is re-read every poll: no write, no new Event.
+    await().pollDelay(Duration.ofMillis(500)).until(() -> true);
+    drainRequests();
+    double before = unchangedReconciles();
+    await().atMost(Duration.ofSeconds(10)).until(() -> unchangedReconciles() >= before + 3);
+    assertThat(operatorWrites(drainRequests())).isEmpty();
+    assertThat(eventReasons(cr).stream().filter(r -> r.startsWith("Checkpoint"))).hasSize(2);
+  }
+
   @Test
   void restartNonceReplacesTheJobWithANewRevision() {
     FineTuneJob cr = create(TestResources.minimal("rerun"));
@@ -675,6 +748,18 @@ class FineTuneJobReconcileLoopTest {
         .filter(e -> cr.getMetadata().getName().equals(e.getInvolvedObject().getName()))
         .map(Event::getReason)
         .toList();
+  }
+
+  private Event awaitEvent(FineTuneJob cr, String reason) {
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .alias(reason + " event of " + cr.getMetadata().getName())
+        .until(() -> eventReasons(cr).contains(reason));
+    return client.v1().events().inNamespace(NS).list().getItems().stream()
+        .filter(e -> cr.getMetadata().getName().equals(e.getInvolvedObject().getName()))
+        .filter(e -> reason.equals(e.getReason()))
+        .findFirst()
+        .orElseThrow();
   }
 
   private List<ApiRequest> drainRequests() {

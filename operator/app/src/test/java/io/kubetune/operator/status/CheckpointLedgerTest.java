@@ -197,4 +197,119 @@ class CheckpointLedgerTest {
     assertThat(nothing.latest()).isNull();
     assertThat(nothing.best()).isNull();
   }
+
+  static String skippedResumeLine(long resumed, long... skipped) {
+    StringBuilder line = new StringBuilder("{\"event\":\"resume\",\"step\":" + resumed);
+    if (resumed > 0) {
+      line.append(
+              String.format(
+                  java.util.Locale.ROOT, ",\"uri\":\"s3://ckpt/run/step-%09d/\"", resumed))
+          .append(",\"time\":\"2025-01-07T10:00:00Z\"");
+    }
+    line.append(",\"skipped\":[");
+    for (int i = 0; i < skipped.length; i++) {
+      line.append(i == 0 ? "" : ",")
+          .append(
+              String.format(
+                  java.util.Locale.ROOT,
+                  "{\"step\":%d,\"uri\":\"s3://ckpt/run/step-%09d/\",\"reason\":\"checksum"
+                      + " mismatch\"}",
+                  skipped[i],
+                  skipped[i]));
+    }
+    return line.append("]}").toString();
+  }
+
+  /** What the status aggregator does with a log tail. */
+  static Ledger read(Ledger previous, String log, String now) {
+    return CheckpointLedger.merge(
+        previous,
+        CheckpointLedger.rejectionAtResume(log),
+        CheckpointLedger.fromLog(log, UnaryOperator.identity(), now),
+        EvalMetric.EVAL_LOSS);
+  }
+
+  static List<String> rejected(List<CheckpointRecord> records) {
+    return records.stream().map(r -> r.step + ":" + r.rejected).toList();
+  }
+
+  @Test
+  void aResumeThatSkippedNewerCheckpointsMarksThemAndLatestIsTheResumedOne() {
+    // The previous pod committed 30, 40, 50 and 60; 50 is the best, 60 the latest.
+    Ledger before =
+        read(
+            EMPTY,
+            String.join(
+                "\n",
+                checkpointLine(30, 1.3),
+                checkpointLine(40, 1.2),
+                checkpointLine(50, 1.0),
+                checkpointLine(60, 1.1)),
+            "T0");
+    assertThat(before.latest().step).isEqualTo(60L);
+    assertThat(before.best().step).isEqualTo(50L);
+
+    // The next pod finds 50 corrupt and resumes from 40 (60 is gone from storage).
+    String log = skippedResumeLine(40, 50);
+    assertThat(CheckpointLedger.rejectionAtResume(log))
+        .hasValueSatisfying(r -> assertThat(r.resumedFrom()).isEqualTo(40L));
+    Ledger after = read(before, log, "T1");
+    // Kept as history, marked: checkpoints[] never shrinks.
+    assertThat(rejected(after.checkpoints()))
+        .containsExactly(
+            "30:null",
+            "40:null",
+            "50:checksum mismatch",
+            "60:not found when the trainer resumed from step 40");
+    assertThat(after.latest().step).isEqualTo(40L);
+    assertThat(after.latest().uri).isEqualTo("s3://ckpt/run/step-000000040/");
+    assertThat(after.latest().rejected).isNull();
+    assertThat(after.best().step).isEqualTo(40L);
+
+    // Re-reading the same tail changes nothing; nor does a tail the resume line has left.
+    assertThat(Json.canonical(read(after, log, "T2"))).isEqualTo(Json.canonical(after));
+    assertThat(Json.canonical(read(after, checkpointLine(40, 1.2), "T2")))
+        .isEqualTo(Json.canonical(after));
+
+    // It commits 50 again (a new, intact folder): that replaces the rejected entry, also on
+    // every re-read while the resume line is still in the tail.
+    String later = log + "\n" + checkpointLine(50, 0.9).replace("10:00:50.5Z", "11:00:00Z");
+    Ledger recommitted = read(after, later, "T3");
+    assertThat(rejected(recommitted.checkpoints()))
+        .containsExactly(
+            "30:null", "40:null", "50:null", "60:not found when the trainer resumed from step 40");
+    assertThat(recommitted.latest().step).isEqualTo(50L);
+    assertThat(recommitted.latest().time).isEqualTo("2025-01-07T11:00:00Z");
+    assertThat(recommitted.latest().metrics).containsEntry("eval_loss", 0.9);
+    assertThat(recommitted.best().step).isEqualTo(50L);
+    assertThat(Json.canonical(read(recommitted, later, "T4")))
+        .isEqualTo(Json.canonical(recommitted));
+  }
+
+  @Test
+  void aResumeWithoutSkippedNeverMovesLatestBack() {
+    Ledger before = read(EMPTY, checkpointLine(50, 1.0), "T0");
+    String log = "{\"event\":\"resume\",\"step\":40,\"uri\":\"s3://ckpt/run/step-000000040/\"}";
+    assertThat(CheckpointLedger.rejectionAtResume(log)).isEmpty();
+    Ledger after = read(before, log, "T1");
+    assertThat(after.latest().step).isEqualTo(50L);
+    assertThat(after.checkpoints()).allMatch(r -> r.rejected == null);
+    // An empty skipped list is no rejection either.
+    String empty = log.replace("}", ",\"skipped\":[]}");
+    assertThat(CheckpointLedger.rejectionAtResume(empty)).isEmpty();
+  }
+
+  @Test
+  void whenEveryCheckpointWasRejectedTheRunStartedOverWithoutOne() {
+    Ledger before = read(EMPTY, checkpointLine(40, 1.2) + "\n" + checkpointLine(50, 1.0), "T0");
+    String log = skippedResumeLine(0, 50, 40);
+    // step 0 without a uri is not a checkpoint
+    assertThat(CheckpointLedger.fromLog(log, UnaryOperator.identity(), "T1")).isEmpty();
+    Ledger after = read(before, log, "T1");
+    assertThat(rejected(after.checkpoints()))
+        .containsExactly("40:checksum mismatch", "50:checksum mismatch");
+    assertThat(after.latest()).isNull();
+    assertThat(after.best()).isNull();
+    assertThat(Json.canonical(read(after, log, "T2"))).isEqualTo(Json.canonical(after));
+  }
 }

@@ -250,6 +250,62 @@ class FineTuneJobStatusAggregatorTest {
   }
 
   @Test
+  void aResumeThatSkippedACorruptCheckpointIsRecordedAndLatestIsTheResumedOne() {
+    job.setStatus(new JobStatusBuilder().withActive(1).withStartTime(T0).build());
+    Pod first = pod("agg-train-a", "Running").build();
+    String committed =
+        "{\"event\":\"checkpoint\",\"step\":40,\"uri\":\"s3://checkpoints/agg/step-000000040/\","
+            + "\"time\":\"2026-11-24T09:00:00Z\"}\n"
+            + "{\"event\":\"checkpoint\",\"step\":50,\"uri\":\"s3://checkpoints/agg/step-000000050/\","
+            + "\"time\":\"2026-11-24T09:10:00Z\"}\n";
+    cr.setStatus(
+        FineTuneJobStatusAggregator.compute(
+            cr, List.of(), new TrainingObservation(job, List.of(first), false, committed), T0));
+    assertThat(cr.getStatus().latestCheckpoint.step).isEqualTo(50L);
+
+    Pod second = pod("agg-train-b", "Running").build();
+    String resumed =
+        "{\"event\":\"resume\",\"step\":40,\"uri\":\"s3://checkpoints/agg/step-000000040/\","
+            + "\"time\":\"2026-11-24T09:00:00Z\",\"skipped\":[{\"step\":50,"
+            + "\"uri\":\"s3://checkpoints/agg/step-000000050/\",\"reason\":\"checksum mismatch\"}]}\n"
+            + "{\"event\":\"warning\",\"reason\":\"CheckpointFailed\",\"step\":60,"
+            + "\"consecutiveFailures\":1,\"lastCheckpointStep\":40,\"message\":\"store down\"}\n";
+    FineTuneJobStatus after =
+        FineTuneJobStatusAggregator.compute(
+            cr,
+            List.of(),
+            new TrainingObservation(job, List.of(first, second), false, resumed),
+            T1);
+    assertThat(after.latestCheckpoint.step).isEqualTo(40L);
+    assertThat(after.checkpoints)
+        .extracting(r -> r.step + ":" + r.rejected)
+        .containsExactly("40:null", "50:checksum mismatch");
+    assertThat(after.checkpointWarnings)
+        .extracting(w -> w.reason + "@" + w.step + "@" + w.time)
+        .containsExactly("CheckpointSkipped@50@" + T1, "CheckpointFailed@60@" + T1);
+    assertThat(after.checkpointWarnings.get(0).message)
+        .contains("checksum mismatch")
+        .contains("resumed from step 40");
+
+    // Re-reading the same tail later changes nothing (no status write).
+    cr.setStatus(after);
+    FineTuneJobStatus again =
+        FineTuneJobStatusAggregator.compute(
+            cr,
+            List.of(),
+            new TrainingObservation(job, List.of(first, second), false, resumed),
+            "2026-11-24T10:10:00Z");
+    assertThat(again).usingRecursiveComparison().isEqualTo(after);
+
+    // A new run forgets them.
+    cr.getSpec().restartNonce = "2";
+    FineTuneJobStatus replacing =
+        FineTuneJobStatusAggregator.compute(
+            cr, List.of(), new TrainingObservation(job, List.of(), true), T1);
+    assertThat(replacing.checkpointWarnings).isNull();
+  }
+
+  @Test
   void aPreemptedPodIsExplainedAsAnInterruptionNotAFailure() {
     Pod preempted =
         pod("agg-train-abc", "Failed")
