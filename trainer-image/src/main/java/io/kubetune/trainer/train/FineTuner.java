@@ -463,12 +463,17 @@ public final class FineTuner implements AutoCloseable {
                   history,
                   trainLoss);
           Evaluation latest = history.isEmpty() ? null : history.get(history.size() - 1);
+          // Only an evaluation of these very weights ranks the checkpoint: a SIGTERM checkpoint
+          // at step 130 must not inherit step 100's metrics and win "best" with unevaluated
+          // weights (retention and the operator's bestCheckpoint both rank by these).
+          Map<String, Double> evaluated =
+              latest != null && latest.step() == step ? latest.metrics() : Map.of();
           checkpointFailures =
               saveCheckpoint(
                   checkpointer,
                   state,
                   optimizer,
-                  latest == null ? Map.of() : latest.metrics(),
+                  evaluated,
                   checkpointFailures,
                   step < totalSteps && !stoppedEarly && !stopNow);
         }
