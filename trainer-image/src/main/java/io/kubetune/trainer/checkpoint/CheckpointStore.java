@@ -93,7 +93,18 @@ public final class CheckpointStore {
       }
     }
     if (store.exists(manifestKey)) {
-      return lost(step, folder, "a manifest already exists (checked before uploading)");
+      if (!supersededRevision(step, manifestKey, meta.trainingRevision())) {
+        return lost(step, folder, "a manifest already exists (checked before uploading)");
+      }
+      // A run of an earlier training revision (before a restartNonce or spec change) used the same
+      // checkpoints.uri: its checkpoint can never be resumed by this run, and keeping its manifest
+      // would block every commit of this run at the same steps. Withdraw it; its files become an
+      // orphan attempt that prune removes.
+      LOG.warn(
+          "Checkpoint step {}: replacing the checkpoint of a superseded training revision at {}",
+          step,
+          store.root().resolve(manifestKey));
+      store.delete(manifestKey);
     }
     String attempt = UUID.randomUUID().toString().substring(0, 8);
     List<Manifest.FileEntry> entries = new ArrayList<>();
@@ -216,6 +227,19 @@ public final class CheckpointStore {
    */
   public void download(Checkpoint checkpoint, Path localDir) throws IOException {
     verify(checkpoint, localDir);
+  }
+
+  /** True when the committed manifest at {@code key} names another training revision. */
+  private boolean supersededRevision(long step, String key, String revision) throws IOException {
+    try {
+      Manifest existing = Manifest.parse(store.getBytes(key));
+      return existing.step() == step
+          && !java.util.Objects.equals(existing.trainingRevision(), revision);
+    } catch (ObjectNotFoundException gone) {
+      return false;
+    } catch (IOException unparseable) {
+      return false; // not ours to judge: left to prune and verification
+    }
   }
 
   /** Reads and parses the manifest of {@code step}; file checks are left to {@link #verify}. */

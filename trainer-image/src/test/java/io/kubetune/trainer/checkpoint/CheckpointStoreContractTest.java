@@ -315,6 +315,29 @@ abstract class CheckpointStoreContractTest {
   }
 
   @Test
+  void aNewTrainingRevisionReplacesTheSameStepOfTheSupersededOne() throws Exception {
+    // A restartNonce run reuses checkpoints.uri: step 100 of the old run must not block it.
+    commit(100, 1.0, "a");
+    CommitResult result =
+        checkpoints.commit(
+            100,
+            Map.of("weights.bin", text("new.bin", "new")),
+            CheckpointMetadata.of("rev-b", Map.of()));
+    assertThat(result.committed()).as(result.message()).isTrue();
+    assertThat(checkpoints.latestValid("rev-b").orElseThrow().step()).isEqualTo(100);
+    assertThat(checkpoints.latestValid(REV)).isEmpty();
+    // The same revision is still protected: a stale pod of rev-b loses.
+    assertThat(
+            checkpoints
+                .commit(
+                    100,
+                    Map.of("weights.bin", text("stale.bin", "stale")),
+                    CheckpointMetadata.of("rev-b", Map.of()))
+                .committed())
+        .isFalse();
+  }
+
+  @Test
   void invalidInputsAreRejectedBeforeAnyUpload() throws Exception {
     Path f = text("x.bin", "x");
     CheckpointMetadata meta = CheckpointMetadata.of(REV, Map.of());
