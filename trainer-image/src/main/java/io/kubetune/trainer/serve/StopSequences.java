@@ -8,6 +8,9 @@ import java.util.List;
  * until the next token decides. Pure.
  */
 public final class StopSequences {
+  /** Bytes of a UTF-8 sequence that can still be completed: a 4-byte sequence missing its last. */
+  static final int MAX_INCOMPLETE_UTF8 = 3;
+
   private final List<String> stops;
 
   public StopSequences(List<String> stops) {
@@ -29,11 +32,15 @@ public final class StopSequences {
   /**
    * Length of the prefix of {@code text} that is safe to send: everything except a trailing part
    * that could still grow into a stop string, and except an incomplete UTF-8 sequence (decoded as
-   * U+FFFD) at the end.
+   * U+FFFD) at the end. Such a sequence is at most {@value #MAX_INCOMPLETE_UTF8} bytes, so no more
+   * U+FFFD than that are held: a model that emits invalid bytes (an undertrained one does) still
+   * streams instead of sending everything at the end.
    */
   public int safeLength(String text) {
     int end = text.length();
-    while (end > 0 && text.charAt(end - 1) == '\uFFFD') {
+    while (end > 0
+        && text.length() - end < MAX_INCOMPLETE_UTF8
+        && text.charAt(end - 1) == '\uFFFD') {
       end--;
     }
     int held = 0;

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kubetune.trainer.model.ByteLevelBpeTokenizerJson;
 import io.kubetune.trainer.storage.FileDigest;
 import io.kubetune.trainer.storage.StorageSettings;
 import java.io.OutputStream;
@@ -133,6 +134,49 @@ class OpenAiServerTest {
     assertThat(usage.at("/usage/completion_tokens").asInt()).isPositive();
     assertThat(events.get(events.size() - 2).at("/choices/0/finish_reason").asText())
         .isIn("length", "stop");
+  }
+
+  @Test
+  void textThatIsNotValidUtf8StillStreamsWhileItIsGenerated() throws Exception {
+    // Byte 0xE5 forever: every token decodes to U+FFFD. All of them used to be held back as a
+    // possibly incomplete UTF-8 sequence, so the stream sent its text only at the end.
+    Path model =
+        ServeFixtures.repeatingModel(
+            dir.resolve("repeating"), ByteLevelBpeTokenizerJson.idOf("\u00e5"));
+    try (ModelRepository repeating =
+            ModelRepository.load(
+                model.toString(),
+                "repeating",
+                List.of(),
+                StorageSettings.defaults(),
+                dir.resolve("work-repeating"),
+                QUIET);
+        OpenAiServer other =
+            new OpenAiServer(new OpenAiServer.Settings("127.0.0.1", 0, 1, 1, 64 * 1024), QUIET)) {
+      other.start();
+      other.ready(repeating);
+      HttpResponse<String> response =
+          send(
+              HttpRequest.newBuilder(
+                      URI.create("http://127.0.0.1:" + other.port() + "/v1/completions"))
+                  .POST(
+                      HttpRequest.BodyPublishers.ofString(
+                          "{\"model\":\"repeating\",\"prompt\":\"hi\",\"max_tokens\":12,"
+                              + "\"temperature\":0,\"stream\":true}"))
+                  .build());
+      assertThat(response.statusCode()).as(response.body()).isEqualTo(200);
+      List<String> deltas = new ArrayList<>();
+      for (String block : response.body().split("\n\n")) {
+        if (!block.equals("data: [DONE]")) {
+          String text = JSON.readTree(block.substring(6)).at("/choices/0/text").asText("");
+          if (!text.isEmpty()) {
+            deltas.add(text);
+          }
+        }
+      }
+      assertThat(String.join("", deltas)).isEqualTo("\uFFFD".repeat(12));
+      assertThat(deltas).as("sent token by token, not all at the end").hasSizeGreaterThan(6);
+    }
   }
 
   @Test

@@ -1,12 +1,22 @@
 package io.kubetune.trainer.serve;
 
 import io.kubetune.trainer.data.DatasetFormat;
+import io.kubetune.trainer.model.ByteLevelBpeTokenizerJson;
+import io.kubetune.trainer.model.LlamaConfig;
+import io.kubetune.trainer.model.LlamaModel;
+import io.kubetune.trainer.model.TinyLlama;
+import io.kubetune.trainer.safetensors.Safetensors;
 import io.kubetune.trainer.train.FineTuner;
 import io.kubetune.trainer.train.ProgressReporter;
 import io.kubetune.trainer.train.TrainingMethod;
 import io.kubetune.trainer.train.TrainingOptions;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Random;
 
 /**
  * Adapters for the serving tests, trained in seconds on the shipped pretrained example model
@@ -27,8 +37,13 @@ public final class ServeFixtures {
 
   /** LoRA completion adapter teaching the house style (answers open with "Sure thing!"). */
   public static Path houseStyleAdapter(Path output, int steps) throws Exception {
+    return houseStyleAdapter(BASE, output, steps);
+  }
+
+  /** The same house-style LoRA adapter on another base model with the example tokenizer. */
+  public static Path houseStyleAdapter(Path base, Path output, int steps) throws Exception {
     TrainingOptions options =
-        TrainingOptions.defaults(BASE, HOUSE_STYLE, DatasetFormat.COMPLETION, output)
+        TrainingOptions.defaults(base, HOUSE_STYLE, DatasetFormat.COMPLETION, output)
             .withValidationSplit(0.05)
             .withMethod(
                 TrainingMethod.LORA,
@@ -65,6 +80,43 @@ public final class ServeFixtures {
             .withEvaluation(steps, 0, "accuracy", true)
             .withRegularisation(0.0, 1.0, 0.0, 7);
     return train(options);
+  }
+
+  /**
+   * A tiny model that generates {@code token} after any prompt: attention and MLP outputs are zero,
+   * so the last hidden state is the token's embedding, whose first component is 1 for every token,
+   * and only {@code token}'s row of the (untied) head reads that component.
+   */
+  public static Path repeatingModel(Path dir, int token) throws Exception {
+    LlamaConfig config = TinyLlama.config(TinyLlama.TEST_SIZE, false);
+    Files.createDirectories(dir);
+    Random random = new Random(1);
+    int hidden = config.hiddenSize();
+    Map<String, Safetensors.FloatTensor> tensors = new LinkedHashMap<>();
+    for (Map.Entry<String, long[]> e : LlamaModel.expectedShapes(config).entrySet()) {
+      String name = e.getKey();
+      long[] shape = e.getValue();
+      float[] values =
+          new float[Math.toIntExact(shape.length == 1 ? shape[0] : shape[0] * shape[1])];
+      if (name.endsWith("norm.weight")) {
+        Arrays.fill(values, 1f);
+      } else if (name.equals(LlamaModel.EMBED)) {
+        for (int i = 0; i < values.length; i++) {
+          values[i] = i % hidden == 0 ? 1f : (float) (random.nextGaussian() * 0.02);
+        }
+      } else if (name.equals(LlamaModel.LM_HEAD)) {
+        values[token * hidden] = 1f;
+      } else if (!name.endsWith("o_proj.weight") && !name.endsWith("down_proj.weight")) {
+        for (int i = 0; i < values.length; i++) {
+          values[i] = (float) (random.nextGaussian() * 0.02);
+        }
+      }
+      tensors.put(name, new Safetensors.FloatTensor(shape, values));
+    }
+    Safetensors.writeFloats(dir.resolve("model.safetensors"), tensors);
+    config.write(dir.resolve("config.json"));
+    ByteLevelBpeTokenizerJson.write(dir.resolve("tokenizer.json"));
+    return dir;
   }
 
   private static Path train(TrainingOptions options) throws Exception {
