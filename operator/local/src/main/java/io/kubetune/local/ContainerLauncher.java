@@ -67,7 +67,10 @@ final class ContainerLauncher {
    *
    * @throws MissingSecretException when a secretKeyRef cannot be resolved
    */
-  Process launch(
+  /** A started container: its process and the mount-path translation it runs with. */
+  record Launched(Process process, PathTranslation paths) {}
+
+  Launched launch(
       String namespace,
       PodSpec podSpec,
       Path podDir,
@@ -101,7 +104,7 @@ final class ContainerLauncher {
     if (!pipeStdout) {
       builder.redirectOutput(podDir.resolve(logName + ".stdout.log").toFile());
     }
-    return builder.start();
+    return new Launched(builder.start(), paths);
   }
 
   /** Creates the pod's volumes as local folders and returns the mount-path translation. */

@@ -203,8 +203,12 @@ public final class KubeTuneLocal {
                 claims,
                 launcher,
                 progress,
-                (ns, pod, logFile) ->
-                    api.servePodLog(ns, pod, LOG_TAIL_LINES, () -> tail(logFile, LOG_TAIL_LINES)));
+                (ns, pod, logFile, rewrite) ->
+                    api.servePodLog(
+                        ns,
+                        pod,
+                        LOG_TAIL_LINES,
+                        () -> rewrite.apply(tail(logFile, LOG_TAIL_LINES))));
         LocalServingRunner serving =
             new LocalServingRunner(api.client(), state, claims, launcher)) {
       out.println(
@@ -549,6 +553,19 @@ public final class KubeTuneLocal {
           c.getStatus(),
           c.getReason(),
           c.getMessage());
+    }
+    if (s.latestCheckpoint != null) {
+      out.println(
+          "checkpoints: "
+              + (s.checkpoints == null ? 0 : s.checkpoints.size())
+              + " in status, latest step "
+              + s.latestCheckpoint.step
+              + " at "
+              + s.latestCheckpoint.uri
+              + (s.bestCheckpoint == null ? "" : ", best step " + s.bestCheckpoint.step));
+    }
+    if (s.checkpointWarnings != null) {
+      s.checkpointWarnings.forEach(w -> out.println("warning: " + w.reason + ": " + w.message));
     }
     out.println(
         "attempts: "

@@ -37,6 +37,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.function.UnaryOperator;
 
 /**
  * A development aid that plays the Job controller and the kubelet for local mode: for each training
@@ -84,7 +85,7 @@ final class LocalPodRunner implements AutoCloseable {
 
   /** Makes a pod's log readable through the API (pods/log), as the kubelet does. */
   interface PodLogPublisher {
-    void publish(String namespace, String pod, Path logFile);
+    void publish(String namespace, String pod, Path logFile, UnaryOperator<String> rewrite);
   }
 
   void start() {
@@ -206,7 +207,7 @@ final class LocalPodRunner implements AutoCloseable {
       return;
     }
     try {
-      run.process =
+      ContainerLauncher.Launched launched =
           launcher.launch(
               job.getMetadata().getNamespace(),
               job.getSpec().getTemplate().getSpec(),
@@ -214,9 +215,14 @@ final class LocalPodRunner implements AutoCloseable {
               "trainer",
               true,
               args -> args);
+      run.process = launched.process();
       pumpStdout(run, podName);
+      // The log as the pod would print it: local folders back to the container's mount paths.
       logs.publish(
-          job.getMetadata().getNamespace(), podName, run.podDir.resolve("trainer.stdout.log"));
+          job.getMetadata().getNamespace(),
+          podName,
+          run.podDir.resolve("trainer.stdout.log"),
+          launched.paths()::reverse);
       setRunning(run);
       setJobStatus(job, 1, 0, run.failed, List.of());
     } catch (ContainerLauncher.MissingSecretException e) {

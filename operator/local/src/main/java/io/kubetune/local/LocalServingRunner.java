@@ -240,8 +240,9 @@ final class LocalServingRunner implements AutoCloseable {
     try {
       r.port = freePort();
       r.process =
-          launcher.launch(
-              namespace, spec, r.podDir, "server", false, args -> withPort(args, r.port));
+          launcher
+              .launch(namespace, spec, r.podDir, "server", false, args -> withPort(args, r.port))
+              .process();
       r.ready = false;
       setPodStatus(r, "Running", false, null, null);
     } catch (ContainerLauncher.MissingSecretException e) {

@@ -27,27 +27,43 @@ final class PathTranslation {
    * by the end, '/', a quote or a blank.
    */
   String apply(String value) {
+    Map<String, String> toLocal = new LinkedHashMap<>();
+    mounts.forEach((mountPath, local) -> toLocal.put(mountPath, local.toString()));
+    return replace(value, toLocal);
+  }
+
+  /**
+   * The other way, for what a process prints: local folders back to the mount paths the container
+   * would have printed, so the operator reads the same log from a local process as from a pod.
+   */
+  String reverse(String value) {
+    Map<String, String> toMount = new LinkedHashMap<>();
+    mounts.forEach((mountPath, local) -> toMount.putIfAbsent(local.toString(), mountPath));
+    return replace(value, toMount);
+  }
+
+  private static String replace(String value, Map<String, String> replacements) {
     if (value == null) {
       return null;
     }
-    List<String> paths = new ArrayList<>(mounts.keySet());
+    List<String> paths = new ArrayList<>(replacements.keySet());
     paths.sort(Comparator.comparingInt(String::length).reversed());
     StringBuilder out = new StringBuilder();
     int i = 0;
     while (i < value.length()) {
       String matched = null;
       if (i == 0 || "/\"'= \n".indexOf(value.charAt(i - 1)) >= 0) {
-        for (String mountPath : paths) {
-          int end = i + mountPath.length();
-          if (value.startsWith(mountPath, i)
+        for (String path : paths) {
+          int end = i + path.length();
+          if (value.startsWith(path, i)
               && (end == value.length() || "/\"' \n".indexOf(value.charAt(end)) >= 0)) {
-            matched = mountPath;
+            matched = path;
             break;
           }
         }
       }
       if (matched != null) {
-        out.append(mounts.get(matched));
+        out.append(replacements.get(matched));
         i += matched.length();
       } else {
         out.append(value.charAt(i));

@@ -54,6 +54,10 @@ class LocalModeEndToEndTest {
     assertThat(answer.at("/data/0/probabilities")).hasSize(5);
     assertThat(output).contains("curl -s http://127.0.0.1:").contains("/v1/classify");
     assertValidCheckpoints(state.resolve("pvc/local-scratch/quickstart"));
+    // The ledger shows the URIs the user wrote, as on a cluster (the runner serves the log with
+    // the container's mount paths, which the operator maps back to pvc://).
+    assertThat(result.finalState().getStatus().latestCheckpoint.uri)
+        .isEqualTo("pvc://local-scratch/quickstart/step-000000060/");
     Condition complete =
         result.finalState().getStatus().conditions.stream()
             .filter(c -> c.getType().equals("Complete"))

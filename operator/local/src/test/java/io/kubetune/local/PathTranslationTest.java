@@ -26,4 +26,18 @@ class PathTranslationTest {
     assertThat(t.apply("/tmpfiles/x")).isEqualTo("/tmpfiles/x");
     assertThat(t.apply("/work/tmp/x")).isEqualTo("/work/tmp/x");
   }
+
+  @Test
+  void reverseGivesTheContainerPathsBackForWhatTheProcessPrints() {
+    PathTranslation t = new PathTranslation();
+    t.add("/var/run/kubetune/pvc/scratch", Path.of("/home/me/.kubetune/pvc/scratch"));
+    t.add("/tmp", Path.of("/home/me/.kubetune/pods/p/tmp"));
+    assertThat(
+            t.reverse(
+                "{\"event\":\"checkpoint\",\"uri\":\"file:///home/me/.kubetune/pvc/scratch/job/step-1/\"}"))
+        .isEqualTo(
+            "{\"event\":\"checkpoint\",\"uri\":\"file:///var/run/kubetune/pvc/scratch/job/step-1/\"}");
+    assertThat(t.reverse(t.apply("/tmp/x and /var/run/kubetune/pvc/scratch/y")))
+        .isEqualTo("/tmp/x and /var/run/kubetune/pvc/scratch/y");
+  }
 }

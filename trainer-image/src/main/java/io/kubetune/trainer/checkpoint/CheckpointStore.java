@@ -42,6 +42,12 @@ import org.slf4j.LoggerFactory;
  * the revision, and every file's size and SHA-256 (hashed while streaming from a downloaded copy).
  */
 public final class CheckpointStore {
+  /**
+   * Reason prefix of a folder skipped because an earlier training revision wrote it (a run before a
+   * restartNonce): expected, not damage, so the trainer does not report it as a warning.
+   */
+  public static final String OTHER_REVISION = "written by training revision ";
+
   private static final Logger LOG = LoggerFactory.getLogger(CheckpointStore.class);
   static final String MANIFEST = "manifest.json";
   private static final Pattern STEP_FOLDER = Pattern.compile("step-(\\d{9,18})/");
@@ -193,11 +199,7 @@ public final class CheckpointStore {
         Checkpoint cp = readManifest(step);
         if (!cp.trainingRevision().equals(trainingRevision)) {
           throw new CorruptCheckpointException(
-              step,
-              "written by training revision "
-                  + cp.trainingRevision()
-                  + ", this run is "
-                  + trainingRevision);
+              step, OTHER_REVISION + cp.trainingRevision() + ", this run is " + trainingRevision);
         }
         verify(cp, into);
         return new Scan(Optional.of(cp), skipped);

@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import io.kubetune.trainer.BadInputException;
+import io.kubetune.trainer.checkpoint.CheckpointStore;
 import io.kubetune.trainer.checkpoint.Skipped;
 import io.kubetune.trainer.data.DataOrder;
 import io.kubetune.trainer.data.DatasetFormat;
@@ -351,7 +352,7 @@ public final class FineTuner implements AutoCloseable {
         addSkipped(line, restore.skipped());
         progress.emit("resume", line);
       } else {
-        if (!restore.skipped().isEmpty()) {
+        if (!damaged(restore.skipped()).isEmpty()) {
           // Every checkpoint was rejected: say so (the run starts over) with the reasons.
           System.err.println("no intact checkpoint; starting from step 0");
           Map<String, Object> line = new LinkedHashMap<>();
@@ -591,13 +592,23 @@ public final class FineTuner implements AutoCloseable {
     return (step / every + 1) * every;
   }
 
+  /**
+   * Skipped folders that were damaged or partial; folders of a superseded training revision are
+   * expected after a restart and stay out of the {@code resume} event (stderr still lists them).
+   */
+  private static List<Skipped> damaged(List<Skipped> skipped) {
+    return skipped.stream()
+        .filter(s -> !s.reason().startsWith(CheckpointStore.OTHER_REVISION))
+        .toList();
+  }
+
   /** {@code resume}'s {@code skipped}: each rejected checkpoint's step, URI and reason. */
   private static void addSkipped(Map<String, Object> line, List<Skipped> skipped) {
-    if (skipped.isEmpty()) {
+    if (damaged(skipped).isEmpty()) {
       return;
     }
     List<Map<String, Object>> list = new ArrayList<>();
-    for (Skipped s : skipped) {
+    for (Skipped s : damaged(skipped)) {
       Map<String, Object> entry = new LinkedHashMap<>();
       entry.put("step", s.step());
       entry.put("uri", s.uri());
