@@ -99,7 +99,9 @@ class LocalModeEndToEndTest {
     Files.writeString(
         yaml,
         Files.readString(ROOT.resolve("examples/support-tickets-classification.yaml"))
-            .replaceAll("(?m)^\\s*endpoint:.*\\n", ""));
+            .replaceAll("(?m)^\\s*endpoint:.*\\n", "")
+            // 60 steps instead of 300: a gate this short run passes, so serving from s3:// runs.
+            .replace("threshold: 0.8", "threshold: 0.4"));
     ByteArrayOutputStream log = new ByteArrayOutputStream();
     KubeTuneLocal.Result result =
         KubeTuneLocal.run(
@@ -120,9 +122,10 @@ class LocalModeEndToEndTest {
     assertThat(result.outputDir().resolve("adapter_model.safetensors")).exists();
     // Checkpoints were committed to the embedded S3 server with manifests that verify.
     assertValidCheckpoints(state.resolve("s3/kubetune-examples/checkpoints/support-tickets"));
-    // Served from s3:// (the adapter and base are downloaded by the server) with a gate on
-    // absolute accuracy; whether 60 steps reach it decides Serving or a clean "not promoted".
-    assertThat(result.finalState().getStatus().phase).isIn(Phase.Serving, Phase.Succeeded);
+    // Served from s3://: the server downloaded base model and adapter from the embedded S3
+    // server with the credentials the operator injects from the Secret, and answered.
+    assertThat(result.finalState().getStatus().phase).as(output).isEqualTo(Phase.Serving);
+    assertThat(result.exampleResponse()).contains("\"label\"");
     assertThat(output).contains("S3 server").contains("Promoted");
   }
 
