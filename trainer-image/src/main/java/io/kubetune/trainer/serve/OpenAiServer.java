@@ -97,7 +97,7 @@ public final class OpenAiServer implements AutoCloseable {
     router
         .get("/health/live")
         .handler(ctx -> json(ctx, 200, JSON.createObjectNode().put("status", "UP")));
-    router.get("/health/ready").handler(this::ready);
+    router.get("/health/ready").handler(this::readiness);
     router
         .get("/metrics")
         .handler(
@@ -181,7 +181,7 @@ public final class OpenAiServer implements AutoCloseable {
     return server.actualPort();
   }
 
-  private void ready(RoutingContext ctx) {
+  private void readiness(RoutingContext ctx) {
     Loaded state = loaded.get();
     ObjectNode body = JSON.createObjectNode();
     if (state == null) {
@@ -291,7 +291,7 @@ public final class OpenAiServer implements AutoCloseable {
               } else {
                 Inference.Result result =
                     state.inference().generate(served, prompt, params, null, gone::get);
-                metrics.firstToken(m, Duration.ofNanos(System.nanoTime() - start));
+                // No time-to-first-token here: the client sees nothing before the whole answer.
                 metrics.tokens(m, result.promptTokens(), result.completionTokens());
                 ObjectNode out = complete(id, created, m, chat, result, params);
                 context.runOnContext(v -> json(ctx, 200, out));

@@ -340,6 +340,10 @@ class OpenAiServerTest {
   @Test
   void healthAndMetricsAreExposed() throws Exception {
     completion("house-style", "hello", 3);
+    // Time to first token is measured on streams (a plain response has no first token to see).
+    post(
+        "/v1/completions",
+        "{\"model\":\"house-style\",\"prompt\":\"hello\",\"max_tokens\":3,\"stream\":true}");
     assertThat(get("/health/live").statusCode()).isEqualTo(200);
     JsonNode ready = JSON.readTree(get("/health/ready").body());
     assertThat(ready.get("status").asText()).isEqualTo("UP");
