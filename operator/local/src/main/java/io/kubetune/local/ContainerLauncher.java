@@ -2,7 +2,11 @@ package io.kubetune.local;
 
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.EnvVar;
+import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.PodSpec;
+import io.fabric8.kubernetes.api.model.PodTemplateSpec;
 import io.fabric8.kubernetes.api.model.Quantity;
 import io.fabric8.kubernetes.api.model.Secret;
 import io.fabric8.kubernetes.api.model.Volume;
@@ -46,6 +50,37 @@ final class ContainerLauncher {
     this.stateDir = stateDir;
     this.claimFolders = claimFolders;
     this.trainerLauncher = trainerLauncher;
+  }
+
+  /**
+   * The Pod a controller creates from its template: the template's labels and annotations plus
+   * {@code extraLabels}, the spec as is, and a controller owner reference to {@code owner}.
+   */
+  static Pod ownedPod(
+      String name,
+      HasMetadata owner,
+      PodTemplateSpec template,
+      Map<String, String> extraLabels,
+      String creationTimestamp) {
+    return new PodBuilder()
+        .withNewMetadata()
+        .withName(name)
+        .withNamespace(owner.getMetadata().getNamespace())
+        .withLabels(template.getMetadata().getLabels())
+        .addToLabels(extraLabels)
+        .withAnnotations(template.getMetadata().getAnnotations())
+        .withCreationTimestamp(creationTimestamp)
+        .addNewOwnerReference()
+        .withApiVersion(owner.getApiVersion())
+        .withKind(owner.getKind())
+        .withName(owner.getMetadata().getName())
+        .withUid(owner.getMetadata().getUid())
+        .withController(true)
+        .withBlockOwnerDeletion(true)
+        .endOwnerReference()
+        .endMetadata()
+        .withSpec(template.getSpec())
+        .build();
   }
 
   /** Why local mode cannot run this container's image, or null when it can. */

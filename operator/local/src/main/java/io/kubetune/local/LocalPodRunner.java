@@ -6,7 +6,6 @@ import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.ContainerStatus;
 import io.fabric8.kubernetes.api.model.ContainerStatusBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
-import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.PodStatusBuilder;
 import io.fabric8.kubernetes.api.model.batch.v1.Job;
 import io.fabric8.kubernetes.api.model.batch.v1.JobCondition;
@@ -178,25 +177,14 @@ final class LocalPodRunner implements AutoCloseable {
     Container container = job.getSpec().getTemplate().getSpec().getContainers().get(0);
     String podName = job.getMetadata().getName() + "-" + (++run.started);
     Pod pod =
-        new PodBuilder()
-            .withNewMetadata()
-            .withName(podName)
-            .withNamespace(job.getMetadata().getNamespace())
-            .withLabels(job.getSpec().getTemplate().getMetadata().getLabels())
-            .addToLabels("job-name", job.getMetadata().getName())
-            .addToLabels("controller-uid", job.getMetadata().getUid())
-            .withCreationTimestamp(now())
-            .addNewOwnerReference()
-            .withApiVersion("batch/v1")
-            .withKind("Job")
-            .withName(job.getMetadata().getName())
-            .withUid(job.getMetadata().getUid())
-            .withController(true)
-            .withBlockOwnerDeletion(true)
-            .endOwnerReference()
-            .endMetadata()
-            .withSpec(job.getSpec().getTemplate().getSpec())
-            .build();
+        ContainerLauncher.ownedPod(
+            podName,
+            job,
+            job.getSpec().getTemplate(),
+            Map.of(
+                "job-name", job.getMetadata().getName(),
+                "controller-uid", job.getMetadata().getUid()),
+            now());
     run.pod = client.resource(pod).create();
     run.podDir = stateDir.resolve("pods").resolve(podName);
 

@@ -2,7 +2,6 @@ package io.kubetune.local;
 
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.Pod;
-import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.PodSpec;
 import io.fabric8.kubernetes.api.model.PodStatusBuilder;
 import io.fabric8.kubernetes.api.model.Service;
@@ -205,25 +204,12 @@ final class LocalServingRunner implements AutoCloseable {
     r.templateHash = hash;
     r.podDir = stateDir.resolve("pods").resolve(podName);
     Pod pod =
-        new PodBuilder()
-            .withNewMetadata()
-            .withName(podName)
-            .withNamespace(namespace)
-            .withLabels(deployment.getSpec().getTemplate().getMetadata().getLabels())
-            .addToLabels("pod-template-hash", hash.substring(0, Math.min(10, hash.length())))
-            .withAnnotations(deployment.getSpec().getTemplate().getMetadata().getAnnotations())
-            .withCreationTimestamp(now())
-            .addNewOwnerReference()
-            .withApiVersion("apps/v1")
-            .withKind("Deployment")
-            .withName(deployment.getMetadata().getName())
-            .withUid(deployment.getMetadata().getUid())
-            .withController(true)
-            .withBlockOwnerDeletion(true)
-            .endOwnerReference()
-            .endMetadata()
-            .withSpec(deployment.getSpec().getTemplate().getSpec())
-            .build();
+        ContainerLauncher.ownedPod(
+            podName,
+            deployment,
+            deployment.getSpec().getTemplate(),
+            Map.of("pod-template-hash", hash.substring(0, Math.min(10, hash.length()))),
+            now());
     r.pod = client.resource(pod).create();
     replicas.put(podName, r);
     String unsupported = ContainerLauncher.unsupportedImage(container);

@@ -38,13 +38,8 @@ final class ServingExample {
       Path root,
       PrintStream out) {
     String namespace = job.getMetadata().getNamespace();
-    Optional<String> endpoint = Optional.empty();
-    for (int i = 0; i < 40 && endpoint.isEmpty(); i++) {
-      endpoint = serving.endpointOf(namespace, Names.servingService(job));
-      if (endpoint.isEmpty()) {
-        sleep(250);
-      }
-    }
+    // Phase Serving means the Deployment reported a ready replica, which the runner routes to.
+    Optional<String> endpoint = serving.endpointOf(namespace, Names.servingService(job));
     out.println();
     if (endpoint.isEmpty()) {
       out.println("error: no ready serving pod behind service " + Names.servingService(job));
@@ -190,13 +185,5 @@ final class ServingExample {
   private static String oneLine(String text) {
     String line = text.replace("\n", "\\n");
     return line.length() > 200 ? line.substring(0, 200) + "…" : line;
-  }
-
-  private static void sleep(long millis) {
-    try {
-      Thread.sleep(millis);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    }
   }
 }

@@ -232,22 +232,8 @@ class KillResumeTest {
 
   /** The trainer as its own JVM: the flags of bin/trainer, this test's classpath. */
   Process start(Path configFile, String name, ProgressEvents events) throws Exception {
-    String java = ProcessHandle.current().info().command().orElse("java");
     List<String> command =
-        List.of(
-            java,
-            "-Dai.djl.offline=true",
-            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-            "-DDJL_CACHE_DIR=" + System.getProperty("DJL_CACHE_DIR", ""),
-            "-DENGINE_CACHE_DIR=" + System.getProperty("DJL_CACHE_DIR", ""),
-            "-cp",
-            System.getProperty("java.class.path"),
-            TrainerCli.class.getName(),
-            "train",
-            "--config",
-            configFile.toString(),
-            "--termination-log",
-            dir.resolve(name + "-termination-log").toString());
+        TrainerProcess.trainCommand(configFile, dir.resolve(name + "-termination-log"));
     ProcessBuilder builder =
         new ProcessBuilder(command).redirectError(dir.resolve(name + "-stderr.txt").toFile());
     builder.environment().put("AWS_ACCESS_KEY_ID", S3ProxyServer.ACCESS_KEY);

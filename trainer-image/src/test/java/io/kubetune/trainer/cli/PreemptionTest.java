@@ -82,22 +82,7 @@ class PreemptionTest {
     Path termination = dir.resolve("termination-log");
 
     // The same JVM flags as bin/trainer, on this test's classpath (no packaged jar needed).
-    String java = ProcessHandle.current().info().command().orElse("java");
-    List<String> command =
-        List.of(
-            java,
-            "-Dai.djl.offline=true",
-            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-            "-DDJL_CACHE_DIR=" + System.getProperty("DJL_CACHE_DIR", ""),
-            "-DENGINE_CACHE_DIR=" + System.getProperty("DJL_CACHE_DIR", ""),
-            "-cp",
-            System.getProperty("java.class.path"),
-            TrainerCli.class.getName(),
-            "train",
-            "--config",
-            configFile.toString(),
-            "--termination-log",
-            termination.toString());
+    List<String> command = TrainerProcess.trainCommand(configFile, termination);
     Process process =
         new ProcessBuilder(command).redirectError(dir.resolve("stderr.txt").toFile()).start();
     List<JsonNode> events = new ArrayList<>();
