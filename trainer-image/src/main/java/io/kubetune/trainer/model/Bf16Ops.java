@@ -111,6 +111,9 @@ public final class Bf16Ops implements AutoCloseable {
     if (method != null) {
       list.add(method);
     }
+    // The profiling executor's bookkeeping costs ~80 us a call for a one-op graph; the flag is
+    // per thread in libtorch, so set it on the calling thread.
+    JniUtils.setGraphExecutorOptimize(false);
     // isTrain=true: run with the caller's grad mode (false would be InferenceMode).
     return IValueUtils.forward(module, list, true).singletonOrThrow();
   }

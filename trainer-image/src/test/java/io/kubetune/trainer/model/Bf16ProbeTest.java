@@ -122,6 +122,8 @@ class Bf16ProbeTest {
       }
 
       Gradients viaBf16Ops = gradients(x, a, b, g, () -> ops.linear(x, w));
+      // Base product left in bf16: adding the fp32 LoRA branch promotes to fp32, differentiably.
+      Gradients viaPromotion = gradients(x, a, b, g, () -> ops.toBf16(x).matMul(w.transpose()));
       // The same forward with DJL's toType for the cast back: torchTo runs under NoGradGuard.
       Gradients viaDjlToType =
           gradients(
@@ -142,6 +144,8 @@ class Bf16ProbeTest {
       assertThat(relativeError(viaBf16Ops.a, dA)).isLessThan(1e-5);
       assertThat(relativeError(viaBf16Ops.b, dB)).isLessThan(1e-5);
       assertThat(relativeError(viaBf16Ops.x, dx)).isLessThan(1e-2);
+      assertThat(relativeError(viaPromotion.a, dA)).isLessThan(1e-5);
+      assertThat(relativeError(viaPromotion.x, dx)).isLessThan(1e-2);
       assertThat(JniUtils.requiresGrad((PtNDArray) w)).isFalse();
       assertThat(w.hasGradient()).isFalse();
       // DJL's toType drops the base path's gradient: x gets only the LoRA part.
@@ -175,6 +179,7 @@ class Bf16ProbeTest {
    */
   @Test
   void gemmRatesFp32AgainstBf16() throws Exception {
+    Engine.getEngine("PyTorch"); // loads the native library JniUtils calls into
     int threads = JniUtils.getNumThreads();
     JniUtils.setNumThreads(2);
     try (NDManager manager = NDManager.newBaseManager();
