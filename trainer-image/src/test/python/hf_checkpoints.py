@@ -8,7 +8,8 @@
       random (biases and norm weights too, so that a missing bias or norm shows), saves it in bf16
       with save_pretrained(OUT_DIR, max_shard_size=...) exactly as transformers writes it, then
       loads it back with dtype=float32 and eager attention and writes the logits of `ids` to
-      OUT_DIR/reference-logits.f32 (raw little-endian float32, seq x vocab).
+      OUT_DIR/reference-logits.f32 (raw little-endian float32, seq x vocab); no logits when `ids`
+      is empty (the loader benchmark needs only the files).
       "transformers4" rewrites config.json in the 4.x style afterwards (top-level rope_theta,
       rope_scaling, torch_dtype) and checks transformers still reads it to the same config.
       Prints {NAME: {"shape": [seq, vocab], "files": [...], ...}} as JSON.
@@ -72,10 +73,12 @@ def make(spec, out_dir):
             if before.get(key) != after.get(key):
                 raise SystemExit(f"4.x-style config reads differently: {key} "
                                  f"{before.get(key)} != {after.get(key)}")
-    shape, config = reference_logits(out_dir, spec["ids"])
     files = sorted(f for f in os.listdir(out_dir) if f.endswith(".safetensors"))
-    return {"shape": shape, "files": files, "transformers": transformers.__version__,
-            "rope_parameters": config.rope_parameters}
+    result = {"files": files, "transformers": transformers.__version__}
+    if spec["ids"]:
+        shape, config = reference_logits(out_dir, spec["ids"])
+        result.update({"shape": shape, "rope_parameters": config.rope_parameters})
+    return result
 
 
 if __name__ == "__main__":
