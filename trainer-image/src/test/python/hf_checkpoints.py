@@ -10,6 +10,7 @@
       loads it back with dtype=float32 and eager attention and writes the logits of `ids` to
       OUT_DIR/reference-logits.f32 (raw little-endian float32, seq x vocab); no logits when `ids`
       is empty (the loader benchmark needs only the files).
+      "lm_head_in_file": "equal" | "different" also writes lm_head.weight for a tied model.
       "transformers4" rewrites config.json in the 4.x style afterwards (top-level rope_theta,
       rope_scaling, torch_dtype) and checks transformers still reads it to the same config.
       Prints {NAME: {"shape": [seq, vocab], "files": [...], ...}} as JSON.
@@ -22,6 +23,7 @@ import sys
 import torch
 import transformers
 from transformers import AutoConfig, AutoModelForCausalLM
+from transformers.initialization import no_init_weights
 
 
 def randomize(model, seed):
@@ -60,9 +62,21 @@ def reference_logits(out_dir, ids):
 def make(spec, out_dir):
     torch.manual_seed(spec["seed"])
     config = AutoConfig.for_model(spec["model_type"], **spec["config"])
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    # Every parameter is overwritten below: skip transformers' own initialisation (the slowest
+    # part at these shapes) and build the model in bf16 directly. Copying fp32 noise into bf16
+    # rounds to nearest even, as .to(torch.bfloat16) does.
+    with no_init_weights():
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    model.tie_weights()  # part of the initialisation skipped above
     randomize(model, spec["seed"])
-    model = model.to(torch.bfloat16)
+    lm_head = spec.get("lm_head_in_file")
+    if lm_head:
+        # A tied model whose file also holds lm_head.weight: a copy of the embedding ("equal"),
+        # or other values ("different"; transformers then unties and warns).
+        embedding = model.get_input_embeddings().weight.detach().clone()
+        if lm_head == "different":
+            embedding = embedding.flip(0)
+        model.lm_head.weight = torch.nn.Parameter(embedding)
     model.save_pretrained(out_dir, max_shard_size=spec.get("max_shard_size", "300MB"))
     del model
     before = AutoConfig.from_pretrained(out_dir).to_dict()

@@ -214,9 +214,13 @@ public final class LlamaModel implements AutoCloseable {
                 + " implies it; is this a checkpoint with Hugging Face names?)");
       }
     }
+    if (config.tieWordEmbeddings() && fileOf.containsKey(LM_HEAD)) {
+      requireTiedHeadEqualsEmbedding(fileOf.get(EMBED), fileOf.get(LM_HEAD), dir);
+    }
     List<String> unexpected =
         fileOf.keySet().stream()
             .filter(n -> !expected.containsKey(n) && !ignoredTensor(n))
+            .filter(n -> !(config.tieWordEmbeddings() && n.equals(LM_HEAD)))
             .sorted()
             .toList();
     if (!unexpected.isEmpty()) {
@@ -279,6 +283,44 @@ public final class LlamaModel implements AutoCloseable {
             bytes,
             List.copyOf(dtypes));
     return model;
+  }
+
+  /**
+   * A tied model whose files also hold {@code lm_head.weight}: transformers ties the head to the
+   * embedding when both hold the same values and otherwise unties them (with a warning). Equal
+   * values are accepted (the head is the embedding); different ones are refused rather than guessed
+   * at, naming {@code tie_word_embeddings}.
+   */
+  private static void requireTiedHeadEqualsEmbedding(Path embedFile, Path headFile, Path dir) {
+    try (Safetensors.Reader embed = Safetensors.open(embedFile);
+        Safetensors.Reader head = Safetensors.open(headFile)) {
+      Safetensors.TensorInfo e = embed.info(EMBED);
+      Safetensors.TensorInfo h = head.info(LM_HEAD);
+      boolean equal = java.util.Arrays.equals(e.shape(), h.shape());
+      if (equal) {
+        ByteBuffer raw = ByteBuffer.allocateDirect(2 * LOAD_CHUNK_ELEMENTS);
+        ByteBuffer a = ByteBuffer.allocateDirect(4 * LOAD_CHUNK_ELEMENTS);
+        ByteBuffer b = ByteBuffer.allocateDirect(4 * LOAD_CHUNK_ELEMENTS);
+        long total = e.elementCount();
+        for (long first = 0; equal && first < total; first += LOAD_CHUNK_ELEMENTS) {
+          int count = (int) Math.min(LOAD_CHUNK_ELEMENTS, total - first);
+          embed.readFloats(EMBED, first, count, raw, a);
+          head.readFloats(LM_HEAD, first, count, raw, b);
+          equal = a.equals(b);
+        }
+      }
+      if (!equal) {
+        throw new BadInputException(
+            "config.json in "
+                + dir
+                + " sets tie_word_embeddings true, but the weights hold an lm_head.weight that"
+                + " differs from model.embed_tokens.weight; set tie_word_embeddings to false if"
+                + " that head is meant, or remove it");
+      }
+    } catch (IOException ex) {
+      throw new BadInputException(
+          "cannot read model weights in " + dir + ": " + ex.getMessage(), ex);
+    }
   }
 
   private static void checkShape(

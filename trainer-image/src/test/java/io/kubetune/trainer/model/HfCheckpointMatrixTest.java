@@ -1,11 +1,13 @@
 package io.kubetune.trainer.model;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.Testbed;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -165,6 +167,12 @@ class HfCheckpointMatrixTest {
             small(
                 Map.of(
                     "attention_bias", true, "head_dim", 48, "rope_parameters", defaultRope(1e6)))));
+    for (String lmHead : List.of("equal", "different")) {
+      Map<String, Object> tied =
+          spec("llama", SMALL_IDS, small(Map.of("tie_word_embeddings", true)));
+      tied.put("lm_head_in_file", lmHead);
+      specs.put("tied-head-" + lmHead, tied);
+    }
     String out =
         Testbed.run(
                 "hf_checkpoints.py",
@@ -242,6 +250,22 @@ class HfCheckpointMatrixTest {
     LlamaConfig config = assertLogitsMatch("qwen3-bias", SMALL_IDS);
     assertThat(config.attentionBias()).isTrue();
     assertThat(config.headDim()).isEqualTo(48);
+  }
+
+  @Test
+  void tiedModelWhoseFileAlsoHoldsAnEqualLmHeadLoadsAsTransformersTiesIt() throws Exception {
+    assertThat(LlamaConfig.read(root.resolve("tied-head-equal/config.json")).tieWordEmbeddings())
+        .isTrue();
+    assertLogitsMatch("tied-head-equal", SMALL_IDS);
+  }
+
+  @Test
+  void tiedModelWhoseFileHoldsADifferentLmHeadIsRefusedNamingTheField() {
+    // transformers unties such a model with a warning; the trainer refuses to guess.
+    assertThatThrownBy(() -> javaLogits(root.resolve("tied-head-different"), SMALL_IDS))
+        .isInstanceOf(BadInputException.class)
+        .hasMessageContaining("tie_word_embeddings")
+        .hasMessageContaining("lm_head.weight");
   }
 
   /**
