@@ -385,7 +385,7 @@ public final class TrainerCli {
         LlamaModel llama = load(manager);
         long[] prompt = promptIds(tokenizer, llama);
         Set<Long> stop = new java.util.HashSet<>();
-        stop.add((long) llama.config().eosTokenId());
+        llama.config().eosTokenIds().forEach(id -> stop.add((long) id));
         long end = tokenizer.tokenId(ChatTemplate.END);
         if (end >= 0) {
           stop.add(end);

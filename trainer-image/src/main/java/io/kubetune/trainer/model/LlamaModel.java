@@ -2,6 +2,7 @@ package io.kubetune.trainer.model;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
@@ -12,9 +13,12 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.safetensors.Safetensors;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -99,7 +103,10 @@ public final class LlamaModel implements AutoCloseable {
     return layerPrefix(layer) + block + module;
   }
 
-  /** The names and shapes every Llama checkpoint of this config must contain. */
+  /**
+   * The names and shapes every checkpoint of this config must contain (biases and q/k norms as the
+   * architecture and config.json declare them).
+   */
   public static Map<String, long[]> expectedShapes(LlamaConfig c) {
     Map<String, long[]> shapes = new LinkedHashMap<>();
     long h = c.hiddenSize();
@@ -113,6 +120,18 @@ public final class LlamaModel implements AutoCloseable {
       shapes.put(p + "self_attn.k_proj.weight", new long[] {kv, h});
       shapes.put(p + "self_attn.v_proj.weight", new long[] {kv, h});
       shapes.put(p + "self_attn.o_proj.weight", new long[] {h, q});
+      if (c.attentionBias() || c.qkvBias()) {
+        shapes.put(p + "self_attn.q_proj.bias", new long[] {q});
+        shapes.put(p + "self_attn.k_proj.bias", new long[] {kv});
+        shapes.put(p + "self_attn.v_proj.bias", new long[] {kv});
+      }
+      if (c.attentionBias()) {
+        shapes.put(p + "self_attn.o_proj.bias", new long[] {h});
+      }
+      if (c.qkNorm()) {
+        shapes.put(p + "self_attn.q_norm.weight", new long[] {c.headDim()});
+        shapes.put(p + "self_attn.k_norm.weight", new long[] {c.headDim()});
+      }
       shapes.put(p + "post_attention_layernorm.weight", new long[] {h});
       shapes.put(p + "mlp.gate_proj.weight", new long[] {c.intermediateSize(), h});
       shapes.put(p + "mlp.up_proj.weight", new long[] {c.intermediateSize(), h});
@@ -126,26 +145,119 @@ public final class LlamaModel implements AutoCloseable {
   }
 
   /**
+   * Tensors that may sit next to the model's weights and are not part of the decoder: a
+   * classification head (read by the serving code) and rotary tables older checkpoints stored
+   * (recomputed here from config.json).
+   */
+  private static boolean ignoredTensor(String name) {
+    return name.equals(SCORE) || name.endsWith(".rotary_emb.inv_freq");
+  }
+
+  /**
+   * Elements converted and copied per step while loading: the direct-memory staging is 16 MiB of
+   * fp32 plus 8 MiB of file bytes, whatever the tensor's size, so a tensor larger than the
+   * launcher's {@code -XX:MaxDirectMemorySize} loads.
+   */
+  static final int LOAD_CHUNK_ELEMENTS = 4 << 20;
+
+  /**
+   * How a checkpoint was loaded, for the trainer's {@code loaded} progress event.
+   *
+   * @param dtypes element types found in the files (F32, BF16, F16)
+   */
+  public record LoadReport(
+      double seconds, long parameters, int tensors, int files, long bytes, List<String> dtypes) {
+    /** Fields of the {@code loaded} event (see docs/trainer.md). */
+    public Map<String, Object> fields(LlamaConfig config) {
+      Map<String, Object> line = new LinkedHashMap<>();
+      line.put("modelType", config.modelType());
+      line.put("parameters", parameters);
+      line.put("tensors", tensors);
+      line.put("files", files);
+      line.put("bytes", bytes);
+      line.put("dtypes", dtypes);
+      line.put("seconds", Math.round(seconds * 1000) / 1000.0);
+      return line;
+    }
+  }
+
+  private LoadReport loadReport;
+
+  /** How this model was loaded, or null when it was built in memory. */
+  public LoadReport loadReport() {
+    return loadReport;
+  }
+
+  /**
    * Loads {@code config.json} and {@code model.safetensors} (or the shards listed in {@code
    * model.safetensors.index.json}) from a Hugging Face model directory.
+   *
+   * <p>Tensors are read shard by shard in file order. Each one is allocated once as an fp32 native
+   * tensor and filled {@link #LOAD_CHUNK_ELEMENTS} elements at a time through two reused direct
+   * buffers, so neither the Java heap nor direct memory ever holds a whole tensor, and host memory
+   * peaks at the model's fp32 size plus those buffers (the files go through the page cache).
    */
   public static LlamaModel load(Path dir, NDManager parent) {
+    long started = System.nanoTime();
     LlamaConfig config = LlamaConfig.read(dir.resolve("config.json"));
     Map<String, Path> fileOf = tensorFiles(dir);
     Map<String, long[]> expected = expectedShapes(config);
-    NDManager manager = parent.newSubManager();
-    Map<String, NDArray> weights = new LinkedHashMap<>();
-    Map<Path, Safetensors.Reader> readers = new LinkedHashMap<>();
-    try {
-      for (Map.Entry<String, long[]> e : expected.entrySet()) {
-        loadTensor(e.getKey(), e.getValue(), fileOf, readers, manager, weights, true);
+    for (String name : expected.keySet()) {
+      if (!fileOf.containsKey(name)) {
+        throw new BadInputException(
+            "model weights in "
+                + dir
+                + " lack tensor "
+                + name
+                + " (config.json model_type "
+                + config.modelType()
+                + " implies it; is this a checkpoint with Hugging Face names?)");
       }
-      // Qwen2-style attention biases are optional.
-      for (int l = 0; l < config.numHiddenLayers(); l++) {
-        for (String m : List.of("q_proj", "k_proj", "v_proj")) {
-          String name = moduleName(l, m) + ".bias";
-          long out = weights.get(moduleName(l, m) + ".weight").getShape().get(0);
-          loadTensor(name, new long[] {out}, fileOf, readers, manager, weights, false);
+    }
+    if (config.tieWordEmbeddings() && fileOf.containsKey(LM_HEAD)) {
+      requireTiedHeadEqualsEmbedding(fileOf.get(EMBED), fileOf.get(LM_HEAD), dir);
+    }
+    List<String> unexpected =
+        fileOf.keySet().stream()
+            .filter(n -> !expected.containsKey(n) && !ignoredTensor(n))
+            .filter(n -> !(config.tieWordEmbeddings() && n.equals(LM_HEAD)))
+            .sorted()
+            .toList();
+    if (!unexpected.isEmpty()) {
+      throw new BadInputException(
+          "model weights in "
+              + dir
+              + " hold tensors that config.json (model_type "
+              + config.modelType()
+              + ") does not describe, e.g. "
+              + unexpected.subList(0, Math.min(5, unexpected.size()))
+              + " ("
+              + unexpected.size()
+              + " in all); check attention_bias, tie_word_embeddings and model_type");
+    }
+    Map<Path, List<String>> byFile = new TreeMap<>();
+    for (String name : expected.keySet()) {
+      byFile.computeIfAbsent(fileOf.get(name), f -> new ArrayList<>()).add(name);
+    }
+    NDManager manager = parent.newSubManager();
+    Map<String, NDArray> loaded = new LinkedHashMap<>();
+    long bytes = 0;
+    java.util.Set<String> dtypes = new java.util.TreeSet<>();
+    ByteBuffer fileBytes = ByteBuffer.allocateDirect(2 * LOAD_CHUNK_ELEMENTS);
+    ByteBuffer floats =
+        ByteBuffer.allocateDirect(4 * LOAD_CHUNK_ELEMENTS).order(ByteOrder.nativeOrder());
+    try {
+      for (Map.Entry<Path, List<String>> file : byFile.entrySet()) {
+        try (Safetensors.Reader reader = Safetensors.open(file.getKey())) {
+          List<String> names = new ArrayList<>(file.getValue());
+          names.sort(Comparator.comparingLong(n -> reader.info(n).begin()));
+          for (String name : names) {
+            Safetensors.TensorInfo info = reader.info(name);
+            checkShape(reader, info, expected.get(name), config);
+            loaded.put(name, readTensor(reader, info, manager, fileBytes, floats));
+            bytes += info.end() - info.begin();
+            dtypes.add(info.dtype().name());
+          }
         }
       }
     } catch (IOException e) {
@@ -154,57 +266,115 @@ public final class LlamaModel implements AutoCloseable {
     } catch (RuntimeException e) {
       manager.close();
       throw e;
-    } finally {
-      for (Safetensors.Reader r : readers.values()) {
-        try {
-          r.close();
-        } catch (IOException ignored) {
-          // read-only mapping; nothing to recover
-        }
-      }
     }
-    return new LlamaModel(config, manager, weights);
+    Map<String, NDArray> weights = new LinkedHashMap<>();
+    long parameters = 0;
+    for (String name : expected.keySet()) {
+      weights.put(name, loaded.get(name));
+      parameters += loaded.get(name).size();
+    }
+    LlamaModel model = new LlamaModel(config, manager, weights);
+    model.loadReport =
+        new LoadReport(
+            (System.nanoTime() - started) / 1e9,
+            parameters,
+            weights.size(),
+            byFile.size(),
+            bytes,
+            List.copyOf(dtypes));
+    return model;
   }
 
-  private static void loadTensor(
-      String name,
-      long[] shape,
-      Map<String, Path> fileOf,
-      Map<Path, Safetensors.Reader> readers,
-      NDManager manager,
-      Map<String, NDArray> weights,
-      boolean required)
-      throws IOException {
-    Path file = fileOf.get(name);
-    if (file == null) {
-      if (required) {
-        throw new BadInputException(
-            "model weights lack tensor "
-                + name
-                + " (is this a Llama-architecture checkpoint with Hugging Face names?)");
+  /**
+   * A tied model whose files also hold {@code lm_head.weight}: transformers ties the head to the
+   * embedding when both hold the same values and otherwise unties them (with a warning). Equal
+   * values are accepted (the head is the embedding); different ones are refused rather than guessed
+   * at, naming {@code tie_word_embeddings}.
+   */
+  private static void requireTiedHeadEqualsEmbedding(Path embedFile, Path headFile, Path dir) {
+    try (Safetensors.Reader embed = Safetensors.open(embedFile);
+        Safetensors.Reader head = Safetensors.open(headFile)) {
+      Safetensors.TensorInfo e = embed.info(EMBED);
+      Safetensors.TensorInfo h = head.info(LM_HEAD);
+      boolean equal = java.util.Arrays.equals(e.shape(), h.shape());
+      if (equal) {
+        ByteBuffer raw = ByteBuffer.allocateDirect(2 * LOAD_CHUNK_ELEMENTS);
+        ByteBuffer a = ByteBuffer.allocateDirect(4 * LOAD_CHUNK_ELEMENTS);
+        ByteBuffer b = ByteBuffer.allocateDirect(4 * LOAD_CHUNK_ELEMENTS);
+        long total = e.elementCount();
+        for (long first = 0; equal && first < total; first += LOAD_CHUNK_ELEMENTS) {
+          int count = (int) Math.min(LOAD_CHUNK_ELEMENTS, total - first);
+          embed.readFloats(EMBED, first, count, raw, a);
+          head.readFloats(LM_HEAD, first, count, raw, b);
+          equal = a.equals(b);
+        }
       }
-      return;
-    }
-    Safetensors.Reader reader = readers.get(file);
-    if (reader == null) {
-      reader = Safetensors.open(file);
-      readers.put(file, reader);
-    }
-    long[] actual = reader.info(name).shape();
-    if (!java.util.Arrays.equals(actual, shape)) {
+      if (!equal) {
+        throw new BadInputException(
+            "config.json in "
+                + dir
+                + " sets tie_word_embeddings true, but the weights hold an lm_head.weight that"
+                + " differs from model.embed_tokens.weight; set tie_word_embeddings to false if"
+                + " that head is meant, or remove it");
+      }
+    } catch (IOException ex) {
       throw new BadInputException(
-          file
+          "cannot read model weights in " + dir + ": " + ex.getMessage(), ex);
+    }
+  }
+
+  private static void checkShape(
+      Safetensors.Reader reader, Safetensors.TensorInfo info, long[] shape, LlamaConfig config)
+      throws IOException {
+    if (!java.util.Arrays.equals(info.shape(), shape)) {
+      throw new BadInputException(
+          reader.file()
               + ": tensor "
-              + name
+              + info.name()
               + " has shape "
-              + java.util.Arrays.toString(actual)
+              + java.util.Arrays.toString(info.shape())
               + " but config.json implies "
               + java.util.Arrays.toString(shape));
     }
-    // DJL stages arrays created from Java in direct buffers that stay allocated as long as the
-    // array lives; a native copy keeps multi-GB weights out of the JVM's direct-memory budget.
-    try (NDArray staged = manager.create(reader.readFloats(name), new Shape(shape))) {
-      weights.put(name, staged.duplicate());
+    switch (info.dtype()) {
+      case F32, BF16, F16 -> {}
+      default ->
+          throw new BadInputException(
+              reader.file()
+                  + ": tensor "
+                  + info.name()
+                  + " has dtype "
+                  + info.dtype()
+                  + "; weights must be F32, BF16 or F16");
+    }
+  }
+
+  /**
+   * One tensor as an fp32 native array: allocated uninitialised once, then filled chunk by chunk.
+   * Each chunk's NDArray wraps the reused direct buffer without a copy (DJL's {@code create} of a
+   * direct ByteBuffer) and is copied into the target by {@code set}, then closed before the buffer
+   * is refilled.
+   */
+  private static NDArray readTensor(
+      Safetensors.Reader reader,
+      Safetensors.TensorInfo info,
+      NDManager manager,
+      ByteBuffer fileBytes,
+      ByteBuffer floats)
+      throws IOException {
+    long total = info.elementCount();
+    try (NDManager scope = manager.newSubManager()) {
+      NDArray flat = scope.create(new Shape(total), DataType.FLOAT32);
+      for (long first = 0; first < total; first += LOAD_CHUNK_ELEMENTS) {
+        int count = (int) Math.min(LOAD_CHUNK_ELEMENTS, total - first);
+        reader.readFloats(info.name(), first, count, fileBytes, floats);
+        try (NDArray chunk = scope.create(floats, new Shape(count), DataType.FLOAT32)) {
+          flat.set(new NDIndex("{}:{}", first, first + count), chunk);
+        }
+      }
+      NDArray shaped = flat.reshape(new Shape(info.shape()));
+      shaped.attach(manager);
+      return shaped;
     }
   }
 
@@ -260,7 +430,11 @@ public final class LlamaModel implements AutoCloseable {
             .embedding(inputIds, weights.get(EMBED), SparseFormat.DENSE)
             .singletonOrThrow();
     NDArray[] rope = ropeTables(scope, past, seq);
-    NDArray mask = causalMask(scope, past, seq);
+    NDArray mask = causalMask(scope, past, seq, null);
+    NDArray slidingMask =
+        config.slidingWindow() == null
+            ? null
+            : causalMask(scope, past, seq, config.slidingWindow());
     NDArray scale = scalar(scope, 1.0 / Math.sqrt(headDim));
 
     for (int l = 0; l < config.numHiddenLayers(); l++) {
@@ -269,6 +443,11 @@ public final class LlamaModel implements AutoCloseable {
       NDArray q = heads(linear(n, l, "q_proj", training), batch, seq, heads, headDim);
       NDArray k = heads(linear(n, l, "k_proj", training), batch, seq, kvHeads, headDim);
       NDArray v = heads(linear(n, l, "v_proj", training), batch, seq, kvHeads, headDim);
+      if (config.qkNorm()) {
+        // Qwen3: RMSNorm over each head's head_dim values, before the rotation.
+        q = rmsNorm(q, weights.get(p + "self_attn.q_norm.weight"));
+        k = rmsNorm(k, weights.get(p + "self_attn.k_norm.weight"));
+      }
       q = applyRope(q, rope);
       k = applyRope(k, rope);
       if (cache != null) {
@@ -278,7 +457,8 @@ public final class LlamaModel implements AutoCloseable {
       }
       k = repeatKv(k, heads / kvHeads);
       v = repeatKv(v, heads / kvHeads);
-      NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(scale).add(mask);
+      NDArray layerMask = config.slidingWindowAt(l) ? slidingMask : mask;
+      NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(scale).add(layerMask);
       NDArray attention =
           scores.softmax(3).matMul(v).transpose(0, 2, 1, 3).reshape(batch, seq, heads * headDim);
       x = x.add(linear(attention, l, "o_proj", training));
@@ -385,13 +565,20 @@ public final class LlamaModel implements AutoCloseable {
     return x.mul(rope[0]).add(rotated.mul(rope[1]));
   }
 
-  /** Additive mask (seq, past+seq): query t sees keys up to position past+t. */
-  private static NDArray causalMask(NDManager scope, int past, int seq) {
+  /**
+   * Additive mask (seq, past+seq): query t sees keys up to position past+t and, with a sliding
+   * window w, only those after past+t-w (transformers' {@code sliding_window_overlay}).
+   */
+  private static NDArray causalMask(NDManager scope, int past, int seq, Integer window) {
     int total = past + seq;
     float[] mask = new float[seq * total];
     for (int t = 0; t < seq; t++) {
-      for (int j = past + t + 1; j < total; j++) {
-        mask[t * total + j] = -1e9f;
+      int position = past + t;
+      for (int j = 0; j < total; j++) {
+        boolean visible = j <= position && (window == null || j > position - window);
+        if (!visible) {
+          mask[t * total + j] = -1e9f;
+        }
       }
     }
     return scope.create(mask, new Shape(seq, total));

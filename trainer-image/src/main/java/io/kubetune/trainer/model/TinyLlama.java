@@ -22,6 +22,7 @@ public final class TinyLlama {
 
   public static LlamaConfig config(Size size, boolean tieEmbeddings) {
     return new LlamaConfig(
+        "llama",
         ByteLevelBpeTokenizerJson.vocabSize(),
         size.hidden(),
         size.intermediate(),
@@ -34,8 +35,13 @@ public final class TinyLlama {
         10000.0,
         tieEmbeddings,
         ByteLevelBpeTokenizerJson.idOf(ByteLevelBpeTokenizerJson.BOS),
-        ByteLevelBpeTokenizerJson.idOf(ByteLevelBpeTokenizerJson.EOS),
-        null);
+        java.util.List.of(ByteLevelBpeTokenizerJson.idOf(ByteLevelBpeTokenizerJson.EOS)),
+        null,
+        false,
+        false,
+        false,
+        null,
+        java.util.Set.of());
   }
 
   public static LlamaConfig write(Path dir, Size size, boolean tieEmbeddings, long seed)

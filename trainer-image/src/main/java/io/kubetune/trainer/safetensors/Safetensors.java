@@ -5,7 +5,10 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.IntBuffer;
 import java.nio.MappedByteBuffer;
+import java.nio.ShortBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -25,9 +28,11 @@ import java.util.Map;
  * starts 8-byte aligned), then the tensors' bytes. Offsets in the header are relative to the start
  * of the data and must tile it contiguously.
  *
- * <p>Reading memory-maps each tensor separately, so files over 2 GB work (64-bit offsets) as long
- * as a single tensor is under 2 GB. F16 and BF16 tensors are converted to fp32 in Java because
- * DJL's PyTorch engine aborts the JVM on bf16 arrays.
+ * <p>{@link Reader#readFloats(String, long, int, ByteBuffer, ByteBuffer)} reads any part of a
+ * tensor of any size by positional I/O; {@link Reader#rawBytes} and {@link
+ * Reader#readFloats(String)} map or copy a whole tensor and are for tensors under 2 GB. F16 and
+ * BF16 tensors are converted to fp32 in Java because DJL's PyTorch engine aborts the JVM on bf16
+ * arrays.
  */
 public final class Safetensors {
 
@@ -267,6 +272,57 @@ public final class Safetensors {
                 file, "tensor " + name + " has dtype " + info.dtype() + ", expected a float type");
       }
       return out;
+    }
+
+    /**
+     * Reads {@code count} elements of a float tensor starting at element {@code first}, widened to
+     * fp32, into {@code out} (from index 0, in the buffer's byte order). {@code raw} receives the
+     * file bytes of F16/BF16 tensors and needs {@code 2 * count} bytes; an F32 tensor is read
+     * straight into {@code out}. Reading by positional I/O into caller-owned buffers, rather than
+     * mapping, keeps the file's pages out of the process's resident memory once read, so loading a
+     * tensor of any size needs only these two buffers.
+     */
+    public void readFloats(String name, long first, int count, ByteBuffer raw, ByteBuffer out)
+        throws IOException {
+      TensorInfo info = info(name);
+      if (first < 0 || first + count > info.elementCount()) {
+        throw new IllegalArgumentException(
+            "elements " + first + ".." + (first + count) + " outside " + name);
+      }
+      long position = dataStart + info.begin() + first * info.dtype().bytes;
+      out.clear().limit(4 * count);
+      switch (info.dtype()) {
+        case F32 -> {
+          ByteOrder order = out.order();
+          readFully(out, position);
+          if (order != ByteOrder.LITTLE_ENDIAN) {
+            for (int i = 0; i < count; i++) {
+              out.putInt(4 * i, Integer.reverseBytes(out.getInt(4 * i)));
+            }
+          }
+        }
+        case F16, BF16 -> {
+          raw.clear().limit(2 * count);
+          readFully(raw, position);
+          raw.flip();
+          ShortBuffer halves = raw.order(ByteOrder.LITTLE_ENDIAN).asShortBuffer();
+          FloatBuffer floats = out.asFloatBuffer();
+          if (info.dtype() == DType.BF16) {
+            IntBuffer bits = out.asIntBuffer();
+            for (int i = 0; i < count; i++) {
+              bits.put(i, (halves.get(i) & 0xFFFF) << 16);
+            }
+          } else {
+            for (int i = 0; i < count; i++) {
+              floats.put(i, f16ToFloat(halves.get(i)));
+            }
+          }
+        }
+        default ->
+            throw new FormatException(
+                file, "tensor " + name + " has dtype " + info.dtype() + ", expected a float type");
+      }
+      out.position(0).limit(4 * count);
     }
 
     @Override

@@ -110,7 +110,8 @@ public final class Inference {
               + room);
     }
     Set<Long> stopIds = new HashSet<>();
-    stopIds.add((long) model.config().eosTokenId());
+    // Every id of eos_token_id ends generation (Llama 3 instruct ends a turn with another id).
+    model.config().eosTokenIds().forEach(id -> stopIds.add((long) id));
     if (endOfTurnId >= 0) {
       stopIds.add(endOfTurnId);
     }

@@ -115,6 +115,7 @@ public final class FineTuner implements AutoCloseable {
     this.root = NDManager.newBaseManager();
     try {
       this.model = LlamaModel.load(options.baseModel(), root);
+      progress.emit("loaded", model.loadReport().fields(model.config()));
       EngineThreads.tuneFor(model.config());
       this.tokenizer = TextTokenizer.load(options.baseModel());
       LlamaConfig config = model.config();

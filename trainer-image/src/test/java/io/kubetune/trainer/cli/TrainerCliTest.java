@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kubetune.api.trainer.TrainerConfig;
 import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.api.v1alpha1.BaseModelSpec;
@@ -186,6 +187,40 @@ class TrainerCliTest {
             "--seed",
             "3");
     assertThat(sampled.code()).as(sampled.err()).isZero();
+  }
+
+  /** Llama 3 instruct ends a turn with another id than the first eos: any of the list stops. */
+  @Test
+  void generateStopsOnAnyIdOfAnEosTokenIdList() throws Exception {
+    Path copy = dir.resolve("eos-list");
+    Files.createDirectories(copy);
+    for (String f : List.of("config.json", "model.safetensors", "tokenizer.json")) {
+      Files.copy(model.resolve(f), copy.resolve(f));
+    }
+    String[] generate = {
+      "generate", "--model", copy.toString(), "--prompt", "the cat", "--max-new-tokens", "8"
+    };
+    Run free = run(generate);
+    assertThat(free.code()).as(free.err()).isZero();
+    JsonNode tokens = free.jsonLines().get(0).get("tokens");
+    assertThat(tokens.size()).as("greedy run without an early stop").isGreaterThanOrEqualTo(3);
+    int firstEos = JSON.readTree(copy.resolve("config.json").toFile()).get("eos_token_id").asInt();
+    // The third greedy token (at its first occurrence) becomes the second id of the list.
+    long stopAt = tokens.get(2).asLong();
+    int expectedLength = 1;
+    while (tokens.get(expectedLength - 1).asLong() != stopAt) {
+      expectedLength++;
+    }
+    assertThat(stopAt).isNotEqualTo(firstEos);
+    ObjectNode config = (ObjectNode) JSON.readTree(copy.resolve("config.json").toFile());
+    config.putArray("eos_token_id").add(firstEos).add(stopAt);
+    JSON.writeValue(copy.resolve("config.json").toFile(), config);
+
+    Run stopped = run(generate);
+    assertThat(stopped.code()).as(stopped.err()).isZero();
+    JsonNode cut = stopped.jsonLines().get(0).get("tokens");
+    assertThat(cut.size()).isEqualTo(expectedLength);
+    assertThat(cut.get(expectedLength - 1).asLong()).isEqualTo(stopAt);
   }
 
   @Test

@@ -129,7 +129,8 @@ class LlamaModelTest {
     Files.writeString(other.resolve("config.json"), "{\"model_type\": \"gpt2\"}");
     assertThatThrownBy(() -> LlamaModel.load(other, root))
         .isInstanceOf(BadInputException.class)
-        .hasMessageContaining("unsupported architecture model_type 'gpt2'");
+        .hasMessageContaining("model_type 'gpt2' is not supported")
+        .hasMessageContaining("llama, mistral, qwen2, qwen3");
   }
 
   @Test

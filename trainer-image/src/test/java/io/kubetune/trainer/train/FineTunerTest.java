@@ -68,7 +68,12 @@ class FineTunerTest {
     assertThat(result.last().metrics()).containsKeys("f1", "precision", "recall", "perplexity");
 
     String[] lines = out.toString(StandardCharsets.UTF_8).split("\n");
-    JsonNode first = new ObjectMapper().readTree(lines[1]);
+    JsonNode loaded = new ObjectMapper().readTree(lines[0]);
+    assertThat(loaded.get("event").asText()).isEqualTo("loaded");
+    assertThat(loaded.fieldNames())
+        .toIterable()
+        .contains("modelType", "parameters", "tensors", "files", "bytes", "dtypes", "seconds");
+    JsonNode first = new ObjectMapper().readTree(lines[2]);
     assertThat(first.get("event").asText()).isEqualTo("progress");
     assertThat(first.fieldNames())
         .toIterable()

@@ -9,6 +9,7 @@ class TrainerProgressTest {
   static final String LOG =
       """
       starting trainer
+      {"event":"loaded","modelType":"qwen2","parameters":494032768,"tensors":290,"files":1,"bytes":988097536,"dtypes":["BF16"],"seconds":2.4}
       {"event":"eval","step":0,"eval_loss":2.5,"perplexity":12.2}
       {"event":"progress","step":9,"totalSteps":40,"epoch":0.2,"loss":2.4,"tokensPerSecond":500,"etaSeconds":3700}
       not json {
