@@ -1,33 +1,23 @@
 package io.kubetune.trainer;
 
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
-
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
-/** Runs python3 scripts from tests; tests are skipped (not failed) where python3 or numpy lack. */
+/**
+ * Runs the numpy reference scripts of src/test/resources with the test bed's python ({@link
+ * Testbed}), so the independent checks run everywhere the tests run instead of being skipped.
+ */
 public final class Python {
   private Python() {}
-
-  /** Skips the calling test unless python3 with numpy can be started. */
-  public static void assumeNumpy() {
-    boolean available;
-    try {
-      available = run("-c", "import numpy").exitCode == 0;
-    } catch (IOException e) {
-      available = false;
-    }
-    assumeTrue(available, "python3 with numpy is not available: skipping the independent check");
-  }
 
   public record Result(int exitCode, String stdout, String stderr) {}
 
   public static Result run(String... args) throws IOException {
     List<String> command = new ArrayList<>();
-    command.add("python3");
+    command.add(Testbed.python().toString());
     command.addAll(List.of(args));
     Process process = new ProcessBuilder(command).start();
     try {

@@ -65,7 +65,6 @@ class LlamaReferenceTest {
 
   @Test
   void loadsBf16ShardsWrittenByNumpy() throws Exception {
-    Python.assumeNumpy();
     Path model = dir.resolve("fp32");
     TinyLlama.write(model, new TinyLlama.Size(32, 2, 4, 2, 64), false, 23);
     scaleUpWeights(model);
@@ -100,7 +99,6 @@ class LlamaReferenceTest {
   }
 
   private void assertMatchesReference(Path javaModel, Path referenceModel) throws Exception {
-    Python.assumeNumpy();
     float[][] java = javaLogits(javaModel);
     float[][] reference = referenceLogits(referenceModel);
     double spread = 0;

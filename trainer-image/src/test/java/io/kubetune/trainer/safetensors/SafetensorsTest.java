@@ -64,7 +64,6 @@ class SafetensorsTest {
 
   @Test
   void readsF32F16AndBf16WrittenByAnIndependentWriter() throws Exception {
-    Python.assumeNumpy();
     Path file = dir.resolve("numpy.safetensors");
     Python.Result result = Python.run(SCRIPT.toString(), "write", file.toString());
     assertThat(result.exitCode()).as(result.stderr()).isZero();
@@ -87,7 +86,6 @@ class SafetensorsTest {
 
   @Test
   void filesWrittenHereAreReadByTheIndependentChecker() throws Exception {
-    Python.assumeNumpy();
     Map<String, FloatTensor> tensors = new LinkedHashMap<>();
     tensors.put("a.weight", new FloatTensor(new long[] {2, 3}, ramp(6)));
     tensors.put("b", new FloatTensor(new long[] {1}, new float[] {-0.25f}));
