@@ -15,7 +15,7 @@ PEFT adapters for KubeTune to load. Every command reads a JSON request file and 
       and prints each one's log-probabilities under PEFT.
   tokenize REQ          {"tokenizer", "texts": [str], "chats": [[{role, content}]]}
       AutoTokenizer(tokenizer) default encoding of each text, and apply_chat_template of each chat
-      (text and ids; with and without a generation prompt).
+      (text and ids; with and without a generation prompt). {"jobs": [REQ, ...]} runs several.
 """
 import json
 import sys
@@ -108,6 +108,8 @@ def peft_adapters(req):
 
 
 def tokenize(req):
+    if "jobs" in req:
+        return [tokenize(job) for job in req["jobs"]]
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(req["tokenizer"])
