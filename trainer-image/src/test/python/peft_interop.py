@@ -2,8 +2,8 @@
 PEFT adapters for KubeTune to load. Every command reads a JSON request file and prints JSON.
 
   causal-adapter REQ    {"adapter", "prompt": [ids], "continuation": [ids]}
-      AutoPeftModelForCausalLM.from_pretrained(adapter) alone (base from adapter_config.json);
-      prints the continuation's log-probabilities.
+      AutoPeftModelForCausalLM.from_pretrained(adapter) alone (base from adapter_config.json), and
+      AutoModelForCausalLM.from_pretrained(adapter); prints the continuation's log-probabilities.
   seqcls-adapter REQ    {"adapter", "texts": [str]}
       AutoPeftModelForSequenceClassification.from_pretrained(adapter, **the adapter's
       kubetune.sequence_classification_kwargs); texts tokenised by AutoTokenizer(adapter) as one
@@ -52,8 +52,13 @@ def classify(model, tokenizer, texts):
 def causal_adapter(req):
     from peft import AutoPeftModelForCausalLM
 
+    from transformers import AutoModelForCausalLM
+
     model = AutoPeftModelForCausalLM.from_pretrained(req["adapter"], dtype=DTYPE).eval()
-    return {"logprobs": log_probs(model, req["prompt"], req["continuation"])}
+    # transformers' own PEFT integration reads the same base_model_name_or_path.
+    integrated = AutoModelForCausalLM.from_pretrained(req["adapter"], dtype=DTYPE).eval()
+    return {"logprobs": log_probs(model, req["prompt"], req["continuation"]),
+            "transformers_logprobs": log_probs(integrated, req["prompt"], req["continuation"])}
 
 
 def seqcls_adapter(req):

@@ -117,6 +117,7 @@ class PeftInteropTest {
         diff, maxAbsDiff(project, baseOnly));
     assertThat(maxAbsDiff(project, baseOnly)).as("the adapter is not a no-op").isGreaterThan(0.01);
     assertThat(diff).isLessThan(TOLERANCE);
+    assertThat(maxAbsDiff(project, reference.get("transformers_logprobs"))).isLessThan(TOLERANCE);
   }
 
   @Test
