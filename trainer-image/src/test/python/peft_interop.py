@@ -8,7 +8,8 @@ PEFT adapters for KubeTune to load. Every command reads a JSON request file and 
       AutoPeftModelForSequenceClassification.from_pretrained(adapter, **the adapter's
       kubetune.sequence_classification_kwargs); texts tokenised by AutoTokenizer(adapter) as one
       padded batch; prints labels and class probabilities.
-  full-causal REQ       {"model", "prompt", "continuation"}: AutoModelForCausalLM.
+  full-causal REQ       {"model", "prompt", "continuation"}: AutoModelForCausalLM; also the
+      generation config, the tokenizer's pad id and a rendered chat prompt.
   full-seqcls REQ       {"model", "texts"}: AutoModelForSequenceClassification, one padded batch.
   peft-adapters REQ     {"base", "out", "prompt", "continuation"}
       writes PEFT adapters with random non-zero B (plain, rslora, patterns, dora) under out/NAME
@@ -75,10 +76,19 @@ def seqcls_adapter(req):
 
 
 def full_causal(req):
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
     model = AutoModelForCausalLM.from_pretrained(req["model"], dtype=DTYPE).eval()
-    return {"logprobs": log_probs(model, req["prompt"], req["continuation"])}
+    generation = GenerationConfig.from_pretrained(req["model"])
+    tokenizer = AutoTokenizer.from_pretrained(req["model"])
+    chat = [{"role": "user", "content": "hi"}]
+    return {"logprobs": log_probs(model, req["prompt"], req["continuation"]),
+            "generation": {"bos_token_id": generation.bos_token_id,
+                           "eos_token_id": generation.eos_token_id,
+                           "pad_token_id": generation.pad_token_id},
+            "pad_token_id": tokenizer.pad_token_id,
+            "chat_prompt": tokenizer.apply_chat_template(chat, tokenize=False,
+                                                         add_generation_prompt=True)}
 
 
 def full_seqcls(req):

@@ -183,6 +183,17 @@ class PeftInteropTest {
             "full-causal",
             Map.of("model", out.toString(), "prompt", prompt, "continuation", continuation));
     assertThat(maxAbsDiff(project, reference.get("logprobs"))).isLessThan(TOLERANCE);
+    long pad = tokenizer.tokenId("<pad>");
+    assertThat(reference.get("generation").toString())
+        .isEqualTo(
+            JSON.createObjectNode()
+                .put("bos_token_id", prompt[0])
+                .put("eos_token_id", continuation[continuation.length - 1])
+                .put("pad_token_id", pad)
+                .toString());
+    assertThat(reference.get("pad_token_id").asLong()).isEqualTo(pad);
+    assertThat(reference.get("chat_prompt").asText())
+        .isEqualTo("<s><|user|>\nhi<|end|>\n<|assistant|>\n");
   }
 
   @Test
