@@ -168,7 +168,11 @@ public final class TrainerCli {
       try (TrainingStaging staging =
           TrainingStaging.prepare(
               trainerConfig, stagingDir(), StorageSettings.from(trainerConfig.storage))) {
-        TrainingOptions options = TrainerConfigMapping.toOptions(staging.localConfig());
+        // The result records the base's URI as the user gave it, not the staged local copy.
+        TrainingOptions options =
+            TrainerConfigMapping.toOptions(staging.localConfig()).toBuilder()
+                .baseModelName(trainerConfig.baseModel.uri)
+                .build();
         ProgressReporter progress = new ProgressReporter(Context.out);
         // Checkpoints go straight to checkpoints.uri (not staged): the original config's URI.
         CheckpointOptions checkpoints = TrainerConfigMapping.checkpointOptions(trainerConfig);

@@ -480,7 +480,7 @@ public final class LlamaModel implements AutoCloseable {
     return hidden.getNDArrayInternal().linear(hidden, lmHead(), null).singletonOrThrow();
   }
 
-  /** Base projection plus, when an adapter targets this module, (alpha/r)·B·A·dropout(x). */
+  /** Base projection plus, when an adapter targets this module, scaling·B·A·dropout(x). */
   private NDArray linear(NDArray x, int layer, String module, boolean training) {
     String name = moduleName(layer, module);
     NDArray y =
@@ -497,7 +497,7 @@ public final class LlamaModel implements AutoCloseable {
           in.getNDArrayInternal()
               .linear(in, adapter.a(name), null)
               .singletonOrThrow()
-              .mul(scalar(x.getManager(), adapter.scaling()));
+              .mul(scalar(x.getManager(), adapter.scaling(name)));
       y = y.add(down.getNDArrayInternal().linear(down, adapter.b(name), null).singletonOrThrow());
     }
     return y;

@@ -3,7 +3,6 @@ package io.kubetune.trainer.model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -12,15 +11,16 @@ import io.kubetune.trainer.safetensors.Safetensors;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * A LoRA adapter: for each targeted linear module W (out, in), A (r, in) and B (out, r), and the
- * forward pass adds (alpha / r)·B·A·x. Saved and loaded in PEFT's layout.
+ * forward pass adds scaling·B·A·x with scaling = alpha/r (alpha/sqrt(r) with rsLoRA; r and alpha
+ * per module with PEFT's rank_pattern/alpha_pattern). Saved and loaded in PEFT's layout.
  */
 public final class LoraAdapter implements AutoCloseable {
 
@@ -29,10 +29,10 @@ public final class LoraAdapter implements AutoCloseable {
 
   private static final ObjectMapper JSON = new ObjectMapper();
 
-  private final int rank;
-  private final double alpha;
+  /** Rank, alpha, scaling rule and per-module patterns: one source for forward pass and export. */
+  private final PeftLoraConfig config;
+
   private final double dropout;
-  private final List<String> targetModules;
   private final NDManager manager;
 
   /** Keyed by module name, e.g. {@code model.layers.0.self_attn.q_proj}. */
@@ -40,12 +40,11 @@ public final class LoraAdapter implements AutoCloseable {
 
   private final Map<String, NDArray> b = new LinkedHashMap<>();
 
-  private LoraAdapter(
-      int rank, double alpha, double dropout, List<String> targetModules, NDManager manager) {
-    this.rank = rank;
-    this.alpha = alpha;
+  private final Map<String, Double> scalings = new ConcurrentHashMap<>();
+
+  private LoraAdapter(PeftLoraConfig config, double dropout, NDManager manager) {
+    this.config = config;
     this.dropout = dropout;
-    this.targetModules = List.copyOf(targetModules);
     this.manager = manager;
   }
 
@@ -63,8 +62,10 @@ public final class LoraAdapter implements AutoCloseable {
                 + "'; use q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj or down_proj");
       }
     }
-    LoraAdapter adapter =
-        new LoraAdapter(rank, alpha, dropout, targets, model.manager().newSubManager());
+    PeftLoraConfig config =
+        new PeftLoraConfig(
+            "CAUSAL_LM", rank, alpha, false, List.copyOf(targets), Map.of(), Map.of());
+    LoraAdapter adapter = new LoraAdapter(config, dropout, model.manager().newSubManager());
     Random random = new Random(seed);
     for (int l = 0; l < model.config().numHiddenLayers(); l++) {
       for (String module : targets) {
@@ -84,28 +85,43 @@ public final class LoraAdapter implements AutoCloseable {
     return adapter;
   }
 
+  /** The rank of modules that no {@code rank_pattern} entry matches. */
   public int rank() {
-    return rank;
+    return config.rank();
   }
 
   public double alpha() {
-    return alpha;
+    return config.alpha();
   }
 
   public double dropout() {
     return dropout;
   }
 
+  /** The scaling of modules that no pattern matches; see {@link #scaling(String)}. */
   public double scaling() {
-    return alpha / rank;
+    return config.useRslora() ? config.alpha() / Math.sqrt(config.rank()) : config.alpha() / rank();
+  }
+
+  /**
+   * The factor of B·A·x for one module, e.g. {@code model.layers.0.self_attn.q_proj}: alpha/r, or
+   * alpha/sqrt(r) with rsLoRA, with the module's own rank and alpha from the patterns.
+   */
+  public double scaling(String moduleName) {
+    // Cached: the forward pass asks per module and step, the patterns are regular expressions.
+    return scalings.computeIfAbsent(moduleName, config::scaling);
+  }
+
+  public PeftLoraConfig config() {
+    return config;
   }
 
   public List<String> targetModules() {
-    return targetModules;
+    return config.targetModules();
   }
 
   public boolean targets(String module) {
-    return targetModules.contains(module);
+    return config.targetModules().contains(module);
   }
 
   public NDArray a(String moduleName) {
@@ -130,7 +146,7 @@ public final class LoraAdapter implements AutoCloseable {
   public void mergeInto(LlamaModel model) {
     for (String module : a.keySet()) {
       NDArray w = model.weights().get(module + ".weight");
-      NDArray delta = b.get(module).matMul(a.get(module)).mul((float) scaling());
+      NDArray delta = b.get(module).matMul(a.get(module)).mul((float) scaling(module));
       w.addi(delta);
       delta.close();
     }
@@ -143,74 +159,95 @@ public final class LoraAdapter implements AutoCloseable {
   public void savePeft(
       Path dir, String baseModelNameOrPath, String taskType, Map<String, NDArray> extraTensors)
       throws IOException {
+    savePeft(dir, baseModelNameOrPath, taskType, extraTensors, null);
+  }
+
+  /**
+   * As {@link #savePeft(Path, String, String, Map)}, with the project's record of the base (its
+   * storage URI and digest, see docs/trainer.md) under the key {@code kubetune}; PEFT ignores keys
+   * it does not know (with a warning).
+   */
+  public void savePeft(
+      Path dir,
+      String baseModelNameOrPath,
+      String taskType,
+      Map<String, NDArray> extraTensors,
+      ObjectNode kubetune)
+      throws IOException {
     Files.createDirectories(dir);
     Map<String, Safetensors.FloatTensor> tensors = new LinkedHashMap<>();
     peftTensors().forEach((n, t) -> tensors.put(n, LlamaModel.toFloatTensor(t)));
     extraTensors.forEach((n, t) -> tensors.put(n, LlamaModel.toFloatTensor(t)));
     Safetensors.writeFloats(dir.resolve("adapter_model.safetensors"), tensors);
 
-    ObjectNode config = JSON.createObjectNode();
-    config.put("peft_type", "LORA");
-    config.put("task_type", taskType);
-    config.put("base_model_name_or_path", baseModelNameOrPath);
-    config.put("r", rank);
-    config.put("lora_alpha", alpha);
-    config.put("lora_dropout", dropout);
-    ArrayNode modules = config.putArray("target_modules");
-    targetModules.forEach(modules::add);
-    config.put("bias", "none");
-    config.put("fan_in_fan_out", false);
-    config.put("inference_mode", true);
-    config.put("init_lora_weights", true);
-    config.put("use_rslora", false);
-    config.put("use_dora", false);
+    ObjectNode json = JSON.createObjectNode();
+    json.put("peft_type", "LORA");
+    json.put("task_type", taskType);
+    json.put("base_model_name_or_path", baseModelNameOrPath);
+    json.put("r", config.rank());
+    json.put("lora_alpha", config.alpha());
+    json.put("lora_dropout", dropout);
+    ArrayNode modules = json.putArray("target_modules");
+    config.targetModules().forEach(modules::add);
+    json.put("bias", "none");
+    json.put("fan_in_fan_out", false);
+    json.put("inference_mode", true);
+    json.put("init_lora_weights", true);
+    json.put("use_rslora", config.useRslora());
+    json.put("use_dora", false);
+    ObjectNode ranks = json.putObject("rank_pattern");
+    config.rankPattern().forEach(ranks::put);
+    ObjectNode alphas = json.putObject("alpha_pattern");
+    config.alphaPattern().forEach(alphas::put);
     if (!extraTensors.isEmpty()) {
-      ArrayNode save = config.putArray("modules_to_save");
+      ArrayNode save = json.putArray("modules_to_save");
       save.add("score");
+    }
+    if (kubetune != null) {
+      json.set("kubetune", kubetune);
     }
     Files.writeString(
         dir.resolve("adapter_config.json"),
-        JSON.writerWithDefaultPrettyPrinter().writeValueAsString(config));
+        JSON.writerWithDefaultPrettyPrinter().writeValueAsString(json));
   }
 
-  /** Loads a PEFT adapter written by {@link #savePeft} (or by PEFT itself) for this model. */
+  /**
+   * Loads a PEFT adapter written by {@link #savePeft} or by PEFT itself for this model: plain LoRA,
+   * rsLoRA and per-module {@code rank_pattern}/{@code alpha_pattern}. Any other PEFT feature is
+   * refused with the field named ({@link PeftLoraConfig#parse}), and every tensor must have the
+   * shape the base and the module's rank imply.
+   */
   public static LoraAdapter loadPeft(Path dir, LlamaModel model) {
+    Path configFile = dir.resolve("adapter_config.json");
     try {
-      JsonNode config = JSON.readTree(dir.resolve("adapter_config.json").toFile());
-      if (!"LORA".equals(config.path("peft_type").asText())) {
-        throw new BadInputException(dir + "/adapter_config.json: peft_type is not LORA");
-      }
-      if (!config.path("target_modules").isArray()) {
-        throw new BadInputException(
-            dir + "/adapter_config.json: target_modules must be a list of module names");
-      }
-      List<String> targets = new ArrayList<>();
-      config.path("target_modules").forEach(n -> targets.add(n.asText()));
-      for (String t : targets) {
-        if (!LlamaModel.ATTENTION_MODULES.contains(t) && !LlamaModel.MLP_MODULES.contains(t)) {
-          throw new BadInputException(
-              dir
-                  + "/adapter_config.json: LoRA on '"
-                  + t
-                  + "' is not supported; adapt q/k/v/o or"
-                  + " gate/up/down projections");
-        }
-      }
-      LoraAdapter adapter =
-          new LoraAdapter(
-              config.path("r").asInt(),
-              config.path("lora_alpha").asDouble(),
-              0.0,
-              targets,
-              model.manager().newSubManager());
+      PeftLoraConfig config =
+          PeftLoraConfig.parse(JSON.readTree(configFile.toFile()), configFile.toString());
+      LoraAdapter adapter = new LoraAdapter(config, 0.0, model.manager().newSubManager());
       try (Safetensors.Reader reader = Safetensors.open(dir.resolve("adapter_model.safetensors"))) {
         for (int l = 0; l < model.config().numHiddenLayers(); l++) {
-          for (String module : targets) {
+          for (String module : config.targetModules()) {
             String name = LlamaModel.moduleName(l, module);
-            adapter.a.put(name, read(reader, PEFT_PREFIX + name + ".lora_A.weight", adapter));
-            adapter.b.put(name, read(reader, PEFT_PREFIX + name + ".lora_B.weight", adapter));
+            long[] weight = model.weights().get(name + ".weight").getShape().getShape();
+            int rank = config.rank(name);
+            adapter.a.put(
+                name,
+                read(
+                    reader,
+                    PEFT_PREFIX + name + ".lora_A.weight",
+                    new long[] {rank, weight[1]},
+                    adapter));
+            adapter.b.put(
+                name,
+                read(
+                    reader,
+                    PEFT_PREFIX + name + ".lora_B.weight",
+                    new long[] {weight[0], rank},
+                    adapter));
           }
         }
+      } catch (RuntimeException e) {
+        adapter.close();
+        throw e;
       }
       return adapter;
     } catch (IOException e) {
@@ -218,12 +255,24 @@ public final class LoraAdapter implements AutoCloseable {
     }
   }
 
-  private static NDArray read(Safetensors.Reader reader, String name, LoraAdapter adapter)
+  private static NDArray read(
+      Safetensors.Reader reader, String name, long[] expectedShape, LoraAdapter adapter)
       throws IOException {
     if (!reader.tensors().containsKey(name)) {
       throw new BadInputException(reader.file() + " lacks tensor " + name);
     }
-    return adapter.manager.create(reader.readFloats(name), new Shape(reader.info(name).shape()));
+    long[] shape = reader.info(name).shape();
+    if (!java.util.Arrays.equals(shape, expectedShape)) {
+      throw new BadInputException(
+          reader.file()
+              + ": tensor "
+              + name
+              + " has shape "
+              + java.util.Arrays.toString(shape)
+              + " but this base with the adapter's rank for the module needs "
+              + java.util.Arrays.toString(expectedShape));
+    }
+    return adapter.manager.create(reader.readFloats(name), new Shape(shape));
   }
 
   @Override

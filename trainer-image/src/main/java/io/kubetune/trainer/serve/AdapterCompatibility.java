@@ -1,9 +1,11 @@
 package io.kubetune.trainer.serve;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.model.LlamaConfig;
 import io.kubetune.trainer.model.LlamaModel;
 import io.kubetune.trainer.model.LoraAdapter;
+import io.kubetune.trainer.model.PeftLoraConfig;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -13,9 +15,10 @@ import java.util.regex.Pattern;
 
 /**
  * Checks, before the server reports ready, that a PEFT LoRA adapter fits the base model it is
- * served on: its type and rank, that every target module exists in this architecture, and that
- * every tensor has the shape the base's sizes imply. A mismatch is reported at startup with the
- * numbers on both sides, instead of a shape error on the first request. Pure.
+ * served on: that it uses only the PEFT features the project computes ({@link PeftLoraConfig}), and
+ * that every tensor has the shape the base's sizes and the module's rank imply. A mismatch is
+ * reported at startup with the numbers on both sides, instead of a shape error on the first
+ * request. Pure.
  */
 public final class AdapterCompatibility {
   private static final Pattern LAYER = Pattern.compile("model\\.layers\\.(\\d+)\\.");
@@ -26,32 +29,14 @@ public final class AdapterCompatibility {
   public static List<String> problems(
       LlamaConfig base, JsonNode adapterConfig, Map<String, long[]> tensorShapes) {
     List<String> problems = new ArrayList<>();
-    if (!"LORA".equals(adapterConfig.path("peft_type").asText())) {
-      problems.add(
-          "adapter_config.json: peft_type is '"
-              + adapterConfig.path("peft_type").asText()
-              + "', only LORA adapters are served");
+    PeftLoraConfig config;
+    try {
+      config = PeftLoraConfig.parse(adapterConfig, "adapter_config.json");
+    } catch (BadInputException e) {
+      problems.add(e.getMessage());
       return problems;
     }
-    int rank = adapterConfig.path("r").asInt(0);
-    if (rank <= 0) {
-      problems.add("adapter_config.json: r (the LoRA rank) must be a positive integer");
-      return problems;
-    }
-    List<String> targets = new ArrayList<>();
-    adapterConfig.path("target_modules").forEach(n -> targets.add(n.asText()));
-    if (targets.isEmpty()) {
-      problems.add("adapter_config.json: target_modules must list the adapted modules");
-    }
-    for (String t : targets) {
-      if (!LlamaModel.ATTENTION_MODULES.contains(t) && !LlamaModel.MLP_MODULES.contains(t)) {
-        problems.add(
-            "adapter_config.json: target module '"
-                + t
-                + "' does not exist in a Llama-architecture base; expected q/k/v/o_proj or"
-                + " gate/up/down_proj");
-      }
-    }
+    List<String> targets = config.targetModules();
     for (String name : tensorShapes.keySet()) {
       Matcher m = LAYER.matcher(name);
       if (m.find() && Integer.parseInt(m.group(1)) >= base.numHiddenLayers()) {
@@ -75,6 +60,7 @@ public final class AdapterCompatibility {
           continue;
         }
         String prefix = LoraAdapter.PEFT_PREFIX + moduleName;
+        int rank = config.rank(moduleName);
         expect(problems, tensorShapes, prefix + ".lora_A.weight", new long[] {rank, weight[1]});
         expect(problems, tensorShapes, prefix + ".lora_B.weight", new long[] {weight[0], rank});
         if (problems.size() >= 3) {

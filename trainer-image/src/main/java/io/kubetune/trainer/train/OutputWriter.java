@@ -19,8 +19,9 @@ import java.util.Map;
 
 /**
  * Writes a run's result (layout in docs/trainer.md): a PEFT adapter for LoRA or Hugging Face
- * weights for Full/FreezeLayers, {@code metrics.json} and {@code summary.txt}. Each file is written
- * under a temporary name and moved into place.
+ * weights for Full/FreezeLayers, with the tokenizer and generation files transformers needs ({@link
+ * TransformersFiles}), {@code metrics.json} and {@code summary.txt}. Each file is written under a
+ * temporary name and moved into place.
  */
 public final class OutputWriter {
   private static final ObjectMapper JSON =
@@ -38,39 +39,61 @@ public final class OutputWriter {
     Path dir = options.output();
     Files.createDirectories(dir);
     boolean classification = labels != null;
+    Path base = options.baseModel();
+    // The same BOS/EOS the trainer's JsonlDataset.SpecialTokens used (FineTuner).
+    TransformersFiles hf =
+        TransformersFiles.derive(
+            base, model.config().bosTokenId(), model.config().eosTokenId(), classification);
     if (options.method() == TrainingMethod.LORA) {
       Map<String, NDArray> extra = new LinkedHashMap<>();
+      ObjectNode record = TransformersFiles.baseRecord(base, options.baseModelName());
       if (classification) {
         extra.put(LoraAdapter.PEFT_PREFIX + LlamaModel.SCORE, classifierHead);
+        // PEFT loads the base with AutoModelForSequenceClassification, which reads the number of
+        // labels from the base's config.json: these are the keyword arguments that make it right.
+        ObjectNode kwargs = record.putObject("sequence_classification_kwargs");
+        putLabels(kwargs, labels);
+        if (hf.padTokenId() != null) {
+          kwargs.put("pad_token_id", hf.padTokenId());
+        }
       }
       model
           .adapter()
-          .savePeft(dir, options.baseModelName(), classification ? "SEQ_CLS" : "CAUSAL_LM", extra);
+          .savePeft(
+              dir,
+              TransformersFiles.baseModelNameOrPath(base, options.baseModelName()),
+              classification ? "SEQ_CLS" : "CAUSAL_LM",
+              extra,
+              record);
     } else {
       Map<String, Safetensors.FloatTensor> tensors = new LinkedHashMap<>();
       model.weights().forEach((n, a) -> tensors.put(n, LlamaModel.toFloatTensor(a)));
       // Keep the base model's config.json (Qwen2/Mistral fields, rope scaling, token ids) as is.
-      ObjectNode config =
-          (ObjectNode) JSON.readTree(options.baseModel().resolve("config.json").toFile());
+      ObjectNode config = (ObjectNode) JSON.readTree(base.resolve("config.json").toFile());
+      if (hf.padTokenId() != null) {
+        config.put("pad_token_id", hf.padTokenId());
+      }
       if (classification) {
         tensors.put(LlamaModel.SCORE, LlamaModel.toFloatTensor(classifierHead));
         config.putArray("architectures").add("LlamaForSequenceClassification");
-        config.put("num_labels", labels.size());
-        ObjectNode id2label = config.putObject("id2label");
-        ObjectNode label2id = config.putObject("label2id");
-        for (int i = 0; i < labels.size(); i++) {
-          id2label.put(String.valueOf(i), labels.get(i));
-          label2id.put(labels.get(i), i);
-        }
+        putLabels(config, labels);
       }
       Safetensors.writeFloats(dir.resolve("model.safetensors"), tensors);
       writeAtomically(dir.resolve("config.json"), JSON.writeValueAsString(config));
-      Path tokenizer = options.baseModel().resolve("tokenizer.json");
-      Path copy = Files.createTempFile(dir, ".tokenizer.json", ".tmp");
-      Files.copy(tokenizer, copy, StandardCopyOption.REPLACE_EXISTING);
-      Safetensors.readableByAll(copy);
-      Files.move(copy, dir.resolve("tokenizer.json"), StandardCopyOption.REPLACE_EXISTING);
     }
+    // Compact: a real tokenizer.json is megabytes of vocabulary and merges.
+    writeAtomically(
+        dir.resolve("tokenizer.json"),
+        JSON.writer()
+            .without(SerializationFeature.INDENT_OUTPUT)
+            .writeValueAsString(hf.tokenizer()));
+    if (Files.exists(base.resolve("chat_template.jinja"))) {
+      copyAtomically(base.resolve("chat_template.jinja"), dir.resolve("chat_template.jinja"));
+    }
+    writeAtomically(
+        dir.resolve("tokenizer_config.json"), JSON.writeValueAsString(hf.tokenizerConfig()));
+    writeAtomically(
+        dir.resolve("generation_config.json"), JSON.writeValueAsString(hf.generationConfig()));
     if (classification) {
       writeAtomically(dir.resolve("labels.json"), JSON.writeValueAsString(labels));
     }
@@ -175,6 +198,26 @@ public final class OutputWriter {
             r.tokensPerSecond(),
             r.seconds()));
     return s.toString();
+  }
+
+  /** {@code num_labels}, {@code id2label} and {@code label2id} as transformers reads them. */
+  private static void putLabels(ObjectNode node, List<String> labels) {
+    node.put("num_labels", labels.size());
+    ObjectNode id2label = node.putObject("id2label");
+    ObjectNode label2id = node.putObject("label2id");
+    for (int i = 0; i < labels.size(); i++) {
+      id2label.put(String.valueOf(i), labels.get(i));
+      label2id.put(labels.get(i), i);
+    }
+  }
+
+  private static void copyAtomically(Path source, Path target) throws IOException {
+    Path copy =
+        Files.createTempFile(
+            target.toAbsolutePath().getParent(), "." + target.getFileName(), ".tmp");
+    Files.copy(source, copy, StandardCopyOption.REPLACE_EXISTING);
+    Safetensors.readableByAll(copy);
+    Files.move(copy, target, StandardCopyOption.REPLACE_EXISTING);
   }
 
   static void writeAtomically(Path file, String content) throws IOException {

@@ -57,7 +57,8 @@ class AdapterCompatibilityTest {
     assertThat(
             AdapterCompatibility.problems(
                 BASE, config(4, "q_proj").put("peft_type", "IA3"), qProj(4, 4, 128)))
-        .containsExactly("adapter_config.json: peft_type is 'IA3', only LORA adapters are served");
+        .containsExactly(
+            "adapter_config.json: peft_type is 'IA3', only LORA adapters are supported");
     assertThat(AdapterCompatibility.headProblems(BASE, new long[] {3, 128}, 5))
         .first()
         .asString()

@@ -128,7 +128,19 @@ class TrainingStagingTest {
     try (ObjectStore store = ObjectStores.forUri("s3://runs/cli/final/", settings)) {
       assertThat(store.list("", true))
           .extracting(ObjectInfo::key)
-          .contains("adapter_config.json", "adapter_model.safetensors", "metrics.json");
+          .contains(
+              "adapter_config.json",
+              "adapter_model.safetensors",
+              "metrics.json",
+              "tokenizer.json",
+              "tokenizer_config.json",
+              "generation_config.json");
+      // The adapter names the base as the user gave it, not the deleted staging copy.
+      Path adapterConfig = dir.resolve("downloaded-adapter_config.json");
+      store.get("adapter_config.json", adapterConfig);
+      JsonNode adapter = JSON.readTree(adapterConfig.toFile());
+      assertThat(adapter.path("base_model_name_or_path").asText()).isEqualTo("tiny");
+      assertThat(adapter.at("/kubetune/base_model_uri").asText()).isEqualTo("s3://models/tiny/");
     }
     JsonNode report = JSON.readTree(termination.toFile());
     assertThat(report.path("message").asText()).contains("s3://runs/cli/final/");
