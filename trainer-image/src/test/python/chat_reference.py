@@ -1,8 +1,8 @@
 """Reference for the chat-template and tokenizer tests: what transformers does with a model folder.
 
-Usage: chat_reference.py MODEL_DIR REQUEST_JSON
+Usage: chat_reference.py REQUEST_JSON MODEL_DIR...
 REQUEST_JSON: {"strings": [str], "chats": [{"messages": [...], "add_generation_prompt": bool}]}
-Prints JSON: {"encodings": [[id]] (encode(s, add_special_tokens=False)),
+Prints JSON {MODEL_DIR: result}, each result: {"encodings": [[id]] (encode(s, add_special_tokens=False)),
               "encodings_with_special": [[id]] (encode(s), the tokenizer's own BOS/EOS rules),
               "renders": [str] (apply_chat_template(tokenize=False)),
               "render_ids": [[id]] (apply_chat_template(tokenize=True)),
@@ -15,9 +15,13 @@ from transformers import AutoTokenizer
 
 
 def main():
-    model_dir, request_file = sys.argv[1], sys.argv[2]
-    with open(request_file, encoding="utf-8") as f:
+    with open(sys.argv[1], encoding="utf-8") as f:
         request = json.load(f)
+    json.dump({model_dir: reference(model_dir, request) for model_dir in sys.argv[2:]}, sys.stdout,
+              ensure_ascii=False)
+
+
+def reference(model_dir, request):
     tok = AutoTokenizer.from_pretrained(model_dir)
     out = {"encodings": [], "encodings_with_special": [], "renders": [], "render_ids": [], "render_errors": []}
     for s in request.get("strings", []):
@@ -35,7 +39,7 @@ def main():
             out["renders"].append(None)
             out["render_ids"].append(None)
             out["render_errors"].append(f"{type(e).__name__}: {e}")
-    json.dump(out, sys.stdout, ensure_ascii=False)
+    return out
 
 
 if __name__ == "__main__":

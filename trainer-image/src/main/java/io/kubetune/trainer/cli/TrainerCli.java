@@ -336,6 +336,12 @@ public final class TrainerCli {
     boolean chat;
 
     long[] promptIds(TextTokenizer tokenizer, LlamaModel model) {
+      ChatTemplate modelTemplate = ChatTemplate.of(tokenizer.settings());
+      if (chat && modelTemplate != null) {
+        // The model's own template writes BOS itself where the model wants it.
+        return tokenizer.encode(
+            modelTemplate.render(List.of(new ChatTemplate.Message("user", prompt)), true));
+      }
       String text =
           chat
               ? ChatTemplate.header("user")
@@ -384,7 +390,7 @@ public final class TrainerCli {
           TextTokenizer tokenizer = TextTokenizer.load(model)) {
         LlamaModel llama = load(manager);
         long[] prompt = promptIds(tokenizer, llama);
-        Set<Long> stop = new java.util.HashSet<>();
+        Set<Long> stop = new java.util.HashSet<>(tokenizer.settings().stopIds());
         stop.add((long) llama.config().eosTokenId());
         long end = tokenizer.tokenId(ChatTemplate.END);
         if (end >= 0) {

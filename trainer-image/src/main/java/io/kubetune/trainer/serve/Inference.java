@@ -27,10 +27,12 @@ import java.util.function.BooleanSupplier;
 public final class Inference {
   private final TextTokenizer tokenizer;
   private final long endOfTurnId;
+  private final ChatTemplate chatTemplate;
 
   public Inference(TextTokenizer tokenizer) {
     this.tokenizer = tokenizer;
     this.endOfTurnId = tokenizer.tokenId(ChatTemplate.END);
+    this.chatTemplate = ChatTemplate.of(tokenizer.settings());
   }
 
   /** One generated token as OpenAI reports it: its text, log-probability and top alternatives. */
@@ -54,7 +56,24 @@ public final class Inference {
     return withBos(model, tokenizer.encode(prompt));
   }
 
+  /**
+   * The chat prompt: the model's own chat template with the generation prompt, tokenized as one
+   * text (as the trainer renders chat data), or KubeTune's template when the model has none.
+   *
+   * @throws ApiException 400 when the model's template refuses the conversation
+   */
   public long[] chatPrompt(LlamaModel model, List<RequestParser.Message> messages) {
+    if (chatTemplate != null) {
+      List<ChatTemplate.Message> chat = new ArrayList<>();
+      for (RequestParser.Message m : messages) {
+        chat.add(new ChatTemplate.Message(m.role(), m.content()));
+      }
+      try {
+        return tokenizer.encode(chatTemplate.render(chat, true));
+      } catch (io.kubetune.trainer.BadInputException e) {
+        throw ApiException.badRequest("messages", "messages: " + e.getMessage());
+      }
+    }
     List<long[]> parts = new ArrayList<>();
     parts.add(new long[] {model.config().bosTokenId()});
     for (RequestParser.Message m : messages) {
@@ -109,7 +128,8 @@ public final class Inference {
               + " tokens; set max_tokens to at most "
               + room);
     }
-    Set<Long> stopIds = new HashSet<>();
+    // Every EOS id of the model (tokenizer, generation_config.json, config.json) ends the answer.
+    Set<Long> stopIds = new HashSet<>(tokenizer.settings().stopIds());
     stopIds.add((long) model.config().eosTokenId());
     if (endOfTurnId >= 0) {
       stopIds.add(endOfTurnId);

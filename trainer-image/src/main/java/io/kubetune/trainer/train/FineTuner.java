@@ -8,6 +8,7 @@ import ai.djl.training.GradientCollector;
 import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.checkpoint.CheckpointStore;
 import io.kubetune.trainer.checkpoint.Skipped;
+import io.kubetune.trainer.data.ChatTemplate;
 import io.kubetune.trainer.data.DataOrder;
 import io.kubetune.trainer.data.DatasetFormat;
 import io.kubetune.trainer.data.Example;
@@ -131,7 +132,8 @@ public final class FineTuner implements AutoCloseable {
               options.format(),
               options.fields(),
               tokenizer,
-              new JsonlDataset.SpecialTokens(config.bosTokenId(), config.eosTokenId()),
+              JsonlDataset.SpecialTokens.of(tokenizer.settings()),
+              ChatTemplate.of(tokenizer.settings()),
               options.maxSequenceLength());
       List<JsonlDataset.Line> trainLines = JsonlDataset.readLines(options.train());
       List<JsonlDataset.Line> validationLines = List.of();
