@@ -272,7 +272,8 @@ class ModelChatTemplateTest {
         assertThatThrownBy(() -> chatExamples(tokenizer, data))
             .as(broken[i])
             .isInstanceOf(BadInputException.class)
-            .hasMessageContaining(model.resolve("tokenizer_config.json").toString());
+            .hasMessageContaining(model.resolve("tokenizer_config.json").toString())
+            .hasMessageContaining(i == 0 ? "roles must alternate" : "");
       }
     }
   }

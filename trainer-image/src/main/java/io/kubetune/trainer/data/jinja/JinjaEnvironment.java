@@ -5,7 +5,9 @@ import com.hubspot.jinjava.JinjavaConfig;
 import com.hubspot.jinjava.LegacyOverrides;
 import com.hubspot.jinjava.el.JinjavaInterpreterResolver;
 import com.hubspot.jinjava.el.TruthyTypeConverter;
+import com.hubspot.jinjava.interpret.Context;
 import com.hubspot.jinjava.interpret.JinjavaInterpreter;
+import com.hubspot.jinjava.interpret.JinjavaInterpreterFactory;
 import com.hubspot.jinjava.interpret.RenderResult;
 import com.hubspot.jinjava.interpret.TemplateError;
 import com.hubspot.jinjava.lib.filter.AdvancedFilter;
@@ -25,12 +27,14 @@ import jinjava.javax.el.ExpressionFactory;
 
 /**
  * Jinjava set up to render chat templates as transformers does ({@code
- * transformers.utils.chat_template_utils._compile_jinja_template}): trim_blocks and lstrip_blocks,
- * the globals {@code raise_exception} and {@code strftime_now}, {@code tojson} as Python's {@code
- * json.dumps} (no HTML escaping), {@code trim} as Python's {@code str.strip}, plus the parser fixes
- * of {@link PythonParser} and Python's string methods ({@link PythonStringMethods}). Jinjava
- * reports problems as errors of the {@link RenderResult} instead of throwing; {@link #render} turns
- * any error into an exception, because a template that did not render cleanly produced wrong text.
+ * transformers.utils.chat_template_utils._compile_jinja_template}): trim_blocks and lstrip_blocks
+ * (the latter and Jinja's newline handling in {@link JinjaSource}), Python's {@code str()} for
+ * printed values ({@link PythonOutput}), the globals {@code raise_exception} and {@code
+ * strftime_now}, {@code tojson} as Python's {@code json.dumps} (no HTML escaping), {@code trim} as
+ * Python's {@code str.strip}, plus the parser fixes of {@link PythonParser} and Python's string
+ * methods ({@link PythonStringMethods}). Jinjava reports problems as errors of the {@link
+ * RenderResult} instead of throwing; {@link #render} turns any error into an exception, because a
+ * template that did not render cleanly produced wrong text.
  */
 public final class JinjaEnvironment {
 
@@ -52,8 +56,10 @@ public final class JinjaEnvironment {
     JinjavaConfig config =
         JinjavaConfig.newBuilder()
             .withTrimBlocks(true)
-            .withLstripBlocks(true)
+            // lstrip_blocks is applied by JinjaSource: Jinjava's own strips too much.
+            .withLstripBlocks(false)
             .withElResolver(resolver)
+            .withInterperterFactory(new PythonOutputInterpreters())
             // Jinja's precedence (filters bind tighter than arithmetic; PythonParser relies on
             // it), Jinja's whitespace control on expressions ({{- x -}}) and strict parsing of it.
             .withLegacyOverrides(
@@ -61,6 +67,7 @@ public final class JinjaEnvironment {
                     .withUseNaturalOperatorPrecedence(true)
                     .withUseTrimmingForNotesAndExpressions(true)
                     .withParseWhitespaceControlStrictly(true)
+                    .withUsePyishObjectMapper(true)
                     .build())
             .build();
     this.jinjava = new PythonJinjava(config);
@@ -76,7 +83,7 @@ public final class JinjaEnvironment {
 
   /** Renders {@code template} with {@code variables}; any render error is an exception. */
   public String render(String template, Map<String, Object> variables) {
-    RenderResult result = jinjava.renderForResult(template, variables);
+    RenderResult result = jinjava.renderForResult(JinjaSource.prepare(template), variables);
     List<String> errors = new ArrayList<>();
     for (TemplateError error : result.getErrors()) {
       errors.add(
@@ -90,6 +97,21 @@ public final class JinjaEnvironment {
 
   /** The template's {@code raise_exception(message)}: fails the render with that message. */
   public static String raiseException(String message) {
+    // Jinjava reports a throwing function as "Error invoking function" without its message, so
+    // the message is recorded as an error of its own first.
+    JinjavaInterpreter.getCurrentMaybe()
+        .ifPresent(
+            interpreter ->
+                interpreter.addError(
+                    new TemplateError(
+                        TemplateError.ErrorType.FATAL,
+                        TemplateError.ErrorReason.EXCEPTION,
+                        TemplateError.ErrorItem.FUNCTION,
+                        "raise_exception: " + message,
+                        null,
+                        interpreter.getLineNumber(),
+                        interpreter.getPosition(),
+                        null)));
     throw new ELException("raise_exception: " + message);
   }
 
@@ -125,6 +147,16 @@ public final class JinjaEnvironment {
       }
     }
     return out.toString();
+  }
+
+  /** Interpreters whose {@code {{ value }}} output is Python's str() ({@link PythonOutput}). */
+  private static final class PythonOutputInterpreters extends JinjavaInterpreterFactory {
+    @Override
+    public JinjavaInterpreter newInstance(
+        Jinjava application, Context context, JinjavaConfig renderConfig) {
+      context.setExpressionStrategy(new PythonOutput());
+      return super.newInstance(application, context, renderConfig);
+    }
   }
 
   /** Jinjava whose expressions are parsed by {@link PythonParser}. */
