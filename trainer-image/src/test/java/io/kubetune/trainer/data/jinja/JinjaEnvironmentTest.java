@@ -26,6 +26,8 @@ class JinjaEnvironmentTest {
           "\n  <think>\nplan\n</think>\n\nanswer\n",
           "t",
           "a</think>",
+          "u",
+          "{{ 7 * 7 }} {% if true %}x{% endif %}",
           "messages",
           List.of(
               Map.of("role", "system", "content", "sys"),
@@ -57,6 +59,8 @@ class JinjaEnvironmentTest {
           "{{ messages[0].reasoning is defined }}{{ messages[0].content is string }}{{ none is none }}",
           "{% if messages[0]['role'] == 'system' %}{{ messages[0]['content'] + '!' }}{% endif %}",
           "{{ 7 // 2 }} {{ 2 ** 3 }} {{ 'a' ~ 1 }} {{ [1, 2] + [3] }}",
+          // data that looks like template syntax stays data
+          "{{ u }}|{% set c = u + '!' %}{{ c }}|{{ u | trim }}",
           // failures
           "{{ raise_exception('bad conversation') }}",
           "{{ s.no_such_method() }}");
