@@ -7,6 +7,7 @@ import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.api.trainer.TrainerTermination;
 import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.data.ChatTemplate;
+import io.kubetune.trainer.data.JsonlDataset;
 import io.kubetune.trainer.model.Generator;
 import io.kubetune.trainer.model.LlamaModel;
 import io.kubetune.trainer.model.LoraAdapter;
@@ -340,6 +341,12 @@ public final class TrainerCli {
     boolean chat;
 
     long[] promptIds(TextTokenizer tokenizer, LlamaModel model) {
+      ChatTemplate modelTemplate = ChatTemplate.of(tokenizer.settings());
+      if (chat && modelTemplate != null) {
+        // The model's own template writes BOS itself where the model wants it.
+        return tokenizer.encode(
+            modelTemplate.render(List.of(new ChatTemplate.Message("user", prompt)), true));
+      }
       String text =
           chat
               ? ChatTemplate.header("user")
@@ -348,8 +355,13 @@ public final class TrainerCli {
                   + ChatTemplate.header("assistant")
               : prompt;
       long[] ids = tokenizer.encode(text);
+      // BOS as the trainer's dataset adds it (none for models without one, e.g. Qwen).
+      long bos = JsonlDataset.SpecialTokens.of(tokenizer.settings()).bos();
+      if (bos == JsonlDataset.SpecialTokens.NONE) {
+        return ids;
+      }
       long[] withBos = new long[ids.length + 1];
-      withBos[0] = model.config().bosTokenId();
+      withBos[0] = bos;
       System.arraycopy(ids, 0, withBos, 1, ids.length);
       return withBos;
     }
@@ -388,7 +400,7 @@ public final class TrainerCli {
           TextTokenizer tokenizer = TextTokenizer.load(model)) {
         LlamaModel llama = load(manager);
         long[] prompt = promptIds(tokenizer, llama);
-        Set<Long> stop = new java.util.HashSet<>();
+        Set<Long> stop = new java.util.HashSet<>(tokenizer.settings().stopIds());
         llama.config().eosTokenIds().forEach(id -> stop.add((long) id));
         long end = tokenizer.tokenId(ChatTemplate.END);
         if (end >= 0) {

@@ -29,21 +29,49 @@ public final class JsonlDataset {
         new Fields("prompt", "completion", "messages", "text", "label");
   }
 
-  /** Token ids of the special tokens the formats add. */
-  public record SpecialTokens(long bos, long eos) {}
+  /**
+   * Token ids of the special tokens the formats add: {@code bos} starts every completion and
+   * classification record (-1: the model adds no BOS), {@code eos} ends them.
+   */
+  public record SpecialTokens(long bos, long eos) {
+    public static final long NONE = -1;
+
+    /** BOS if the model's tokenizer adds it to plain text, and its EOS. */
+    public static SpecialTokens of(io.kubetune.trainer.model.TokenizerSettings settings) {
+      long bos = settings.addBos() ? settings.bos().map(t -> t.id()).orElse(NONE) : NONE;
+      return new SpecialTokens(bos, settings.eos().id());
+    }
+  }
 
   private final DatasetFormat format;
   private final Fields fields;
   private final TextTokenizer tokenizer;
   private final SpecialTokens special;
   private final int maxSequenceLength;
+  private final ChatTemplate chatTemplate;
 
+  /** A dataset whose chats use KubeTune's template. */
   public JsonlDataset(
       DatasetFormat format,
       Fields fields,
       TextTokenizer tokenizer,
       SpecialTokens special,
       int maxSequenceLength) {
+    this(format, fields, tokenizer, special, null, maxSequenceLength);
+  }
+
+  /**
+   * A dataset whose chats are rendered with {@code chatTemplate}, the model's own template (null:
+   * KubeTune's).
+   */
+  public JsonlDataset(
+      DatasetFormat format,
+      Fields fields,
+      TextTokenizer tokenizer,
+      SpecialTokens special,
+      ChatTemplate chatTemplate,
+      int maxSequenceLength) {
+    this.chatTemplate = chatTemplate;
     this.format = format;
     this.fields = fields;
     this.tokenizer = tokenizer;
@@ -100,12 +128,22 @@ public final class JsonlDataset {
   public List<Example> tokenize(Path file, List<Line> lines, List<String> labels) {
     List<Example> examples = new ArrayList<>(lines.size());
     for (Line line : lines) {
-      Example example =
+      List<Example> fromLine =
           switch (format) {
-            case COMPLETION -> completion(file, line);
-            case CHAT -> chat(file, line);
-            case CLASSIFICATION -> classification(file, line, labels);
+            case COMPLETION -> List.of(completion(file, line));
+            case CHAT -> chatTemplate == null ? List.of(chat(file, line)) : modelChat(file, line);
+            case CLASSIFICATION -> List.of(classification(file, line, labels));
           };
+      for (Example example : fromLine) {
+        check(file, line, example);
+        examples.add(example);
+      }
+    }
+    return examples;
+  }
+
+  private void check(Path file, Line line, Example example) {
+    {
       if (example.tokens().length > maxSequenceLength) {
         throw new BadInputException(
             file
@@ -124,18 +162,77 @@ public final class JsonlDataset {
                 + line.number()
                 + ": the record has no completion/assistant tokens to learn");
       }
-      examples.add(example);
     }
-    return examples;
   }
 
   private Example completion(Path file, Line line) {
     Sequence seq = new Sequence();
-    seq.add(new long[] {special.bos()}, false);
+    addBos(seq);
     seq.add(tokenizer.encode(text(file, line, fields.prompt())), false);
     seq.add(tokenizer.encode(text(file, line, fields.completion())), true);
     seq.add(new long[] {special.eos()}, true);
     return seq.toExample(Example.NO_LABEL);
+  }
+
+  private void addBos(Sequence seq) {
+    if (special.bos() != SpecialTokens.NONE) {
+      seq.add(new long[] {special.bos()}, false);
+    }
+  }
+
+  /**
+   * A conversation rendered with the model's template, tokenized as one text the way transformers'
+   * {@code apply_chat_template(tokenize=True)} does (special tokens recognised, nothing added: the
+   * template writes BOS itself if the model wants one); the targets are the tokens that overlap an
+   * assistant span (transformers' rule for its assistant mask).
+   */
+  private List<Example> modelChat(Path file, Line line) {
+    List<ChatTemplate.Message> messages = messages(file, line);
+    List<Example> examples = new ArrayList<>();
+    for (ChatTemplate.Rendered rendered :
+        chatTemplate.trainingExamples(messages, file + ":" + line.number())) {
+      String text = rendered.text();
+      TextTokenizer.Encoded encoded = tokenizer.encodeWithOffsets(text);
+      boolean[] trainOn = new boolean[encoded.ids().length];
+      for (int[] span : rendered.assistantSpans()) {
+        // Tokenizer offsets count code points; the spans count UTF-16 units.
+        int start = text.codePointCount(0, span[0]);
+        int end = text.codePointCount(0, span[1]);
+        for (int t = 0; t < trainOn.length; t++) {
+          if (encoded.starts()[t] < end && encoded.ends()[t] > start) {
+            trainOn[t] = true;
+          }
+        }
+      }
+      examples.add(new Example(encoded.ids(), trainOn, Example.NO_LABEL));
+    }
+    return examples;
+  }
+
+  private List<ChatTemplate.Message> messages(Path file, Line line) {
+    JsonNode messages = line.json().get(fields.messages());
+    if (messages == null || !messages.isArray() || messages.isEmpty()) {
+      throw new BadInputException(
+          file
+              + ":"
+              + line.number()
+              + ": field '"
+              + fields.messages()
+              + "' must be a non-empty array");
+    }
+    List<ChatTemplate.Message> parsed = new ArrayList<>();
+    for (JsonNode message : messages) {
+      String role = message.path("role").asText("");
+      if (!ChatTemplate.ROLES.contains(role) || !message.path("content").isTextual()) {
+        throw new BadInputException(
+            file
+                + ":"
+                + line.number()
+                + ": each message needs a role (system, user or assistant) and a string content");
+      }
+      parsed.add(new ChatTemplate.Message(role, message.get("content").asText()));
+    }
+    return parsed;
   }
 
   private Example chat(Path file, Line line) {
@@ -150,7 +247,7 @@ public final class JsonlDataset {
               + "' must be a non-empty array");
     }
     Sequence seq = new Sequence();
-    seq.add(new long[] {special.bos()}, false);
+    addBos(seq);
     for (JsonNode message : messages) {
       String role = message.path("role").asText("");
       if (!ChatTemplate.ROLES.contains(role) || !message.path("content").isTextual()) {
@@ -183,7 +280,7 @@ public final class JsonlDataset {
               + "; fix the record or dataset.labels");
     }
     Sequence seq = new Sequence();
-    seq.add(new long[] {special.bos()}, false);
+    addBos(seq);
     seq.add(tokenizer.encode(text(file, line, fields.text())), false);
     // The head reads the last token; a fixed end token gives it a stable summary position.
     seq.add(new long[] {special.eos()}, false);

@@ -3,6 +3,7 @@ package io.kubetune.trainer.serve;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import io.kubetune.trainer.data.ChatTemplate;
+import io.kubetune.trainer.data.JsonlDataset;
 import io.kubetune.trainer.model.Generator;
 import io.kubetune.trainer.model.LlamaModel;
 import io.kubetune.trainer.model.TextTokenizer;
@@ -27,10 +28,16 @@ import java.util.function.BooleanSupplier;
 public final class Inference {
   private final TextTokenizer tokenizer;
   private final long endOfTurnId;
+  private final ChatTemplate chatTemplate;
+
+  /** BOS/EOS exactly as the trainer's dataset adds them, so served inputs match training. */
+  private final JsonlDataset.SpecialTokens special;
 
   public Inference(TextTokenizer tokenizer) {
     this.tokenizer = tokenizer;
+    this.special = JsonlDataset.SpecialTokens.of(tokenizer.settings());
     this.endOfTurnId = tokenizer.tokenId(ChatTemplate.END);
+    this.chatTemplate = ChatTemplate.of(tokenizer.settings());
   }
 
   /** One generated token as OpenAI reports it: its text, log-probability and top alternatives. */
@@ -51,12 +58,29 @@ public final class Inference {
   public record Classification(String label, Map<String, Double> probabilities, int tokens) {}
 
   public long[] completionPrompt(LlamaModel model, String prompt) {
-    return withBos(model, tokenizer.encode(prompt));
+    return concat(List.of(bos(), tokenizer.encode(prompt)));
   }
 
+  /**
+   * The chat prompt: the model's own chat template with the generation prompt, tokenized as one
+   * text (as the trainer renders chat data), or KubeTune's template when the model has none.
+   *
+   * @throws ApiException 400 when the model's template refuses the conversation
+   */
   public long[] chatPrompt(LlamaModel model, List<RequestParser.Message> messages) {
+    if (chatTemplate != null) {
+      List<ChatTemplate.Message> chat = new ArrayList<>();
+      for (RequestParser.Message m : messages) {
+        chat.add(new ChatTemplate.Message(m.role(), m.content()));
+      }
+      try {
+        return tokenizer.encode(chatTemplate.render(chat, true));
+      } catch (io.kubetune.trainer.BadInputException e) {
+        throw ApiException.badRequest("messages", "messages: " + e.getMessage());
+      }
+    }
     List<long[]> parts = new ArrayList<>();
-    parts.add(new long[] {model.config().bosTokenId()});
+    parts.add(bos());
     for (RequestParser.Message m : messages) {
       parts.add(tokenizer.encode(ChatTemplate.header(m.role())));
       parts.add(tokenizer.encode(m.content()));
@@ -109,8 +133,9 @@ public final class Inference {
               + " tokens; set max_tokens to at most "
               + room);
     }
-    Set<Long> stopIds = new HashSet<>();
-    // Every id of eos_token_id ends generation (Llama 3 instruct ends a turn with another id).
+    // Every EOS id of the model (tokenizer, generation_config.json, config.json) ends the answer:
+    // Llama 3 instruct ends a turn with another id than its eos_token_id's first.
+    Set<Long> stopIds = new HashSet<>(tokenizer.settings().stopIds());
     model.config().eosTokenIds().forEach(id -> stopIds.add((long) id));
     if (endOfTurnId >= 0) {
       stopIds.add(endOfTurnId);
@@ -179,11 +204,7 @@ public final class Inference {
     List<long[]> encoded = new ArrayList<>();
     for (int i = 0; i < inputs.size(); i++) {
       long[] ids =
-          concat(
-              List.of(
-                  new long[] {model.config().bosTokenId()},
-                  tokenizer.encode(inputs.get(i)),
-                  new long[] {model.config().eosTokenId()}));
+          concat(List.of(bos(), tokenizer.encode(inputs.get(i)), new long[] {special.eos()}));
       if (ids.length > context) {
         throw ApiException.badRequest(
             "input",
@@ -244,8 +265,11 @@ public final class Inference {
         tokenizer.decode(new long[] {token}), logits[(int) token] - logZ, alternatives);
   }
 
-  private static long[] withBos(LlamaModel model, long[] ids) {
-    return concat(List.of(new long[] {model.config().bosTokenId()}, ids));
+  /** The BOS the trainer puts before every example, or nothing for models without one (Qwen). */
+  private long[] bos() {
+    return special.bos() == JsonlDataset.SpecialTokens.NONE
+        ? new long[0]
+        : new long[] {special.bos()};
   }
 
   private static long[] concat(List<long[]> parts) {

@@ -8,6 +8,7 @@ import ai.djl.training.GradientCollector;
 import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.checkpoint.CheckpointStore;
 import io.kubetune.trainer.checkpoint.Skipped;
+import io.kubetune.trainer.data.ChatTemplate;
 import io.kubetune.trainer.data.DataOrder;
 import io.kubetune.trainer.data.DatasetFormat;
 import io.kubetune.trainer.data.Example;
@@ -74,6 +75,9 @@ public final class FineTuner implements AutoCloseable {
   private final List<String> labels;
   private final long padId;
 
+  /** BOS/EOS as the dataset added them; the export's tokenizer files must add the same. */
+  private final JsonlDataset.SpecialTokens special;
+
   /** Trainable arrays by the name they are saved and optimised under. */
   private final Map<String, NDArray> trainable = new LinkedHashMap<>();
 
@@ -126,13 +130,16 @@ public final class FineTuner implements AutoCloseable {
                 + " exceeds the model's max_position_embeddings "
                 + config.maxPositionEmbeddings());
       }
-      this.padId = config.eosTokenId();
+      this.special = JsonlDataset.SpecialTokens.of(tokenizer.settings());
+      // Padding sits after each example's end and carries no loss; EOS is a token every model has.
+      this.padId = special.eos();
       JsonlDataset dataset =
           new JsonlDataset(
               options.format(),
               options.fields(),
               tokenizer,
-              new JsonlDataset.SpecialTokens(config.bosTokenId(), config.eosTokenId()),
+              special,
+              ChatTemplate.of(tokenizer.settings()),
               options.maxSequenceLength());
       List<JsonlDataset.Line> trainLines = JsonlDataset.readLines(options.train());
       List<JsonlDataset.Line> validationLines = List.of();
@@ -766,7 +773,7 @@ public final class FineTuner implements AutoCloseable {
 
   /** Writes the trained result and metrics into {@code options.output()}. */
   public void export(Result result) throws IOException {
-    OutputWriter.write(options, model, classifierHead, labels, result);
+    OutputWriter.write(options, model, special, classifierHead, labels, result);
   }
 
   @Override

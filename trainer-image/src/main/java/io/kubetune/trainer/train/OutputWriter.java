@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kubetune.trainer.data.JsonlDataset;
 import io.kubetune.trainer.model.LlamaModel;
 import io.kubetune.trainer.model.LoraAdapter;
 import io.kubetune.trainer.safetensors.Safetensors;
@@ -32,6 +33,7 @@ public final class OutputWriter {
   public static void write(
       TrainingOptions options,
       LlamaModel model,
+      JsonlDataset.SpecialTokens special,
       NDArray classifierHead,
       List<String> labels,
       FineTuner.Result result)
@@ -40,10 +42,9 @@ public final class OutputWriter {
     Files.createDirectories(dir);
     boolean classification = labels != null;
     Path base = options.baseModel();
-    // The same BOS/EOS the trainer's JsonlDataset.SpecialTokens used (FineTuner).
+    // The same BOS/EOS the trainer's dataset added, so transformers tokenises as training did.
     TransformersFiles hf =
-        TransformersFiles.derive(
-            base, model.config().bosTokenId(), model.config().eosTokenId(), classification);
+        TransformersFiles.derive(base, special.bos(), special.eos(), classification);
     if (options.method() == TrainingMethod.LORA) {
       Map<String, NDArray> extra = new LinkedHashMap<>();
       ObjectNode record = TransformersFiles.baseRecord(base, options.baseModelName());

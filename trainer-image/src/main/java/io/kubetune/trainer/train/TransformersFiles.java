@@ -24,7 +24,7 @@ import java.util.regex.Pattern;
  *
  * @param tokenizer the base's {@code tokenizer.json} with a post-processor that adds the special
  *     tokens as the trainer does
- * @param bosTokenId the token the trainer puts before every example
+ * @param bosTokenId the token the trainer puts before every example (negative: none)
  * @param eosTokenIds the ids that end generation; the first is the one the trainer appends
  * @param padTokenId the padding id for batched inference, or null when the base has no token fit
  *     for it (see {@link #padToken})
@@ -58,8 +58,9 @@ public record TransformersFiles(
   /**
    * Derives the files from the base model folder.
    *
-   * @param bosTokenId the BOS id the trainer used (config.json's {@code bos_token_id})
-   * @param eosTokenId the EOS id the trainer appended (config.json's {@code eos_token_id})
+   * @param bosTokenId the BOS id the trainer put before every example, or a negative number when
+   *     the model adds none (Qwen)
+   * @param eosTokenId the EOS id the trainer appended
    * @param classification whether the export is a classifier: its text is followed by EOS and the
    *     pad token must differ from EOS (transformers finds the last token as the last non-pad one)
    */
@@ -79,7 +80,7 @@ public record TransformersFiles(
             : JSON.createObjectNode();
 
     Map<Long, String> tokens = tokenContents(tokenizer);
-    String bos = token(tokens, bosTokenId, "bos_token_id", baseDir);
+    String bos = bosTokenId < 0 ? null : token(tokens, bosTokenId, "bos_token_id", baseDir);
     String eos = token(tokens, eosTokenId, "eos_token_id", baseDir);
 
     // Every id that ends a turn stops generation: the base's list (generation_config.json, else
@@ -97,7 +98,9 @@ public record TransformersFiles(
     }
     Long pad = padToken(tokenizerConfig, baseConfig, tokens, eosTokenId, classification);
 
-    tokenizerConfig.put("bos_token", bos);
+    if (bos != null) {
+      tokenizerConfig.put("bos_token", bos);
+    }
     tokenizerConfig.put("eos_token", eos);
     if (pad != null) {
       tokenizerConfig.put("pad_token", tokens.get(pad));
@@ -114,7 +117,7 @@ public record TransformersFiles(
             bosTokenId,
             classification ? eos : null,
             eosTokenId));
-    tokenizerConfig.put("add_bos_token", true);
+    tokenizerConfig.put("add_bos_token", bos != null);
     tokenizerConfig.put("add_eos_token", classification);
     if (!tokenizerConfig.hasNonNull("tokenizer_class")) {
       tokenizerConfig.put("tokenizer_class", "PreTrainedTokenizerFast");
@@ -124,7 +127,9 @@ public record TransformersFiles(
       tokenizerConfig.put("chat_template", PROJECT_CHAT_TEMPLATE);
     }
 
-    generation.put("bos_token_id", bosTokenId);
+    if (bos != null) {
+      generation.put("bos_token_id", bosTokenId);
+    }
     if (eosIds.size() == 1) {
       generation.put("eos_token_id", eosIds.get(0));
     } else {
@@ -139,9 +144,10 @@ public record TransformersFiles(
   }
 
   /**
-   * A post-processor that adds BOS (and EOS when {@code eos} is not null) around a sequence, as
-   * transformers' {@code update_post_processor} builds it, keeping the base's other processors
-   * (e.g. ByteLevel offsets) and replacing any special-token template of its own.
+   * A post-processor that adds BOS (when {@code bos} is not null) and EOS (when {@code eos} is not
+   * null) around a sequence, as transformers' {@code update_post_processor} builds it, keeping the
+   * base's other processors (e.g. ByteLevel offsets) and replacing any special-token template of
+   * its own.
    */
   static JsonNode postProcessor(JsonNode existing, String bos, long bosId, String eos, long eosId) {
     ObjectNode template = JSON.createObjectNode();
@@ -149,20 +155,26 @@ public record TransformersFiles(
     // single: BOS $A [EOS]; pair: BOS $A [EOS] BOS $B [EOS], as transformers' template.
     var single = template.putArray("single");
     var pair = template.putArray("pair");
-    addSpecial(single, bos, 0);
+    if (bos != null) {
+      addSpecial(single, bos, 0);
+    }
     single.addObject().putObject("Sequence").put("id", "A").put("type_id", 0);
     if (eos != null) {
       addSpecial(single, eos, 0);
     }
     pair.addAll(single);
-    addSpecial(pair, bos, 1);
+    if (bos != null) {
+      addSpecial(pair, bos, 1);
+    }
     pair.addObject().putObject("Sequence").put("id", "B").put("type_id", 1);
     if (eos != null) {
       addSpecial(pair, eos, 1);
     }
     ObjectNode specials = template.putObject("special_tokens");
-    specials.putObject(bos).put("id", bos).set("ids", JSON.createArrayNode().add(bosId));
-    ((ObjectNode) specials.get(bos)).putArray("tokens").add(bos);
+    if (bos != null) {
+      specials.putObject(bos).put("id", bos).set("ids", JSON.createArrayNode().add(bosId));
+      ((ObjectNode) specials.get(bos)).putArray("tokens").add(bos);
+    }
     if (eos != null) {
       specials.putObject(eos).put("id", eos).set("ids", JSON.createArrayNode().add(eosId));
       ((ObjectNode) specials.get(eos)).putArray("tokens").add(eos);
