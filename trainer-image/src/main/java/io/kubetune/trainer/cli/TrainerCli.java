@@ -55,7 +55,8 @@ import picocli.CommandLine.Option;
       TrainerCli.Generate.class,
       TrainerCli.LogProbs.class,
       Serve.class,
-      Benchmark.class
+      Benchmark.class,
+      ConvertGguf.class
     })
 public final class TrainerCli {
   private static final ObjectMapper JSON = new ObjectMapper();
