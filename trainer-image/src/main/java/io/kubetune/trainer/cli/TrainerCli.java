@@ -162,6 +162,7 @@ public final class TrainerCli {
       } catch (IOException e) {
         throw new BadInputException("cannot read trainer config " + config + ": " + oneLine(e), e);
       }
+      TrainerConfigMapping.checkBounds(trainerConfig); // before any download
       // s3:// inputs are downloaded first and an s3:// output is uploaded after the export: the
       // training code only sees local files.
       TrainerTermination termination = new TrainerTermination();

@@ -1,5 +1,7 @@
 package io.kubetune.trainer.train;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kubetune.api.Bounds;
 import io.kubetune.api.trainer.TrainerConfig;
 import io.kubetune.api.v1alpha1.CheckpointsSpec;
 import io.kubetune.api.v1alpha1.DatasetFields;
@@ -24,6 +26,8 @@ import java.util.function.Function;
  */
 public final class TrainerConfigMapping {
   private TrainerConfigMapping() {}
+
+  private static final ObjectMapper TREE = new ObjectMapper();
 
   /**
    * Local paths for {@code file://} URIs and plain paths. Object storage ({@code s3://}) needs the
@@ -63,6 +67,7 @@ public final class TrainerConfigMapping {
     require(config.dataset.format != null, "dataset.format");
     require(config.method != null && config.method.type != null, "method.type");
     require(config.output != null && config.output.uri != null, "output.uri");
+    checkBounds(config);
     HyperparametersSpec hp =
         config.hyperparameters != null ? config.hyperparameters : new HyperparametersSpec();
 
@@ -139,6 +144,21 @@ public final class TrainerConfigMapping {
         metric.key(),
         metric.higherIsBetter(),
         resolve.apply(config.output.uri));
+  }
+
+  /**
+   * Refuses values outside the API's bounds (the table the CRD and the operator's validator use),
+   * naming every such field: a hand-written config or an API server without the CRD's schema must
+   * not get {@code gradientAccumulation: 0} or {@code dropout: 1.0} trained and reported as
+   * success.
+   */
+  public static void checkBounds(TrainerConfig config) {
+    List<Bounds.Violation> outOfBounds = Bounds.check(TREE.valueToTree(config));
+    if (!outOfBounds.isEmpty()) {
+      throw new BadInputException(
+          "trainer config: "
+              + String.join("; ", outOfBounds.stream().map(Bounds.Violation::toString).toList()));
+    }
   }
 
   /** Revision used when a hand-written config has no {@code job.trainingRevision}. */

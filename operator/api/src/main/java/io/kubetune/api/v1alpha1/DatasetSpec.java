@@ -8,6 +8,7 @@ import io.fabric8.generator.annotation.Pattern;
 import io.fabric8.generator.annotation.Required;
 import io.fabric8.generator.annotation.Size;
 import io.fabric8.generator.annotation.ValidationRule;
+import io.kubetune.api.Bounds;
 import java.util.List;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
@@ -37,8 +38,8 @@ public class DatasetSpec {
   @JsonPropertyDescription("Held-out validation JSONL file. Exclusive with validationSplit.")
   public String validation;
 
-  @Min(0.01)
-  @Max(0.5)
+  @Min(Bounds.VALIDATION_SPLIT_MIN)
+  @Max(Bounds.VALIDATION_SPLIT_MAX)
   @JsonPropertyDescription(
       "Fraction of the training file held out for validation with a seeded split (0.01-0.5)."
           + " Exclusive with validation.")

@@ -1,6 +1,8 @@
 package io.kubetune.operator.validation;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.fabric8.kubernetes.api.model.Quantity;
+import io.kubetune.api.Bounds;
 import io.kubetune.api.v1alpha1.DatasetSpec;
 import io.kubetune.api.v1alpha1.EvalMetric;
 import io.kubetune.api.v1alpha1.FineTuneJob;
@@ -29,6 +31,7 @@ import java.util.regex.Pattern;
 public final class FineTuneJobValidator {
 
   private static final Pattern URI = Pattern.compile(StorageUris.PATTERN);
+  private static final ObjectMapper TREE = new ObjectMapper();
 
   private FineTuneJobValidator() {}
 
@@ -49,6 +52,7 @@ public final class FineTuneJobValidator {
     validateResources(spec, problems);
     validateCheckpoints(spec, problems);
     validateServing(spec, problems);
+    validateBounds(spec, problems);
     return problems;
   }
 
@@ -95,14 +99,6 @@ public final class FineTuneJobValidator {
               "spec.dataset.validationSplit",
               "is set together with spec.dataset.validation",
               "keep only one: a validation file or a split fraction"));
-    }
-    if (dataset.validationSplit != null
-        && (dataset.validationSplit < 0.01 || dataset.validationSplit > 0.5)) {
-      problems.add(
-          new ValidationProblem(
-              "spec.dataset.validationSplit",
-              "is " + dataset.validationSplit,
-              "use a fraction between 0.01 and 0.5"));
     }
     if (dataset.labels != null) {
       if (dataset.format != DatasetSpec.Format.classification) {
@@ -159,34 +155,9 @@ public final class FineTuneJobValidator {
           required(
               "spec.method.freeze.trainableLayers",
               "set how many top decoder layers to train, e.g. freeze: {trainableLayers: 2}"));
-    } else if (method.freeze != null
-        && method.freeze.trainableLayers != null
-        && method.freeze.trainableLayers < 1) {
-      problems.add(
-          new ValidationProblem(
-              "spec.method.freeze.trainableLayers",
-              "is " + method.freeze.trainableLayers,
-              "train at least 1 layer"));
     }
     LoraSpec lora = method.lora;
     if (lora != null) {
-      if (lora.rank != null && (lora.rank < 1 || lora.rank > 1024)) {
-        problems.add(
-            new ValidationProblem(
-                "spec.method.lora.rank", "is " + lora.rank, "use a rank between 1 and 1024"));
-      }
-      if (lora.alpha != null && lora.alpha <= 0) {
-        problems.add(
-            new ValidationProblem(
-                "spec.method.lora.alpha",
-                "is " + lora.alpha + "; the adapter would have no effect",
-                "use a positive alpha, e.g. 2 x rank"));
-      }
-      if (lora.dropout != null && (lora.dropout < 0 || lora.dropout >= 0.9)) {
-        problems.add(
-            new ValidationProblem(
-                "spec.method.lora.dropout", "is " + lora.dropout, "use a value in [0, 0.9)"));
-      }
       if (lora.targetModules != null) {
         Set<String> seen = new HashSet<>();
         for (String module : lora.targetModules) {
@@ -227,13 +198,6 @@ public final class FineTuneJobValidator {
               "is set together with hyperparameters.epochs",
               "keep only one of epochs and maxSteps"));
     }
-    if (h.learningRate != null && (h.learningRate <= 0 || h.learningRate > 1)) {
-      problems.add(
-          new ValidationProblem(
-              "spec.hyperparameters.learningRate",
-              "is " + h.learningRate,
-              "use a value in (0, 1], typically 1e-5 (full) to 2e-4 (LoRA)"));
-    }
     if (h.maxSteps != null && h.warmupSteps != null && h.warmupSteps >= h.maxSteps) {
       problems.add(
           new ValidationProblem(
@@ -251,7 +215,7 @@ public final class FineTuneJobValidator {
       }
       checkMetricFitsFormat(
           "spec.hyperparameters.earlyStopping.metric", h.earlyStopping.metric, spec, problems);
-      if (h.earlyStopping.patience == null || h.earlyStopping.patience < 1) {
+      if (h.earlyStopping.patience == null) {
         problems.add(
             required(
                 "spec.hyperparameters.earlyStopping.patience",
@@ -267,10 +231,6 @@ public final class FineTuneJobValidator {
     }
     checkPositiveQuantity("spec.resources.cpu", r.cpu, "e.g. 4 or 3500m", problems);
     checkPositiveQuantity("spec.resources.memory", r.memory, "e.g. 16Gi", problems);
-    if (r.gpus != null && r.gpus < 0) {
-      problems.add(
-          new ValidationProblem("spec.resources.gpus", "is " + r.gpus, "use 0 or more GPUs"));
-    }
   }
 
   static void validateCheckpoints(FineTuneJobSpec spec, List<ValidationProblem> problems) {
@@ -317,6 +277,15 @@ public final class FineTuneJobValidator {
               "set dataset.validation or dataset.validationSplit"));
     }
     checkMetricFitsFormat("spec.serving.gate.metric", gate.metric, spec, problems);
+  }
+
+  /**
+   * Every numeric field against the shared table of bounds (the same one the CRD is built from).
+   */
+  static void validateBounds(FineTuneJobSpec spec, List<ValidationProblem> problems) {
+    for (Bounds.Violation v : Bounds.check(TREE.valueToTree(spec))) {
+      problems.add(new ValidationProblem("spec." + v.field(), v.problem(), v.fix()));
+    }
   }
 
   private static void checkMetricFitsFormat(
