@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.fabric8.kubernetes.api.model.Condition;
 import io.javaoperatorsdk.operator.Operator;
+import io.kubetune.api.StorageUri;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.FineTuneJobStatus;
 import io.kubetune.api.v1alpha1.HyperparametersSpec;
@@ -12,8 +13,8 @@ import io.kubetune.api.v1alpha1.Phase;
 import io.kubetune.operator.Names;
 import io.kubetune.operator.metrics.FineTuneJobMetrics;
 import io.kubetune.operator.model.OperatorSettings;
-import io.kubetune.operator.model.StorageLocation;
 import io.kubetune.operator.reconciler.FineTuneJobReconciler;
+import io.kubetune.operator.status.Conditions;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -27,6 +28,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.stream.Stream;
 
 /**
@@ -251,6 +253,7 @@ public final class KubeTuneLocal {
       Instant applied = Instant.now();
       Instant trainingDone = null;
       boolean servingWanted = servingEnabled(job);
+      Instant failingSince = null;
       while (true) {
         current =
             api.client().resources(FineTuneJob.class).inNamespace(namespace).withName(name).get();
@@ -289,8 +292,24 @@ public final class KubeTuneLocal {
           out.println("error: " + runner.fatalError());
           break;
         }
-        if (status == null && Duration.between(applied, Instant.now()).toSeconds() > 60) {
-          out.println("error: the operator did not report a status within 60 s");
+        if ((status == null || status.phase == null)
+            && Duration.between(applied, Instant.now()).toSeconds() > 60) {
+          out.println("error: the operator did not report a phase within 60 s");
+          break;
+        }
+        // A reconcile that keeps failing is retried by the operator; here nobody else would
+        // notice, so stop once it persisted for a while.
+        Optional<String> reconcileError =
+            status == null || !Conditions.isTrue(status.conditions, Conditions.RECONCILE_ERROR)
+                ? Optional.empty()
+                : Conditions.findMessage(status.conditions, Conditions.RECONCILE_ERROR);
+        if (reconcileError.isEmpty()) {
+          failingSince = null;
+        } else if (failingSince == null) {
+          failingSince = Instant.now();
+        } else if (Duration.between(failingSince, Instant.now()).compareTo(RECONCILE_ERROR_WAIT)
+            > 0) {
+          out.println("error: the operator cannot reconcile the job: " + reconcileError.get());
           break;
         }
         Thread.sleep(250);
@@ -320,16 +339,18 @@ public final class KubeTuneLocal {
           && current.getStatus().phase.isTerminal()
           && current.getStatus().phase != Phase.Failed) {
         // The result is in the embedded object store: copy it out for the summary.
-        StorageLocation out3 =
-            StorageLocation.parse(StorageLocation.asFolder(job.getSpec().checkpoints.uri));
+        StorageUri finalOutput = StorageUri.parse(job.getSpec().checkpoints.uri).finalOutput();
         outputDir = state.resolve("output").resolve(name).resolve("final");
-        s3.download(out3.authority(), out3.path() + "final/", outputDir);
+        s3.download(finalOutput.authority(), finalOutput.path(), outputDir);
       }
       printSummary(out, current, progress, outputDir, Duration.between(started, Instant.now()));
       boolean ok = succeeded(current, servingWanted) && (!served || exampleResponse != null);
       return new Result(ok ? 0 : 1, current, outputDir, exampleResponse);
     }
   }
+
+  /** How long local mode lets a reconcile keep failing (the operator retries) before it stops. */
+  static final Duration RECONCILE_ERROR_WAIT = Duration.ofSeconds(15);
 
   /** How long local mode waits for the serving rollout after training succeeded. */
   static final Duration SERVING_WAIT = Duration.ofMinutes(3);
@@ -461,7 +482,7 @@ public final class KubeTuneLocal {
     out.println(
         "  S3 server    " + endpoint + " (S3Proxy, files under " + state.resolve("s3") + ")");
     for (String uri : uris) {
-      StorageLocation location = StorageLocation.parse(uri);
+      StorageUri location = StorageUri.parse(uri);
       s3.ensureBucket(location.authority());
       if (EXAMPLES_CLAIM.equals(location.authority())) {
         Path source = root.resolve("examples").resolve(location.path());
@@ -485,16 +506,13 @@ public final class KubeTuneLocal {
 
   /** Where the trainer exported the result: checkpoints.uri + final/, as a local folder. */
   static Path outputDir(FineTuneJob job, Map<String, Path> claims, Path state) {
-    String uri = job.getSpec().checkpoints.uri;
-    if (!uri.startsWith("pvc://")) {
+    StorageUri finalOutput = StorageUri.parse(job.getSpec().checkpoints.uri).finalOutput();
+    if (!finalOutput.isPvc()) {
       return null;
     }
-    String rest = uri.substring("pvc://".length());
-    int slash = rest.indexOf('/');
-    String claim = slash < 0 ? rest : rest.substring(0, slash);
-    String path = slash < 0 ? "" : rest.substring(slash + 1);
+    String claim = finalOutput.authority();
     Path base = claims.getOrDefault(claim, state.resolve("pvc").resolve(claim));
-    return base.resolve(path).resolve("final");
+    return base.resolve(finalOutput.path());
   }
 
   static void printSummary(

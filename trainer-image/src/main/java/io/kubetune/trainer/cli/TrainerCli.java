@@ -2,6 +2,7 @@ package io.kubetune.trainer.cli;
 
 import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kubetune.api.InvalidFieldException;
 import io.kubetune.api.trainer.TrainerConfig;
 import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.api.trainer.TrainerTermination;
@@ -109,7 +110,7 @@ public final class TrainerCli {
   }
 
   static int exitCode(Throwable e) {
-    if (e instanceof BadInputException) {
+    if (e instanceof BadInputException || e instanceof InvalidFieldException) {
       return TrainerExitCodes.BAD_INPUT;
     }
     if (e instanceof LossNotFiniteException) {
@@ -120,7 +121,9 @@ public final class TrainerCli {
 
   static String oneLine(Throwable e) {
     String message = e.getMessage() == null ? e.getClass().getName() : e.getMessage();
-    if (!(e instanceof BadInputException) && !(e instanceof LossNotFiniteException)) {
+    if (!(e instanceof BadInputException)
+        && !(e instanceof InvalidFieldException)
+        && !(e instanceof LossNotFiniteException)) {
       message = e.getClass().getSimpleName() + ": " + message;
     }
     return message.replace('\n', ' ');

@@ -2,6 +2,7 @@ package io.kubetune.trainer.train;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.kubetune.api.Bounds;
+import io.kubetune.api.InvalidFieldException;
 import io.kubetune.api.trainer.TrainerConfig;
 import io.kubetune.api.v1alpha1.CheckpointsSpec;
 import io.kubetune.api.v1alpha1.DatasetFields;
@@ -158,6 +159,41 @@ public final class TrainerConfigMapping {
       throw new BadInputException(
           "trainer config: "
               + String.join("; ", outOfBounds.stream().map(Bounds.Violation::toString).toList()));
+    }
+    try {
+      if (config.baseModel != null) {
+        checkUri("baseModel.uri", config.baseModel.uri);
+      }
+      if (config.dataset != null) {
+        checkUri("dataset.train", config.dataset.train);
+        checkUri("dataset.validation", config.dataset.validation);
+      }
+      if (config.checkpoints != null) {
+        checkUri("checkpoints.uri", config.checkpoints.uri);
+      }
+      if (config.output != null) {
+        checkUri("output.uri", config.output.uri);
+      }
+      if (config.storage != null) {
+        io.kubetune.api.StorageUri.checkEndpoint("storage.endpoint", config.storage.endpoint);
+      }
+    } catch (InvalidFieldException e) {
+      throw new BadInputException("trainer config " + e.getMessage(), e);
+    }
+  }
+
+  /** The shared syntax rules (no control character, valid %-escapes), then this trainer's forms. */
+  private static void checkUri(String field, String uri) {
+    if (uri == null) {
+      return;
+    }
+    io.kubetune.api.StorageUri.checkSyntax(field, uri);
+    if (uri.contains("://")) {
+      try {
+        StorageUri.parse(uri);
+      } catch (IllegalArgumentException e) {
+        throw new InvalidFieldException(field, e.getMessage(), "see docs/trainer-config.md");
+      }
     }
   }
 

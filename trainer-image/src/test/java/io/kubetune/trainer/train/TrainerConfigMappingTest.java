@@ -121,4 +121,35 @@ class TrainerConfigMappingTest {
         .hasMessageContaining(parent + "." + field + " is ")
         .hasMessageContaining("; use ");
   }
+
+  @Test
+  void badUrisAndCredentialsInTheEndpointAreBadInputNamingTheField() throws Exception {
+    TrainerConfig nul =
+        new ObjectMapper()
+            .readValue(FIXTURES.resolve("lora-completion.json").toFile(), TrainerConfig.class);
+    nul.dataset.train = "s3://datasets/a\u0000b.jsonl";
+    assertThatThrownBy(() -> TrainerConfigMapping.checkBounds(nul))
+        .isInstanceOf(BadInputException.class)
+        .hasMessageContaining("dataset.train")
+        .hasMessageContaining("U+0000");
+
+    TrainerConfig percent =
+        new ObjectMapper()
+            .readValue(FIXTURES.resolve("lora-completion.json").toFile(), TrainerConfig.class);
+    percent.baseModel.uri = "s3://models/%zz/";
+    assertThatThrownBy(() -> TrainerConfigMapping.checkBounds(percent))
+        .isInstanceOf(BadInputException.class)
+        .hasMessageContaining("baseModel.uri")
+        .hasMessageContaining("%25");
+
+    TrainerConfig creds =
+        new ObjectMapper()
+            .readValue(FIXTURES.resolve("lora-completion.json").toFile(), TrainerConfig.class);
+    creds.storage = new TrainerConfig.StorageSettings();
+    creds.storage.endpoint = "http://AKIAPLANTED:s3cr3tPLANTED@minio:9000";
+    assertThatThrownBy(() -> TrainerConfigMapping.checkBounds(creds))
+        .isInstanceOf(BadInputException.class)
+        .hasMessageContaining("storage.endpoint")
+        .hasMessageNotContaining("PLANTED");
+  }
 }

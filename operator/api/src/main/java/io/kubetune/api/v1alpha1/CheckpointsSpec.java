@@ -8,6 +8,7 @@ import io.fabric8.generator.annotation.Pattern;
 import io.fabric8.generator.annotation.Required;
 import io.fabric8.generator.annotation.Size;
 import io.kubetune.api.Bounds;
+import io.kubetune.api.StorageUri;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public class CheckpointsSpec {
@@ -17,7 +18,7 @@ public class CheckpointsSpec {
 
   @Required
   @Size(max = 1024)
-  @Pattern(StorageUris.PATTERN)
+  @Pattern(StorageUri.PATTERN)
   @JsonPropertyDescription(
       "Prefix where checkpoints (step-<N>/) and the final export (final/) are written:"
           + " s3://bucket/prefix/ or pvc://claim/path/. Must not be shared by two FineTuneJobs.")

@@ -9,6 +9,7 @@ import io.fabric8.generator.annotation.Required;
 import io.fabric8.generator.annotation.Size;
 import io.fabric8.generator.annotation.ValidationRule;
 import io.kubetune.api.Bounds;
+import io.kubetune.api.StorageUri;
 import java.util.List;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
@@ -29,12 +30,12 @@ public class DatasetSpec {
 
   @Required
   @Size(max = 1024)
-  @Pattern(StorageUris.PATTERN)
+  @Pattern(StorageUri.PATTERN)
   @JsonPropertyDescription("Training data: a JSONL file (s3://... or pvc://...).")
   public String train;
 
   @Size(max = 1024)
-  @Pattern(StorageUris.PATTERN)
+  @Pattern(StorageUri.PATTERN)
   @JsonPropertyDescription("Held-out validation JSONL file. Exclusive with validationSplit.")
   public String validation;
 

@@ -12,6 +12,7 @@ import io.fabric8.kubernetes.api.model.apps.Deployment;
 import io.fabric8.kubernetes.api.model.apps.DeploymentBuilder;
 import io.fabric8.kubernetes.api.model.apps.DeploymentSpec;
 import io.kubetune.api.Bounds;
+import io.kubetune.api.StorageUri;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.ResourcesSpec;
 import io.kubetune.api.v1alpha1.ServingSpec;
@@ -114,9 +115,9 @@ public final class ServingModel {
         .withArgs(
             "serve",
             "--model",
-            StorageLocation.parse(StorageLocation.asFolder(job.getSpec().baseModel.uri)).inPod(),
+            StorageUri.parse(job.getSpec().baseModel.uri).asFolder().inPod(),
             "--adapter",
-            job.getMetadata().getName() + "=" + StorageLocation.parse(adapter.uri()).inPod(),
+            job.getMetadata().getName() + "=" + StorageUri.parse(adapter.uri()).inPod(),
             "--adapter-digest",
             adapter.digest(),
             "--port",
@@ -199,7 +200,7 @@ public final class ServingModel {
   static Map<String, Boolean> readOnlyClaims(String... uris) {
     Map<String, Boolean> claims = new LinkedHashMap<>();
     for (String uri : uris) {
-      StorageLocation.parse(uri).claimName().ifPresent(claim -> claims.put(claim, false));
+      StorageUri.parse(uri).claimName().ifPresent(claim -> claims.put(claim, false));
     }
     return claims;
   }

@@ -3,6 +3,8 @@ package io.kubetune.operator.validation;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.fabric8.kubernetes.api.model.Quantity;
 import io.kubetune.api.Bounds;
+import io.kubetune.api.InvalidFieldException;
+import io.kubetune.api.StorageUri;
 import io.kubetune.api.v1alpha1.DatasetSpec;
 import io.kubetune.api.v1alpha1.EvalMetric;
 import io.kubetune.api.v1alpha1.FineTuneJob;
@@ -12,15 +14,11 @@ import io.kubetune.api.v1alpha1.HyperparametersSpec;
 import io.kubetune.api.v1alpha1.LoraSpec;
 import io.kubetune.api.v1alpha1.MethodSpec;
 import io.kubetune.api.v1alpha1.ResourcesSpec;
-import io.kubetune.api.v1alpha1.StorageUris;
 import java.math.BigDecimal;
-import java.net.URLDecoder;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
-import java.util.regex.Pattern;
 
 /**
  * Checks a FineTuneJob before anything is created. It repeats the CRD's structural and CEL rules
@@ -30,7 +28,6 @@ import java.util.regex.Pattern;
  */
 public final class FineTuneJobValidator {
 
-  private static final Pattern URI = Pattern.compile(StorageUris.PATTERN);
   private static final ObjectMapper TREE = new ObjectMapper();
 
   private FineTuneJobValidator() {}
@@ -51,6 +48,7 @@ public final class FineTuneJobValidator {
     validateHyperparameters(spec, problems);
     validateResources(spec, problems);
     validateCheckpoints(spec, problems);
+    validateStorage(spec, problems);
     validateServing(spec, problems);
     validateBounds(spec, problems);
     return problems;
@@ -311,33 +309,26 @@ public final class FineTuneJobValidator {
       String field, String uri, boolean required, List<ValidationProblem> problems) {
     if (uri == null) {
       if (required) {
-        problems.add(required(field, StorageUris.HINT));
+        problems.add(required(field, StorageUri.HINT));
       }
       return;
     }
-    if (!URI.matcher(uri).matches()) {
-      problems.add(
-          new ValidationProblem(field, "'" + uri + "' is not a valid URI", StorageUris.HINT));
+    try {
+      StorageUri.parse(field, uri);
+    } catch (InvalidFieldException e) {
+      problems.add(new ValidationProblem(e.field(), e.problem(), e.fix()));
+    }
+  }
+
+  /** The S3 endpoint: http(s), and never credentials in the URL (they would be rendered). */
+  static void validateStorage(FineTuneJobSpec spec, List<ValidationProblem> problems) {
+    if (spec.storage == null) {
       return;
     }
-    String decoded = URLDecoder.decode(uri.replace("+", "%2B"), StandardCharsets.UTF_8);
-    String path = decoded.substring(decoded.indexOf("://") + 3);
-    for (String segment : path.split("/", -1)) {
-      if (segment.equals("..") || segment.equals(".")) {
-        problems.add(
-            new ValidationProblem(
-                field,
-                "'" + uri + "' contains a '" + segment + "' path segment",
-                "use a plain path without . or .. segments"));
-        return;
-      }
-    }
-    if (path.contains("//")) {
-      problems.add(
-          new ValidationProblem(
-              field,
-              "'" + uri + "' contains an empty path segment (//)",
-              "remove the double slash"));
+    try {
+      StorageUri.checkEndpoint("spec.storage.endpoint", spec.storage.endpoint);
+    } catch (InvalidFieldException e) {
+      problems.add(new ValidationProblem(e.field(), e.problem(), e.fix()));
     }
   }
 

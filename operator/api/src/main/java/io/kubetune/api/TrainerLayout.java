@@ -1,0 +1,15 @@
+package io.kubetune.api;
+
+/**
+ * Where things are, as both the operator and the trainer know them: inside the trainer pod and
+ * below a job's {@code checkpoints.uri}.
+ */
+public final class TrainerLayout {
+  private TrainerLayout() {}
+
+  /** pvc:// claims are mounted at {@code <root>/<claim>} in trainer and serving pods. */
+  public static final String PVC_MOUNT_ROOT = "/var/run/kubetune/pvc";
+
+  /** The final export (adapter or full weights, metrics.json) below {@code checkpoints.uri}. */
+  public static final String FINAL_FOLDER = "final/";
+}
