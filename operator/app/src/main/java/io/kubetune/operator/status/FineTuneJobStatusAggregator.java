@@ -54,6 +54,7 @@ public final class FineTuneJobStatusAggregator {
     }
 
     if (problems.isEmpty()) {
+      status.trainingFields = TrainingRevision.fieldsOf(cr);
       status.conditions =
           Conditions.set(
               status.conditions,

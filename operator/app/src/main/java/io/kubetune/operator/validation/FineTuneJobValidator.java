@@ -14,11 +14,15 @@ import io.kubetune.api.v1alpha1.HyperparametersSpec;
 import io.kubetune.api.v1alpha1.LoraSpec;
 import io.kubetune.api.v1alpha1.MethodSpec;
 import io.kubetune.api.v1alpha1.ResourcesSpec;
+import io.kubetune.operator.model.TrainingRevision;
 import java.math.BigDecimal;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * Checks a FineTuneJob before anything is created. It repeats the CRD's structural and CEL rules
@@ -29,6 +33,8 @@ import java.util.Set;
 public final class FineTuneJobValidator {
 
   private static final ObjectMapper TREE = new ObjectMapper();
+
+  private static final String RESTART_NONCE = "restartNonce";
 
   private FineTuneJobValidator() {}
 
@@ -51,6 +57,7 @@ public final class FineTuneJobValidator {
     validateStorage(spec, problems);
     validateServing(spec, problems);
     validateBounds(spec, problems);
+    validateTrainingFieldsUnchanged(job, problems);
     return problems;
   }
 
@@ -275,6 +282,34 @@ public final class FineTuneJobValidator {
               "set dataset.validation or dataset.validationSplit"));
     }
     checkMetricFitsFormat("spec.serving.gate.metric", gate.metric, spec, problems);
+  }
+
+  /**
+   * Training fields change only together with {@code restartNonce}: the CRD's transition rule,
+   * enforced here too because local mode and API servers without CEL do not. Compared with the
+   * per-field fingerprints the status keeps of the current run.
+   */
+  static void validateTrainingFieldsUnchanged(FineTuneJob job, List<ValidationProblem> problems) {
+    Map<String, String> run = job.getStatus() == null ? null : job.getStatus().trainingFields;
+    if (run == null || job.getSpec() == null) {
+      return;
+    }
+    Map<String, String> now = TrainingRevision.fieldsOf(job);
+    if (!Objects.equals(run.get(RESTART_NONCE), now.get(RESTART_NONCE))) {
+      return; // a deliberate new run
+    }
+    Set<String> names = new TreeSet<>(run.keySet());
+    names.addAll(now.keySet());
+    for (String name : names) {
+      if (!Objects.equals(run.get(name), now.get(name))) {
+        problems.add(
+            new ValidationProblem(
+                "spec." + name,
+                "changed after training started, without a new spec.restartNonce",
+                "change spec.restartNonce in the same update to start a new training run, or"
+                    + " revert the change (the running Job is left alone)"));
+      }
+    }
   }
 
   /**

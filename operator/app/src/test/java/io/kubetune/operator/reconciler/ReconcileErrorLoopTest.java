@@ -5,13 +5,13 @@ import static org.awaitility.Awaitility.await;
 
 import io.fabric8.kubernetes.api.model.Condition;
 import io.fabric8.kubernetes.api.model.Event;
+import io.fabric8.kubernetes.api.model.StatusBuilder;
+import io.fabric8.kubernetes.client.ConfigBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientBuilder;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
+import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import io.javaoperatorsdk.operator.Operator;
-import io.javaoperatorsdk.operator.api.reconciler.Context;
-import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
-import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
-import io.kubetune.api.InvalidFieldException;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.FineTuneJobStatus;
 import io.kubetune.api.v1alpha1.Phase;
@@ -21,7 +21,6 @@ import io.kubetune.operator.model.OperatorSettings;
 import io.kubetune.operator.status.Conditions;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Predicate;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -29,35 +28,46 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Whatever a reconcile throws ends in a status a user can read and a Warning Event, through JOSDK's
- * real error path (updateErrorStatus), and the next good reconcile clears it.
+ * real error path (updateErrorStatus), and the next good reconcile clears it. Bad input found only
+ * while reconciling: ReconcileErrorStatusTest.
  */
 @EnableKubernetesMockClient(crud = true)
 class ReconcileErrorLoopTest {
   static final String NS = "default";
 
+  KubernetesMockServer server;
   KubernetesClient client;
+  KubernetesClient operatorClient;
   Operator operator;
-
-  /** A fault the reconciler throws before doing anything, while set. */
-  final AtomicReference<RuntimeException> fault = new AtomicReference<>();
 
   @BeforeEach
   void startOperator() {
     TestResources.installCrd(client);
+    // No client-side retries: the planted API failures must reach the reconciler.
+    operatorClient =
+        new KubernetesClientBuilder()
+            .withConfig(
+                new ConfigBuilder(client.getConfiguration())
+                    .withRequestRetryBackoffLimit(0)
+                    .build())
+            .build();
     operator =
         new Operator(
             o ->
-                o.withKubernetesClient(client)
+                o.withKubernetesClient(operatorClient)
                     .withUseSSAToPatchPrimaryResource(false)
                     .withSSABasedCreateUpdateMatchForDependentResources(false)
                     .withCloseClientOnStop(false));
-    operator.register(new FaultyReconciler(fault));
+    operator.register(
+        new FineTuneJobReconciler(
+            OperatorSettings.defaults(), new FineTuneJobMetrics(new SimpleMeterRegistry())));
     operator.start();
   }
 
   @AfterEach
   void stopOperator() {
     operator.stop();
+    operatorClient.close();
   }
 
   @Test
@@ -76,21 +86,35 @@ class ReconcileErrorLoopTest {
   }
 
   @Test
-  void anExceptionBecomesAReconcileErrorConditionAndEventThenClears() {
-    fault.set(new IllegalStateException("planted fault\nsecond line"));
+  void anApiFailureBecomesAReconcileErrorConditionAndEventThenClears() {
+    // The API server refuses the first two ConfigMap creations (then CRUD resumes): the
+    // reconcile throws KubernetesClientException, JOSDK retries.
+    server
+        .expect()
+        .post()
+        .withPath("/api/v1/namespaces/" + NS + "/configmaps")
+        .andReturn(
+            500,
+            new StatusBuilder()
+                .withCode(500)
+                .withMessage("planted fault\nsecond line")
+                .withStatus("Failure")
+                .build())
+        .times(2);
     FineTuneJob cr = create(TestResources.minimal("faulty"));
 
     FineTuneJobStatus failing =
         awaitStatus(cr, s -> Conditions.isTrue(s.conditions, Conditions.RECONCILE_ERROR));
     assertThat(failing.phase).isEqualTo(Phase.Pending);
-    assertThat(Conditions.findMessage(failing.conditions, Conditions.RECONCILE_ERROR))
-        .contains("IllegalStateException: planted fault second line");
+    assertThat(Conditions.findMessage(failing.conditions, Conditions.RECONCILE_ERROR).orElseThrow())
+        .startsWith("KubernetesClientException: ")
+        .contains("planted fault second line")
+        .doesNotContain("\n");
     assertThat(failing.message).startsWith("reconcile failed (retrying): ");
     Event event = awaitEvent(cr, "ReconcileError");
     assertThat(event.getType()).isEqualTo("Warning");
     assertThat(event.getMessage()).contains("planted fault");
 
-    fault.set(null); // JOSDK's retry reconciles again
     FineTuneJobStatus recovered =
         awaitStatus(
             cr,
@@ -98,39 +122,6 @@ class ReconcileErrorLoopTest {
                 s.phase == Phase.Queued
                     && Conditions.find(s.conditions, Conditions.RECONCILE_ERROR) == null);
     assertThat(Conditions.isTrue(recovered.conditions, Conditions.VALIDATED)).isTrue();
-  }
-
-  @Test
-  void badInputFoundWhileReconcilingIsValidatedFalseWithTheField() {
-    fault.set(
-        new InvalidFieldException("spec.baseModel.uri", "names no model", "point it at a folder"));
-    FineTuneJob cr = create(TestResources.minimal("bad-field"));
-
-    FineTuneJobStatus status = awaitStatus(cr, s -> s.phase == Phase.Failed);
-    assertThat(Conditions.findMessage(status.conditions, Conditions.VALIDATED))
-        .contains("spec.baseModel.uri: names no model; fix: point it at a folder");
-    assertThat(Conditions.find(status.conditions, Conditions.RECONCILE_ERROR)).isNull();
-    assertThat(awaitEvent(cr, "InvalidSpec").getMessage()).contains("spec.baseModel.uri");
-  }
-
-  /** The real reconciler, preceded by a planted fault while one is set. */
-  @ControllerConfiguration(name = "faulty-finetunejob")
-  static class FaultyReconciler extends FineTuneJobReconciler {
-    private final AtomicReference<RuntimeException> fault;
-
-    FaultyReconciler(AtomicReference<RuntimeException> fault) {
-      super(OperatorSettings.defaults(), new FineTuneJobMetrics(new SimpleMeterRegistry()));
-      this.fault = fault;
-    }
-
-    @Override
-    public UpdateControl<FineTuneJob> reconcile(FineTuneJob cr, Context<FineTuneJob> context) {
-      RuntimeException planted = fault.get();
-      if (planted != null) {
-        throw planted;
-      }
-      return super.reconcile(cr, context);
-    }
   }
 
   private FineTuneJob create(FineTuneJob cr) {

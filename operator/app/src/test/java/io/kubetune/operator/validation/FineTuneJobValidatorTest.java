@@ -118,6 +118,24 @@ class FineTuneJobValidatorTest {
   }
 
   @Test
+  void trainingFieldsChangeOnlyWithANewRestartNonce() {
+    FineTuneJob cr = TestResources.minimal("run");
+    cr.setStatus(new io.kubetune.api.v1alpha1.FineTuneJobStatus());
+    cr.getStatus().trainingFields = io.kubetune.operator.model.TrainingRevision.fieldsOf(cr);
+    assertThat(FineTuneJobValidator.validate(cr)).isEmpty();
+
+    cr.getSpec().baseModel.uri = "s3://models/other/";
+    cr.getSpec().serving = new ServingSpec();
+    cr.getSpec().serving.replicas = 2;
+    assertThat(FineTuneJobValidator.validate(cr))
+        .extracting(ValidationProblem::field)
+        .containsExactly("spec.baseModel");
+
+    cr.getSpec().restartNonce = "2";
+    assertThat(FineTuneJobValidator.validate(cr)).isEmpty();
+  }
+
+  @Test
   void checkpointsInsideTheBaseModelAreRejected() {
     assertProblem(
         cr -> cr.getSpec().checkpoints.uri = "s3://models/tiny/checkpoints/",
