@@ -404,10 +404,25 @@ public final class KubeTuneLocal {
    * Reads the YAML file and checks it as an API server with the CRD installed would; prints what is
    * wrong and returns null if it would be rejected.
    */
+  private static final java.util.regex.Pattern DNS_LABEL =
+      java.util.regex.Pattern.compile("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$");
+
   static FineTuneJob readFineTuneJob(Path file, Path root, PrintStream out) throws IOException {
     JsonNode doc;
     try {
-      doc = YAML.readTree(file.toFile());
+      List<JsonNode> docs =
+          YAML.readValues(YAML.getFactory().createParser(file.toFile()), JsonNode.class).readAll();
+      docs = docs.stream().filter(d -> d != null && !d.isNull() && !d.isMissingNode()).toList();
+      if (docs.size() > 1) {
+        out.println(
+            "error: "
+                + file
+                + " holds "
+                + docs.size()
+                + " YAML documents; local mode runs one FineTuneJob per file: split it");
+        return null;
+      }
+      doc = docs.isEmpty() ? null : docs.get(0);
     } catch (IOException e) {
       out.println(
           "error: "
@@ -429,8 +444,28 @@ public final class KubeTuneLocal {
               + "); see examples/quickstart.yaml");
       return null;
     }
-    List<String> errors =
-        new CrdSchema(root.resolve("crds/finetunejobs.kubetune.io-v1.yml")).errors(doc);
+    if (!doc.path("spec").isObject()) {
+      out.println(
+          "error: "
+              + file
+              + " has no spec; add baseModel, dataset, method and checkpoints (see"
+              + " examples/quickstart.yaml)");
+      return null;
+    }
+    String name = doc.path("metadata").path("name").asText("");
+    if (!DNS_LABEL.matcher(name).matches()) {
+      out.println(
+          "error: "
+              + file
+              + ": metadata.name '"
+              + name
+              + "' is not a valid name; use at most 63 lower-case letters, digits and '-',"
+              + " starting and ending with a letter or digit");
+      return null;
+    }
+    CrdSchema crd = new CrdSchema(root.resolve("crds/finetunejobs.kubetune.io-v1.yml"));
+    List<String> errors = new ArrayList<>(crd.errors(doc));
+    errors.addAll(crd.unknownFields(doc));
     if (!errors.isEmpty()) {
       out.println("error: " + file + " would be rejected by the API server:");
       errors.forEach(e -> out.println("  " + e));
