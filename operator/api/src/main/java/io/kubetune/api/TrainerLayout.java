@@ -12,4 +12,10 @@ public final class TrainerLayout {
 
   /** The final export (adapter or full weights, metrics.json) below {@code checkpoints.uri}. */
   public static final String FINAL_FOLDER = "final/";
+
+  /**
+   * The owner marker below {@code checkpoints.uri}: {@code {namespace, name, uid}} of the
+   * FineTuneJob that claimed the location (written with a conditional put by the trainer).
+   */
+  public static final String OWNER_MARKER = "owner.json";
 }

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.fabric8.kubernetes.api.model.Condition;
 import io.javaoperatorsdk.operator.Operator;
 import io.kubetune.api.StorageUri;
+import io.kubetune.api.TrainerLayout;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.FineTuneJobStatus;
 import io.kubetune.api.v1alpha1.HyperparametersSpec;
@@ -245,6 +246,7 @@ public final class KubeTuneLocal {
         onRunner.accept(runner);
       }
 
+      takeOverOwnCheckpoints(job, claims, state, s3, out);
       api.client().resource(job).create();
       out.println("applied finetunejob/" + name + " in namespace " + namespace);
 
@@ -537,6 +539,51 @@ public final class KubeTuneLocal {
     java.net.URI uri = java.net.URI.create(endpoint);
     boolean local = "127.0.0.1".equals(uri.getHost()) || "localhost".equals(uri.getHost());
     return local && uri.getPort() > 0 ? uri.getPort() : 0;
+  }
+
+  /**
+   * Running the same FineTuneJob (namespace/name) again resumes its checkpoints, but the embedded
+   * API server gives it a new uid each run, and the trainer refuses a checkpoints location another
+   * uid owns ({@code owner.json}). Running the same file again is the deliberate take-over, so the
+   * marker of this namespace/name is removed; a marker of another job is left for the trainer to
+   * refuse.
+   */
+  static void takeOverOwnCheckpoints(
+      FineTuneJob job,
+      Map<String, Path> claims,
+      Path state,
+      EmbeddedObjectStore s3,
+      PrintStream out)
+      throws IOException {
+    StorageUri location = StorageUri.parse(job.getSpec().checkpoints.uri).asFolder();
+    String key = location.path() + TrainerLayout.OWNER_MARKER;
+    byte[] marker;
+    Path file = null;
+    if (location.isPvc()) {
+      String claim = location.authority();
+      file =
+          claims
+              .getOrDefault(claim, state.resolve("pvc").resolve(claim))
+              .resolve(location.path())
+              .resolve(TrainerLayout.OWNER_MARKER);
+      marker = Files.exists(file) ? Files.readAllBytes(file) : null;
+    } else {
+      marker = s3 == null ? null : s3.readOrNull(location.authority(), key);
+    }
+    if (marker == null) {
+      return;
+    }
+    JsonNode owner = YAML.readTree(marker);
+    if (!job.getMetadata().getNamespace().equals(owner.path("namespace").asText())
+        || !job.getMetadata().getName().equals(owner.path("name").asText())) {
+      return;
+    }
+    if (file != null) {
+      Files.delete(file);
+    } else {
+      s3.delete(location.authority(), key);
+    }
+    out.println("  checkpoints  " + location + " (resuming this FineTuneJob's earlier local run)");
   }
 
   /** Where the trainer exported the result: checkpoints.uri + final/, as a local folder. */

@@ -226,12 +226,17 @@ public final class TrainerConfigMapping {
                 && !config.job.trainingRevision.isBlank()
             ? config.job.trainingRevision
             : UNVERSIONED;
+    CheckpointOwner owner =
+        config.job != null && config.job.uid != null && !config.job.uid.isBlank()
+            ? new CheckpointOwner(config.job.namespace, config.job.name, config.job.uid)
+            : null;
     return new CheckpointOptions(
         uri,
         or(spec.everySteps, CheckpointsSpec.DEFAULT_EVERY_STEPS),
         or(spec.keepLast, CheckpointsSpec.DEFAULT_KEEP_LAST),
         revision,
-        StorageSettings.from(config.storage));
+        StorageSettings.from(config.storage),
+        owner);
   }
 
   private static void require(boolean present, String field) {
