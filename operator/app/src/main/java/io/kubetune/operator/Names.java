@@ -16,7 +16,7 @@ public final class Names {
   public static final String CONFIG_DIR = "/etc/kubetune";
   public static final String CACHE_DIR = "/var/cache/kubetune";
   public static final String TMP_DIR = "/tmp";
-  public static final String PVC_MOUNT_ROOT = "/var/run/kubetune/pvc";
+  public static final String PVC_MOUNT_ROOT = io.kubetune.api.TrainerLayout.PVC_MOUNT_ROOT;
 
   private Names() {}
 

@@ -103,6 +103,20 @@ final class EmbeddedObjectStore implements AutoCloseable {
     } while (token != null);
   }
 
+  /** The object's bytes, or null when there is none. */
+  byte[] readOrNull(String bucket, String key) throws IOException {
+    if (!blobStore.containerExists(bucket) || !blobStore.blobExists(bucket, key)) {
+      return null;
+    }
+    try (var in = blobStore.getBlob(bucket, key)) {
+      return in.readAllBytes();
+    }
+  }
+
+  void delete(String bucket, String key) {
+    blobStore.removeBlob(bucket, key);
+  }
+
   @Override
   public void close() {
     try {

@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.fabric8.kubernetes.api.model.Condition;
 import io.javaoperatorsdk.operator.Operator;
+import io.kubetune.api.StorageUri;
+import io.kubetune.api.TrainerLayout;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.FineTuneJobStatus;
 import io.kubetune.api.v1alpha1.HyperparametersSpec;
@@ -12,8 +14,8 @@ import io.kubetune.api.v1alpha1.Phase;
 import io.kubetune.operator.Names;
 import io.kubetune.operator.metrics.FineTuneJobMetrics;
 import io.kubetune.operator.model.OperatorSettings;
-import io.kubetune.operator.model.StorageLocation;
 import io.kubetune.operator.reconciler.FineTuneJobReconciler;
+import io.kubetune.operator.status.Conditions;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -27,6 +29,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.stream.Stream;
 
 /**
@@ -243,6 +246,7 @@ public final class KubeTuneLocal {
         onRunner.accept(runner);
       }
 
+      takeOverOwnCheckpoints(job, claims, state, s3, out);
       api.client().resource(job).create();
       out.println("applied finetunejob/" + name + " in namespace " + namespace);
 
@@ -251,6 +255,7 @@ public final class KubeTuneLocal {
       Instant applied = Instant.now();
       Instant trainingDone = null;
       boolean servingWanted = servingEnabled(job);
+      Instant failingSince = null;
       while (true) {
         current =
             api.client().resources(FineTuneJob.class).inNamespace(namespace).withName(name).get();
@@ -289,8 +294,24 @@ public final class KubeTuneLocal {
           out.println("error: " + runner.fatalError());
           break;
         }
-        if (status == null && Duration.between(applied, Instant.now()).toSeconds() > 60) {
-          out.println("error: the operator did not report a status within 60 s");
+        if ((status == null || status.phase == null)
+            && Duration.between(applied, Instant.now()).toSeconds() > 60) {
+          out.println("error: the operator did not report a phase within 60 s");
+          break;
+        }
+        // A reconcile that keeps failing is retried by the operator; here nobody else would
+        // notice, so stop once it persisted for a while.
+        Optional<String> reconcileError =
+            status == null || !Conditions.isTrue(status.conditions, Conditions.RECONCILE_ERROR)
+                ? Optional.empty()
+                : Conditions.findMessage(status.conditions, Conditions.RECONCILE_ERROR);
+        if (reconcileError.isEmpty()) {
+          failingSince = null;
+        } else if (failingSince == null) {
+          failingSince = Instant.now();
+        } else if (Duration.between(failingSince, Instant.now()).compareTo(RECONCILE_ERROR_WAIT)
+            > 0) {
+          out.println("error: the operator cannot reconcile the job: " + reconcileError.get());
           break;
         }
         Thread.sleep(250);
@@ -320,16 +341,18 @@ public final class KubeTuneLocal {
           && current.getStatus().phase.isTerminal()
           && current.getStatus().phase != Phase.Failed) {
         // The result is in the embedded object store: copy it out for the summary.
-        StorageLocation out3 =
-            StorageLocation.parse(StorageLocation.asFolder(job.getSpec().checkpoints.uri));
+        StorageUri finalOutput = StorageUri.parse(job.getSpec().checkpoints.uri).finalOutput();
         outputDir = state.resolve("output").resolve(name).resolve("final");
-        s3.download(out3.authority(), out3.path() + "final/", outputDir);
+        s3.download(finalOutput.authority(), finalOutput.path(), outputDir);
       }
       printSummary(out, current, progress, outputDir, Duration.between(started, Instant.now()));
       boolean ok = succeeded(current, servingWanted) && (!served || exampleResponse != null);
       return new Result(ok ? 0 : 1, current, outputDir, exampleResponse);
     }
   }
+
+  /** How long local mode lets a reconcile keep failing (the operator retries) before it stops. */
+  static final Duration RECONCILE_ERROR_WAIT = Duration.ofSeconds(15);
 
   /** How long local mode waits for the serving rollout after training succeeded. */
   static final Duration SERVING_WAIT = Duration.ofMinutes(3);
@@ -383,10 +406,25 @@ public final class KubeTuneLocal {
    * Reads the YAML file and checks it as an API server with the CRD installed would; prints what is
    * wrong and returns null if it would be rejected.
    */
+  private static final java.util.regex.Pattern DNS_LABEL =
+      java.util.regex.Pattern.compile("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$");
+
   static FineTuneJob readFineTuneJob(Path file, Path root, PrintStream out) throws IOException {
     JsonNode doc;
     try {
-      doc = YAML.readTree(file.toFile());
+      List<JsonNode> docs =
+          YAML.readValues(YAML.getFactory().createParser(file.toFile()), JsonNode.class).readAll();
+      docs = docs.stream().filter(d -> d != null && !d.isNull() && !d.isMissingNode()).toList();
+      if (docs.size() > 1) {
+        out.println(
+            "error: "
+                + file
+                + " holds "
+                + docs.size()
+                + " YAML documents; local mode runs one FineTuneJob per file: split it");
+        return null;
+      }
+      doc = docs.isEmpty() ? null : docs.get(0);
     } catch (IOException e) {
       out.println(
           "error: "
@@ -408,8 +446,28 @@ public final class KubeTuneLocal {
               + "); see examples/quickstart.yaml");
       return null;
     }
-    List<String> errors =
-        new CrdSchema(root.resolve("crds/finetunejobs.kubetune.io-v1.yml")).errors(doc);
+    if (!doc.path("spec").isObject()) {
+      out.println(
+          "error: "
+              + file
+              + " has no spec; add baseModel, dataset, method and checkpoints (see"
+              + " examples/quickstart.yaml)");
+      return null;
+    }
+    String name = doc.path("metadata").path("name").asText("");
+    if (!DNS_LABEL.matcher(name).matches()) {
+      out.println(
+          "error: "
+              + file
+              + ": metadata.name '"
+              + name
+              + "' is not a valid name; use at most 63 lower-case letters, digits and '-',"
+              + " starting and ending with a letter or digit");
+      return null;
+    }
+    CrdSchema crd = new CrdSchema(root.resolve("crds/finetunejobs.kubetune.io-v1.yml"));
+    List<String> errors = new ArrayList<>(crd.errors(doc));
+    errors.addAll(crd.unknownFields(doc));
     if (!errors.isEmpty()) {
       out.println("error: " + file + " would be rejected by the API server:");
       errors.forEach(e -> out.println("  " + e));
@@ -461,7 +519,7 @@ public final class KubeTuneLocal {
     out.println(
         "  S3 server    " + endpoint + " (S3Proxy, files under " + state.resolve("s3") + ")");
     for (String uri : uris) {
-      StorageLocation location = StorageLocation.parse(uri);
+      StorageUri location = StorageUri.parse(uri);
       s3.ensureBucket(location.authority());
       if (EXAMPLES_CLAIM.equals(location.authority())) {
         Path source = root.resolve("examples").resolve(location.path());
@@ -483,18 +541,60 @@ public final class KubeTuneLocal {
     return local && uri.getPort() > 0 ? uri.getPort() : 0;
   }
 
+  /**
+   * Running the same FineTuneJob (namespace/name) again resumes its checkpoints, but the embedded
+   * API server gives it a new uid each run, and the trainer refuses a checkpoints location another
+   * uid owns ({@code owner.json}). Running the same file again is the deliberate take-over, so the
+   * marker of this namespace/name is removed; a marker of another job is left for the trainer to
+   * refuse.
+   */
+  static void takeOverOwnCheckpoints(
+      FineTuneJob job,
+      Map<String, Path> claims,
+      Path state,
+      EmbeddedObjectStore s3,
+      PrintStream out)
+      throws IOException {
+    StorageUri location = StorageUri.parse(job.getSpec().checkpoints.uri).asFolder();
+    String key = location.path() + TrainerLayout.OWNER_MARKER;
+    byte[] marker;
+    Path file = null;
+    if (location.isPvc()) {
+      String claim = location.authority();
+      file =
+          claims
+              .getOrDefault(claim, state.resolve("pvc").resolve(claim))
+              .resolve(location.path())
+              .resolve(TrainerLayout.OWNER_MARKER);
+      marker = Files.exists(file) ? Files.readAllBytes(file) : null;
+    } else {
+      marker = s3 == null ? null : s3.readOrNull(location.authority(), key);
+    }
+    if (marker == null) {
+      return;
+    }
+    JsonNode owner = YAML.readTree(marker);
+    if (!job.getMetadata().getNamespace().equals(owner.path("namespace").asText())
+        || !job.getMetadata().getName().equals(owner.path("name").asText())) {
+      return;
+    }
+    if (file != null) {
+      Files.delete(file);
+    } else {
+      s3.delete(location.authority(), key);
+    }
+    out.println("  checkpoints  " + location + " (resuming this FineTuneJob's earlier local run)");
+  }
+
   /** Where the trainer exported the result: checkpoints.uri + final/, as a local folder. */
   static Path outputDir(FineTuneJob job, Map<String, Path> claims, Path state) {
-    String uri = job.getSpec().checkpoints.uri;
-    if (!uri.startsWith("pvc://")) {
+    StorageUri finalOutput = StorageUri.parse(job.getSpec().checkpoints.uri).finalOutput();
+    if (!finalOutput.isPvc()) {
       return null;
     }
-    String rest = uri.substring("pvc://".length());
-    int slash = rest.indexOf('/');
-    String claim = slash < 0 ? rest : rest.substring(0, slash);
-    String path = slash < 0 ? "" : rest.substring(slash + 1);
+    String claim = finalOutput.authority();
     Path base = claims.getOrDefault(claim, state.resolve("pvc").resolve(claim));
-    return base.resolve(path).resolve("final");
+    return base.resolve(finalOutput.path());
   }
 
   static void printSummary(

@@ -22,6 +22,15 @@ class ReadFineTuneJobTest {
   }
 
   @Test
+  void everyExampleIsAccepted() throws Exception {
+    try (var files = Files.list(ROOT.resolve("examples"))) {
+      for (Path example : files.filter(p -> p.toString().endsWith(".yaml")).toList()) {
+        assertThat(read(example)).as("%s", example).isEmpty();
+      }
+    }
+  }
+
+  @Test
   void anotherKindIsRefused() throws Exception {
     Path file = dir.resolve("cm.yaml");
     Files.writeString(file, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n");
@@ -46,6 +55,41 @@ class ReadFineTuneJobTest {
     Path file = dir.resolve("broken.yaml");
     Files.writeString(file, "kind: [FineTuneJob\n");
     assertThat(read(file)).contains("is not valid YAML");
+  }
+
+  static final String HEAD = "apiVersion: kubetune.io/v1alpha1\nkind: FineTuneJob\nmetadata:\n";
+
+  @Test
+  void aMisspelledFieldIsRefusedWithASuggestion() throws Exception {
+    String quickstart = Files.readString(ROOT.resolve("examples/quickstart.yaml"));
+    Path file = dir.resolve("typo.yaml");
+    Files.writeString(file, quickstart.replace("method:", "methd:"));
+    assertThat(read(file)).contains("$.spec.methd: unknown field (did you mean method?)");
+  }
+
+  @Test
+  void aFileWithoutSpecIsRefused() throws Exception {
+    Path file = dir.resolve("nospec.yaml");
+    Files.writeString(file, HEAD + "  name: x\n");
+    assertThat(read(file)).contains("has no spec");
+  }
+
+  @Test
+  void anInvalidNameIsRefused() throws Exception {
+    String quickstart = Files.readString(ROOT.resolve("examples/quickstart.yaml"));
+    String name =
+        quickstart.lines().filter(l -> l.startsWith("  name: ")).findFirst().orElseThrow();
+    Path file = dir.resolve("name.yaml");
+    Files.writeString(file, quickstart.replace(name, "  name: My_Job"));
+    assertThat(read(file)).contains("metadata.name 'My_Job' is not a valid name");
+  }
+
+  @Test
+  void severalDocumentsAreRefused() throws Exception {
+    String quickstart = Files.readString(ROOT.resolve("examples/quickstart.yaml"));
+    Path file = dir.resolve("two.yaml");
+    Files.writeString(file, quickstart + "\n---\n" + quickstart);
+    assertThat(read(file)).contains("holds 2 YAML documents");
   }
 
   /** The printed error, or "" when the file is accepted. */

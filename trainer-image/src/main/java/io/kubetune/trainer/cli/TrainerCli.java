@@ -2,6 +2,7 @@ package io.kubetune.trainer.cli;
 
 import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kubetune.api.InvalidFieldException;
 import io.kubetune.api.trainer.TrainerConfig;
 import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.api.trainer.TrainerTermination;
@@ -111,7 +112,7 @@ public final class TrainerCli {
   }
 
   static int exitCode(Throwable e) {
-    if (e instanceof BadInputException) {
+    if (e instanceof BadInputException || e instanceof InvalidFieldException) {
       return TrainerExitCodes.BAD_INPUT;
     }
     if (e instanceof LossNotFiniteException) {
@@ -122,7 +123,9 @@ public final class TrainerCli {
 
   static String oneLine(Throwable e) {
     String message = e.getMessage() == null ? e.getClass().getName() : e.getMessage();
-    if (!(e instanceof BadInputException) && !(e instanceof LossNotFiniteException)) {
+    if (!(e instanceof BadInputException)
+        && !(e instanceof InvalidFieldException)
+        && !(e instanceof LossNotFiniteException)) {
       message = e.getClass().getSimpleName() + ": " + message;
     }
     return message.replace('\n', ' ');
@@ -164,6 +167,7 @@ public final class TrainerCli {
       } catch (IOException e) {
         throw new BadInputException("cannot read trainer config " + config + ": " + oneLine(e), e);
       }
+      TrainerConfigMapping.checkBounds(trainerConfig); // before any download
       // s3:// inputs are downloaded first and an s3:// output is uploaded after the export: the
       // training code only sees local files.
       TrainerTermination termination = new TrainerTermination();

@@ -39,6 +39,8 @@ public record StorageUri(String scheme, String bucket, String prefix) {
       throw new IllegalArgumentException(
           "Storage URI is empty. Use s3://bucket/prefix/ or file:///absolute/path/");
     }
+    // No control characters, '%' only as a valid escape: the rules the operator checks too.
+    io.kubetune.api.StorageUri.checkSyntax("storage URI", uri);
     int colon = uri.indexOf("://");
     String scheme = colon > 0 ? uri.substring(0, colon).toLowerCase(Locale.ROOT) : "";
     if (scheme.isEmpty() && uri.regionMatches(true, 0, "file:/", 0, 6)) {

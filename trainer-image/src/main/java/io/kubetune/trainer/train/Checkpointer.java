@@ -92,6 +92,18 @@ public final class Checkpointer implements AutoCloseable {
     this.scratch = Files.createTempDirectory("kubetune-ckpt-");
     this.objectStore = decorate.apply(ObjectStores.forUri(options.uri(), options.storage()));
     this.store = new CheckpointStore(objectStore, scratch.resolve("store"));
+    if (options.owner() != null) {
+      try {
+        options
+            .owner()
+            .claim(
+                objectStore,
+                io.kubetune.trainer.storage.StorageUri.parse(options.uri()).toString());
+      } catch (IOException | RuntimeException e) {
+        objectStore.close();
+        throw e;
+      }
+    }
   }
 
   public CheckpointOptions options() {

@@ -1,5 +1,8 @@
 package io.kubetune.trainer.train;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kubetune.api.Bounds;
+import io.kubetune.api.InvalidFieldException;
 import io.kubetune.api.trainer.TrainerConfig;
 import io.kubetune.api.v1alpha1.CheckpointsSpec;
 import io.kubetune.api.v1alpha1.DatasetFields;
@@ -24,6 +27,8 @@ import java.util.function.Function;
  */
 public final class TrainerConfigMapping {
   private TrainerConfigMapping() {}
+
+  private static final ObjectMapper TREE = new ObjectMapper();
 
   /**
    * Local paths for {@code file://} URIs and plain paths. Object storage ({@code s3://}) needs the
@@ -63,6 +68,7 @@ public final class TrainerConfigMapping {
     require(config.dataset.format != null, "dataset.format");
     require(config.method != null && config.method.type != null, "method.type");
     require(config.output != null && config.output.uri != null, "output.uri");
+    checkBounds(config);
     HyperparametersSpec hp =
         config.hyperparameters != null ? config.hyperparameters : new HyperparametersSpec();
 
@@ -141,6 +147,56 @@ public final class TrainerConfigMapping {
         resolve.apply(config.output.uri));
   }
 
+  /**
+   * Refuses values outside the API's bounds (the table the CRD and the operator's validator use),
+   * naming every such field: a hand-written config or an API server without the CRD's schema must
+   * not get {@code gradientAccumulation: 0} or {@code dropout: 1.0} trained and reported as
+   * success.
+   */
+  public static void checkBounds(TrainerConfig config) {
+    List<Bounds.Violation> outOfBounds = Bounds.check(TREE.valueToTree(config));
+    if (!outOfBounds.isEmpty()) {
+      throw new BadInputException(
+          "trainer config: "
+              + String.join("; ", outOfBounds.stream().map(Bounds.Violation::toString).toList()));
+    }
+    try {
+      if (config.baseModel != null) {
+        checkUri("baseModel.uri", config.baseModel.uri);
+      }
+      if (config.dataset != null) {
+        checkUri("dataset.train", config.dataset.train);
+        checkUri("dataset.validation", config.dataset.validation);
+      }
+      if (config.checkpoints != null) {
+        checkUri("checkpoints.uri", config.checkpoints.uri);
+      }
+      if (config.output != null) {
+        checkUri("output.uri", config.output.uri);
+      }
+      if (config.storage != null) {
+        io.kubetune.api.StorageUri.checkEndpoint("storage.endpoint", config.storage.endpoint);
+      }
+    } catch (InvalidFieldException e) {
+      throw new BadInputException("trainer config " + e.getMessage(), e);
+    }
+  }
+
+  /** The shared syntax rules (no control character, valid %-escapes), then this trainer's forms. */
+  private static void checkUri(String field, String uri) {
+    if (uri == null) {
+      return;
+    }
+    io.kubetune.api.StorageUri.checkSyntax(field, uri);
+    if (uri.contains("://")) {
+      try {
+        StorageUri.parse(uri);
+      } catch (IllegalArgumentException e) {
+        throw new InvalidFieldException(field, e.getMessage(), "see docs/trainer-config.md");
+      }
+    }
+  }
+
   /** Revision used when a hand-written config has no {@code job.trainingRevision}. */
   public static final String UNVERSIONED = "unversioned";
 
@@ -170,12 +226,17 @@ public final class TrainerConfigMapping {
                 && !config.job.trainingRevision.isBlank()
             ? config.job.trainingRevision
             : UNVERSIONED;
+    CheckpointOwner owner =
+        config.job != null && config.job.uid != null && !config.job.uid.isBlank()
+            ? new CheckpointOwner(config.job.namespace, config.job.name, config.job.uid)
+            : null;
     return new CheckpointOptions(
         uri,
         or(spec.everySteps, CheckpointsSpec.DEFAULT_EVERY_STEPS),
         or(spec.keepLast, CheckpointsSpec.DEFAULT_KEEP_LAST),
         revision,
-        StorageSettings.from(config.storage));
+        StorageSettings.from(config.storage),
+        owner);
   }
 
   private static void require(boolean present, String field) {

@@ -1,5 +1,8 @@
 package io.kubetune.trainer.train;
 
+import io.kubetune.api.Bounds;
+import io.kubetune.api.v1alpha1.EvalMetric;
+import io.kubetune.api.v1alpha1.LoraSpec;
 import io.kubetune.trainer.data.DatasetFormat;
 import io.kubetune.trainer.data.JsonlDataset;
 import java.nio.file.Path;
@@ -47,6 +50,7 @@ public record TrainingOptions(
     boolean metricHigherIsBetter,
     Path output) {
 
+  /** The API's defaults (the shared table in {@code io.kubetune.api.Bounds}) for a LoRA run. */
   public static TrainingOptions defaults(
       Path baseModel, Path train, DatasetFormat format, Path output) {
     return new TrainingOptions(
@@ -59,25 +63,25 @@ public record TrainingOptions(
         null,
         JsonlDataset.Fields.DEFAULT,
         TrainingMethod.LORA,
-        8,
-        16,
-        0.0,
-        List.of("q_proj", "v_proj"),
+        Bounds.LORA_RANK_DEFAULT,
+        Bounds.LORA_ALPHA_DEFAULT,
+        Bounds.LORA_DROPOUT_DEFAULT,
+        LoraSpec.DEFAULT_TARGET_MODULES,
         1,
-        1,
+        Bounds.EPOCHS_DEFAULT,
         null,
-        2e-4,
-        8,
-        1,
-        512,
+        Bounds.LEARNING_RATE_DEFAULT,
+        Bounds.BATCH_SIZE_DEFAULT,
+        Bounds.GRADIENT_ACCUMULATION_DEFAULT,
+        Bounds.MAX_SEQUENCE_LENGTH_DEFAULT,
+        Bounds.WARMUP_STEPS_DEFAULT,
+        Bounds.WEIGHT_DECAY_DEFAULT,
+        Bounds.MAX_GRAD_NORM_DEFAULT,
+        Bounds.SEED_DEFAULT,
+        Bounds.EVAL_EVERY_STEPS_DEFAULT,
         0,
-        0.0,
-        1.0,
-        42,
-        100,
-        0,
-        "eval_loss",
-        false,
+        EvalMetric.EVAL_LOSS.key(),
+        EvalMetric.EVAL_LOSS.higherIsBetter(),
         output);
   }
 

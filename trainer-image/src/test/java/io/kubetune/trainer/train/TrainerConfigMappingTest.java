@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kubetune.api.trainer.TrainerConfig;
 import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.data.DatasetFormat;
@@ -11,6 +12,8 @@ import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /** Reads the contract fixtures shared with the operator (operator/api test resources). */
 class TrainerConfigMappingTest {
@@ -84,5 +87,69 @@ class TrainerConfigMappingTest {
   @Test
   void listsAreCopied() throws Exception {
     assertThat(map("lora-completion.json").loraTargetModules()).isInstanceOf(List.class);
+  }
+
+  @ParameterizedTest
+  @CsvSource({
+    "hyperparameters, gradientAccumulation, 0",
+    "hyperparameters, maxSteps, -5",
+    "hyperparameters, epochs, 0",
+    "hyperparameters, learningRate, -0.001",
+    "hyperparameters, batchSize, 0",
+    "method.lora, rank, 0",
+    "method.lora, alpha, -16",
+    "method.lora, alpha, 0",
+    "method.lora, dropout, 1.0",
+    "checkpoints, keepLast, 0",
+  })
+  void nonsenseConfigurationIsBadInputNamingTheField(String parent, String field, String value)
+      throws Exception {
+    ObjectMapper json = new ObjectMapper();
+    ObjectNode tree = (ObjectNode) json.readTree(FIXTURES.resolve("lora-completion.json").toFile());
+    ObjectNode node = tree;
+    for (String part : parent.split("\\.")) {
+      node = node.with(part);
+    }
+    node.put(field, new java.math.BigDecimal(value));
+    if (field.equals("maxSteps")) {
+      ((ObjectNode) tree.path("hyperparameters")).remove("epochs");
+    }
+    TrainerConfig config = json.treeToValue(tree, TrainerConfig.class);
+
+    assertThatThrownBy(() -> TrainerConfigMapping.toOptions(config, uri -> Paths.get("/mnt")))
+        .isInstanceOf(BadInputException.class)
+        .hasMessageContaining(parent + "." + field + " is ")
+        .hasMessageContaining("; use ");
+  }
+
+  @Test
+  void badUrisAndCredentialsInTheEndpointAreBadInputNamingTheField() throws Exception {
+    TrainerConfig nul =
+        new ObjectMapper()
+            .readValue(FIXTURES.resolve("lora-completion.json").toFile(), TrainerConfig.class);
+    nul.dataset.train = "s3://datasets/a\u0000b.jsonl";
+    assertThatThrownBy(() -> TrainerConfigMapping.checkBounds(nul))
+        .isInstanceOf(BadInputException.class)
+        .hasMessageContaining("dataset.train")
+        .hasMessageContaining("U+0000");
+
+    TrainerConfig percent =
+        new ObjectMapper()
+            .readValue(FIXTURES.resolve("lora-completion.json").toFile(), TrainerConfig.class);
+    percent.baseModel.uri = "s3://models/%zz/";
+    assertThatThrownBy(() -> TrainerConfigMapping.checkBounds(percent))
+        .isInstanceOf(BadInputException.class)
+        .hasMessageContaining("baseModel.uri")
+        .hasMessageContaining("%25");
+
+    TrainerConfig creds =
+        new ObjectMapper()
+            .readValue(FIXTURES.resolve("lora-completion.json").toFile(), TrainerConfig.class);
+    creds.storage = new TrainerConfig.StorageSettings();
+    creds.storage.endpoint = "http://AKIAPLANTED:s3cr3tPLANTED@minio:9000";
+    assertThatThrownBy(() -> TrainerConfigMapping.checkBounds(creds))
+        .isInstanceOf(BadInputException.class)
+        .hasMessageContaining("storage.endpoint")
+        .hasMessageNotContaining("PLANTED");
   }
 }

@@ -5,13 +5,14 @@ import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Pattern;
 import io.fabric8.generator.annotation.Required;
 import io.fabric8.generator.annotation.Size;
+import io.kubetune.api.StorageUri;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public class BaseModelSpec {
 
   @Required
   @Size(max = 1024)
-  @Pattern(StorageUris.PATTERN)
+  @Pattern(StorageUri.PATTERN)
   @JsonPropertyDescription(
       "Directory of a Hugging Face-format Llama-architecture model (config.json,"
           + " model.safetensors or sharded safetensors + index, tokenizer.json):"

@@ -7,27 +7,35 @@ import io.fabric8.generator.annotation.Min;
 import io.fabric8.generator.annotation.Pattern;
 import io.fabric8.generator.annotation.Required;
 import io.fabric8.generator.annotation.Size;
+import io.kubetune.api.Bounds;
+import io.kubetune.api.StorageUri;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public class CheckpointsSpec {
-  public static final int DEFAULT_EVERY_STEPS = 100;
-  public static final int DEFAULT_KEEP_LAST = 3;
+  // Defaults and bounds live in Bounds; these names remain for callers.
+  public static final int DEFAULT_EVERY_STEPS = Bounds.CHECKPOINT_EVERY_STEPS_DEFAULT;
+  public static final int DEFAULT_KEEP_LAST = Bounds.KEEP_LAST_DEFAULT;
 
   @Required
   @Size(max = 1024)
-  @Pattern(StorageUris.PATTERN)
+  @Pattern(StorageUri.PATTERN)
   @JsonPropertyDescription(
       "Prefix where checkpoints (step-<N>/) and the final export (final/) are written:"
           + " s3://bucket/prefix/ or pvc://claim/path/. Must not be shared by two FineTuneJobs.")
   public String uri;
 
-  @Min(1)
-  @JsonPropertyDescription("Write a checkpoint every N optimizer steps. Default 100.")
+  @Min(Bounds.CHECKPOINT_EVERY_STEPS_MIN)
+  @JsonPropertyDescription(
+      "Write a checkpoint every N optimizer steps. Default "
+          + Bounds.CHECKPOINT_EVERY_STEPS_DEFAULT
+          + ".")
   public Integer everySteps;
 
-  @Min(1)
-  @Max(100)
+  @Min(Bounds.KEEP_LAST_MIN)
+  @Max(Bounds.KEEP_LAST_MAX)
   @JsonPropertyDescription(
-      "Checkpoints kept besides the best one by the evaluation metric. Default 3.")
+      "Checkpoints kept besides the best one by the evaluation metric. Default "
+          + Bounds.KEEP_LAST_DEFAULT
+          + ".")
   public Integer keepLast;
 }

@@ -8,6 +8,8 @@ import io.fabric8.generator.annotation.Pattern;
 import io.fabric8.generator.annotation.Required;
 import io.fabric8.generator.annotation.Size;
 import io.fabric8.generator.annotation.ValidationRule;
+import io.kubetune.api.Bounds;
+import io.kubetune.api.StorageUri;
 import java.util.List;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
@@ -28,17 +30,17 @@ public class DatasetSpec {
 
   @Required
   @Size(max = 1024)
-  @Pattern(StorageUris.PATTERN)
+  @Pattern(StorageUri.PATTERN)
   @JsonPropertyDescription("Training data: a JSONL file (s3://... or pvc://...).")
   public String train;
 
   @Size(max = 1024)
-  @Pattern(StorageUris.PATTERN)
+  @Pattern(StorageUri.PATTERN)
   @JsonPropertyDescription("Held-out validation JSONL file. Exclusive with validationSplit.")
   public String validation;
 
-  @Min(0.01)
-  @Max(0.5)
+  @Min(Bounds.VALIDATION_SPLIT_MIN)
+  @Max(Bounds.VALIDATION_SPLIT_MAX)
   @JsonPropertyDescription(
       "Fraction of the training file held out for validation with a seeded split (0.01-0.5)."
           + " Exclusive with validation.")

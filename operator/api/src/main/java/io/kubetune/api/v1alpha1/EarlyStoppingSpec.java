@@ -6,12 +6,13 @@ import io.fabric8.generator.annotation.Max;
 import io.fabric8.generator.annotation.Min;
 import io.fabric8.generator.annotation.Required;
 import io.fabric8.generator.annotation.Size;
+import io.kubetune.api.Bounds;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public class EarlyStoppingSpec {
   @Required
-  @Min(1)
-  @Max(1000)
+  @Min(Bounds.PATIENCE_MIN)
+  @Max(Bounds.PATIENCE_MAX)
   @JsonPropertyDescription("Evaluations without improvement before training stops.")
   public Integer patience;
 

@@ -8,6 +8,7 @@ import io.fabric8.generator.annotation.Pattern;
 import io.fabric8.generator.annotation.Required;
 import io.fabric8.generator.annotation.Size;
 import io.fabric8.generator.annotation.ValidationRule;
+import io.kubetune.api.Bounds;
 
 /**
  * What to fine-tune and how. Fields that change the training result are immutable; to train again
@@ -103,11 +104,13 @@ public class FineTuneJobSpec {
       "Upper bound in seconds on the training Job's run time, retries included. Default: none.")
   public Long activeDeadlineSeconds;
 
-  @Min(0)
-  @Max(100)
+  @Min(Bounds.BACKOFF_LIMIT_MIN)
+  @Max(Bounds.BACKOFF_LIMIT_MAX)
   @JsonPropertyDescription(
       "Pod failures tolerated before the Job fails. Preemption and node disruption do not count."
-          + " Default 3.")
+          + " Default "
+          + Bounds.BACKOFF_LIMIT_DEFAULT
+          + ".")
   public Integer backoffLimit;
 
   @Size(max = 512)

@@ -46,6 +46,12 @@ public class FineTuneJobStatus {
           + " means a new run.")
   public String trainingRevision;
 
+  @JsonPropertyDescription(
+      "Fingerprint of each training field of the current run, by field name. The operator refuses"
+          + " a change of any of them without a new spec.restartNonce (as the CRD's rule does"
+          + " where the API server enforces it).")
+  public java.util.Map<String, String> trainingFields;
+
   @JsonPropertyDescription("Training progress reported by the trainer.")
   public ProgressStatus progress;
 

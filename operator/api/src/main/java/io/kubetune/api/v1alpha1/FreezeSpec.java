@@ -5,12 +5,13 @@ import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Max;
 import io.fabric8.generator.annotation.Min;
 import io.fabric8.generator.annotation.Required;
+import io.kubetune.api.Bounds;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public class FreezeSpec {
   @Required
-  @Min(1)
-  @Max(1024)
+  @Min(Bounds.TRAINABLE_LAYERS_MIN)
+  @Max(Bounds.TRAINABLE_LAYERS_MAX)
   @JsonPropertyDescription(
       "Number of top decoder layers to train (with the final norm and the head); the rest stay"
           + " frozen. Must not exceed the model's num_hidden_layers.")

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Max;
 import io.fabric8.generator.annotation.Min;
 import io.fabric8.generator.annotation.ValidationRule;
+import io.kubetune.api.Bounds;
 
 /** Optimisation settings; null means "use the default" documented on each field. */
 @JsonInclude(JsonInclude.Include.NON_NULL)
@@ -12,70 +13,88 @@ import io.fabric8.generator.annotation.ValidationRule;
     value = "!(has(self.epochs) && has(self.maxSteps))",
     message = "set hyperparameters.epochs or hyperparameters.maxSteps, not both")
 public class HyperparametersSpec {
-  public static final int DEFAULT_EPOCHS = 1;
-  public static final double DEFAULT_LEARNING_RATE = 2e-4;
-  public static final int DEFAULT_BATCH_SIZE = 8;
-  public static final int DEFAULT_GRADIENT_ACCUMULATION = 1;
-  public static final int DEFAULT_MAX_SEQUENCE_LENGTH = 512;
-  public static final int DEFAULT_WARMUP_STEPS = 0;
-  public static final double DEFAULT_WEIGHT_DECAY = 0.0;
-  public static final double DEFAULT_MAX_GRAD_NORM = 1.0;
-  public static final long DEFAULT_SEED = 42;
-  public static final int DEFAULT_EVAL_EVERY_STEPS = 100;
+  // Defaults and bounds live in Bounds; these names remain for callers.
+  public static final int DEFAULT_EPOCHS = Bounds.EPOCHS_DEFAULT;
+  public static final double DEFAULT_LEARNING_RATE = Bounds.LEARNING_RATE_DEFAULT;
+  public static final int DEFAULT_BATCH_SIZE = Bounds.BATCH_SIZE_DEFAULT;
+  public static final int DEFAULT_GRADIENT_ACCUMULATION = Bounds.GRADIENT_ACCUMULATION_DEFAULT;
+  public static final int DEFAULT_MAX_SEQUENCE_LENGTH = Bounds.MAX_SEQUENCE_LENGTH_DEFAULT;
+  public static final int DEFAULT_WARMUP_STEPS = Bounds.WARMUP_STEPS_DEFAULT;
+  public static final double DEFAULT_WEIGHT_DECAY = Bounds.WEIGHT_DECAY_DEFAULT;
+  public static final double DEFAULT_MAX_GRAD_NORM = Bounds.MAX_GRAD_NORM_DEFAULT;
+  public static final long DEFAULT_SEED = Bounds.SEED_DEFAULT;
+  public static final int DEFAULT_EVAL_EVERY_STEPS = Bounds.EVAL_EVERY_STEPS_DEFAULT;
 
-  @Min(1)
-  @Max(10000)
-  @JsonPropertyDescription("Passes over the training data. Default 1. Exclusive with maxSteps.")
+  @Min(Bounds.EPOCHS_MIN)
+  @Max(Bounds.EPOCHS_MAX)
+  @JsonPropertyDescription(
+      "Passes over the training data. Default "
+          + Bounds.EPOCHS_DEFAULT
+          + ". Exclusive with maxSteps.")
   public Integer epochs;
 
-  @Min(1)
+  @Min(Bounds.MAX_STEPS_MIN)
   @JsonPropertyDescription("Optimizer steps to run instead of whole epochs. Exclusive with epochs.")
   public Integer maxSteps;
 
-  @Min(0.0)
-  @Max(1.0)
-  @JsonPropertyDescription("Peak learning rate (AdamW). Default 2e-4.")
+  @Min(value = Bounds.LEARNING_RATE_MIN_EXCLUSIVE, inclusive = false)
+  @Max(Bounds.LEARNING_RATE_MAX)
+  @JsonPropertyDescription(
+      "Peak learning rate (AdamW). Default " + Bounds.LEARNING_RATE_DEFAULT + ".")
   public Double learningRate;
 
-  @Min(1)
-  @Max(4096)
-  @JsonPropertyDescription("Sequences per micro-batch. Default 8.")
+  @Min(Bounds.BATCH_SIZE_MIN)
+  @Max(Bounds.BATCH_SIZE_MAX)
+  @JsonPropertyDescription("Sequences per micro-batch. Default " + Bounds.BATCH_SIZE_DEFAULT + ".")
   public Integer batchSize;
 
-  @Min(1)
-  @Max(1024)
+  @Min(Bounds.GRADIENT_ACCUMULATION_MIN)
+  @Max(Bounds.GRADIENT_ACCUMULATION_MAX)
   @JsonPropertyDescription(
       "Micro-batches accumulated per optimizer step (effective batch = batchSize x this)."
-          + " Default 1.")
+          + " Default "
+          + Bounds.GRADIENT_ACCUMULATION_DEFAULT
+          + ".")
   public Integer gradientAccumulation;
 
-  @Min(8)
-  @Max(131072)
+  @Min(Bounds.MAX_SEQUENCE_LENGTH_MIN)
+  @Max(Bounds.MAX_SEQUENCE_LENGTH_MAX)
   @JsonPropertyDescription(
-      "Longest tokenized example; longer ones are a data error. Default 512, at most the"
-          + " model's max_position_embeddings.")
+      "Longest tokenized example; longer ones are a data error. Default "
+          + Bounds.MAX_SEQUENCE_LENGTH_DEFAULT
+          + ", at most the model's max_position_embeddings.")
   public Integer maxSequenceLength;
 
-  @Min(0)
-  @JsonPropertyDescription("Linear warm-up steps before cosine decay. Default 0.")
+  @Min(Bounds.WARMUP_STEPS_MIN)
+  @JsonPropertyDescription(
+      "Linear warm-up steps before cosine decay. Default " + Bounds.WARMUP_STEPS_DEFAULT + ".")
   public Integer warmupSteps;
 
-  @Min(0.0)
-  @Max(1.0)
+  @Min(Bounds.WEIGHT_DECAY_MIN)
+  @Max(Bounds.WEIGHT_DECAY_MAX)
   @JsonPropertyDescription(
-      "AdamW decoupled weight decay (never applied to norms and biases). Default 0.")
+      "AdamW decoupled weight decay (never applied to norms and biases). Default "
+          + Bounds.WEIGHT_DECAY_DEFAULT
+          + ".")
   public Double weightDecay;
 
-  @Min(0.0)
-  @JsonPropertyDescription("Global gradient-norm clipping threshold; 0 disables. Default 1.0.")
+  @Min(Bounds.MAX_GRAD_NORM_MIN)
+  @JsonPropertyDescription(
+      "Global gradient-norm clipping threshold; 0 disables. Default "
+          + Bounds.MAX_GRAD_NORM_DEFAULT
+          + ".")
   public Double maxGradNorm;
 
-  @Min(0)
-  @JsonPropertyDescription("Seed for initialisation, data order and splits. Default 42.")
+  @Min(Bounds.SEED_MIN)
+  @JsonPropertyDescription(
+      "Seed for initialisation, data order and splits. Default " + Bounds.SEED_DEFAULT + ".")
   public Long seed;
 
-  @Min(1)
-  @JsonPropertyDescription("Evaluate on the validation split every N optimizer steps. Default 100.")
+  @Min(Bounds.EVAL_EVERY_STEPS_MIN)
+  @JsonPropertyDescription(
+      "Evaluate on the validation split every N optimizer steps. Default "
+          + Bounds.EVAL_EVERY_STEPS_DEFAULT
+          + ".")
   public Integer evalEverySteps;
 
   @JsonPropertyDescription("Stop when the validation metric stops improving.")

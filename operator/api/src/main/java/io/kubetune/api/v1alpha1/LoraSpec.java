@@ -6,32 +6,38 @@ import io.fabric8.generator.annotation.Max;
 import io.fabric8.generator.annotation.Min;
 import io.fabric8.generator.annotation.Pattern;
 import io.fabric8.generator.annotation.Size;
+import io.kubetune.api.Bounds;
 import java.util.List;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public class LoraSpec {
-  public static final int DEFAULT_RANK = 8;
-  public static final double DEFAULT_ALPHA = 16;
-  public static final double DEFAULT_DROPOUT = 0.05;
+  // Defaults and bounds live in Bounds; these names remain for callers.
+  public static final int DEFAULT_RANK = Bounds.LORA_RANK_DEFAULT;
+  public static final double DEFAULT_ALPHA = Bounds.LORA_ALPHA_DEFAULT;
+  public static final double DEFAULT_DROPOUT = Bounds.LORA_DROPOUT_DEFAULT;
   public static final List<String> DEFAULT_TARGET_MODULES = List.of("q_proj", "v_proj");
 
   /** The Llama linear layers an adapter can attach to, by their Hugging Face module names. */
   public static final List<String> KNOWN_TARGET_MODULES =
       List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj");
 
-  @Min(1)
-  @Max(1024)
-  @JsonPropertyDescription("Adapter rank r. Default 8.")
+  @Min(Bounds.LORA_RANK_MIN)
+  @Max(Bounds.LORA_RANK_MAX)
+  @JsonPropertyDescription("Adapter rank r. Default " + Bounds.LORA_RANK_DEFAULT + ".")
   public Integer rank;
 
-  @Min(0.0)
-  @Max(4096.0)
-  @JsonPropertyDescription("Scaling alpha; the update is (alpha / r) * B * A. Default 16.")
+  @Min(value = Bounds.LORA_ALPHA_MIN_EXCLUSIVE, inclusive = false)
+  @Max(Bounds.LORA_ALPHA_MAX)
+  @JsonPropertyDescription(
+      "Scaling alpha; the update is (alpha / r) * B * A. Default "
+          + Bounds.LORA_ALPHA_DEFAULT
+          + ".")
   public Double alpha;
 
-  @Min(0.0)
-  @Max(0.9)
-  @JsonPropertyDescription("Dropout on the adapter input during training. Default 0.05.")
+  @Min(Bounds.LORA_DROPOUT_MIN)
+  @Max(value = Bounds.LORA_DROPOUT_MAX_EXCLUSIVE, inclusive = false)
+  @JsonPropertyDescription(
+      "Dropout on the adapter input during training. Default " + Bounds.LORA_DROPOUT_DEFAULT + ".")
   public Double dropout;
 
   @Size(min = 1, max = 7)

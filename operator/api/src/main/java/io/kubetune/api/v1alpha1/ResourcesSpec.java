@@ -8,6 +8,7 @@ import io.fabric8.generator.annotation.Pattern;
 import io.fabric8.generator.annotation.Size;
 import io.fabric8.kubernetes.api.model.Quantity;
 import io.fabric8.kubernetes.api.model.Toleration;
+import io.kubetune.api.Bounds;
 import java.util.List;
 import java.util.Map;
 
@@ -15,8 +16,8 @@ import java.util.Map;
 public class ResourcesSpec {
   public static final String DEFAULT_GPU_RESOURCE_NAME = "nvidia.com/gpu";
 
-  @Min(0)
-  @Max(64)
+  @Min(Bounds.GPUS_MIN)
+  @Max(Bounds.GPUS_MAX)
   @JsonPropertyDescription("GPUs for the training pod (limits = requests). Default 0 (CPU only).")
   public Integer gpus;
 

@@ -6,6 +6,7 @@ import io.fabric8.generator.annotation.Max;
 import io.fabric8.generator.annotation.Min;
 import io.fabric8.generator.annotation.Pattern;
 import io.fabric8.generator.annotation.Size;
+import io.kubetune.api.Bounds;
 
 /**
  * How to serve the tuned model after training. Changing these fields never restarts training. The
@@ -17,9 +18,9 @@ public class ServingSpec {
   @JsonPropertyDescription("Serve the tuned adapter once training succeeded. Default false.")
   public Boolean enabled;
 
-  @Min(0)
-  @Max(100)
-  @JsonPropertyDescription("Serving replicas. Default 1.")
+  @Min(Bounds.REPLICAS_MIN)
+  @Max(Bounds.REPLICAS_MAX)
+  @JsonPropertyDescription("Serving replicas. Default " + Bounds.REPLICAS_DEFAULT + ".")
   public Integer replicas;
 
   @JsonPropertyDescription(

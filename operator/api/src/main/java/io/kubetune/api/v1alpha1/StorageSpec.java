@@ -4,12 +4,13 @@ import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Pattern;
 import io.fabric8.generator.annotation.Size;
+import io.kubetune.api.StorageUri;
 
 /** Settings for s3:// URIs. The operator never reads the Secret; it only references it. */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public class StorageSpec {
   @Size(max = 2048)
-  @Pattern("^https?://[^\\s/]+(/[^\\s]*)?$")
+  @Pattern(StorageUri.ENDPOINT_PATTERN)
   @JsonPropertyDescription(
       "S3 endpoint URL for S3-compatible stores (MinIO, Ceph, R2, ...). Default: AWS S3.")
   public String endpoint;

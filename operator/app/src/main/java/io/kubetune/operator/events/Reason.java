@@ -15,7 +15,9 @@ public enum Reason {
   /** The trainer rejected a checkpoint at resume (corrupt, incomplete) and used an older one. */
   CheckpointSkipped(Type.Warning),
   /** A checkpoint could not be written; training went on with the previous one in force. */
-  CheckpointFailed(Type.Warning);
+  CheckpointFailed(Type.Warning),
+  /** A reconcile threw; status carries the message in the ReconcileError condition. */
+  ReconcileError(Type.Warning);
 
   public enum Type {
     Normal,

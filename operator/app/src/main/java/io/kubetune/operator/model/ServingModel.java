@@ -11,6 +11,8 @@ import io.fabric8.kubernetes.api.model.VolumeMount;
 import io.fabric8.kubernetes.api.model.apps.Deployment;
 import io.fabric8.kubernetes.api.model.apps.DeploymentBuilder;
 import io.fabric8.kubernetes.api.model.apps.DeploymentSpec;
+import io.kubetune.api.Bounds;
+import io.kubetune.api.StorageUri;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.ResourcesSpec;
 import io.kubetune.api.v1alpha1.ServingSpec;
@@ -30,7 +32,7 @@ import java.util.Objects;
  */
 public final class ServingModel {
   public static final Duration DEFAULT_READINESS_TIMEOUT = Duration.ofMinutes(10);
-  public static final int DEFAULT_REPLICAS = 1;
+  public static final int DEFAULT_REPLICAS = Bounds.REPLICAS_DEFAULT;
 
   /** An adapter to serve: where it is (as the user wrote it) and its digest. */
   public record Adapter(String uri, String digest) {}
@@ -113,9 +115,9 @@ public final class ServingModel {
         .withArgs(
             "serve",
             "--model",
-            StorageLocation.parse(StorageLocation.asFolder(job.getSpec().baseModel.uri)).inPod(),
+            StorageUri.parse(job.getSpec().baseModel.uri).asFolder().inPod(),
             "--adapter",
-            job.getMetadata().getName() + "=" + StorageLocation.parse(adapter.uri()).inPod(),
+            job.getMetadata().getName() + "=" + StorageUri.parse(adapter.uri()).inPod(),
             "--adapter-digest",
             adapter.digest(),
             "--port",
@@ -198,7 +200,7 @@ public final class ServingModel {
   static Map<String, Boolean> readOnlyClaims(String... uris) {
     Map<String, Boolean> claims = new LinkedHashMap<>();
     for (String uri : uris) {
-      StorageLocation.parse(uri).claimName().ifPresent(claim -> claims.put(claim, false));
+      StorageUri.parse(uri).claimName().ifPresent(claim -> claims.put(claim, false));
     }
     return claims;
   }

@@ -1,5 +1,6 @@
 package io.kubetune.operator.model;
 
+import io.kubetune.api.StorageUri;
 import io.kubetune.api.trainer.TrainerConfig;
 import io.kubetune.api.v1alpha1.BaseModelSpec;
 import io.kubetune.api.v1alpha1.CheckpointsSpec;
@@ -34,7 +35,7 @@ public final class TrainerConfigModel {
     config.job.trainingRevision = TrainingRevision.of(job);
 
     config.baseModel = Json.copy(spec.baseModel, BaseModelSpec.class);
-    config.baseModel.uri = inPod(StorageLocation.asFolder(spec.baseModel.uri));
+    config.baseModel.uri = inPod(StorageUri.asFolder(spec.baseModel.uri));
 
     config.dataset = Json.copy(spec.dataset, DatasetSpec.class);
     config.dataset.train = inPod(spec.dataset.train);
@@ -54,7 +55,7 @@ public final class TrainerConfigModel {
     }
 
     config.output = new TrainerConfig.Output();
-    config.output.uri = config.checkpoints.uri + "final/";
+    config.output.uri = StorageUri.parse(spec.checkpoints.uri).finalOutput().inPod();
 
     config.evaluation = new TrainerConfig.Evaluation();
     config.evaluation.metric = evaluationMetric(job);
@@ -89,13 +90,13 @@ public final class TrainerConfigModel {
     if (uri == null) {
       return;
     }
-    StorageLocation.parse(uri)
+    StorageUri.parse(uri)
         .claimName()
         .ifPresent(claim -> claims.merge(claim, writable, Boolean::logicalOr));
   }
 
   private static String inPod(String uri) {
-    return StorageLocation.parse(uri).inPod();
+    return StorageUri.parse(uri).inPod();
   }
 
   static MethodSpec resolveMethod(MethodSpec method) {
@@ -145,8 +146,7 @@ public final class TrainerConfigModel {
 
   static CheckpointsSpec resolveCheckpoints(CheckpointsSpec given) {
     CheckpointsSpec c = Json.copy(given, CheckpointsSpec.class);
-    c.uri = StorageLocation.parse(StorageLocation.asFolder(given.uri)).inPod();
-    c.uri = StorageLocation.asFolder(c.uri);
+    c.uri = StorageUri.parse(given.uri).asFolder().inPod();
     c.everySteps = Objects.requireNonNullElse(c.everySteps, CheckpointsSpec.DEFAULT_EVERY_STEPS);
     c.keepLast = Objects.requireNonNullElse(c.keepLast, CheckpointsSpec.DEFAULT_KEEP_LAST);
     return c;

@@ -11,6 +11,7 @@ import io.fabric8.kubernetes.api.model.batch.v1.Job;
 import io.fabric8.kubernetes.api.model.batch.v1.JobBuilder;
 import io.fabric8.kubernetes.api.model.batch.v1.PodFailurePolicy;
 import io.fabric8.kubernetes.api.model.batch.v1.PodFailurePolicyBuilder;
+import io.kubetune.api.Bounds;
 import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.FineTuneJobSpec;
@@ -28,7 +29,7 @@ import java.util.Objects;
  */
 public final class TrainingJobBuilder {
 
-  public static final int DEFAULT_BACKOFF_LIMIT = 3;
+  public static final int DEFAULT_BACKOFF_LIMIT = Bounds.BACKOFF_LIMIT_DEFAULT;
 
   /**
    * The trainer needs at most 10 s (its default budget) to commit a checkpoint after SIGTERM; the

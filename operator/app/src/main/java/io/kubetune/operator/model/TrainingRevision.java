@@ -1,8 +1,11 @@
 package io.kubetune.operator.model;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.FineTuneJobSpec;
+import java.util.Map;
 import java.util.Objects;
+import java.util.TreeMap;
 
 /**
  * Fingerprint of everything that shapes a training run: the spec without {@code suspend} and {@code
@@ -13,11 +16,32 @@ public final class TrainingRevision {
   private TrainingRevision() {}
 
   public static String of(FineTuneJob job) {
+    return Hashes.sha256Hex(Json.canonical(trainingFields(job)), 6);
+  }
+
+  /**
+   * A fingerprint per training field (restartNonce included), by field name: what the operator
+   * compares to enforce that training fields change only together with restartNonce.
+   */
+  public static Map<String, String> fieldsOf(FineTuneJob job) {
+    JsonNode tree = Json.mapper().valueToTree(trainingFields(job));
+    Map<String, String> fields = new TreeMap<>();
+    tree.fields()
+        .forEachRemaining(
+            e -> {
+              if (!e.getValue().isNull()) {
+                fields.put(e.getKey(), Hashes.sha256Hex(Json.canonical(e.getValue()), 6));
+              }
+            });
+    return fields;
+  }
+
+  private static FineTuneJobSpec trainingFields(FineTuneJob job) {
     FineTuneJobSpec training = Json.copy(job.getSpec(), FineTuneJobSpec.class);
     training.suspend = null;
     training.serving = null;
     training.resources = null;
-    return Hashes.sha256Hex(Json.canonical(training), 6);
+    return training;
   }
 
   /**

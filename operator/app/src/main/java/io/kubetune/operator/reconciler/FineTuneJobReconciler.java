@@ -41,6 +41,7 @@ import io.kubetune.operator.model.TrainingRevision;
 import io.kubetune.operator.status.CheckpointWarnings;
 import io.kubetune.operator.status.Conditions;
 import io.kubetune.operator.status.FineTuneJobStatusAggregator;
+import io.kubetune.operator.status.ReconcileErrorStatus;
 import io.kubetune.operator.status.ServingRollout;
 import io.kubetune.operator.status.TrainingObservation;
 import io.kubetune.operator.validation.FineTuneJobValidator;
@@ -238,7 +239,36 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
         "reconcile of %s/%s failed",
         cr.getMetadata().getNamespace(),
         cr.getMetadata().getName());
-    return ErrorStatusUpdateControl.defaultErrorProcessing();
+    // Never leave the status empty: say what failed, where a user looks (status and Events).
+    // JOSDK still retries with backoff; the next successful reconcile clears the condition.
+    try {
+      String now = Instant.now().truncatedTo(ChronoUnit.SECONDS).toString();
+      FineTuneJobStatus next =
+          ReconcileErrorStatus.of(cr.getStatus(), e, cr.getMetadata().getGeneration(), now);
+      boolean invalid = ReconcileErrorStatus.isBadInput(e);
+      EventRecorder.record(
+          context.getClient(),
+          cr,
+          invalid ? Reason.InvalidSpec : Reason.ReconcileError,
+          next.message,
+          cr.getMetadata().getGeneration() + "|" + next.message);
+      if (cr.getStatus() == null || !Json.canonical(cr.getStatus()).equals(Json.canonical(next))) {
+        PrimaryUpdateAndCacheUtils.updateStatusAndCacheResource(
+            cr,
+            context,
+            fresh -> {
+              fresh.setStatus(next);
+              return fresh;
+            });
+      }
+    } catch (RuntimeException statusFailed) {
+      LOG.warnf(
+          statusFailed,
+          "could not write the error status of %s/%s",
+          cr.getMetadata().getNamespace(),
+          cr.getMetadata().getName());
+    }
+    return ErrorStatusUpdateControl.noStatusUpdate();
   }
 
   private void reconcileConfigMap(FineTuneJob cr, Context<FineTuneJob> context) {

@@ -1,11 +1,11 @@
 package io.kubetune.operator.status;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.kubetune.api.StorageUri;
 import io.kubetune.api.v1alpha1.CheckpointRecord;
 import io.kubetune.api.v1alpha1.EvalMetric;
 import io.kubetune.api.v1alpha1.FineTuneJobStatus;
 import io.kubetune.operator.model.Json;
-import io.kubetune.operator.model.StorageLocation;
 import java.time.Instant;
 import java.time.OffsetDateTime;
 import java.time.temporal.ChronoUnit;
@@ -147,10 +147,10 @@ public final class CheckpointLedger {
     if (checkpointsUri == null) {
       return UnaryOperator.identity();
     }
-    String user = StorageLocation.asFolder(checkpointsUri);
+    String user = StorageUri.asFolder(checkpointsUri);
     String inPod;
     try {
-      inPod = StorageLocation.asFolder(StorageLocation.parse(user).inPod());
+      inPod = StorageUri.parse(user).asFolder().inPod();
     } catch (IllegalArgumentException notAUri) {
       return UnaryOperator.identity();
     }

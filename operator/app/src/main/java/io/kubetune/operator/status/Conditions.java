@@ -16,8 +16,15 @@ public final class Conditions {
   public static final String SERVING = "Serving";
   public static final String READY = "Ready";
 
+  /**
+   * True while reconciles of this FineTuneJob fail with an exception (the message says which); the
+   * next successful reconcile removes it.
+   */
+  public static final String RECONCILE_ERROR = "ReconcileError";
+
   /** The order conditions appear in status, so that status diffs stay small. */
-  static final List<String> ORDER = List.of(VALIDATED, RUNNING, COMPLETE, FAILED, PROMOTED, READY);
+  static final List<String> ORDER =
+      List.of(VALIDATED, RUNNING, COMPLETE, FAILED, PROMOTED, READY, RECONCILE_ERROR);
 
   private Conditions() {}
 
@@ -52,6 +59,13 @@ public final class Conditions {
     result.removeIf(c -> type.equals(c.getType()));
     result.add(updated);
     result.sort((a, b) -> Integer.compare(orderOf(a.getType()), orderOf(b.getType())));
+    return result;
+  }
+
+  /** Returns {@code conditions} without {@code type}. */
+  public static List<Condition> remove(List<Condition> conditions, String type) {
+    List<Condition> result = new ArrayList<>(conditions == null ? List.of() : conditions);
+    result.removeIf(c -> type.equals(c.getType()));
     return result;
   }
 

@@ -9,6 +9,7 @@ import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodCondition;
 import io.fabric8.kubernetes.api.model.batch.v1.Job;
 import io.fabric8.kubernetes.api.model.batch.v1.JobCondition;
+import io.kubetune.api.StorageUri;
 import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.api.trainer.TrainerTermination;
 import io.kubetune.api.v1alpha1.AdapterStatus;
@@ -19,7 +20,6 @@ import io.kubetune.api.v1alpha1.FineTuneJobStatus;
 import io.kubetune.api.v1alpha1.Phase;
 import io.kubetune.operator.Names;
 import io.kubetune.operator.model.Json;
-import io.kubetune.operator.model.StorageLocation;
 import io.kubetune.operator.model.TrainerConfigModel;
 import io.kubetune.operator.model.TrainingJobPlan;
 import io.kubetune.operator.model.TrainingRevision;
@@ -54,6 +54,7 @@ public final class FineTuneJobStatusAggregator {
     }
 
     if (problems.isEmpty()) {
+      status.trainingFields = TrainingRevision.fieldsOf(cr);
       status.conditions =
           Conditions.set(
               status.conditions,
@@ -74,6 +75,9 @@ public final class FineTuneJobStatusAggregator {
               generation,
               now);
     }
+
+    // This reconcile got here: an earlier one's exception is over.
+    status.conditions = Conditions.remove(status.conditions, Conditions.RECONCILE_ERROR);
 
     Outcome outcome = outcome(cr, problems, observed, previous, revision);
     status.phase = outcome.phase;
@@ -156,7 +160,7 @@ public final class FineTuneJobStatusAggregator {
       return;
     }
     AdapterStatus adapter = new AdapterStatus();
-    adapter.uri = StorageLocation.asFolder(cr.getSpec().checkpoints.uri) + "final/";
+    adapter.uri = StorageUri.parse(cr.getSpec().checkpoints.uri).finalOutput().toString();
     report.ifPresent(
         r -> {
           adapter.format = r.format;

@@ -1,6 +1,10 @@
 package io.kubetune.operator.validation;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.fabric8.kubernetes.api.model.Quantity;
+import io.kubetune.api.Bounds;
+import io.kubetune.api.InvalidFieldException;
+import io.kubetune.api.StorageUri;
 import io.kubetune.api.v1alpha1.DatasetSpec;
 import io.kubetune.api.v1alpha1.EvalMetric;
 import io.kubetune.api.v1alpha1.FineTuneJob;
@@ -10,15 +14,15 @@ import io.kubetune.api.v1alpha1.HyperparametersSpec;
 import io.kubetune.api.v1alpha1.LoraSpec;
 import io.kubetune.api.v1alpha1.MethodSpec;
 import io.kubetune.api.v1alpha1.ResourcesSpec;
-import io.kubetune.api.v1alpha1.StorageUris;
+import io.kubetune.operator.model.TrainingRevision;
 import java.math.BigDecimal;
-import java.net.URLDecoder;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
-import java.util.regex.Pattern;
+import java.util.TreeSet;
 
 /**
  * Checks a FineTuneJob before anything is created. It repeats the CRD's structural and CEL rules
@@ -28,7 +32,9 @@ import java.util.regex.Pattern;
  */
 public final class FineTuneJobValidator {
 
-  private static final Pattern URI = Pattern.compile(StorageUris.PATTERN);
+  private static final ObjectMapper TREE = new ObjectMapper();
+
+  private static final String RESTART_NONCE = "restartNonce";
 
   private FineTuneJobValidator() {}
 
@@ -48,7 +54,10 @@ public final class FineTuneJobValidator {
     validateHyperparameters(spec, problems);
     validateResources(spec, problems);
     validateCheckpoints(spec, problems);
+    validateStorage(spec, problems);
     validateServing(spec, problems);
+    validateBounds(spec, problems);
+    validateTrainingFieldsUnchanged(job, problems);
     return problems;
   }
 
@@ -95,14 +104,6 @@ public final class FineTuneJobValidator {
               "spec.dataset.validationSplit",
               "is set together with spec.dataset.validation",
               "keep only one: a validation file or a split fraction"));
-    }
-    if (dataset.validationSplit != null
-        && (dataset.validationSplit < 0.01 || dataset.validationSplit > 0.5)) {
-      problems.add(
-          new ValidationProblem(
-              "spec.dataset.validationSplit",
-              "is " + dataset.validationSplit,
-              "use a fraction between 0.01 and 0.5"));
     }
     if (dataset.labels != null) {
       if (dataset.format != DatasetSpec.Format.classification) {
@@ -159,34 +160,9 @@ public final class FineTuneJobValidator {
           required(
               "spec.method.freeze.trainableLayers",
               "set how many top decoder layers to train, e.g. freeze: {trainableLayers: 2}"));
-    } else if (method.freeze != null
-        && method.freeze.trainableLayers != null
-        && method.freeze.trainableLayers < 1) {
-      problems.add(
-          new ValidationProblem(
-              "spec.method.freeze.trainableLayers",
-              "is " + method.freeze.trainableLayers,
-              "train at least 1 layer"));
     }
     LoraSpec lora = method.lora;
     if (lora != null) {
-      if (lora.rank != null && (lora.rank < 1 || lora.rank > 1024)) {
-        problems.add(
-            new ValidationProblem(
-                "spec.method.lora.rank", "is " + lora.rank, "use a rank between 1 and 1024"));
-      }
-      if (lora.alpha != null && lora.alpha <= 0) {
-        problems.add(
-            new ValidationProblem(
-                "spec.method.lora.alpha",
-                "is " + lora.alpha + "; the adapter would have no effect",
-                "use a positive alpha, e.g. 2 x rank"));
-      }
-      if (lora.dropout != null && (lora.dropout < 0 || lora.dropout >= 0.9)) {
-        problems.add(
-            new ValidationProblem(
-                "spec.method.lora.dropout", "is " + lora.dropout, "use a value in [0, 0.9)"));
-      }
       if (lora.targetModules != null) {
         Set<String> seen = new HashSet<>();
         for (String module : lora.targetModules) {
@@ -227,13 +203,6 @@ public final class FineTuneJobValidator {
               "is set together with hyperparameters.epochs",
               "keep only one of epochs and maxSteps"));
     }
-    if (h.learningRate != null && (h.learningRate <= 0 || h.learningRate > 1)) {
-      problems.add(
-          new ValidationProblem(
-              "spec.hyperparameters.learningRate",
-              "is " + h.learningRate,
-              "use a value in (0, 1], typically 1e-5 (full) to 2e-4 (LoRA)"));
-    }
     if (h.maxSteps != null && h.warmupSteps != null && h.warmupSteps >= h.maxSteps) {
       problems.add(
           new ValidationProblem(
@@ -251,7 +220,7 @@ public final class FineTuneJobValidator {
       }
       checkMetricFitsFormat(
           "spec.hyperparameters.earlyStopping.metric", h.earlyStopping.metric, spec, problems);
-      if (h.earlyStopping.patience == null || h.earlyStopping.patience < 1) {
+      if (h.earlyStopping.patience == null) {
         problems.add(
             required(
                 "spec.hyperparameters.earlyStopping.patience",
@@ -267,10 +236,6 @@ public final class FineTuneJobValidator {
     }
     checkPositiveQuantity("spec.resources.cpu", r.cpu, "e.g. 4 or 3500m", problems);
     checkPositiveQuantity("spec.resources.memory", r.memory, "e.g. 16Gi", problems);
-    if (r.gpus != null && r.gpus < 0) {
-      problems.add(
-          new ValidationProblem("spec.resources.gpus", "is " + r.gpus, "use 0 or more GPUs"));
-    }
   }
 
   static void validateCheckpoints(FineTuneJobSpec spec, List<ValidationProblem> problems) {
@@ -319,6 +284,43 @@ public final class FineTuneJobValidator {
     checkMetricFitsFormat("spec.serving.gate.metric", gate.metric, spec, problems);
   }
 
+  /**
+   * Training fields change only together with {@code restartNonce}: the CRD's transition rule,
+   * enforced here too because local mode and API servers without CEL do not. Compared with the
+   * per-field fingerprints the status keeps of the current run.
+   */
+  static void validateTrainingFieldsUnchanged(FineTuneJob job, List<ValidationProblem> problems) {
+    Map<String, String> run = job.getStatus() == null ? null : job.getStatus().trainingFields;
+    if (run == null || job.getSpec() == null) {
+      return;
+    }
+    Map<String, String> now = TrainingRevision.fieldsOf(job);
+    if (!Objects.equals(run.get(RESTART_NONCE), now.get(RESTART_NONCE))) {
+      return; // a deliberate new run
+    }
+    Set<String> names = new TreeSet<>(run.keySet());
+    names.addAll(now.keySet());
+    for (String name : names) {
+      if (!Objects.equals(run.get(name), now.get(name))) {
+        problems.add(
+            new ValidationProblem(
+                "spec." + name,
+                "changed after training started, without a new spec.restartNonce",
+                "change spec.restartNonce in the same update to start a new training run, or"
+                    + " revert the change (the running Job is left alone)"));
+      }
+    }
+  }
+
+  /**
+   * Every numeric field against the shared table of bounds (the same one the CRD is built from).
+   */
+  static void validateBounds(FineTuneJobSpec spec, List<ValidationProblem> problems) {
+    for (Bounds.Violation v : Bounds.check(TREE.valueToTree(spec))) {
+      problems.add(new ValidationProblem("spec." + v.field(), v.problem(), v.fix()));
+    }
+  }
+
   private static void checkMetricFitsFormat(
       String field, EvalMetric metric, FineTuneJobSpec spec, List<ValidationProblem> problems) {
     if (metric != null
@@ -342,33 +344,26 @@ public final class FineTuneJobValidator {
       String field, String uri, boolean required, List<ValidationProblem> problems) {
     if (uri == null) {
       if (required) {
-        problems.add(required(field, StorageUris.HINT));
+        problems.add(required(field, StorageUri.HINT));
       }
       return;
     }
-    if (!URI.matcher(uri).matches()) {
-      problems.add(
-          new ValidationProblem(field, "'" + uri + "' is not a valid URI", StorageUris.HINT));
+    try {
+      StorageUri.parse(field, uri);
+    } catch (InvalidFieldException e) {
+      problems.add(new ValidationProblem(e.field(), e.problem(), e.fix()));
+    }
+  }
+
+  /** The S3 endpoint: http(s), and never credentials in the URL (they would be rendered). */
+  static void validateStorage(FineTuneJobSpec spec, List<ValidationProblem> problems) {
+    if (spec.storage == null) {
       return;
     }
-    String decoded = URLDecoder.decode(uri.replace("+", "%2B"), StandardCharsets.UTF_8);
-    String path = decoded.substring(decoded.indexOf("://") + 3);
-    for (String segment : path.split("/", -1)) {
-      if (segment.equals("..") || segment.equals(".")) {
-        problems.add(
-            new ValidationProblem(
-                field,
-                "'" + uri + "' contains a '" + segment + "' path segment",
-                "use a plain path without . or .. segments"));
-        return;
-      }
-    }
-    if (path.contains("//")) {
-      problems.add(
-          new ValidationProblem(
-              field,
-              "'" + uri + "' contains an empty path segment (//)",
-              "remove the double slash"));
+    try {
+      StorageUri.checkEndpoint("spec.storage.endpoint", spec.storage.endpoint);
+    } catch (InvalidFieldException e) {
+      problems.add(new ValidationProblem(e.field(), e.problem(), e.fix()));
     }
   }
 

@@ -442,6 +442,42 @@ class FineTuneJobReconcileLoopTest {
   }
 
   @Test
+  void trainingFieldEditedWithoutRestartNonceIsRefusedAndTheJobLeftAlone() {
+    // The mock API server, like local mode, enforces no CEL: the operator must.
+    FineTuneJob cr = create(TestResources.minimal("frozen"));
+    Job job = awaitJob(cr);
+    awaitStatus(cr, s -> s.phase == Phase.Queued && s.trainingFields != null);
+
+    edit(
+        cr,
+        c -> {
+          c.getSpec().hyperparameters = new io.kubetune.api.v1alpha1.HyperparametersSpec();
+          c.getSpec().hyperparameters.learningRate = 1e-3;
+        });
+    FineTuneJobStatus refused =
+        awaitStatus(cr, s -> !Conditions.isTrue(s.conditions, Conditions.VALIDATED));
+    assertThat(Conditions.findMessage(refused.conditions, Conditions.VALIDATED).orElseThrow())
+        .contains("spec.hyperparameters: changed after training started")
+        .contains("spec.restartNonce");
+    assertThat(refused.phase).isEqualTo(Phase.Queued);
+    assertThat(kubelet.job(NS, "frozen-train").getMetadata().getUid())
+        .isEqualTo(job.getMetadata().getUid());
+    assertThat(TrainingJobPlan.revisionOf(kubelet.job(NS, "frozen-train")))
+        .isEqualTo(TrainingJobPlan.revisionOf(job));
+
+    edit(cr, c -> c.getSpec().restartNonce = "with-new-learning-rate");
+    await()
+        .atMost(Duration.ofSeconds(15))
+        .until(
+            () -> {
+              Job j = kubelet.job(NS, "frozen-train");
+              return j != null
+                  && !TrainingJobPlan.revisionOf(job).equals(TrainingJobPlan.revisionOf(j));
+            });
+    awaitStatus(cr, s -> Conditions.isTrue(s.conditions, Conditions.VALIDATED));
+  }
+
+  @Test
   void changedResourcesReplaceThePodWithinTheSameRun() {
     FineTuneJob cr = create(TestResources.minimal("resize"));
     Job first = awaitJob(cr);

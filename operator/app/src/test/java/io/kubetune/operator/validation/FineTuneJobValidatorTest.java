@@ -88,6 +88,54 @@ class FineTuneJobValidatorTest {
   }
 
   @Test
+  void uriThatDoesNotDecodeIsAProblemNotAnException() {
+    // Before: URLDecoder threw IllegalArgumentException from the validator on every reconcile.
+    assertProblem(
+        cr -> cr.getSpec().dataset.train = "pvc://claim/data/%/train.jsonl",
+        "spec.dataset.train",
+        "write a literal % as %25");
+    assertProblem(
+        cr -> cr.getSpec().baseModel.uri = "s3://bucket/%zz/model/", "spec.baseModel.uri", "%25");
+    assertProblem(
+        cr -> cr.getSpec().checkpoints.uri = "s3://bucket/run\u0000/",
+        "spec.checkpoints.uri",
+        "U+0000");
+  }
+
+  @Test
+  void credentialsInTheEndpointAreRejectedAndNeverEchoed() {
+    FineTuneJob cr = TestResources.minimal("creds");
+    cr.getSpec().storage = new io.kubetune.api.v1alpha1.StorageSpec();
+    cr.getSpec().storage.endpoint = "http://AKIAPLANTED:s3cr3tPLANTED@minio:9000";
+    List<ValidationProblem> problems = FineTuneJobValidator.validate(cr);
+    assertThat(problems)
+        .anySatisfy(
+            p -> {
+              assertThat(p.field()).isEqualTo("spec.storage.endpoint");
+              assertThat(p.fix()).contains("credentialsSecret");
+            });
+    assertThat(problems.toString()).doesNotContain("PLANTED");
+  }
+
+  @Test
+  void trainingFieldsChangeOnlyWithANewRestartNonce() {
+    FineTuneJob cr = TestResources.minimal("run");
+    cr.setStatus(new io.kubetune.api.v1alpha1.FineTuneJobStatus());
+    cr.getStatus().trainingFields = io.kubetune.operator.model.TrainingRevision.fieldsOf(cr);
+    assertThat(FineTuneJobValidator.validate(cr)).isEmpty();
+
+    cr.getSpec().baseModel.uri = "s3://models/other/";
+    cr.getSpec().serving = new ServingSpec();
+    cr.getSpec().serving.replicas = 2;
+    assertThat(FineTuneJobValidator.validate(cr))
+        .extracting(ValidationProblem::field)
+        .containsExactly("spec.baseModel");
+
+    cr.getSpec().restartNonce = "2";
+    assertThat(FineTuneJobValidator.validate(cr)).isEmpty();
+  }
+
+  @Test
   void checkpointsInsideTheBaseModelAreRejected() {
     assertProblem(
         cr -> cr.getSpec().checkpoints.uri = "s3://models/tiny/checkpoints/",
