@@ -2,6 +2,7 @@ package io.kubetune.trainer.gguf;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kubetune.trainer.safetensors.Safetensors;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -138,10 +139,11 @@ public final class GgufToHuggingFace {
         types.merge(info.type().name(), 1, Integer::sum);
         parameters += info.elementCount();
       }
-      Fp32SafetensorsWriter.write(
+      Safetensors.writeFloats(
           output.resolve("model.safetensors"),
           shapes,
-          name -> hfValues(file, file.tensors().get(hfToGguf.get(name)), name, h));
+          name -> hfValues(file, file.tensors().get(hfToGguf.get(name)), name, h),
+          Map.of("format", "pt"));
 
       writeJson(output.resolve("config.json"), config(h, tokenizer));
       writeJson(output.resolve("generation_config.json"), generationConfig(tokenizer));

@@ -375,16 +375,36 @@ public final class Safetensors {
   public static void writeFloats(
       Path file, Map<String, FloatTensor> tensors, Map<String, String> metadata)
       throws IOException {
+    Map<String, long[]> shapes = new LinkedHashMap<>();
+    tensors.forEach((name, t) -> shapes.put(name, t.shape()));
+    writeFloats(file, shapes, name -> tensors.get(name).data(), metadata);
+  }
+
+  /**
+   * Writes fp32 tensors one at a time: the header is computed from the shapes alone, then each
+   * tensor's values are produced, written and dropped, so a writer holds one tensor in memory (the
+   * GGUF converter dequantizes tensor by tensor). The file appears under its name only when
+   * complete.
+   *
+   * @param shapes tensor names and shapes, in file order
+   * @param values produces a tensor's values (row-major, as many as its shape holds)
+   */
+  public static void writeFloats(
+      Path file,
+      Map<String, long[]> shapes,
+      java.util.function.Function<String, float[]> values,
+      Map<String, String> metadata)
+      throws IOException {
     Map<String, Object> header = new LinkedHashMap<>();
     if (!metadata.isEmpty()) {
       header.put(METADATA_KEY, metadata);
     }
     long offset = 0;
-    for (Map.Entry<String, FloatTensor> e : tensors.entrySet()) {
-      long length = 4L * e.getValue().data().length;
+    for (Map.Entry<String, long[]> e : shapes.entrySet()) {
+      long length = 4L * elements(e.getValue());
       Map<String, Object> entry = new LinkedHashMap<>();
       entry.put("dtype", "F32");
-      entry.put("shape", e.getValue().shape());
+      entry.put("shape", e.getValue());
       entry.put("data_offsets", new long[] {offset, offset + length});
       header.put(e.getKey(), entry);
       offset += length;
@@ -402,8 +422,12 @@ public final class Safetensors {
       prefix.putLong(padded).put(headerBytes).flip();
       writeFully(out, prefix);
       ByteBuffer chunk = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
-      for (FloatTensor t : tensors.values()) {
-        float[] data = t.data();
+      for (Map.Entry<String, long[]> e : shapes.entrySet()) {
+        float[] data = values.apply(e.getKey());
+        if (data.length != elements(e.getValue())) {
+          throw new IllegalStateException(
+              e.getKey() + " produced " + data.length + " values for its shape");
+        }
         int i = 0;
         while (i < data.length) {
           chunk.clear();
@@ -421,6 +445,14 @@ public final class Safetensors {
     }
     readableByAll(temp);
     Files.move(temp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+  }
+
+  private static long elements(long[] shape) {
+    long n = 1;
+    for (long d : shape) {
+      n *= d;
+    }
+    return n;
   }
 
   private static void writeFully(FileChannel out, ByteBuffer buffer) throws IOException {

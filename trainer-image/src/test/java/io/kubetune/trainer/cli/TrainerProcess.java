@@ -1,5 +1,6 @@
 package io.kubetune.trainer.cli;
 
+import io.kubetune.trainer.ChildJvm;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -9,20 +10,14 @@ final class TrainerProcess {
 
   /** {@code trainer train --config configFile --termination-log terminationLog}. */
   static List<String> trainCommand(Path configFile, Path terminationLog) {
-    String java = ProcessHandle.current().info().command().orElse("java");
-    return List.of(
-        java,
-        "-Dai.djl.offline=true",
-        "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-        "-DDJL_CACHE_DIR=" + System.getProperty("DJL_CACHE_DIR", ""),
-        "-DENGINE_CACHE_DIR=" + System.getProperty("DJL_CACHE_DIR", ""),
-        "-cp",
-        System.getProperty("java.class.path"),
-        TrainerCli.class.getName(),
-        "train",
-        "--config",
-        configFile.toString(),
-        "--termination-log",
-        terminationLog.toString());
+    return ChildJvm.command(
+        List.of(),
+        TrainerCli.class,
+        List.of(
+            "train",
+            "--config",
+            configFile.toString(),
+            "--termination-log",
+            terminationLog.toString()));
   }
 }

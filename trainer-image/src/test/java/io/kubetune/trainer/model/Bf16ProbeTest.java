@@ -10,6 +10,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.GradientCollector;
+import io.kubetune.trainer.ChildJvm;
 import io.kubetune.trainer.safetensors.Safetensors;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -34,21 +35,12 @@ class Bf16ProbeTest {
   @ParameterizedTest
   @ValueSource(strings = {"toType", "create", "zeros", "zerosLike"})
   void djlCallsThatPassTheBf16DtypeToLibtorchAbortTheJvm(String call) throws Exception {
-    String java = ProcessHandle.current().info().command().orElse("java");
     Path out = dir.resolve("stdout");
     Path err = dir.resolve("stderr");
     Process process =
         new ProcessBuilder(
-                java,
-                "-XX:-CreateCoredumpOnCrash",
-                "-Dai.djl.offline=true",
-                "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-                "-DDJL_CACHE_DIR=" + System.getProperty("DJL_CACHE_DIR", ""),
-                "-DENGINE_CACHE_DIR=" + System.getProperty("DJL_CACHE_DIR", ""),
-                "-cp",
-                System.getProperty("java.class.path"),
-                Bf16AbortProbe.class.getName(),
-                call)
+                ChildJvm.command(
+                    List.of("-XX:-CreateCoredumpOnCrash"), Bf16AbortProbe.class, List.of(call)))
             .directory(dir.toFile())
             .redirectOutput(out.toFile())
             .redirectError(err.toFile())

@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kubetune.trainer.BadInputException;
+import io.kubetune.trainer.ChildJvm;
 import io.kubetune.trainer.Testbed;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -285,22 +286,14 @@ class HfCheckpointMatrixTest {
     assertThat(embeddingBytes).isGreaterThan(Long.parseLong(flag.group(1)) << 20);
 
     Path out = root.resolve("child-logits.f32");
-    String java = ProcessHandle.current().info().command().orElse("java");
     List<String> command =
-        List.of(
-            java,
-            flag.group(),
-            "-Xmx256m",
-            "-Dai.djl.offline=true",
-            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-            "-DDJL_CACHE_DIR=" + System.getProperty("DJL_CACHE_DIR", ""),
-            "-DENGINE_CACHE_DIR=" + System.getProperty("DJL_CACHE_DIR", ""),
-            "-cp",
-            System.getProperty("java.class.path"),
-            LogitsProbe.class.getName(),
-            model.toString(),
-            Arrays.stream(IDS).mapToObj(Long::toString).collect(Collectors.joining(",")),
-            out.toString());
+        ChildJvm.command(
+            List.of(flag.group(), "-Xmx256m"),
+            LogitsProbe.class,
+            List.of(
+                model.toString(),
+                Arrays.stream(IDS).mapToObj(Long::toString).collect(Collectors.joining(",")),
+                out.toString()));
     Path log = root.resolve("child.log");
     Process child =
         new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();

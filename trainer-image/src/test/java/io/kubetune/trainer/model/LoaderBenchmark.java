@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kubetune.trainer.ChildJvm;
 import io.kubetune.trainer.Testbed;
 import java.io.IOException;
 import java.lang.management.BufferPoolMXBean;
@@ -165,20 +166,9 @@ public final class LoaderBenchmark {
   }
 
   private static JsonNode runChild(Path model, String flag) throws Exception {
-    String java = ProcessHandle.current().info().command().orElse("java");
     List<String> command =
-        List.of(
-            java,
-            flag,
-            "-Dai.djl.offline=true",
-            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-            "-DDJL_CACHE_DIR=" + System.getProperty("DJL_CACHE_DIR", ""),
-            "-DENGINE_CACHE_DIR=" + System.getProperty("DJL_CACHE_DIR", ""),
-            "-cp",
-            System.getProperty("java.class.path"),
-            LoaderBenchmark.class.getName(),
-            "--child",
-            model.toString());
+        ChildJvm.command(
+            List.of(flag), LoaderBenchmark.class, List.of("--child", model.toString()));
     Process child = new ProcessBuilder(command).redirectErrorStream(true).start();
     String output = new String(child.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     if (!child.waitFor(600, TimeUnit.SECONDS) || child.exitValue() != 0) {
