@@ -16,10 +16,10 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * The structural check an API server makes when a FineTuneJob is applied (types, enums, ranges,
- * patterns, required fields), from the committed CRD's OpenAPI schema. The embedded API server does
- * not validate, so local mode does it before applying. CEL rules are checked by the operator's own
- * validation, which reports them in status.
+ * The checks an API server makes when a FineTuneJob is applied, from the committed CRD: its OpenAPI
+ * schema (types, enums, ranges, patterns, required fields) and its CEL rules. The embedded API
+ * server does neither, so local mode does them before applying. Transition rules (immutability
+ * without a new restartNonce) need the stored object; the operator enforces that rule itself.
  */
 final class CrdSchema {
   /** Top-level fields every Kubernetes object has, whether the CRD schema lists them or not. */
@@ -27,11 +27,18 @@ final class CrdSchema {
 
   private final JsonSchema schema;
   private final JsonNode openApi;
+  private final io.kubetune.api.crd.CrdCelRules celRules;
 
   CrdSchema(Path crdFile) throws IOException {
     JsonNode crd = new ObjectMapper(new YAMLFactory()).readTree(crdFile.toFile());
     openApi = crd.path("spec").path("versions").get(0).path("schema").path("openAPIV3Schema");
     schema = JsonSchemaFactory.getInstance(SpecVersion.VersionFlag.V4).getSchema(openApi);
+    celRules = new io.kubetune.api.crd.CrdCelRules(openApi);
+  }
+
+  /** One line per CEL rule the new object breaks, e.g. ".spec: set lora only with method LoRA". */
+  List<String> celErrors(JsonNode document) {
+    return celRules.errors(document, null);
   }
 
   /** One line per problem, e.g. "$.spec.method.type: does not have a value in the enumeration". */

@@ -468,6 +468,10 @@ public final class KubeTuneLocal {
     CrdSchema crd = new CrdSchema(root.resolve("crds/finetunejobs.kubetune.io-v1.yml"));
     List<String> errors = new ArrayList<>(crd.errors(doc));
     errors.addAll(crd.unknownFields(doc));
+    if (errors.isEmpty()) {
+      // CEL rules assume a structurally valid object, as on an API server.
+      errors.addAll(crd.celErrors(doc));
+    }
     if (!errors.isEmpty()) {
       out.println("error: " + file + " would be rejected by the API server:");
       errors.forEach(e -> out.println("  " + e));

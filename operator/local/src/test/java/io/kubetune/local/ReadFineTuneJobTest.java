@@ -51,6 +51,19 @@ class ReadFineTuneJobTest {
   }
 
   @Test
+  void celRulesOfTheCrdAreChecked() throws Exception {
+    // Structurally valid, but LoRA settings on a Full job break a CEL rule of the CRD, which the
+    // embedded API server would not evaluate.
+    String quickstart = Files.readString(ROOT.resolve("examples/quickstart.yaml"));
+    assertThat(quickstart).contains("type: LoRA");
+    Path file = dir.resolve("cel.yaml");
+    Files.writeString(file, quickstart.replace("type: LoRA", "type: Full"));
+    assertThat(read(file))
+        .contains("would be rejected by the API server")
+        .contains(".spec.method: method.lora is only allowed with method.type: LoRA");
+  }
+
+  @Test
   void brokenYamlIsReported() throws Exception {
     Path file = dir.resolve("broken.yaml");
     Files.writeString(file, "kind: [FineTuneJob\n");
