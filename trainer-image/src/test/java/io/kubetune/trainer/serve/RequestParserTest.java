@@ -130,6 +130,9 @@ class RequestParserTest {
     expect(COMPLETION + ",\"presence_penalty\":1}", "presence_penalty", "remove it");
     expect(COMPLETION + ",\"frequency_penalty\":0.1}", "frequency_penalty", "remove it");
     expect(COMPLETION + ",\"best_of\":2}", "best_of", "only 1");
+    // The two endpoints' logprobs differ: an integer for completions, a boolean for chat.
+    expect(COMPLETION + ",\"logprobs\":true}", "logprobs", "must be an integer from 0 to 5");
+    expectChat(",\"logprobs\":2}", "logprobs");
     // Streaming options belong to streams, and only include_usage is implemented.
     expect(
         COMPLETION + ",\"stream_options\":{\"include_usage\":true}}", "stream_options", "stream");
