@@ -59,12 +59,13 @@ public final class OpenAiServer implements AutoCloseable {
       int maxClassifyInputs,
       int maxClassifyTokens) {
     /**
-     * One classify request runs on one worker: these bound how long it can hold it (20,000 short
-     * inputs held kubetune-mini's only worker for 22 s).
+     * One classify request runs on one worker: these bound how long it can hold it while other
+     * requests wait (20,000 short inputs held kubetune-mini's only worker for 22 s; 16,384 tokens
+     * of long inputs took about 6 s on a busy 2-core machine, see docs/serving.md).
      */
-    public static final int DEFAULT_MAX_CLASSIFY_INPUTS = 256;
+    public static final int DEFAULT_MAX_CLASSIFY_INPUTS = 128;
 
-    public static final int DEFAULT_MAX_CLASSIFY_TOKENS = 32_768;
+    public static final int DEFAULT_MAX_CLASSIFY_TOKENS = 16_384;
 
     /** Settings with the default classify limits. */
     public Settings(String host, int port, int workers, int queue, int maxBodyBytes) {
