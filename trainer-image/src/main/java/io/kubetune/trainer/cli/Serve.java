@@ -77,6 +77,18 @@ final class Serve implements Callable<Integer> {
   int maxBodyBytes;
 
   @Option(
+      names = "--max-classify-inputs",
+      defaultValue = "" + OpenAiServer.Settings.DEFAULT_MAX_CLASSIFY_INPUTS,
+      description = "Most inputs in one /v1/classify request (more: 400).")
+  int maxClassifyInputs;
+
+  @Option(
+      names = "--max-classify-tokens",
+      defaultValue = "" + OpenAiServer.Settings.DEFAULT_MAX_CLASSIFY_TOKENS,
+      description = "Most tokens of all inputs of one /v1/classify request (more: 400).")
+  int maxClassifyTokens;
+
+  @Option(
       names = "--drain-seconds",
       defaultValue = "10",
       description = "After SIGTERM: time running requests get to finish.")
@@ -87,11 +99,17 @@ final class Serve implements Callable<Integer> {
     if (workers < 1 || queue < 0) {
       throw new BadInputException("--workers must be at least 1 and --queue at least 0");
     }
+    if (maxClassifyInputs < 1 || maxClassifyTokens < 1) {
+      throw new BadInputException(
+          "--max-classify-inputs and --max-classify-tokens must be at least 1");
+    }
     List<ModelRepository.AdapterSource> sources = adapterSources(adapters, digests);
     PrintStream out = TrainerCli.Context.out;
     OpenAiServer server =
         new OpenAiServer(
-            new OpenAiServer.Settings(host, port, workers, queue, maxBodyBytes), System.err);
+            new OpenAiServer.Settings(
+                host, port, workers, queue, maxBodyBytes, maxClassifyInputs, maxClassifyTokens),
+            System.err);
     int actualPort = server.start();
     out.println(JSON.writeValueAsString(Map.of("event", "listening", "port", actualPort)));
     Path workDir = Files.createTempDirectory(stagingRoot(), "serve-");

@@ -62,6 +62,32 @@ public final class Inference {
   }
 
   /**
+   * A prompt the client sent as token ids: used exactly as given (no BOS added, as vLLM does), once
+   * every id is known to be in the model's vocabulary.
+   *
+   * @throws ApiException 400 naming {@code prompt} for an id outside the vocabulary
+   */
+  public long[] completionPrompt(LlamaModel model, long[] promptIds) {
+    int vocabulary = model.config().vocabSize();
+    for (int i = 0; i < promptIds.length; i++) {
+      if (promptIds[i] >= vocabulary) {
+        throw ApiException.badRequest(
+            "prompt",
+            "prompt: token id "
+                + promptIds[i]
+                + " (position "
+                + i
+                + ") is not in the model's vocabulary of "
+                + vocabulary
+                + " ids (0 to "
+                + (vocabulary - 1)
+                + ")");
+      }
+    }
+    return promptIds.clone();
+  }
+
+  /**
    * The chat prompt: the model's own chat template with the generation prompt, tokenized as one
    * text (as the trainer renders chat data), or KubeTune's template when the model has none.
    *
@@ -189,8 +215,18 @@ public final class Inference {
     return new Result(text[0], finish[0], prompt.length, generated.length, logprobs);
   }
 
-  /** Class probabilities from the adapter's head on the last token, as the trainer evaluates. */
+  /** Class probabilities for in-process callers (evaluation, tests): no token limit. */
   public List<Classification> classify(ServedModel served, List<String> inputs) {
+    return classify(served, inputs, Integer.MAX_VALUE);
+  }
+
+  /**
+   * Class probabilities from the adapter's head on the last token, as the trainer evaluates.
+   *
+   * @param maxTokens the most tokens all inputs together may have ({@code --max-classify-tokens}),
+   *     checked before any forward pass
+   */
+  public List<Classification> classify(ServedModel served, List<String> inputs, int maxTokens) {
     if (served.task() != Task.CLASSIFICATION) {
       throw ApiException.badRequest(
           "model",
@@ -202,6 +238,7 @@ public final class Inference {
     LlamaModel model = served.model();
     int context = model.config().maxPositionEmbeddings();
     List<long[]> encoded = new ArrayList<>();
+    long total = 0;
     for (int i = 0; i < inputs.size(); i++) {
       long[] ids =
           concat(List.of(bos(), tokenizer.encode(inputs.get(i)), new long[] {special.eos()}));
@@ -217,6 +254,18 @@ public final class Inference {
                 + " tokens; shorten it");
       }
       encoded.add(ids);
+      total += ids.length;
+    }
+    if (total > maxTokens) {
+      throw ApiException.badRequest(
+          "input",
+          "input: the "
+              + inputs.size()
+              + " inputs are "
+              + total
+              + " tokens together, but this server takes at most "
+              + maxTokens
+              + " tokens per request (--max-classify-tokens); split them over several requests");
     }
     List<Classification> results = new ArrayList<>();
     for (long[] ids : encoded) {

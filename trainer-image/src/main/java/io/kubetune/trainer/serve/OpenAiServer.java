@@ -47,8 +47,38 @@ public final class OpenAiServer implements AutoCloseable {
   /**
    * @param workers requests computed at the same time
    * @param queue requests waiting for a worker before the server answers 429
+   * @param maxClassifyInputs the most inputs in one {@code /v1/classify} request
+   * @param maxClassifyTokens the most tokens of all inputs of one {@code /v1/classify} request
    */
-  public record Settings(String host, int port, int workers, int queue, int maxBodyBytes) {
+  public record Settings(
+      String host,
+      int port,
+      int workers,
+      int queue,
+      int maxBodyBytes,
+      int maxClassifyInputs,
+      int maxClassifyTokens) {
+    /**
+     * One classify request runs on one worker: these bound how long it can hold it while other
+     * requests wait (20,000 short inputs held kubetune-mini's only worker for 22 s; 16,384 tokens
+     * of long inputs took about 6 s on a busy 2-core machine, see docs/serving.md).
+     */
+    public static final int DEFAULT_MAX_CLASSIFY_INPUTS = 128;
+
+    public static final int DEFAULT_MAX_CLASSIFY_TOKENS = 16_384;
+
+    /** Settings with the default classify limits. */
+    public Settings(String host, int port, int workers, int queue, int maxBodyBytes) {
+      this(
+          host,
+          port,
+          workers,
+          queue,
+          maxBodyBytes,
+          DEFAULT_MAX_CLASSIFY_INPUTS,
+          DEFAULT_MAX_CLASSIFY_TOKENS);
+    }
+
     public static Settings defaults(int port) {
       return new Settings("0.0.0.0", port, 1, 16, 1 << 20);
     }
@@ -106,6 +136,8 @@ public final class OpenAiServer implements AutoCloseable {
                     .putHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
                     .end(metrics.scrape()));
     router.get("/v1/models").handler(this::models);
+    // Ids may hold a slash (e.g. an org/name base): the rest of the path is the id.
+    router.getWithRegex("/v1/models/(?<id>.+)").handler(this::model);
     router.post("/v1/completions").handler(ctx -> generate(ctx, false));
     router.post("/v1/chat/completions").handler(ctx -> generate(ctx, true));
     router.post("/v1/classify").handler(this::classify);
@@ -204,27 +236,44 @@ public final class OpenAiServer implements AutoCloseable {
     }
     ObjectNode body = JSON.createObjectNode().put("object", "list");
     ArrayNode data = body.putArray("data");
-    String base = state.repository().baseId();
     for (ServedModel m : state.repository().all()) {
-      ObjectNode entry = data.addObject();
-      entry.put("id", m.id());
-      entry.put("object", "model");
-      entry.put("created", m.created());
-      entry.put("owned_by", "kubetune");
-      entry.put("root", base);
-      entry.put("parent", m.id().equals(base) ? null : base);
-      entry.put("max_model_len", m.model().config().maxPositionEmbeddings());
-      entry.put("kind", m.kind());
-      entry.put("task", m.task().name().toLowerCase(Locale.ROOT));
-      if (m.labels() != null) {
-        ArrayNode labels = entry.putArray("labels");
-        m.labels().forEach(labels::add);
-      }
-      if (m.digest() != null) {
-        entry.put("sha256", m.digest());
-      }
+      data.add(modelEntry(state, m));
     }
     json(ctx, 200, body);
+  }
+
+  /** {@code GET /v1/models/{id}}: one model object as in the list, 404 for an unknown id. */
+  private void model(RoutingContext ctx) {
+    long start = System.nanoTime();
+    try {
+      Loaded state = requireLoaded();
+      // Vert.x decodes the path parameter (%2F is a slash).
+      json(ctx, 200, modelEntry(state, state.repository().get(ctx.pathParam("id"))));
+    } catch (RuntimeException e) {
+      fail(ctx, "models", null, start, e);
+    }
+  }
+
+  private static ObjectNode modelEntry(Loaded state, ServedModel m) {
+    String base = state.repository().baseId();
+    ObjectNode entry = JSON.createObjectNode();
+    entry.put("id", m.id());
+    entry.put("object", "model");
+    entry.put("created", m.created());
+    entry.put("owned_by", "kubetune");
+    entry.put("root", base);
+    entry.put("parent", m.id().equals(base) ? null : base);
+    entry.put("max_model_len", m.model().config().maxPositionEmbeddings());
+    entry.put("kind", m.kind());
+    entry.put("task", m.task().name().toLowerCase(Locale.ROOT));
+    if (m.labels() != null) {
+      ArrayNode labels = entry.putArray("labels");
+      m.labels().forEach(labels::add);
+    }
+    if (m.digest() != null) {
+      entry.put("sha256", m.digest());
+    }
+    return entry;
   }
 
   private void generate(RoutingContext ctx, boolean chat) {
@@ -252,9 +301,15 @@ public final class OpenAiServer implements AutoCloseable {
               long[] prompt =
                   chat
                       ? state.inference().chatPrompt(served.model(), chatRequest.messages())
-                      : state.inference().completionPrompt(served.model(), completion.prompt());
+                      : completion.promptIds() != null
+                          ? state
+                              .inference()
+                              .completionPrompt(served.model(), completion.promptIds())
+                          : state.inference().completionPrompt(served.model(), completion.prompt());
               AtomicBoolean first = new AtomicBoolean(true);
               AtomicBoolean headerSent = new AtomicBoolean();
+              // text_offset of the next streamed token: it continues across chunks.
+              int[] textOffset = {0};
               Inference.Sink sink =
                   !params.stream()
                       ? null
@@ -264,7 +319,18 @@ public final class OpenAiServer implements AutoCloseable {
                           metrics.firstToken(m, Duration.ofNanos(System.nanoTime() - start));
                         }
                         ObjectNode chunk =
-                            chunk(id, created, m, chat, text, logprobs, params, null, isFirst);
+                            chunk(
+                                id,
+                                created,
+                                m,
+                                chat,
+                                text,
+                                logprobs,
+                                textOffset[0],
+                                params,
+                                null,
+                                isFirst);
+                        textOffset[0] += textLength(logprobs);
                         sendEvent(context, response, headerSent, chunk);
                       };
               if (params.stream()) {
@@ -272,7 +338,17 @@ public final class OpenAiServer implements AutoCloseable {
                 Inference.Result result =
                     state.inference().generate(served, prompt, params, sink, gone::get);
                 ObjectNode last =
-                    chunk(id, created, m, chat, "", List.of(), params, result, first.get());
+                    chunk(
+                        id,
+                        created,
+                        m,
+                        chat,
+                        "",
+                        List.of(),
+                        textOffset[0],
+                        params,
+                        result,
+                        first.get());
                 sendEvent(context, response, headerSent, last);
                 if (params.includeUsageInStream()) {
                   ObjectNode usage = streamBase(id, created, m, chat);
@@ -312,7 +388,7 @@ public final class OpenAiServer implements AutoCloseable {
     try {
       JsonNode body = body(ctx);
       Loaded state = requireLoaded();
-      RequestParser.Classify request = RequestParser.classify(body);
+      RequestParser.Classify request = RequestParser.classify(body, settings.maxClassifyInputs());
       modelId = request.model();
       ServedModel served = state.repository().get(request.model());
       Context context = vertx.getOrCreateContext();
@@ -321,7 +397,9 @@ public final class OpenAiServer implements AutoCloseable {
           () -> {
             try {
               List<Inference.Classification> results =
-                  state.inference().classify(served, request.inputs());
+                  state
+                      .inference()
+                      .classify(served, request.inputs(), settings.maxClassifyTokens());
               ObjectNode out = JSON.createObjectNode();
               out.put("object", "list");
               out.put("model", m);
@@ -413,6 +491,7 @@ public final class OpenAiServer implements AutoCloseable {
       boolean chat,
       String text,
       List<Inference.TokenLogprob> logprobs,
+      int textOffset,
       GenerationParams params,
       Inference.Result finished,
       boolean withRole) {
@@ -431,7 +510,7 @@ public final class OpenAiServer implements AutoCloseable {
       choice.put("text", text);
     }
     if (params.logprobs() != null && !logprobs.isEmpty()) {
-      choice.set("logprobs", logprobs(chat, logprobs));
+      choice.set("logprobs", logprobs(chat, logprobs, textOffset));
     } else {
       choice.putNull("logprobs");
     }
@@ -463,7 +542,7 @@ public final class OpenAiServer implements AutoCloseable {
       choice.put("text", result.text());
     }
     if (params.logprobs() != null) {
-      choice.set("logprobs", logprobs(chat, result.logprobs()));
+      choice.set("logprobs", logprobs(chat, result.logprobs(), 0));
     } else {
       choice.putNull("logprobs");
     }
@@ -479,8 +558,13 @@ public final class OpenAiServer implements AutoCloseable {
         .put("total_tokens", result.promptTokens() + result.completionTokens());
   }
 
-  /** Chat: {@code {content: [{token, logprob, top_logprobs}]}}; completions: parallel lists. */
-  private static ObjectNode logprobs(boolean chat, List<Inference.TokenLogprob> tokens) {
+  /**
+   * Chat: {@code {content: [{token, logprob, top_logprobs}]}}; completions: parallel lists, with
+   * {@code text_offset} counted in characters of the completion from {@code firstOffset} (a stream
+   * chunk starts where the previous one ended).
+   */
+  private static ObjectNode logprobs(
+      boolean chat, List<Inference.TokenLogprob> tokens, int firstOffset) {
     ObjectNode node = JSON.createObjectNode();
     if (chat) {
       ArrayNode content = node.putArray("content");
@@ -497,7 +581,7 @@ public final class OpenAiServer implements AutoCloseable {
     ArrayNode values = node.putArray("token_logprobs");
     ArrayNode top = node.putArray("top_logprobs");
     ArrayNode offsets = node.putArray("text_offset");
-    int offset = 0;
+    int offset = firstOffset;
     for (Inference.TokenLogprob t : tokens) {
       text.add(t.token());
       values.add(t.logprob());
@@ -507,6 +591,15 @@ public final class OpenAiServer implements AutoCloseable {
       offset += t.token().length();
     }
     return node;
+  }
+
+  /** Characters the tokens' text_offset advances by: the length of each token's text. */
+  private static int textLength(List<Inference.TokenLogprob> tokens) {
+    int n = 0;
+    for (Inference.TokenLogprob t : tokens) {
+      n += t.token().length();
+    }
+    return n;
   }
 
   /** Writes one server-sent event on the event loop, with the SSE headers before the first. */

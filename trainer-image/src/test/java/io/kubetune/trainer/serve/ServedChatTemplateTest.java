@@ -115,4 +115,25 @@ class ServedChatTemplateTest {
           .hasMessageContaining("first message must be from the user");
     }
   }
+
+  @Test
+  void aDeveloperMessageAndAnAssistantMessageWithoutContentRenderThroughTheTemplate()
+      throws Exception {
+    try (ModelRepository repository = load(model(List.of(293)))) {
+      Inference inference = new Inference(repository.tokenizer());
+      RequestParser.Chat chat =
+          RequestParser.chat(
+              new com.fasterxml.jackson.databind.ObjectMapper()
+                  .readTree(
+                      "{\"model\":\"base\",\"messages\":["
+                          + "{\"role\":\"developer\",\"content\":\"Be brief.\"},"
+                          + "{\"role\":\"user\",\"content\":\"Hi\"},"
+                          + "{\"role\":\"assistant\",\"content\":null},"
+                          + "{\"role\":\"user\",\"content\":\"Again\"}]}"));
+      long[] prompt = inference.chatPrompt(repository.get("base").model(), chat.messages());
+      assertThat(repository.tokenizer().decode(prompt))
+          .isEqualTo(
+              "<s>[system] Be brief.</s>[user] Hi</s>[assistant] </s>[user] Again</s>[assistant]");
+    }
+  }
 }
