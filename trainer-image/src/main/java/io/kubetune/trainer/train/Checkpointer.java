@@ -9,8 +9,10 @@ import io.kubetune.trainer.checkpoint.CommitResult;
 import io.kubetune.trainer.checkpoint.Scan;
 import io.kubetune.trainer.checkpoint.Skipped;
 import io.kubetune.trainer.safetensors.Safetensors;
+import io.kubetune.trainer.storage.NoSuchBucketException;
 import io.kubetune.trainer.storage.ObjectStore;
 import io.kubetune.trainer.storage.ObjectStores;
+import io.kubetune.trainer.storage.TrainingStaging;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -99,6 +101,9 @@ public final class Checkpointer implements AutoCloseable {
             .claim(
                 objectStore,
                 io.kubetune.trainer.storage.StorageUri.parse(options.uri()).toString());
+      } catch (NoSuchBucketException e) {
+        objectStore.close();
+        throw TrainingStaging.inField("checkpoints.uri", options.uri(), e);
       } catch (IOException | RuntimeException e) {
         objectStore.close();
         throw e;
