@@ -229,6 +229,18 @@ public final class CheckpointStore {
   }
 
   /**
+   * Withdraws the manifest of {@code step} (if any), so the step is no checkpoint any more and can
+   * be committed again; its files become an orphan attempt that {@link #prune} removes. For a
+   * checkpoint of this run's revision that was rejected at resume: the run trains that step again,
+   * and a rejected manifest left in place would make its new commit lose.
+   */
+  public void withdraw(long step) throws IOException {
+    String key = folderOf(step) + MANIFEST;
+    LOG.warn("Withdrawing the rejected checkpoint step {} ({})", step, store.root().resolve(key));
+    store.delete(key);
+  }
+
+  /**
    * Downloads the files of {@code checkpoint} into {@code localDir} (by their names) and verifies
    * each size and SHA-256; on a mismatch the downloaded files are removed.
    *

@@ -132,6 +132,22 @@ public final class Checkpointer implements AutoCloseable {
               + s.reason()
               + "; trying the next older one");
     }
+    long restoredStep = scan.latest().map(Checkpoint::step).orElse(-1L);
+    for (Skipped s : scan.skipped()) {
+      // This run trains the rejected steps again: withdraw their manifests (the files become an
+      // orphan attempt for prune), else each new commit of such a step would lose to them.
+      if (s.step() > restoredStep && !s.reason().startsWith(CheckpointStore.OTHER_REVISION)) {
+        try {
+          store.withdraw(s.step());
+        } catch (IOException e) {
+          log.println(
+              "could not withdraw rejected checkpoint step "
+                  + s.step()
+                  + " (its step will not be checkpointed again by this run): "
+                  + e.getMessage());
+        }
+      }
+    }
     if (scan.latest().isEmpty()) {
       return new Restore(Optional.empty(), scan.skipped());
     }
