@@ -198,10 +198,17 @@ public final class CheckpointStore {
   }
 
   private Scan scan(String trainingRevision, Path into) throws IOException {
+    return scan(trainingRevision, into, Long.MAX_VALUE);
+  }
+
+  private Scan scan(String trainingRevision, Path into, long below) throws IOException {
     List<Skipped> skipped = new ArrayList<>();
     List<Long> steps = new ArrayList<>(stepFolders());
     steps.sort(Comparator.reverseOrder());
     for (long step : steps) {
+      if (step >= below) {
+        continue;
+      }
       try {
         Checkpoint cp = readManifest(step);
         if (!cp.trainingRevision().equals(trainingRevision)) {
@@ -225,7 +232,15 @@ public final class CheckpointStore {
    * localDir} and the next older one tried. Use it to resume (each file is fetched once).
    */
   public Scan restoreLatest(String trainingRevision, Path localDir) throws IOException {
-    return scan(trainingRevision, localDir);
+    return scan(trainingRevision, localDir, Long.MAX_VALUE);
+  }
+
+  /**
+   * Like {@link #restoreLatest(String, Path)} among the steps below {@code below}: the next older
+   * candidate after one that verified but could not be read.
+   */
+  public Scan restoreLatest(String trainingRevision, Path localDir, long below) throws IOException {
+    return scan(trainingRevision, localDir, below);
   }
 
   /**
