@@ -95,6 +95,11 @@ public final class JsonlDataset {
    * UTF-8 are refused with the line number, never replaced.
    */
   public static List<Line> readLines(Path file) {
+    return readLines(file, "dataset.train");
+  }
+
+  /** As {@link #readLines(Path)}; {@code field} names the setting that gave the file. */
+  public static List<Line> readLines(Path file, String field) {
     List<Line> lines = new ArrayList<>();
     CharsetDecoder utf8 =
         StandardCharsets.UTF_8
@@ -151,7 +156,7 @@ public final class JsonlDataset {
         lines.add(new Line(number, node));
       }
     } catch (NoSuchFileException e) {
-      throw new BadInputException("dataset file " + file + " does not exist; check dataset.train");
+      throw new BadInputException("dataset file " + file + " does not exist; check " + field);
     } catch (IOException e) {
       throw new BadInputException("cannot read dataset " + file + ": " + e.getMessage(), e);
     }

@@ -145,7 +145,7 @@ public final class FineTuner implements AutoCloseable {
       List<JsonlDataset.Line> trainLines = JsonlDataset.readLines(options.train());
       List<JsonlDataset.Line> validationLines = List.of();
       if (options.validation() != null) {
-        validationLines = JsonlDataset.readLines(options.validation());
+        validationLines = JsonlDataset.readLines(options.validation(), "dataset.validation");
       } else if (options.validationSplit() != null) {
         int[][] split =
             DataOrder.split(options.seed(), trainLines.size(), options.validationSplit());

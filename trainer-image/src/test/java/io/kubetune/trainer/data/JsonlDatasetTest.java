@@ -123,7 +123,11 @@ class JsonlDatasetTest {
 
     assertThatThrownBy(() -> JsonlDataset.readLines(dir.resolve("missing.jsonl")))
         .isInstanceOf(BadInputException.class)
-        .hasMessageContaining("does not exist");
+        .hasMessageEndingWith("does not exist; check dataset.train");
+    assertThatThrownBy(
+            () -> JsonlDataset.readLines(dir.resolve("missing.jsonl"), "dataset.validation"))
+        .isInstanceOf(BadInputException.class)
+        .hasMessageEndingWith("does not exist; check dataset.validation");
   }
 
   private static Path write(String name, byte[] bytes) throws Exception {
