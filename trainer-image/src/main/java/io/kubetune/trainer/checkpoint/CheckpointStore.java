@@ -52,6 +52,13 @@ public final class CheckpointStore {
   static final String MANIFEST = "manifest.json";
   private static final Pattern STEP_FOLDER = Pattern.compile("step-(\\d{9,18})/");
 
+  /**
+   * The keys a commit writes: a step folder's manifest and the files of an attempt (8 hex digits).
+   * Prune deletes nothing else, so a file a user put under {@code checkpoints.uri} survives.
+   */
+  private static final Pattern WRITTEN_BY_COMMIT =
+      Pattern.compile("step-\\d{9,18}/(" + Pattern.quote(MANIFEST) + "|[0-9a-f]{8}/.+)");
+
   private final ObjectStore store;
   private final Path scratch;
 
@@ -191,10 +198,17 @@ public final class CheckpointStore {
   }
 
   private Scan scan(String trainingRevision, Path into) throws IOException {
+    return scan(trainingRevision, into, Long.MAX_VALUE);
+  }
+
+  private Scan scan(String trainingRevision, Path into, long below) throws IOException {
     List<Skipped> skipped = new ArrayList<>();
     List<Long> steps = new ArrayList<>(stepFolders());
     steps.sort(Comparator.reverseOrder());
     for (long step : steps) {
+      if (step >= below) {
+        continue;
+      }
       try {
         Checkpoint cp = readManifest(step);
         if (!cp.trainingRevision().equals(trainingRevision)) {
@@ -218,7 +232,27 @@ public final class CheckpointStore {
    * localDir} and the next older one tried. Use it to resume (each file is fetched once).
    */
   public Scan restoreLatest(String trainingRevision, Path localDir) throws IOException {
-    return scan(trainingRevision, localDir);
+    return scan(trainingRevision, localDir, Long.MAX_VALUE);
+  }
+
+  /**
+   * Like {@link #restoreLatest(String, Path)} among the steps below {@code below}: the next older
+   * candidate after one that verified but could not be read.
+   */
+  public Scan restoreLatest(String trainingRevision, Path localDir, long below) throws IOException {
+    return scan(trainingRevision, localDir, below);
+  }
+
+  /**
+   * Withdraws the manifest of {@code step} (if any), so the step is no checkpoint any more and can
+   * be committed again; its files become an orphan attempt that {@link #prune} removes. For a
+   * checkpoint of this run's revision that was rejected at resume: the run trains that step again,
+   * and a rejected manifest left in place would make its new commit lose.
+   */
+  public void withdraw(long step) throws IOException {
+    String key = folderOf(step) + MANIFEST;
+    LOG.warn("Withdrawing the rejected checkpoint step {} ({})", step, store.root().resolve(key));
+    store.delete(key);
   }
 
   /**
@@ -444,14 +478,16 @@ public final class CheckpointStore {
     }
     for (long step : invalid) {
       if (step < newestValid && !keep.contains(step)) {
-        deleteCheckpoint(step, listings.get(step));
-        deletedInvalid.add(step);
+        if (deleteCheckpoint(step, listings.get(step))) {
+          deletedInvalid.add(step);
+        }
       }
     }
     for (long step : orphans) {
       if (step < newestValid && !keep.contains(step)) {
-        deleteCheckpoint(step, listings.get(step));
-        deletedOrphans.add(step);
+        if (deleteCheckpoint(step, listings.get(step))) {
+          deletedOrphans.add(step);
+        }
       }
     }
     int strays = 0;
@@ -464,7 +500,9 @@ public final class CheckpointStore {
       referenced.add(cp.folder() + MANIFEST);
       cp.manifest().files().forEach(f -> referenced.add(keyOf(cp, f)));
       List<String> stray =
-          listings.get(step).keySet().stream().filter(k -> !referenced.contains(k)).toList();
+          listings.get(step).keySet().stream()
+              .filter(k -> !referenced.contains(k) && writtenByCommit(k))
+              .toList();
       if (!stray.isEmpty()) {
         store.delete(stray);
         strays += stray.size();
@@ -484,12 +522,30 @@ public final class CheckpointStore {
     return new PruneResult(kept, deleted, deletedInvalid, deletedOrphans, strays);
   }
 
-  /** Manifest first (the checkpoint disappears at once), then the files. */
-  private void deleteCheckpoint(long step, Map<String, Long> listed) throws IOException {
+  /**
+   * Manifest first (the checkpoint disappears at once), then the files. Returns false when the
+   * folder held nothing a commit writes (e.g. only a user's file, which stays).
+   */
+  private boolean deleteCheckpoint(long step, Map<String, Long> listed) throws IOException {
     String manifestKey = folderOf(step) + MANIFEST;
+    if (listed.keySet().stream().noneMatch(CheckpointStore::writtenByCommit)) {
+      return false;
+    }
     store.delete(manifestKey);
-    List<String> rest = listed.keySet().stream().filter(k -> !k.equals(manifestKey)).toList();
-    store.delete(rest);
+    List<String> rest =
+        listed.keySet().stream()
+            .filter(k -> !k.equals(manifestKey) && writtenByCommit(k))
+            .sorted()
+            .toList();
+    if (!rest.isEmpty()) {
+      store.delete(rest);
+    }
+    return true;
+  }
+
+  /** True for the keys a commit writes; prune never deletes any other (see WRITTEN_BY_COMMIT). */
+  static boolean writtenByCommit(String key) {
+    return WRITTEN_BY_COMMIT.matcher(key).matches();
   }
 
   // ---------------------------------------------------------------- helpers

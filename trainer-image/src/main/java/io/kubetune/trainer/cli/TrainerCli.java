@@ -7,6 +7,7 @@ import io.kubetune.api.trainer.TrainerConfig;
 import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.api.trainer.TrainerTermination;
 import io.kubetune.trainer.BadInputException;
+import io.kubetune.trainer.StorageFullException;
 import io.kubetune.trainer.data.ChatTemplate;
 import io.kubetune.trainer.data.JsonlDataset;
 import io.kubetune.trainer.model.Generator;
@@ -118,6 +119,9 @@ public final class TrainerCli {
     if (e instanceof LossNotFiniteException) {
       return TrainerExitCodes.LOSS_NOT_FINITE;
     }
+    if (e instanceof StorageFullException || StorageFullException.noSpaceIn(e)) {
+      return TrainerExitCodes.STORAGE_FULL;
+    }
     return TrainerExitCodes.UNEXPECTED_ERROR;
   }
 
@@ -125,7 +129,8 @@ public final class TrainerCli {
     String message = e.getMessage() == null ? e.getClass().getName() : e.getMessage();
     if (!(e instanceof BadInputException)
         && !(e instanceof InvalidFieldException)
-        && !(e instanceof LossNotFiniteException)) {
+        && !(e instanceof LossNotFiniteException)
+        && !(e instanceof StorageFullException)) {
       message = e.getClass().getSimpleName() + ": " + message;
     }
     return message.replace('\n', ' ');
@@ -263,6 +268,7 @@ public final class TrainerCli {
           switch (code) {
             case TrainerExitCodes.BAD_INPUT -> "BadInput";
             case TrainerExitCodes.LOSS_NOT_FINITE -> "LossNotFinite";
+            case TrainerExitCodes.STORAGE_FULL -> "StorageFull";
             default -> "UnexpectedError";
           };
       String message = oneLine(e);

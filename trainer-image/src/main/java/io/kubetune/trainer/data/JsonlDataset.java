@@ -4,8 +4,15 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.model.TextTokenizer;
-import java.io.BufferedReader;
+import java.io.BufferedInputStream;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -82,13 +89,56 @@ public final class JsonlDataset {
   /** The parsed lines of a file as JSON objects, with their line numbers. */
   public record Line(int number, JsonNode json) {}
 
+  /**
+   * Reads the JSON object on each line. Lines end with LF or CRLF; blank lines are skipped (and
+   * still counted); a UTF-8 byte-order mark at the start of the file is skipped. Bytes that are not
+   * UTF-8 are refused with the line number, never replaced.
+   */
   public static List<Line> readLines(Path file) {
+    return readLines(file, "dataset.train");
+  }
+
+  /** As {@link #readLines(Path)}; {@code field} names the setting that gave the file. */
+  public static List<Line> readLines(Path file, String field) {
     List<Line> lines = new ArrayList<>();
-    try (BufferedReader reader = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
-      String text;
+    CharsetDecoder utf8 =
+        StandardCharsets.UTF_8
+            .newDecoder()
+            .onMalformedInput(CodingErrorAction.REPORT)
+            .onUnmappableCharacter(CodingErrorAction.REPORT);
+    try (InputStream in = new BufferedInputStream(Files.newInputStream(file), 1 << 16)) {
+      ByteArrayOutputStream buffer = new ByteArrayOutputStream();
       int number = 0;
-      while ((text = reader.readLine()) != null) {
+      boolean more = true;
+      while (more) {
+        buffer.reset();
+        int b;
+        while ((b = in.read()) != -1 && b != '\n') {
+          buffer.write(b);
+        }
+        more = b != -1;
+        if (!more && buffer.size() == 0) {
+          break; // the file ended with a line break
+        }
         number++;
+        byte[] bytes = buffer.toByteArray();
+        int start = number == 1 && startsWithBom(bytes) ? UTF8_BOM.length : 0;
+        int end = bytes.length;
+        if (end > start && bytes[end - 1] == '\r') {
+          end--; // CRLF
+        }
+        String text;
+        try {
+          text = utf8.decode(ByteBuffer.wrap(bytes, start, end - start)).toString();
+        } catch (CharacterCodingException e) {
+          throw new BadInputException(
+              file
+                  + ":"
+                  + number
+                  + ": not valid UTF-8 (byte offset "
+                  + firstInvalidUtf8(bytes, start, end)
+                  + " in the line); save the file as UTF-8");
+        }
         if (text.isBlank()) {
           continue;
         }
@@ -100,12 +150,13 @@ public final class JsonlDataset {
               file + ":" + number + ": not valid JSON (" + firstLine(e.getMessage()) + ")");
         }
         if (!node.isObject()) {
-          throw new BadInputException(file + ":" + number + ": expected a JSON object per line");
+          throw new BadInputException(
+              file + ":" + number + ": expected a JSON object per line, got " + typeName(node));
         }
         lines.add(new Line(number, node));
       }
     } catch (NoSuchFileException e) {
-      throw new BadInputException("dataset file " + file + " does not exist; check dataset.train");
+      throw new BadInputException("dataset file " + file + " does not exist; check " + field);
     } catch (IOException e) {
       throw new BadInputException("cannot read dataset " + file + ": " + e.getMessage(), e);
     }
@@ -113,6 +164,41 @@ public final class JsonlDataset {
       throw new BadInputException("dataset " + file + " has no records");
     }
     return lines;
+  }
+
+  private static final byte[] UTF8_BOM = {(byte) 0xEF, (byte) 0xBB, (byte) 0xBF};
+
+  private static boolean startsWithBom(byte[] bytes) {
+    return bytes.length >= 3
+        && bytes[0] == UTF8_BOM[0]
+        && bytes[1] == UTF8_BOM[1]
+        && bytes[2] == UTF8_BOM[2];
+  }
+
+  /** Offset (from the line's first byte) of the first byte that does not decode as UTF-8. */
+  private static int firstInvalidUtf8(byte[] bytes, int start, int end) {
+    CharsetDecoder decoder =
+        StandardCharsets.UTF_8
+            .newDecoder()
+            .onMalformedInput(CodingErrorAction.REPORT)
+            .onUnmappableCharacter(CodingErrorAction.REPORT);
+    ByteBuffer in = ByteBuffer.wrap(bytes, start, end - start);
+    CharBuffer out = CharBuffer.allocate(end - start + 1);
+    decoder.decode(in, out, true);
+    return in.position();
+  }
+
+  /** The JSON type of a value as a user would name it: "a number", "null", "an array"... */
+  static String typeName(JsonNode value) {
+    return switch (value.getNodeType()) {
+      case STRING -> "a string";
+      case NUMBER -> "a number";
+      case BOOLEAN -> "a boolean";
+      case NULL -> "null";
+      case ARRAY -> "an array";
+      case OBJECT, POJO -> "an object";
+      default -> value.getNodeType().toString().toLowerCase(java.util.Locale.ROOT);
+    };
   }
 
   /** Labels found in the lines, sorted: the default label set for classification. */
@@ -209,57 +295,73 @@ public final class JsonlDataset {
     return examples;
   }
 
+  /**
+   * The conversation of a chat record; a wrong JSON type names the element, e.g. {@code
+   * messages[2].content must be a string, got null}.
+   */
   private List<ChatTemplate.Message> messages(Path file, Line line) {
-    JsonNode messages = line.json().get(fields.messages());
-    if (messages == null || !messages.isArray() || messages.isEmpty()) {
+    String where = file + ":" + line.number() + ": ";
+    String field = fields.messages();
+    JsonNode messages = line.json().get(field);
+    if (messages == null) {
       throw new BadInputException(
-          file
-              + ":"
-              + line.number()
-              + ": field '"
-              + fields.messages()
-              + "' must be a non-empty array");
+          where + "missing field '" + field + "' (a non-empty array of messages)");
+    }
+    if (!messages.isArray() || messages.isEmpty()) {
+      throw new BadInputException(
+          where
+              + "field '"
+              + field
+              + "' must be a non-empty array of messages, got "
+              + (messages.isArray() ? "an empty array" : typeName(messages)));
     }
     List<ChatTemplate.Message> parsed = new ArrayList<>();
-    for (JsonNode message : messages) {
-      String role = message.path("role").asText("");
-      if (!ChatTemplate.ROLES.contains(role) || !message.path("content").isTextual()) {
+    for (int i = 0; i < messages.size(); i++) {
+      JsonNode message = messages.get(i);
+      String element = field + "[" + i + "]";
+      if (!message.isObject()) {
         throw new BadInputException(
-            file
-                + ":"
-                + line.number()
-                + ": each message needs a role (system, user or assistant) and a string content");
+            where
+                + "'"
+                + element
+                + "' must be an object with role and content, got "
+                + typeName(message));
       }
-      parsed.add(new ChatTemplate.Message(role, message.get("content").asText()));
+      String role = messageString(where, message, element, "role");
+      if (!ChatTemplate.ROLES.contains(role)) {
+        throw new BadInputException(
+            where
+                + "'"
+                + element
+                + ".role' is '"
+                + role
+                + "'; each message needs a role (system, user or assistant)");
+      }
+      parsed.add(new ChatTemplate.Message(role, messageString(where, message, element, "content")));
     }
     return parsed;
   }
 
-  private Example chat(Path file, Line line) {
-    JsonNode messages = line.json().get(fields.messages());
-    if (messages == null || !messages.isArray() || messages.isEmpty()) {
-      throw new BadInputException(
-          file
-              + ":"
-              + line.number()
-              + ": field '"
-              + fields.messages()
-              + "' must be a non-empty array");
+  private static String messageString(String where, JsonNode message, String element, String key) {
+    JsonNode value = message.get(key);
+    if (value == null) {
+      throw new BadInputException(where + "'" + element + "' has no '" + key + "'");
     }
+    if (!value.isTextual()) {
+      throw new BadInputException(
+          where + "'" + element + "." + key + "' must be a string, got " + typeName(value));
+    }
+    return value.asText();
+  }
+
+  private Example chat(Path file, Line line) {
+    List<ChatTemplate.Message> messages = messages(file, line);
     Sequence seq = new Sequence();
     addBos(seq);
-    for (JsonNode message : messages) {
-      String role = message.path("role").asText("");
-      if (!ChatTemplate.ROLES.contains(role) || !message.path("content").isTextual()) {
-        throw new BadInputException(
-            file
-                + ":"
-                + line.number()
-                + ": each message needs a role (system, user or assistant) and a string content");
-      }
-      boolean learn = role.equals("assistant");
-      seq.add(tokenizer.encode(ChatTemplate.header(role)), false);
-      seq.add(tokenizer.encode(message.get("content").asText()), learn);
+    for (ChatTemplate.Message message : messages) {
+      boolean learn = message.role().equals("assistant");
+      seq.add(tokenizer.encode(ChatTemplate.header(message.role())), false);
+      seq.add(tokenizer.encode(message.content()), learn);
       seq.add(tokenizer.encode(ChatTemplate.footer()), learn);
     }
     return seq.toExample(Example.NO_LABEL);
@@ -289,9 +391,19 @@ public final class JsonlDataset {
 
   private static String text(Path file, Line line, String field) {
     JsonNode value = line.json().get(field);
-    if (value == null || !value.isTextual()) {
+    if (value == null) {
       throw new BadInputException(
           file + ":" + line.number() + ": missing string field '" + field + "'");
+    }
+    if (!value.isTextual()) {
+      throw new BadInputException(
+          file
+              + ":"
+              + line.number()
+              + ": field '"
+              + field
+              + "' must be a string, got "
+              + typeName(value));
     }
     return value.asText();
   }

@@ -226,10 +226,13 @@ public record LlamaConfig(
       int heads = required("num_attention_heads");
       int layers = required("num_hidden_layers");
       int kvHeads =
-          integer("num_key_value_heads", defaults.kvHeads() == null ? heads : defaults.kvHeads());
+          positive(
+              "num_key_value_heads",
+              integer(
+                  "num_key_value_heads", defaults.kvHeads() == null ? heads : defaults.kvHeads()));
       int headDim;
       if (root.hasNonNull("head_dim")) {
-        headDim = integer("head_dim", 0);
+        headDim = positive("head_dim", integer("head_dim", 0));
       } else if (defaults.headDim() != null) {
         headDim = defaults.headDim();
       } else {
@@ -239,7 +242,10 @@ public record LlamaConfig(
         }
         headDim = hidden / heads;
       }
-      int maxPositions = integer("max_position_embeddings", defaults.maxPositionEmbeddings());
+      int maxPositions =
+          positive(
+              "max_position_embeddings",
+              integer("max_position_embeddings", defaults.maxPositionEmbeddings()));
       boolean attentionBias =
           (modelType.equals("llama") || modelType.equals("qwen3")) && bool("attention_bias", false);
       Integer window = null;
@@ -423,11 +429,19 @@ public record LlamaConfig(
       return ids;
     }
 
+    /** A shape field: present and at least 1 (0 would divide by zero or build an empty model). */
     private int required(String field) {
       if (!root.hasNonNull(field)) {
         throw bad(field, "is missing");
       }
-      return integer(field, 0);
+      return positive(field, integer(field, 0));
+    }
+
+    private int positive(String field, int value) {
+      if (value < 1) {
+        throw bad(field, "must be a positive integer, got " + value);
+      }
+      return value;
     }
 
     private int integer(String field, int fallback) {

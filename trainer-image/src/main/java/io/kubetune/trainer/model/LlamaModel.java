@@ -389,9 +389,35 @@ public final class LlamaModel implements AutoCloseable {
         }
       } else if (Files.exists(index)) {
         JsonNode map = JSON.readTree(index.toFile()).path("weight_map");
+        if (!map.isObject() || map.isEmpty()) {
+          throw new BadInputException(
+              index + ": field weight_map must be a non-empty object (tensor name to shard file)");
+        }
         for (Iterator<Map.Entry<String, JsonNode>> it = map.fields(); it.hasNext(); ) {
           Map.Entry<String, JsonNode> e = it.next();
-          fileOf.put(e.getKey(), dir.resolve(e.getValue().asText()));
+          Path shard = e.getValue().isTextual() ? dir.resolve(e.getValue().asText()) : null;
+          if (shard == null || !shard.normalize().startsWith(dir.normalize())) {
+            throw new BadInputException(
+                index
+                    + ": weight_map."
+                    + e.getKey()
+                    + " must name a shard file in "
+                    + dir
+                    + ", got "
+                    + e.getValue());
+          }
+          if (!Files.isRegularFile(shard)) {
+            throw new BadInputException(
+                index
+                    + " lists shard "
+                    + e.getValue().asText()
+                    + " (for "
+                    + e.getKey()
+                    + ") but "
+                    + dir
+                    + " has no such file; upload every shard of the model");
+          }
+          fileOf.put(e.getKey(), shard);
         }
       } else {
         throw new BadInputException(

@@ -176,13 +176,13 @@ public final class Safetensors {
       }
       long[] shape = new long[shapeList.size()];
       for (int i = 0; i < shape.length; i++) {
-        shape[i] = ((Number) shapeList.get(i)).longValue();
+        shape[i] = headerInteger(name, "shape", shapeList, i);
         if (shape[i] < 0) {
           throw new FormatException(file, "tensor " + name + " has a negative dimension");
         }
       }
-      long begin = ((Number) offsets.get(0)).longValue();
-      long end = ((Number) offsets.get(1)).longValue();
+      long begin = headerInteger(name, "data_offsets", offsets, 0);
+      long end = headerInteger(name, "data_offsets", offsets, 1);
       TensorInfo info = new TensorInfo(name, dtype, shape, begin, end);
       if (end - begin != info.elementCount() * dtype.bytes) {
         throw new FormatException(
@@ -195,6 +195,29 @@ public final class Safetensors {
                 + info.elementCount() * dtype.bytes);
       }
       return info;
+    }
+
+    /**
+     * An element of a header list ({@code shape}, {@code data_offsets}) as a long; anything but an
+     * integer (a string, a fraction, null, a number beyond a long) is a format error naming the
+     * tensor and the list.
+     */
+    private long headerInteger(String name, String list, List<?> values, int index)
+        throws FormatException {
+      Object v = values.get(index);
+      if (v instanceof Integer || v instanceof Long) {
+        return ((Number) v).longValue();
+      }
+      throw new FormatException(
+          file,
+          "tensor "
+              + name
+              + " has a non-integer "
+              + list
+              + " element "
+              + (v instanceof String ? "\"" + v + "\"" : String.valueOf(v))
+              + " in "
+              + values);
     }
 
     /** The reference implementation requires the tensors to tile the data area exactly. */

@@ -26,6 +26,13 @@ final class Retrier {
   private final Predicate<Throwable> staleConnection;
   private final Describer describer;
   private final ToLongFunction<Long> sleeper;
+  private final Refusal refusal;
+
+  /** Turns a failure that is the user's input (e.g. a bucket that does not exist) into one. */
+  interface Refusal {
+    /** The exception to throw instead of {@code error} (not retried), or null. */
+    RuntimeException of(String what, Throwable error);
+  }
 
   Retrier(
       RetryPolicy policy,
@@ -46,6 +53,20 @@ final class Retrier {
       Predicate<Throwable> staleConnection,
       Describer describer,
       ToLongFunction<Long> sleeper) {
+    this(policy, retryable, staleConnection, describer, sleeper, (what, error) -> null);
+  }
+
+  /**
+   * @param refusal failures that are bad input: thrown as it maps them, without retrying
+   */
+  Retrier(
+      RetryPolicy policy,
+      Predicate<Throwable> retryable,
+      Predicate<Throwable> staleConnection,
+      Describer describer,
+      ToLongFunction<Long> sleeper,
+      Refusal refusal) {
+    this.refusal = refusal;
     this.policy = policy;
     this.retryable = retryable;
     this.staleConnection = staleConnection;
@@ -76,6 +97,10 @@ final class Retrier {
       } catch (InvalidKeyException | ObjectNotFoundException e) {
         throw e;
       } catch (Exception e) {
+        RuntimeException refused = refusal.of(what, e);
+        if (refused != null) {
+          throw refused;
+        }
         String reason = describer.describe(e);
         if (!retryable.test(e)) {
           if (e instanceof StorageException se) {
@@ -126,7 +151,7 @@ final class Retrier {
     }
   }
 
-  private static long sleep(Long millis) {
+  static long sleep(Long millis) {
     try {
       Thread.sleep(millis);
       return millis;

@@ -560,7 +560,20 @@ public final class S3ObjectStore implements ObjectStore {
         policy,
         S3ObjectStore::isRetryable,
         S3ObjectStore::isStaleConnection,
-        S3ObjectStore::describe);
+        S3ObjectStore::describe,
+        Retrier::sleep,
+        S3ObjectStore::refusal);
+  }
+
+  /**
+   * A bucket that does not exist is the user's input (a typo in the URI, or the wrong endpoint),
+   * not an outage: refused at once as {@link NoSuchBucketException}, never retried.
+   */
+  static RuntimeException refusal(String what, Throwable e) {
+    if (e instanceof AwsServiceException ase && "NoSuchBucket".equals(errorCode(ase))) {
+      return new NoSuchBucketException(what, describe(e));
+    }
+    return null;
   }
 
   /**

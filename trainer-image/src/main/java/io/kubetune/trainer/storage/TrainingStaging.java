@@ -94,6 +94,8 @@ public final class TrainingStaging implements AutoCloseable {
       for (Path file : files) {
         store.put(localOutput.relativize(file).toString().replace('\\', '/'), file);
       }
+    } catch (NoSuchBucketException e) {
+      throw inField("output.uri", original.output.uri, e);
     }
   }
 
@@ -135,6 +137,8 @@ public final class TrainingStaging implements AutoCloseable {
       for (ObjectInfo object : objects) {
         store.get(object.key(), target.resolve(object.key()));
       }
+    } catch (NoSuchBucketException e) {
+      throw inField(field, uri, e);
     }
   }
 
@@ -151,8 +155,15 @@ public final class TrainingStaging implements AutoCloseable {
       store.get(name, target);
     } catch (ObjectNotFoundException e) {
       throw new BadInputException(field + " " + uri + " does not exist; upload it or fix the URI");
+    } catch (NoSuchBucketException e) {
+      throw inField(field, uri, e);
     }
     return target.toUri().toString();
+  }
+
+  /** The store's refusal with the field that held the URI in front. */
+  public static BadInputException inField(String field, String uri, NoSuchBucketException e) {
+    return new BadInputException(field + " " + uri + ": " + e.getMessage(), e);
   }
 
   private static boolean isS3(String uri) {

@@ -9,8 +9,10 @@ import io.kubetune.trainer.checkpoint.CommitResult;
 import io.kubetune.trainer.checkpoint.Scan;
 import io.kubetune.trainer.checkpoint.Skipped;
 import io.kubetune.trainer.safetensors.Safetensors;
+import io.kubetune.trainer.storage.NoSuchBucketException;
 import io.kubetune.trainer.storage.ObjectStore;
 import io.kubetune.trainer.storage.ObjectStores;
+import io.kubetune.trainer.storage.TrainingStaging;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -99,6 +101,9 @@ public final class Checkpointer implements AutoCloseable {
             .claim(
                 objectStore,
                 io.kubetune.trainer.storage.StorageUri.parse(options.uri()).toString());
+      } catch (NoSuchBucketException e) {
+        objectStore.close();
+        throw TrainingStaging.inField("checkpoints.uri", options.uri(), e);
       } catch (IOException | RuntimeException e) {
         objectStore.close();
         throw e;
@@ -115,28 +120,73 @@ public final class Checkpointer implements AutoCloseable {
    * each also printed as one line naming its URI and the reason.
    */
   public Restore restoreLatest() throws IOException {
-    Path dir = freshDir("restore");
-    Scan scan = store.restoreLatest(options.trainingRevision(), dir);
-    for (Skipped s : scan.skipped()) {
-      log.println(
-          "skipping checkpoint step "
-              + s.step()
-              + " at "
-              + s.uri()
-              + ": "
-              + s.reason()
-              + "; trying the next older one");
+    List<Skipped> skipped = new java.util.ArrayList<>();
+    long below = Long.MAX_VALUE;
+    while (true) {
+      Path dir = freshDir("restore");
+      Scan scan = store.restoreLatest(options.trainingRevision(), dir, below);
+      skipped.addAll(scan.skipped());
+      for (Skipped s : scan.skipped()) {
+        log.println(
+            "skipping checkpoint step "
+                + s.step()
+                + " at "
+                + s.uri()
+                + ": "
+                + s.reason()
+                + "; trying the next older one");
+      }
+      if (scan.latest().isEmpty()) {
+        withdrawRejected(skipped, -1);
+        return new Restore(Optional.empty(), skipped);
+      }
+      Checkpoint cp = scan.latest().get();
+      try {
+        TrainerState state = JSON.readValue(dir.resolve(STATE).toFile(), TrainerState.class);
+        Map<String, Safetensors.FloatTensor> weights = read(dir.resolve(WEIGHTS), "");
+        Map<String, Safetensors.FloatTensor> first = read(dir.resolve(OPTIMIZER), "first/");
+        Map<String, Safetensors.FloatTensor> second = read(dir.resolve(OPTIMIZER), "second/");
+        withdrawRejected(skipped, cp.step());
+        return new Restore(Optional.of(new Restored(cp, state, weights, first, second)), skipped);
+      } catch (IOException | RuntimeException e) {
+        // Intact (the checksums match) but unreadable, e.g. written by a trainer version whose
+        // files this one cannot read: as unusable as a damaged one, so try the next older.
+        String reason =
+            "intact but unreadable: "
+                + (e.getMessage() == null ? e.toString() : e.getMessage()).replace('\n', ' ');
+        log.println(
+            "skipping checkpoint step "
+                + cp.step()
+                + " at "
+                + cp.uri()
+                + ": "
+                + reason
+                + "; trying the next older one");
+        skipped.add(new Skipped(cp.step(), cp.uri(), reason));
+        below = cp.step();
+      }
     }
-    if (scan.latest().isEmpty()) {
-      return new Restore(Optional.empty(), scan.skipped());
+  }
+
+  /**
+   * This run trains the rejected steps newer than {@code restoredStep} again: withdraw their
+   * manifests (the files become an orphan attempt for prune), else each new commit of such a step
+   * would lose to them. Folders of another training revision are left to the commit's own rule.
+   */
+  private void withdrawRejected(List<Skipped> skipped, long restoredStep) {
+    for (Skipped s : skipped) {
+      if (s.step() > restoredStep && !s.reason().startsWith(CheckpointStore.OTHER_REVISION)) {
+        try {
+          store.withdraw(s.step());
+        } catch (IOException e) {
+          log.println(
+              "could not withdraw rejected checkpoint step "
+                  + s.step()
+                  + " (its step will not be checkpointed again by this run): "
+                  + e.getMessage());
+        }
+      }
     }
-    TrainerState state = JSON.readValue(dir.resolve(STATE).toFile(), TrainerState.class);
-    Map<String, Safetensors.FloatTensor> weights = read(dir.resolve(WEIGHTS), "");
-    Map<String, Safetensors.FloatTensor> first = read(dir.resolve(OPTIMIZER), "first/");
-    Map<String, Safetensors.FloatTensor> second = read(dir.resolve(OPTIMIZER), "second/");
-    return new Restore(
-        Optional.of(new Restored(scan.latest().get(), state, weights, first, second)),
-        scan.skipped());
   }
 
   /**

@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import io.kubetune.trainer.BadInputException;
+import io.kubetune.trainer.StorageFullException;
 import io.kubetune.trainer.checkpoint.CheckpointStore;
 import io.kubetune.trainer.checkpoint.Skipped;
 import io.kubetune.trainer.data.ChatTemplate;
@@ -144,7 +145,7 @@ public final class FineTuner implements AutoCloseable {
       List<JsonlDataset.Line> trainLines = JsonlDataset.readLines(options.train());
       List<JsonlDataset.Line> validationLines = List.of();
       if (options.validation() != null) {
-        validationLines = JsonlDataset.readLines(options.validation());
+        validationLines = JsonlDataset.readLines(options.validation(), "dataset.validation");
       } else if (options.validationSplit() != null) {
         int[][] split =
             DataOrder.split(options.seed(), trainLines.size(), options.validationSplit());
@@ -362,7 +363,12 @@ public final class FineTuner implements AutoCloseable {
       } else {
         if (!damaged(restore.skipped()).isEmpty()) {
           // Every checkpoint was rejected: say so (the run starts over) with the reasons.
-          System.err.println("no intact checkpoint; starting from step 0");
+          System.err.println(
+              "no usable checkpoint at "
+                  + checkpointer.options().uri()
+                  + ": all "
+                  + damaged(restore.skipped()).size()
+                  + " were rejected (see above); starting over from step 0");
           Map<String, Object> line = new LinkedHashMap<>();
           line.put("step", 0L);
           addSkipped(line, restore.skipped());
@@ -568,8 +574,22 @@ public final class FineTuner implements AutoCloseable {
       }
       return 0;
     } catch (IOException e) {
-      int failures = failuresBefore + 1;
       String message = e.getMessage() == null ? e.toString() : e.getMessage();
+      if (StorageFullException.noSpaceIn(e)) {
+        // Unlike an outage, a full volume does not heal by itself, and the export (below
+        // checkpoints.uri on the same volume) would fail the same way after training on.
+        throw new StorageFullException(
+            "checkpoints.uri "
+                + checkpointer.options().uri()
+                + ": no space left while writing the checkpoint of step "
+                + step
+                + " ("
+                + message
+                + "); free space on the volume, give the job a larger one, or lower"
+                + " checkpoints.keepLast",
+            e);
+      }
+      int failures = failuresBefore + 1;
       String next =
           moreToCome
               ? "training goes on; the next checkpoint is tried at step "

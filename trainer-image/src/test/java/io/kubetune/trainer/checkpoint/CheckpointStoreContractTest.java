@@ -302,6 +302,47 @@ abstract class CheckpointStoreContractTest {
   }
 
   @Test
+  void pruneDeletesOnlyWhatCommitsWrote() throws Exception {
+    // Files the trainer did not write: the owner marker, a user's notes at the root and inside
+    // step folders (a pruned one, a kept one, an orphan), and a folder that only looks like one.
+    byte[] owner = "{\"namespace\":\"ns\",\"name\":\"job\",\"uid\":\"u-1\"}".getBytes(UTF_8);
+    store.put("owner.json", owner);
+    store.put("README.txt", "notes".getBytes(UTF_8));
+    commit(100, 1.0, "a");
+    store.put("step-000000100/notes.txt", "mine".getBytes(UTF_8));
+    store.put("step-000000100/backup/weights.bin", "mine".getBytes(UTF_8));
+    store.put("step-000000150/mine.bin", "orphan-looking".getBytes(UTF_8));
+    commit(200, 0.9, "b");
+    store.put("step-000000200/old-attempt/x.bin", "mine".getBytes(UTF_8));
+    commit(300, 0.8, "c");
+
+    PruneResult result = checkpoints.prune(1, null, false, Set.of());
+
+    assertThat(result.kept()).containsExactly(300L);
+    assertThat(result.deleted()).containsExactly(100L, 200L);
+    assertThat(result.deletedOrphans()).as("a folder with only a user's file").isEmpty();
+    assertThat(store.getBytes("owner.json")).isEqualTo(owner);
+    assertThat(keys(""))
+        .containsExactlyInAnyOrder(
+            "owner.json",
+            "README.txt",
+            "step-000000100/notes.txt",
+            "step-000000100/backup/weights.bin",
+            "step-000000150/mine.bin",
+            "step-000000200/old-attempt/x.bin",
+            "step-000000300/manifest.json",
+            fileKey(commitOf(300), "weights.bin"),
+            fileKey(commitOf(300), "state.json"));
+    // A second prune changes nothing and still finds the user's files harmless.
+    PruneResult again = checkpoints.prune(1, null, false, Set.of());
+    assertThat(again.deleted()).isEmpty();
+    assertThat(again.deletedInvalid()).isEmpty();
+    assertThat(again.deletedOrphans()).isEmpty();
+    assertThat(again.strayObjectsDeleted()).isZero();
+    assertThat(keys("")).hasSize(9);
+  }
+
+  @Test
   void otherRevisionIsIgnored() throws Exception {
     commit(100, 1.0, "a");
     checkpoints.commit(

@@ -128,6 +128,32 @@ class LlamaConfigTest {
   }
 
   @Test
+  void zeroOrNegativeShapeFieldsAreRejectedNamingThem() {
+    // num_attention_heads 0 used to divide by zero (ArithmeticException: exit 1, retried).
+    for (String field :
+        java.util.List.of(
+            "num_attention_heads",
+            "num_key_value_heads",
+            "hidden_size",
+            "num_hidden_layers",
+            "vocab_size",
+            "intermediate_size")) {
+      ObjectNode c = base("llama");
+      c.put(field, 0);
+      assertThatThrownBy(() -> read(c))
+          .as(field)
+          .isInstanceOf(BadInputException.class)
+          .hasMessageEndingWith(
+              "config.json: field " + field + " must be a positive integer, got 0");
+    }
+    ObjectNode c = base("qwen3");
+    c.put("head_dim", -8);
+    assertThatThrownBy(() -> read(c))
+        .isInstanceOf(BadInputException.class)
+        .hasMessageEndingWith("config.json: field head_dim must be a positive integer, got -8");
+  }
+
+  @Test
   void mlpBiasAndQuantizedCheckpointsAndIntegerDtypesAreRejected() {
     ObjectNode mlp = base("llama");
     mlp.put("mlp_bias", true);

@@ -134,6 +134,53 @@ class LlamaModelTest {
   }
 
   @Test
+  void missingModelFilesAndMalformedHeadersAreBadInputNamingTheFile() throws Exception {
+    Path tiny = dir.resolve("tiny");
+
+    Path noConfig = dir.resolve("no-config");
+    Files.createDirectories(noConfig);
+    Files.copy(tiny.resolve("model.safetensors"), noConfig.resolve("model.safetensors"));
+    assertThatThrownBy(() -> LlamaModel.load(noConfig, root))
+        .isInstanceOf(BadInputException.class)
+        .hasMessageContaining(noConfig.resolve("config.json").toString());
+
+    // An index whose second shard was never uploaded.
+    Path sharded = dir.resolve("sharded");
+    Files.createDirectories(sharded);
+    Files.copy(tiny.resolve("config.json"), sharded.resolve("config.json"));
+    Files.copy(
+        tiny.resolve("model.safetensors"), sharded.resolve("model-00001-of-00002.safetensors"));
+    Files.writeString(
+        sharded.resolve("model.safetensors.index.json"),
+        "{\"weight_map\": {\"model.embed_tokens.weight\": \"model-00001-of-00002.safetensors\","
+            + " \"model.norm.weight\": \"model-00002-of-00002.safetensors\"}}");
+    assertThatThrownBy(() -> LlamaModel.load(sharded, root))
+        .isInstanceOf(BadInputException.class)
+        .hasMessage(
+            sharded.resolve("model.safetensors.index.json")
+                + " lists shard model-00002-of-00002.safetensors (for model.norm.weight) but "
+                + sharded
+                + " has no such file; upload every shard of the model");
+
+    // A header whose shape holds a string: was a ClassCastException (exit 1, retried).
+    Path badShape = dir.resolve("bad-shape");
+    Files.createDirectories(badShape);
+    Files.copy(tiny.resolve("config.json"), badShape.resolve("config.json"));
+    byte[] header =
+        "{\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[\"16\"],\"data_offsets\":[0,64]}}"
+            .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    java.nio.ByteBuffer file =
+        java.nio.ByteBuffer.allocate(8 + header.length + 64)
+            .order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    file.putLong(header.length).put(header);
+    Files.write(badShape.resolve("model.safetensors"), file.array());
+    assertThatThrownBy(() -> LlamaModel.load(badShape, root))
+        .isInstanceOf(BadInputException.class)
+        .hasMessageContaining(badShape.resolve("model.safetensors").toString())
+        .hasMessageContaining("non-integer shape element \"16\"");
+  }
+
+  @Test
   void loraWithZeroBLeavesOutputsUnchangedAndMergingMatchesTheAdapter() throws Exception {
     Path copy = dir.resolve("merge");
     TinyLlama.write(copy, TinyLlama.TEST_SIZE, true, 11);

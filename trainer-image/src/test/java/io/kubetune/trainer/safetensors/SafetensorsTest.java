@@ -121,6 +121,28 @@ class SafetensorsTest {
   }
 
   @Test
+  void aNonIntegerShapeOrOffsetIsAFormatErrorNamingTheTensor() throws Exception {
+    Path shape = dir.resolve("shape.safetensors");
+    writeRaw(
+        shape,
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,\"x\"],\"data_offsets\":[0,8]}}",
+        new byte[8]);
+    assertThatThrownBy(() -> Safetensors.open(shape))
+        .isInstanceOf(Safetensors.FormatException.class)
+        .hasMessage(
+            shape
+                + " is not a valid safetensors file: tensor a has a non-integer shape element"
+                + " \"x\" in [2, x]");
+
+    Path offsets = dir.resolve("offsets.safetensors");
+    writeRaw(
+        offsets, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8.5]}}", new byte[8]);
+    assertThatThrownBy(() -> Safetensors.open(offsets))
+        .isInstanceOf(Safetensors.FormatException.class)
+        .hasMessageContaining("tensor a has a non-integer data_offsets element 8.5");
+  }
+
+  @Test
   void bf16RoundsToNearestEven() {
     assertThat(Safetensors.bf16ToFloat(Safetensors.floatToBf16(1.0f))).isEqualTo(1.0f);
     // 1 + 2^-8 lies exactly between two bf16 values; ties go to the even mantissa (1.0).

@@ -103,6 +103,25 @@ class TrainingStagingTest {
   }
 
   @Test
+  void aMissingBucketIsBadInputNamingTheFieldAndIsNotRetried() {
+    for (String field : List.of("baseModel.uri", "dataset.train")) {
+      TrainerConfig config = config("s3://runs/c/final/");
+      String uri =
+          field.equals("baseModel.uri")
+              ? (config.baseModel.uri = "s3://no-such-bucket/tiny/")
+              : (config.dataset.train = "s3://no-such-bucket/train.jsonl");
+      long start = System.nanoTime();
+      assertThatThrownBy(() -> TrainingStaging.prepare(config, dir.resolve("work-c"), settings))
+          .isInstanceOf(BadInputException.class)
+          .hasMessageStartingWith(field + " " + uri + ": ")
+          .hasMessageContaining("NoSuchBucket")
+          .hasMessageContaining("the bucket does not exist");
+      // The default policy backs off for seconds between attempts; a refusal makes none.
+      assertThat((System.nanoTime() - start) / 1e9).isLessThan(2.0);
+    }
+  }
+
+  @Test
   void theTrainerTrainsFromS3AndExportsToS3() throws Exception {
     TrainerConfig config = config("s3://runs/cli/final/");
     config.storage = new TrainerConfig.StorageSettings();

@@ -2,11 +2,13 @@ package io.kubetune.trainer.train;
 
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import ai.djl.ndarray.NDArray;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kubetune.trainer.Fixtures;
 import io.kubetune.trainer.ProgressEvents;
+import io.kubetune.trainer.StorageFullException;
 import io.kubetune.trainer.checkpoint.Checkpoint;
 import io.kubetune.trainer.checkpoint.CheckpointStore;
 import io.kubetune.trainer.data.DatasetFormat;
@@ -203,6 +205,85 @@ class CheckpointFailureTest {
       CheckpointStore cs = new CheckpointStore(store, dir.resolve("scratch-corrupt-2"));
       assertThat(cs.latestValid(REV).orElseThrow().step()).isEqualTo(STEPS);
     }
+  }
+
+  @Test
+  void whenEveryCheckpointIsUnusableTheRunSaysSoAndStartsOverFromStepZero() throws Exception {
+    CheckpointOptions checkpoints = checkpoints("all-corrupt", RetryPolicy.DEFAULT);
+    Run crashed = run("all-corrupt-crashed", checkpoints, 10, UnaryOperator.identity(), e -> {});
+    assertThat(steps(crashed.events().named("checkpoint"))).containsExactly(5L, 10L);
+    try (ObjectStore store = open(checkpoints)) {
+      CheckpointStore cs = new CheckpointStore(store, dir.resolve("scratch-all-corrupt"));
+      // Flip one bit of the newest intact checkpoint, then of the next one.
+      for (long newest : List.of(10L, 5L)) {
+        Checkpoint cp = cs.scan(REV).latest().orElseThrow();
+        assertThat(cp.step()).isEqualTo(newest);
+        String weights = cp.folder() + cp.manifest().attempt() + "/" + Checkpointer.WEIGHTS;
+        byte[] bytes = store.getBytes(weights);
+        bytes[bytes.length - 100] ^= 0x04;
+        store.put(weights, bytes);
+      }
+      assertThat(cs.latestValid(REV)).isEmpty();
+    }
+
+    Run again = run("all-corrupt-again", checkpoints, 0, UnaryOperator.identity(), e -> {});
+
+    assertThat(again.startStep()).isZero();
+    List<JsonNode> resumes = again.events().named("resume");
+    assertThat(resumes).hasSize(1);
+    JsonNode resume = resumes.get(0);
+    System.out.println("resume event: " + resume);
+    assertThat(resume.get("step").asLong()).isZero();
+    assertThat(resume.has("uri")).as("resumed from nothing").isFalse();
+    assertThat(resume.get("skipped"))
+        .extracting(n -> n.get("step").asLong())
+        .containsExactly(10L, 5L);
+    assertThat(resume.get("skipped"))
+        .allSatisfy(n -> assertThat(n.get("reason").asText()).startsWith("checksum mismatch"));
+    assertThat(again.stderr())
+        .contains("no usable checkpoint at " + checkpoints.uri())
+        .contains("all 2 were rejected")
+        .contains("starting over from step 0");
+    assertThat(again.events().named("progress").get(0).get("step").asLong()).isEqualTo(1);
+    assertThat(again.result().steps()).isEqualTo(STEPS);
+    assertThat(again.result().trainLoss()).hasSize(STEPS);
+    // The rejected manifests were withdrawn, so the steps trained again are checkpointed again
+    // (before, the commits of steps 5 and 10 lost to them).
+    assertThat(steps(again.events().named("checkpoint"))).containsExactly(5L, 10L, 15L, 20L, 24L);
+    assertThat(again.stderr()).doesNotContain("not committed");
+  }
+
+  @Test
+  void aFullCheckpointVolumeEndsTheRunAsStorageFull() throws Exception {
+    CheckpointOptions checkpoints =
+        new CheckpointOptions(
+            dir.resolve("full-volume").toUri().toString(),
+            EVERY,
+            2,
+            REV,
+            StorageSettings.defaults());
+    // The volume fills up while the files of step 10 are written (what Files.copy reports).
+    UnaryOperator<ObjectStore> decorator =
+        store ->
+            new ForwardingObjectStore(store) {
+              @Override
+              public void put(String key, Path file) throws IOException {
+                if (key.startsWith("step-000000010/")) {
+                  throw new java.nio.file.FileSystemException(
+                      file.toString(), key, "No space left on device");
+                }
+                super.put(key, file);
+              }
+            };
+    assertThatThrownBy(() -> run("full-volume", checkpoints, 0, decorator, e -> {}))
+        .isInstanceOf(StorageFullException.class)
+        .hasMessageStartingWith(
+            "checkpoints.uri "
+                + checkpoints.uri()
+                + ": no space left while writing the checkpoint of step 10 (")
+        .hasMessageContaining("No space left on device")
+        .hasMessageEndingWith(
+            "free space on the volume, give the job a larger one, or lower checkpoints.keepLast");
   }
 
   @Test

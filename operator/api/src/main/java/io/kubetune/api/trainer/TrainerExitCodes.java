@@ -20,5 +20,11 @@ public final class TrainerExitCodes {
   /** SIGTERM received; a checkpoint was committed before exiting: resume, do not count it. */
   public static final int PREEMPTED = 4;
 
+  /**
+   * A volume the trainer writes to (the checkpoint volume, the output, the scratch space) has no
+   * space left: retrying cannot help until someone frees space or gives the job a larger volume.
+   */
+  public static final int STORAGE_FULL = 5;
+
   private TrainerExitCodes() {}
 }

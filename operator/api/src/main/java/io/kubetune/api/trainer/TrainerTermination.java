@@ -14,7 +14,7 @@ import java.util.Map;
 @JsonInclude(JsonInclude.Include.NON_NULL)
 @JsonIgnoreProperties(ignoreUnknown = true)
 public class TrainerTermination {
-  /** CamelCase reason, e.g. BadInput, LossNotFinite, Preempted, Completed. */
+  /** CamelCase reason, e.g. BadInput, LossNotFinite, StorageFull, Preempted, Completed. */
   public String reason;
 
   /** One line naming the problem and the fix. */

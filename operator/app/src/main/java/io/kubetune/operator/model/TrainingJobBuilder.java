@@ -93,7 +93,10 @@ public final class TrainingJobBuilder {
         .withNewOnExitCodes()
         .withContainerName(Names.TRAINER_CONTAINER)
         .withOperator("In")
-        .withValues(TrainerExitCodes.BAD_INPUT, TrainerExitCodes.LOSS_NOT_FINITE)
+        .withValues(
+            TrainerExitCodes.BAD_INPUT,
+            TrainerExitCodes.LOSS_NOT_FINITE,
+            TrainerExitCodes.STORAGE_FULL)
         .endOnExitCodes()
         .endRule()
         .addNewRule()

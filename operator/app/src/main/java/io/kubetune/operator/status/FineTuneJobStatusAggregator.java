@@ -370,6 +370,9 @@ public final class FineTuneJobStatusAggregator {
     if (code == TrainerExitCodes.LOSS_NOT_FINITE) {
       return "LossNotFinite";
     }
+    if (code == TrainerExitCodes.STORAGE_FULL) {
+      return "StorageFull";
+    }
     if ("OOMKilled".equals(t.getReason())) {
       return "OOMKilled";
     }

@@ -87,7 +87,10 @@ class TrainingJobBuilderTest {
     assertThat(rules.get(1).getAction()).isEqualTo("FailJob");
     assertThat(rules.get(1).getOnExitCodes().getContainerName()).isEqualTo(Names.TRAINER_CONTAINER);
     assertThat(rules.get(1).getOnExitCodes().getValues())
-        .containsExactly(TrainerExitCodes.BAD_INPUT, TrainerExitCodes.LOSS_NOT_FINITE);
+        .containsExactly(
+            TrainerExitCodes.BAD_INPUT,
+            TrainerExitCodes.LOSS_NOT_FINITE,
+            TrainerExitCodes.STORAGE_FULL);
     assertThat(rules.get(2).getAction()).isEqualTo("Ignore");
     assertThat(rules.get(2).getOnExitCodes().getValues())
         .containsExactly(TrainerExitCodes.PREEMPTED);

@@ -155,6 +155,7 @@ class FineTuneJobStatusAggregatorTest {
   @Test
   void lossNotFiniteAndOomHaveTheirOwnReasons() {
     assertThat(reasonForExit(3, "Error")).isEqualTo("LossNotFinite");
+    assertThat(reasonForExit(5, "Error")).isEqualTo("StorageFull");
     assertThat(reasonForExit(137, "OOMKilled")).isEqualTo("OOMKilled");
     assertThat(reasonForExit(1, "Error")).isNull();
   }
