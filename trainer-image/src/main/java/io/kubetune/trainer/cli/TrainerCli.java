@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.kubetune.api.InvalidFieldException;
 import io.kubetune.api.trainer.TrainerConfig;
+import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.api.trainer.TrainerTermination;
 import io.kubetune.trainer.BadInputException;
@@ -186,7 +187,7 @@ public final class TrainerCli {
           preemption.attach(tuner);
           FineTuner.Result result = tuner.train();
           if (result.preempted()) {
-            progress.emit("preempted", Map.of("step", result.steps()));
+            progress.emit(new TrainerEvent.Preempted(result.steps()));
             termination.reason = "Preempted";
             termination.step = result.steps();
             termination.message =
@@ -206,14 +207,12 @@ public final class TrainerCli {
                       .output()
                       .resolve(lora ? "adapter_model.safetensors" : "model.safetensors"));
           staging.publishOutput();
-          Map<String, Object> done = new LinkedHashMap<>();
-          done.put("steps", result.steps());
-          done.put("stoppedEarly", result.stoppedEarly());
-          done.put("output", trainerConfig.output.uri);
-          if (result.last() != null) {
-            done.putAll(result.last().metrics());
-          }
-          progress.emit("done", done);
+          progress.emit(
+              new TrainerEvent.Done(
+                  result.steps(),
+                  result.stoppedEarly(),
+                  trainerConfig.output.uri,
+                  result.last() == null ? null : result.last().metrics()));
           termination.step = result.steps();
           if (result.initial() != null) {
             termination.baseMetrics = result.initial().metrics();
