@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.kubetune.api.InvalidFieldException;
 import io.kubetune.api.trainer.TrainerConfig;
+import io.kubetune.api.trainer.TrainerEnvironment;
 import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.api.trainer.TrainerTermination;
@@ -146,7 +147,7 @@ public final class TrainerCli {
         names = "--termination-log",
         // KUBETUNE_TERMINATION_LOG lets local mode point it at the pod's folder instead of
         // the host's /dev.
-        defaultValue = "${env:KUBETUNE_TERMINATION_LOG:-/dev/termination-log}",
+        defaultValue = "${env:" + TrainerEnvironment.TERMINATION_LOG + ":-/dev/termination-log}",
         description = "Where to write the TrainerTermination JSON when that directory exists.")
     Path terminationLog;
 
@@ -247,7 +248,7 @@ public final class TrainerCli {
 
     /** Where s3:// inputs are downloaded: KUBETUNE_STAGING_DIR (the pod's cache volume) or tmp. */
     static Path stagingDir() throws IOException {
-      String configured = System.getenv("KUBETUNE_STAGING_DIR");
+      String configured = System.getenv(TrainerEnvironment.STAGING_DIR);
       if (configured != null && !configured.isBlank()) {
         Path dir = Path.of(configured);
         Files.createDirectories(dir);
