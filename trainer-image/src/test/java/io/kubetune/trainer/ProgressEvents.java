@@ -1,30 +1,26 @@
 package io.kubetune.trainer;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kubetune.api.trainer.TrainerEvent;
 import java.io.ByteArrayOutputStream;
-import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.Consumer;
 
 /**
- * Collects the trainer's JSON progress lines (one object per line) as they are written, and calls a
- * listener for each on the writing thread, so a test can act at an exact point of the run (e.g.
- * stop the storage server while step 9 is reported, before the checkpoint of step 10).
+ * Collects the trainer's events (one JSON object per line, parsed with the protocol's parser) as
+ * they are written, and calls a listener for each on the writing thread, so a test can act at an
+ * exact point of the run (e.g. stop the storage server while step 9 is reported, before the
+ * checkpoint of step 10).
  */
 public final class ProgressEvents extends OutputStream {
-  private static final ObjectMapper JSON = new ObjectMapper();
-
-  private final List<JsonNode> events = new CopyOnWriteArrayList<>();
-  private final Consumer<JsonNode> listener;
+  private final List<TrainerEvent> events = new CopyOnWriteArrayList<>();
+  private final Consumer<TrainerEvent> listener;
   private final ByteArrayOutputStream line = new ByteArrayOutputStream();
 
-  public ProgressEvents(Consumer<JsonNode> listener) {
+  public ProgressEvents(Consumer<TrainerEvent> listener) {
     this.listener = listener;
   }
 
@@ -37,17 +33,17 @@ public final class ProgressEvents extends OutputStream {
     return new PrintStream(this, true, StandardCharsets.UTF_8);
   }
 
-  /** Parses and records one line; non-JSON lines are ignored. Also for lines read from a pipe. */
+  /**
+   * Parses and records one line; lines not starting with '{' are ignored, a JSON line that is no
+   * event fails the test. Also for lines read from a pipe.
+   */
   public void accept(String text) {
     if (!text.startsWith("{")) {
       return;
     }
-    JsonNode event;
-    try {
-      event = JSON.readTree(text);
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    }
+    TrainerEvent event =
+        TrainerEvent.parse(text)
+            .orElseThrow(() -> new IllegalStateException("not a trainer event: " + text));
     events.add(event);
     listener.accept(event);
   }
@@ -63,21 +59,20 @@ public final class ProgressEvents extends OutputStream {
     }
   }
 
-  public List<JsonNode> all() {
+  public List<TrainerEvent> all() {
     return List.copyOf(events);
   }
 
-  /** Events named {@code name}, in order. */
-  public List<JsonNode> named(String name) {
-    return events.stream().filter(e -> name.equals(e.path("event").asText())).toList();
+  /** Events of one kind, in order. */
+  public <T extends TrainerEvent> List<T> of(Class<T> kind) {
+    return events.stream().filter(kind::isInstance).map(kind::cast).toList();
   }
 
   /** Highest {@code step} of the {@code progress} events so far, or 0. */
   public long lastProgressStep() {
-    return named("progress").stream().mapToLong(e -> e.get("step").asLong()).max().orElse(0);
-  }
-
-  public static boolean is(JsonNode event, String name) {
-    return name.equals(event.path("event").asText());
+    return of(TrainerEvent.Progress.class).stream()
+        .mapToLong(TrainerEvent.Progress::step)
+        .max()
+        .orElse(0);
   }
 }

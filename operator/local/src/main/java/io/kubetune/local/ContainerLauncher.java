@@ -12,6 +12,7 @@ import io.fabric8.kubernetes.api.model.Secret;
 import io.fabric8.kubernetes.api.model.Volume;
 import io.fabric8.kubernetes.api.model.VolumeMount;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.kubetune.api.trainer.TrainerEnvironment;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.math.BigDecimal;
@@ -133,7 +134,7 @@ final class ContainerLauncher {
     }
     Path terminationLog = podDir.resolve("termination-log");
     Files.deleteIfExists(terminationLog);
-    env.put("KUBETUNE_TERMINATION_LOG", terminationLog.toString());
+    env.put(TrainerEnvironment.TERMINATION_LOG, terminationLog.toString());
     env.put("TMPDIR", paths.apply(env.getOrDefault("TMPDIR", "/tmp")));
     builder.redirectError(podDir.resolve(logName + ".stderr.log").toFile());
     if (!pipeStdout) {

@@ -14,6 +14,7 @@ import io.fabric8.kubernetes.api.model.batch.v1.JobStatus;
 import io.fabric8.kubernetes.api.model.batch.v1.PodFailurePolicyRule;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.operator.Labels;
 import io.kubetune.operator.model.TrainingJobPlan;
 import java.io.BufferedReader;
@@ -236,13 +237,8 @@ final class LocalPodRunner implements AutoCloseable {
                   log.write(line);
                   log.write('\n');
                   log.flush();
-                  if (line.startsWith("{")) {
-                    try {
-                      listener.onEvent(podName, JSON.readTree(line));
-                    } catch (IOException notJson) {
-                      // plain output line
-                    }
-                  }
+                  // plain output lines are no events
+                  TrainerEvent.parse(line).ifPresent(event -> listener.onEvent(podName, event));
                 }
               } catch (IOException e) {
                 // process gone

@@ -1,8 +1,10 @@
 package io.kubetune.local;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.kubetune.api.trainer.TrainerEvent;
 import java.io.PrintStream;
 import java.util.Locale;
+import java.util.Map;
 
 /**
  * Shows the trainer's progress lines as a progress bar: redrawn in place on a terminal, one line
@@ -12,9 +14,9 @@ final class ProgressView implements TrainerOutputListener {
   private final PrintStream out;
   private final boolean interactive;
   private int lastDecile = -1;
-  private volatile JsonNode lastProgress;
-  private volatile JsonNode lastEval;
-  private volatile JsonNode done;
+  private volatile TrainerEvent.Progress lastProgress;
+  private volatile TrainerEvent.Eval lastEval;
+  private volatile TrainerEvent.Done done;
 
   ProgressView(PrintStream out, boolean interactive) {
     this.out = out;
@@ -22,42 +24,36 @@ final class ProgressView implements TrainerOutputListener {
   }
 
   @Override
-  public synchronized void onEvent(String podName, JsonNode event) {
-    switch (event.path("event").asText()) {
-      case "progress" -> {
-        lastProgress = event;
-        render(event);
-      }
-      case "eval" -> {
-        lastEval = event;
-        endLine();
-        out.println("  eval  " + describe(event, "step", "event"));
-      }
-      case "done" -> {
-        done = event;
-        endLine();
-      }
-      default -> {
-        // other events (start, checkpoint, ...) are not shown
-      }
+  public synchronized void onEvent(String podName, TrainerEvent event) {
+    if (event instanceof TrainerEvent.Progress p) {
+      lastProgress = p;
+      render(p);
+    } else if (event instanceof TrainerEvent.Eval e) {
+      lastEval = e;
+      endLine();
+      out.println("  eval  " + describe(e.metrics()));
+    } else if (event instanceof TrainerEvent.Done d) {
+      done = d;
+      endLine();
     }
+    // other events (loaded, checkpoint, ...) are not shown
   }
 
-  JsonNode lastProgress() {
+  TrainerEvent.Progress lastProgress() {
     return lastProgress;
   }
 
-  JsonNode lastEval() {
+  TrainerEvent.Eval lastEval() {
     return lastEval;
   }
 
-  JsonNode done() {
+  TrainerEvent.Done done() {
     return done;
   }
 
-  private void render(JsonNode p) {
-    long step = p.path("step").asLong();
-    long total = Math.max(1, p.path("totalSteps").asLong(1));
+  private void render(TrainerEvent.Progress p) {
+    long step = orZero(p.step());
+    long total = Math.max(1, p.totalSteps() == null ? 1 : p.totalSteps());
     int width = 30;
     int filled = (int) Math.min(width, width * step / total);
     String bar = "#".repeat(filled) + ".".repeat(width - filled);
@@ -68,9 +64,9 @@ final class ProgressView implements TrainerOutputListener {
             bar,
             step,
             total,
-            p.path("loss").asDouble(),
-            p.path("tokensPerSecond").asDouble(),
-            formatSeconds(p.path("etaSeconds").asDouble()));
+            orZero(p.loss()),
+            orZero(p.tokensPerSecond()),
+            formatSeconds(orZero(p.etaSeconds())));
     if (interactive) {
       out.print("\r" + line);
       out.flush();
@@ -94,6 +90,35 @@ final class ProgressView implements TrainerOutputListener {
     return s >= 60 ? (s / 60) + "m" + String.format(Locale.ROOT, "%02d", s % 60) + "s" : s + "s";
   }
 
+  private static long orZero(Long value) {
+    return value == null ? 0L : value;
+  }
+
+  private static double orZero(Double value) {
+    return value == null ? 0.0 : value;
+  }
+
+  /**
+   * An event's metrics as {@code name=value} pairs; a non-finite one (written as text) is left out.
+   */
+  static String describe(Map<String, Double> metrics) {
+    StringBuilder sb = new StringBuilder();
+    metrics.forEach(
+        (name, value) -> {
+          if (Double.isFinite(value)) {
+            sb.append(name).append('=').append(format(value)).append("  ");
+          }
+        });
+    return sb.toString().trim();
+  }
+
+  private static String format(double value) {
+    return String.format(Locale.ROOT, "%.4g", value);
+  }
+
+  /**
+   * The numeric fields of a JSON object (metrics.json's evaluations) as {@code name=value} pairs.
+   */
   static String describe(JsonNode node, String... skip) {
     StringBuilder sb = new StringBuilder();
     node.fields()
@@ -107,7 +132,7 @@ final class ProgressView implements TrainerOutputListener {
               if (e.getValue().isNumber()) {
                 sb.append(e.getKey())
                     .append('=')
-                    .append(String.format(Locale.ROOT, "%.4g", e.getValue().asDouble()))
+                    .append(format(e.getValue().asDouble()))
                     .append("  ");
               }
             });

@@ -1,8 +1,8 @@
 package io.kubetune.local;
 
-import com.fasterxml.jackson.databind.JsonNode;
+import io.kubetune.api.trainer.TrainerEvent;
 
-/** Receives the trainer's structured progress lines (one JSON object per stdout line). */
+/** Receives the trainer's events (one JSON object per stdout line, parsed by the protocol). */
 interface TrainerOutputListener {
-  void onEvent(String podName, JsonNode event);
+  void onEvent(String podName, TrainerEvent event);
 }

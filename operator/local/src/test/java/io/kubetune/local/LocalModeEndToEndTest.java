@@ -6,6 +6,7 @@ import static org.awaitility.Awaitility.await;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.fabric8.kubernetes.api.model.Condition;
+import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.v1alpha1.Phase;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -205,8 +206,9 @@ class LocalModeEndToEndTest {
                                 () ->
                                     runner.processOf("quickstart-train") != null
                                         && Files.exists(firstPodLog)
-                                        && Files.readString(firstPodLog)
-                                            .contains("\"event\":\"checkpoint\""));
+                                        && TrainerEvent.parseLog(Files.readString(firstPodLog))
+                                            .stream()
+                                            .anyMatch(e -> e instanceof TrainerEvent.Checkpoint));
                         runner.processOf("quickstart-train").destroyForcibly();
                         killed.set(true);
                       });

@@ -1,6 +1,7 @@
 package io.kubetune.trainer.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kubetune.api.trainer.TrainerEnvironment;
 import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.serve.ModelRepository;
@@ -202,7 +203,7 @@ final class Serve implements Callable<Integer> {
   }
 
   private static Path stagingRoot() throws IOException {
-    String configured = System.getenv("KUBETUNE_STAGING_DIR");
+    String configured = System.getenv(TrainerEnvironment.STAGING_DIR);
     Path dir =
         configured != null && !configured.isBlank()
             ? Path.of(configured)

@@ -4,6 +4,8 @@ import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.kubetune.api.InvalidFieldException;
 import io.kubetune.api.trainer.TrainerConfig;
+import io.kubetune.api.trainer.TrainerEnvironment;
+import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.api.trainer.TrainerTermination;
 import io.kubetune.trainer.BadInputException;
@@ -150,7 +152,7 @@ public final class TrainerCli {
         names = "--termination-log",
         // KUBETUNE_TERMINATION_LOG lets local mode point it at the pod's folder instead of
         // the host's /dev.
-        defaultValue = "${env:KUBETUNE_TERMINATION_LOG:-/dev/termination-log}",
+        defaultValue = "${env:" + TrainerEnvironment.TERMINATION_LOG + ":-/dev/termination-log}",
         description = "Where to write the TrainerTermination JSON when that directory exists.")
     Path terminationLog;
 
@@ -191,7 +193,7 @@ public final class TrainerCli {
           preemption.attach(tuner);
           FineTuner.Result result = tuner.train();
           if (result.preempted()) {
-            progress.emit("preempted", Map.of("step", result.steps()));
+            progress.emit(new TrainerEvent.Preempted(result.steps()));
             termination.reason = "Preempted";
             termination.step = result.steps();
             termination.message =
@@ -211,14 +213,12 @@ public final class TrainerCli {
                       .output()
                       .resolve(lora ? "adapter_model.safetensors" : "model.safetensors"));
           staging.publishOutput();
-          Map<String, Object> done = new LinkedHashMap<>();
-          done.put("steps", result.steps());
-          done.put("stoppedEarly", result.stoppedEarly());
-          done.put("output", trainerConfig.output.uri);
-          if (result.last() != null) {
-            done.putAll(result.last().metrics());
-          }
-          progress.emit("done", done);
+          progress.emit(
+              new TrainerEvent.Done(
+                  result.steps(),
+                  result.stoppedEarly(),
+                  trainerConfig.output.uri,
+                  result.last() == null ? null : result.last().metrics()));
           termination.step = result.steps();
           if (result.initial() != null) {
             termination.baseMetrics = result.initial().metrics();
@@ -253,7 +253,7 @@ public final class TrainerCli {
 
     /** Where s3:// inputs are downloaded: KUBETUNE_STAGING_DIR (the pod's cache volume) or tmp. */
     static Path stagingDir() throws IOException {
-      String configured = System.getenv("KUBETUNE_STAGING_DIR");
+      String configured = System.getenv(TrainerEnvironment.STAGING_DIR);
       if (configured != null && !configured.isBlank()) {
         Path dir = Path.of(configured);
         Files.createDirectories(dir);

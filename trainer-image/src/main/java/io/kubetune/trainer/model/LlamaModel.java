@@ -10,6 +10,7 @@ import ai.djl.nn.Activation;
 import ai.djl.nn.norm.Dropout;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.safetensors.Safetensors;
 import java.io.IOException;
@@ -167,17 +168,16 @@ public final class LlamaModel implements AutoCloseable {
    */
   public record LoadReport(
       double seconds, long parameters, int tensors, int files, long bytes, List<String> dtypes) {
-    /** Fields of the {@code loaded} event (see docs/trainer.md). */
-    public Map<String, Object> fields(LlamaConfig config) {
-      Map<String, Object> line = new LinkedHashMap<>();
-      line.put("modelType", config.modelType());
-      line.put("parameters", parameters);
-      line.put("tensors", tensors);
-      line.put("files", files);
-      line.put("bytes", bytes);
-      line.put("dtypes", dtypes);
-      line.put("seconds", Math.round(seconds * 1000) / 1000.0);
-      return line;
+    /** The {@code loaded} event (see docs/trainer.md). */
+    public TrainerEvent.Loaded event(LlamaConfig config) {
+      return new TrainerEvent.Loaded(
+          config.modelType(),
+          parameters,
+          (long) tensors,
+          (long) files,
+          bytes,
+          dtypes,
+          Math.round(seconds * 1000) / 1000.0);
     }
   }
 

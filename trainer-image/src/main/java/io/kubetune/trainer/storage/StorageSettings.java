@@ -1,6 +1,7 @@
 package io.kubetune.trainer.storage;
 
 import io.kubetune.api.trainer.TrainerConfig;
+import io.kubetune.api.trainer.TrainerEnvironment;
 import java.net.URI;
 import java.time.Duration;
 import java.util.Locale;
@@ -41,7 +42,7 @@ public record StorageSettings(
   public static final String DEFAULT_REGION = "us-east-1";
 
   /** Environment variable the operator sets on serving pods for path-style addressing. */
-  public static final String ENV_PATH_STYLE = "KUBETUNE_S3_PATH_STYLE";
+  public static final String ENV_PATH_STYLE = TrainerEnvironment.S3_PATH_STYLE;
 
   public StorageSettings {
     if (partSize < MIN_PART_SIZE) {

@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
+import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.StorageFullException;
 import io.kubetune.trainer.checkpoint.CheckpointStore;
@@ -120,7 +121,7 @@ public final class FineTuner implements AutoCloseable {
     this.root = NDManager.newBaseManager();
     try {
       this.model = LlamaModel.load(options.baseModel(), root);
-      progress.emit("loaded", model.loadReport().fields(model.config()));
+      progress.emit(model.loadReport().event(model.config()));
       EngineThreads.tuneFor(model.config());
       this.tokenizer = TextTokenizer.load(options.baseModel());
       LlamaConfig config = model.config();
@@ -352,14 +353,13 @@ public final class FineTuner implements AutoCloseable {
         // Data order and LR schedule depend only on (seed, step), so nothing else is needed.
         lastCheckpointStep = step;
         System.err.println("resuming from step " + step + " of " + r.checkpoint().uri());
-        Map<String, Object> line =
-            checkpointEvent(
+        progress.emit(
+            new TrainerEvent.Resume(
                 step,
                 r.checkpoint().uri(),
                 r.checkpoint().manifest().time(),
-                r.checkpoint().metrics());
-        addSkipped(line, restore.skipped());
-        progress.emit("resume", line);
+                r.checkpoint().metrics(),
+                skippedForEvent(restore.skipped())));
       } else {
         if (!damaged(restore.skipped()).isEmpty()) {
           // Every checkpoint was rejected: say so (the run starts over) with the reasons.
@@ -369,10 +369,8 @@ public final class FineTuner implements AutoCloseable {
                   + ": all "
                   + damaged(restore.skipped()).size()
                   + " were rejected (see above); starting over from step 0");
-          Map<String, Object> line = new LinkedHashMap<>();
-          line.put("step", 0L);
-          addSkipped(line, restore.skipped());
-          progress.emit("resume", line);
+          progress.emit(
+              new TrainerEvent.Resume(0L, null, null, null, skippedForEvent(restore.skipped())));
         }
         if (!validationExamples.isEmpty()) {
           initial = evaluate(0, 0);
@@ -430,16 +428,16 @@ public final class FineTuner implements AutoCloseable {
         trainLoss.add(new double[] {step, loss, seconds, tokens});
         double thisRun = seconds - secondsBefore;
         double tokensPerSecond = (tokens - tokensAtStart) / thisRun;
-        Map<String, Object> line = new LinkedHashMap<>();
-        line.put("step", step);
-        line.put("totalSteps", totalSteps);
-        line.put("epoch", round(order.epochOf(step * options.gradientAccumulation())));
-        line.put("loss", round(loss));
-        line.put("lr", lr);
-        line.put("gradNorm", round(gradNorm));
-        line.put("tokensPerSecond", round(tokensPerSecond));
-        line.put("etaSeconds", round(thisRun / (step - startStep) * (totalSteps - step)));
-        progress.emit("progress", line);
+        progress.emit(
+            new TrainerEvent.Progress(
+                step,
+                totalSteps,
+                round(order.epochOf(step * options.gradientAccumulation())),
+                round(loss),
+                lr,
+                round(gradNorm),
+                round(tokensPerSecond),
+                round(thisRun / (step - startStep) * (totalSteps - step))));
 
         boolean evalDue = step % options.evalEverySteps() == 0 || step == totalSteps;
         Evaluation evaluation = null;
@@ -530,18 +528,6 @@ public final class FineTuner implements AutoCloseable {
    * the manifest (those the retention ranks by), so the operator's status ledger needs no storage
    * access.
    */
-  private static Map<String, Object> checkpointEvent(
-      long step, String uri, String time, Map<String, Double> metrics) {
-    Map<String, Object> line = new LinkedHashMap<>();
-    line.put("step", step);
-    line.put("uri", uri);
-    line.put("time", time);
-    if (metrics != null && !metrics.isEmpty()) {
-      line.put("metrics", metrics);
-    }
-    return line;
-  }
-
   /**
    * Commits a checkpoint; a failure (storage down beyond its retries, disk full) is reported as a
    * {@code warning} event and training goes on: the next interval tries again, and losing a
@@ -568,8 +554,7 @@ public final class FineTuner implements AutoCloseable {
       if (uri != null) {
         lastCheckpointStep = step;
         progress.emit(
-            "checkpoint",
-            checkpointEvent(
+            new TrainerEvent.Checkpoint(
                 step, uri, Instant.now().truncatedTo(ChronoUnit.SECONDS).toString(), metrics));
       }
       return 0;
@@ -604,13 +589,13 @@ public final class FineTuner implements AutoCloseable {
               + next
               + "; the last committed one stays in force): "
               + message);
-      Map<String, Object> line = new LinkedHashMap<>();
-      line.put("reason", "CheckpointFailed");
-      line.put("step", step);
-      line.put("consecutiveFailures", failures);
-      line.put("lastCheckpointStep", lastCheckpointStep);
-      line.put("message", message);
-      progress.emit("warning", line);
+      progress.emit(
+          new TrainerEvent.Warning(
+              TrainerEvent.Warning.CHECKPOINT_FAILED,
+              step,
+              (long) failures,
+              lastCheckpointStep,
+              message));
       return failures;
     }
   }
@@ -631,19 +616,10 @@ public final class FineTuner implements AutoCloseable {
   }
 
   /** {@code resume}'s {@code skipped}: each rejected checkpoint's step, URI and reason. */
-  private static void addSkipped(Map<String, Object> line, List<Skipped> skipped) {
-    if (damaged(skipped).isEmpty()) {
-      return;
-    }
-    List<Map<String, Object>> list = new ArrayList<>();
-    for (Skipped s : damaged(skipped)) {
-      Map<String, Object> entry = new LinkedHashMap<>();
-      entry.put("step", s.step());
-      entry.put("uri", s.uri());
-      entry.put("reason", s.reason());
-      list.add(entry);
-    }
-    line.put("skipped", list);
+  private static List<TrainerEvent.Skipped> skippedForEvent(List<Skipped> skipped) {
+    return damaged(skipped).stream()
+        .map(s -> new TrainerEvent.Skipped(s.step(), s.uri(), s.reason()))
+        .toList();
   }
 
   /**
@@ -780,10 +756,7 @@ public final class FineTuner implements AutoCloseable {
       metrics.put("recall", round(c.recall()));
     }
     Evaluation evaluation = new Evaluation(step, round(epoch), metrics);
-    Map<String, Object> line = new LinkedHashMap<>();
-    line.put("step", step);
-    line.putAll(metrics);
-    progress.emit("eval", line);
+    progress.emit(new TrainerEvent.Eval(step, metrics));
     return evaluation;
   }
 

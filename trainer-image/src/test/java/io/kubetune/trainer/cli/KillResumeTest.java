@@ -3,9 +3,9 @@ package io.kubetune.trainer.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.kubetune.api.trainer.TrainerConfig;
+import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.v1alpha1.BaseModelSpec;
 import io.kubetune.api.v1alpha1.CheckpointsSpec;
 import io.kubetune.api.v1alpha1.DatasetSpec;
@@ -92,9 +92,9 @@ class KillResumeTest {
         await()
             .atMost(Duration.ofSeconds(60))
             .pollInterval(Duration.ofMillis(5))
-            .until(() -> !first.named("checkpoint").isEmpty() || !process.isAlive());
+            .until(() -> !first.of(TrainerEvent.Checkpoint.class).isEmpty() || !process.isAlive());
         assertThat(process.isAlive()).as(stderr("first")).isTrue();
-        long firstCheckpoint = first.named("checkpoint").get(0).get("step").asLong();
+        long firstCheckpoint = first.of(TrainerEvent.Checkpoint.class).get(0).step();
         killStep = firstCheckpoint + 1 + random.nextInt(2 * EVERY);
         await()
             .atMost(Duration.ofSeconds(60))
@@ -108,8 +108,11 @@ class KillResumeTest {
       awaitDrained(first);
       lastPrinted = first.lastProgressStep();
       lastCheckpointEvent =
-          first.named("checkpoint").stream().mapToLong(e -> e.get("step").asLong()).max().orElse(0);
-      assertThat(first.named("done")).as("killed before the end").isEmpty();
+          first.of(TrainerEvent.Checkpoint.class).stream()
+              .mapToLong(TrainerEvent.Checkpoint::step)
+              .max()
+              .orElse(0);
+      assertThat(first.of(TrainerEvent.Done.class)).as("killed before the end").isEmpty();
       assertThat(lastPrinted).isLessThan(STEPS);
 
       // What is committed now: the newest intact checkpoint, and its weights for later.
@@ -131,17 +134,17 @@ class KillResumeTest {
       }
       awaitDrained(second);
       assertThat(retry.exitValue()).as(stderr("second")).isZero();
-      JsonNode resume = second.named("resume").get(0);
-      long resumedAt = resume.get("step").asLong();
+      TrainerEvent.Resume resume = second.of(TrainerEvent.Resume.class).get(0);
+      long resumedAt = resume.step();
       long lost = lastPrinted - resumedAt;
       assertThat(resumedAt).as("the newest committed checkpoint").isEqualTo(newest.step());
-      assertThat(resume.get("uri").asText()).isEqualTo(newest.uri());
-      assertThat(resume.has("skipped")).isFalse();
+      assertThat(resume.uri()).isEqualTo(newest.uri());
+      assertThat(resume.skipped()).isEmpty();
       assertThat(resumedAt).isGreaterThanOrEqualTo(lastCheckpointEvent);
       assertThat(lost).as("steps lost").isBetween(0L, (long) EVERY);
-      assertThat(second.named("progress").get(0).get("step").asLong()).isEqualTo(resumedAt + 1);
-      JsonNode done = second.named("done").get(0);
-      assertThat(done.get("steps").asLong()).isEqualTo(STEPS);
+      assertThat(second.of(TrainerEvent.Progress.class).get(0).step()).isEqualTo(resumedAt + 1);
+      TrainerEvent.Done done = second.of(TrainerEvent.Done.class).get(0);
+      assertThat(done.steps()).isEqualTo(STEPS);
 
       // 3. An uninterrupted run of the same config (in this JVM, no checkpoints).
       TrainerConfig straightConfig = config(model, train, validation, server, dir.resolve("ref"));
@@ -159,7 +162,7 @@ class KillResumeTest {
       Map<String, float[]> checkpointWeights = tensors(atResume.resolve(Checkpointer.WEIGHTS));
       double weightDiff = maxDifference(straightWeights, resumedWeights);
       double moved = maxDifference(checkpointWeights, resumedWeights);
-      double evalLoss = done.get("eval_loss").asDouble();
+      double evalLoss = done.metrics().get("eval_loss");
       double evalDiff = Math.abs(straight.last().metrics().get("eval_loss") - evalLoss);
       System.out.printf(
           "kill -9 (random seed %d): killed at step %d (last printed %d, last checkpoint event"
@@ -261,7 +264,12 @@ class KillResumeTest {
 
   /** Every line the process wrote has been read (the reader saw end of stream). */
   static void awaitDrained(ProgressEvents events) {
-    await().atMost(Duration.ofSeconds(10)).until(() -> !events.named("eof").isEmpty());
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () ->
+                events.all().stream()
+                    .anyMatch(e -> e instanceof TrainerEvent.Unknown u && u.name().equals("eof")));
   }
 
   String stderr(String name) throws Exception {

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.kubetune.api.trainer.TrainerConfig;
+import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.api.v1alpha1.BaseModelSpec;
 import io.kubetune.api.v1alpha1.CheckpointsSpec;
@@ -85,7 +86,7 @@ class PreemptionTest {
     List<String> command = TrainerProcess.trainCommand(configFile, termination);
     Process process =
         new ProcessBuilder(command).redirectError(dir.resolve("stderr.txt").toFile()).start();
-    List<JsonNode> events = new ArrayList<>();
+    List<TrainerEvent> events = new ArrayList<>();
     CountDownLatch training = new CountDownLatch(1);
     Thread reader =
         new Thread(
@@ -94,13 +95,12 @@ class PreemptionTest {
                   new BufferedReader(
                       new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
                 for (String line; (line = lines.readLine()) != null; ) {
-                  if (line.startsWith("{")) {
-                    JsonNode node = JSON.readTree(line);
+                  TrainerEvent event = TrainerEvent.parse(line).orElse(null);
+                  if (event != null) {
                     synchronized (events) {
-                      events.add(node);
+                      events.add(event);
                     }
-                    if ("progress".equals(node.get("event").asText())
-                        && node.get("step").asLong() >= 5) {
+                    if (event instanceof TrainerEvent.Progress p && p.step() >= 5) {
                       training.countDown();
                     }
                   }
@@ -125,31 +125,28 @@ class PreemptionTest {
       assertThat(seconds).as("within the default 10 s budget").isLessThan(10);
 
       long lastStep;
-      JsonNode checkpoint;
-      JsonNode preempted;
+      TrainerEvent.Checkpoint checkpoint;
+      TrainerEvent.Preempted preempted;
       synchronized (events) {
         lastStep =
             events.stream()
-                .filter(e -> "progress".equals(e.get("event").asText()))
-                .mapToLong(e -> e.get("step").asLong())
+                .filter(TrainerEvent.Progress.class::isInstance)
+                .mapToLong(e -> ((TrainerEvent.Progress) e).step())
                 .max()
                 .orElseThrow();
-        checkpoint =
-            events.stream()
-                .filter(e -> "checkpoint".equals(e.get("event").asText()))
-                .reduce((a, b) -> b)
-                .orElseThrow();
+        checkpoint = TrainerEvent.last(events, TrainerEvent.Checkpoint.class).orElseThrow();
         preempted =
             events.stream()
-                .filter(e -> "preempted".equals(e.get("event").asText()))
+                .filter(TrainerEvent.Preempted.class::isInstance)
+                .map(TrainerEvent.Preempted.class::cast)
                 .findFirst()
                 .orElseThrow();
       }
       System.out.printf(
           "SIGTERM after step >= 5: checkpoint of step %d committed, exit %d after %.2f s%n",
           lastStep, process.exitValue(), seconds);
-      assertThat(checkpoint.get("step").asLong()).isEqualTo(lastStep);
-      assertThat(preempted.get("step").asLong()).isEqualTo(lastStep);
+      assertThat(checkpoint.step()).isEqualTo(lastStep);
+      assertThat(preempted.step()).isEqualTo(lastStep);
       JsonNode term = JSON.readTree(termination.toFile());
       assertThat(term.get("reason").asText()).isEqualTo("Preempted");
       assertThat(term.get("step").asLong()).isEqualTo(lastStep);

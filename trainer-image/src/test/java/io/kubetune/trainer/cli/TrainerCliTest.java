@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kubetune.api.trainer.TrainerConfig;
+import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.api.v1alpha1.BaseModelSpec;
 import io.kubetune.api.v1alpha1.DatasetSpec;
@@ -112,11 +113,11 @@ class TrainerCliTest {
             termination.toString());
 
     assertThat(train.code()).as(train.err()).isZero();
-    List<JsonNode> lines = train.jsonLines();
-    assertThat(lines.stream().filter(l -> l.get("event").asText().equals("progress"))).hasSize(60);
-    JsonNode done = lines.get(lines.size() - 1);
-    assertThat(done.get("event").asText()).isEqualTo("done");
-    assertThat(done.get("steps").asInt()).isEqualTo(60);
+    List<TrainerEvent> events = TrainerEvent.parseLog(train.out());
+    assertThat(events.stream().filter(TrainerEvent.Progress.class::isInstance)).hasSize(60);
+    TrainerEvent last = events.get(events.size() - 1);
+    assertThat(last).isInstanceOf(TrainerEvent.Done.class);
+    assertThat(((TrainerEvent.Done) last).steps()).isEqualTo(60);
     assertThat(output.resolve("adapter_model.safetensors")).exists();
     JsonNode terminationJson = JSON.readTree(termination.toFile());
     assertThat(terminationJson.get("reason").asText()).isEqualTo("Completed");

@@ -1,7 +1,7 @@
 package io.kubetune.trainer.model;
 
 import ai.djl.ndarray.NDManager;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kubetune.api.trainer.TrainerEvent;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -25,8 +25,7 @@ public final class LogitsProbe {
     try (NDManager manager = NDManager.newBaseManager();
         LlamaModel loaded = LlamaModel.load(model, manager)) {
       write(logits(loaded, ids), Path.of(args[2]));
-      System.out.println(
-          new ObjectMapper().writeValueAsString(loaded.loadReport().fields(loaded.config())));
+      System.out.println(TrainerEvent.toLine(loaded.loadReport().event(loaded.config())));
     }
   }
 

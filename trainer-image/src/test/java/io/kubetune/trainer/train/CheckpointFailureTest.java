@@ -5,7 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import ai.djl.ndarray.NDArray;
-import com.fasterxml.jackson.databind.JsonNode;
+import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.trainer.Fixtures;
 import io.kubetune.trainer.ProgressEvents;
 import io.kubetune.trainer.StorageFullException;
@@ -119,7 +119,7 @@ class CheckpointFailureTest {
       CheckpointOptions checkpoints,
       long stopAfter,
       UnaryOperator<ObjectStore> decorator,
-      Consumer<JsonNode> listener)
+      Consumer<TrainerEvent> listener)
       throws Exception {
     ProgressEvents events = new ProgressEvents(listener);
     ByteArrayOutputStream captured = new ByteArrayOutputStream();
@@ -142,8 +142,8 @@ class CheckpointFailureTest {
     }
   }
 
-  static List<Long> steps(List<JsonNode> events) {
-    return events.stream().map(e -> e.get("step").asLong()).toList();
+  static List<Long> steps(List<TrainerEvent.Checkpoint> events) {
+    return events.stream().map(TrainerEvent.Checkpoint::step).toList();
   }
 
   @Test
@@ -151,7 +151,8 @@ class CheckpointFailureTest {
       throws Exception {
     CheckpointOptions checkpoints = checkpoints("corrupt", RetryPolicy.DEFAULT);
     Run crashed = run("corrupt-crashed", checkpoints, 15, UnaryOperator.identity(), e -> {});
-    assertThat(steps(crashed.events().named("checkpoint"))).containsExactly(5L, 10L, 15L);
+    assertThat(steps(crashed.events().of(TrainerEvent.Checkpoint.class)))
+        .containsExactly(5L, 10L, 15L);
 
     String corruptUri;
     try (ObjectStore store = open(checkpoints)) {
@@ -171,24 +172,24 @@ class CheckpointFailureTest {
 
     Run resumed = run("corrupt-resumed", checkpoints, 0, UnaryOperator.identity(), e -> {});
     assertThat(resumed.startStep()).as("the previous intact checkpoint").isEqualTo(10);
-    JsonNode resume = resumed.events().named("resume").get(0);
+    TrainerEvent.Resume resume = resumed.events().of(TrainerEvent.Resume.class).get(0);
     System.out.println("resume event: " + resume);
-    assertThat(resume.get("step").asLong()).isEqualTo(10);
-    assertThat(resume.get("uri").asText()).endsWith("/step-000000010/");
-    JsonNode skipped = resume.get("skipped");
+    assertThat(resume.step()).isEqualTo(10);
+    assertThat(resume.uri()).endsWith("/step-000000010/");
+    List<TrainerEvent.Skipped> skipped = resume.skipped();
     assertThat(skipped).hasSize(2);
-    assertThat(skipped.get(0).get("step").asLong()).isEqualTo(18);
-    assertThat(skipped.get(0).get("uri").asText()).endsWith("/checkpoints/step-000000018/");
-    assertThat(skipped.get(0).get("reason").asText()).contains("no manifest.json");
-    assertThat(skipped.get(1).get("step").asLong()).isEqualTo(15);
-    assertThat(skipped.get(1).get("uri").asText()).isEqualTo(corruptUri);
-    assertThat(skipped.get(1).get("reason").asText())
+    assertThat(skipped.get(0).step()).isEqualTo(18);
+    assertThat(skipped.get(0).uri()).endsWith("/checkpoints/step-000000018/");
+    assertThat(skipped.get(0).reason()).contains("no manifest.json");
+    assertThat(skipped.get(1).step()).isEqualTo(15);
+    assertThat(skipped.get(1).uri()).isEqualTo(corruptUri);
+    assertThat(skipped.get(1).reason())
         .startsWith("checksum mismatch: file " + Checkpointer.WEIGHTS + " has SHA-256 ");
     assertThat(resumed.stderr())
         .contains("skipping checkpoint step 15 at " + corruptUri + ": checksum mismatch")
         .contains("skipping checkpoint step 18 at ")
         .contains("resuming from step 10 of ");
-    assertThat(resumed.events().named("progress").get(0).get("step").asLong()).isEqualTo(11);
+    assertThat(resumed.events().of(TrainerEvent.Progress.class).get(0).step()).isEqualTo(11);
     assertThat(resumed.result().steps()).isEqualTo(STEPS);
     assertThat(resumed.result().trainLoss()).hasSize(STEPS);
 
@@ -211,7 +212,7 @@ class CheckpointFailureTest {
   void whenEveryCheckpointIsUnusableTheRunSaysSoAndStartsOverFromStepZero() throws Exception {
     CheckpointOptions checkpoints = checkpoints("all-corrupt", RetryPolicy.DEFAULT);
     Run crashed = run("all-corrupt-crashed", checkpoints, 10, UnaryOperator.identity(), e -> {});
-    assertThat(steps(crashed.events().named("checkpoint"))).containsExactly(5L, 10L);
+    assertThat(steps(crashed.events().of(TrainerEvent.Checkpoint.class))).containsExactly(5L, 10L);
     try (ObjectStore store = open(checkpoints)) {
       CheckpointStore cs = new CheckpointStore(store, dir.resolve("scratch-all-corrupt"));
       // Flip one bit of the newest intact checkpoint, then of the next one.
@@ -229,27 +230,26 @@ class CheckpointFailureTest {
     Run again = run("all-corrupt-again", checkpoints, 0, UnaryOperator.identity(), e -> {});
 
     assertThat(again.startStep()).isZero();
-    List<JsonNode> resumes = again.events().named("resume");
+    List<TrainerEvent.Resume> resumes = again.events().of(TrainerEvent.Resume.class);
     assertThat(resumes).hasSize(1);
-    JsonNode resume = resumes.get(0);
-    System.out.println("resume event: " + resume);
-    assertThat(resume.get("step").asLong()).isZero();
-    assertThat(resume.has("uri")).as("resumed from nothing").isFalse();
-    assertThat(resume.get("skipped"))
-        .extracting(n -> n.get("step").asLong())
-        .containsExactly(10L, 5L);
-    assertThat(resume.get("skipped"))
-        .allSatisfy(n -> assertThat(n.get("reason").asText()).startsWith("checksum mismatch"));
+    TrainerEvent.Resume resume = resumes.get(0);
+    System.out.println("resume event: " + TrainerEvent.toLine(resume));
+    assertThat(resume.step()).isZero();
+    assertThat(resume.uri()).as("resumed from nothing").isNull();
+    assertThat(resume.skipped()).extracting(TrainerEvent.Skipped::step).containsExactly(10L, 5L);
+    assertThat(resume.skipped())
+        .allSatisfy(n -> assertThat(n.reason()).startsWith("checksum mismatch"));
     assertThat(again.stderr())
         .contains("no usable checkpoint at " + checkpoints.uri())
         .contains("all 2 were rejected")
         .contains("starting over from step 0");
-    assertThat(again.events().named("progress").get(0).get("step").asLong()).isEqualTo(1);
+    assertThat(again.events().of(TrainerEvent.Progress.class).get(0).step()).isEqualTo(1);
     assertThat(again.result().steps()).isEqualTo(STEPS);
     assertThat(again.result().trainLoss()).hasSize(STEPS);
     // The rejected manifests were withdrawn, so the steps trained again are checkpointed again
     // (before, the commits of steps 5 and 10 lost to them).
-    assertThat(steps(again.events().named("checkpoint"))).containsExactly(5L, 10L, 15L, 20L, 24L);
+    assertThat(steps(again.events().of(TrainerEvent.Checkpoint.class)))
+        .containsExactly(5L, 10L, 15L, 20L, 24L);
     assertThat(again.stderr()).doesNotContain("not committed");
   }
 
@@ -303,14 +303,13 @@ class CheckpointFailureTest {
               0,
               UnaryOperator.identity(),
               e -> {
-                long step = e.path("step").asLong();
-                if (ProgressEvents.is(e, "progress") && step == 9) {
+                if (e instanceof TrainerEvent.Progress p && p.step() == 9) {
                   // Down before the checkpoint of step 10, back ~2 s later on the same port.
                   stop();
                   scheduler.schedule(CheckpointFailureTest::restart, 2, TimeUnit.SECONDS);
-                } else if (ProgressEvents.is(e, "progress") && step == 10) {
+                } else if (e instanceof TrainerEvent.Progress p && p.step() == 10) {
                   step10Reported.set(System.nanoTime());
-                } else if (ProgressEvents.is(e, "checkpoint") && step == 10) {
+                } else if (e instanceof TrainerEvent.Checkpoint c && c.step() == 10) {
                   step10Committed.set(System.nanoTime());
                 }
               });
@@ -321,8 +320,9 @@ class CheckpointFailureTest {
     double waited = (step10Committed.get() - step10Reported.get()) / 1e9;
     System.out.printf("outage of ~2 s: checkpoint of step 10 committed after %.2f s%n", waited);
     assertThat(run.result().steps()).isEqualTo(STEPS);
-    assertThat(steps(run.events().named("checkpoint"))).containsExactly(5L, 10L, 15L, 20L, 24L);
-    assertThat(run.events().named("warning")).isEmpty();
+    assertThat(steps(run.events().of(TrainerEvent.Checkpoint.class)))
+        .containsExactly(5L, 10L, 15L, 20L, 24L);
+    assertThat(run.events().of(TrainerEvent.Warning.class)).isEmpty();
     assertThat(waited).as("the commit waited for the server").isGreaterThan(1.0);
     assertThat(run.stderr()).contains("retrying in").contains("s3://ckpt/outage/checkpoints/");
     try (ObjectStore store = open(checkpoints)) {
@@ -358,7 +358,7 @@ class CheckpointFailureTest {
             0,
             decorator,
             e -> {
-              if (ProgressEvents.is(e, "warning")) {
+              if (e instanceof TrainerEvent.Warning) {
                 restart();
                 try (ObjectStore store = open(checkpoints)) {
                   // Files uploaded, no manifest: the failed commit is not a checkpoint.
@@ -376,18 +376,17 @@ class CheckpointFailureTest {
             });
 
     assertThat(run.result().steps()).as("the run went on").isEqualTo(STEPS);
-    assertThat(steps(run.events().named("checkpoint"))).containsExactly(5L, 15L, 20L, 24L);
-    List<JsonNode> warnings = run.events().named("warning");
+    assertThat(steps(run.events().of(TrainerEvent.Checkpoint.class)))
+        .containsExactly(5L, 15L, 20L, 24L);
+    List<TrainerEvent.Warning> warnings = run.events().of(TrainerEvent.Warning.class);
     System.out.println("warning event: " + warnings.get(0));
     assertThat(warnings).hasSize(1);
-    JsonNode warning = warnings.get(0);
-    assertThat(warning.get("reason").asText()).isEqualTo("CheckpointFailed");
-    assertThat(warning.get("step").asLong()).isEqualTo(10);
-    assertThat(warning.get("consecutiveFailures").asInt()).isEqualTo(1);
-    assertThat(warning.get("lastCheckpointStep").asLong()).isEqualTo(5);
-    assertThat(warning.get("message").asText())
-        .contains("step-000000010/manifest.json")
-        .contains("failed after");
+    TrainerEvent.Warning warning = warnings.get(0);
+    assertThat(warning.reason()).isEqualTo("CheckpointFailed");
+    assertThat(warning.step()).isEqualTo(10);
+    assertThat(warning.consecutiveFailures()).isEqualTo(1);
+    assertThat(warning.lastCheckpointStep()).isEqualTo(5);
+    assertThat(warning.message()).contains("step-000000010/manifest.json").contains("failed after");
     assertThat(run.stderr())
         .contains("warning: checkpoint of step 10 failed")
         .contains("the next checkpoint is tried at step 15");

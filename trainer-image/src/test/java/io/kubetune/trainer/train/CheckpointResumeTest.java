@@ -3,8 +3,7 @@ package io.kubetune.trainer.train;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import ai.djl.ndarray.NDArray;
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.trainer.Fixtures;
 import io.kubetune.trainer.data.DatasetFormat;
 import io.kubetune.trainer.model.TinyLlama;
@@ -15,7 +14,6 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -107,17 +105,8 @@ class CheckpointResumeTest {
     return max;
   }
 
-  static List<JsonNode> events(String log, String event) throws Exception {
-    List<JsonNode> found = new ArrayList<>();
-    for (String line : log.split("\n")) {
-      if (line.startsWith("{")) {
-        JsonNode node = new ObjectMapper().readTree(line);
-        if (event.equals(node.get("event").asText())) {
-          found.add(node);
-        }
-      }
-    }
-    return found;
+  static <T extends TrainerEvent> List<T> events(String log, Class<T> kind) {
+    return TrainerEvent.parseLog(log).stream().filter(kind::isInstance).map(kind::cast).toList();
   }
 
   @Test
@@ -170,19 +159,19 @@ class CheckpointResumeTest {
 
     Run crashed = run(name + "-crashed", checkpoints, CRASH_AFTER, false, dropout);
     assertThat(crashed.result().steps()).isEqualTo(CRASH_AFTER);
-    assertThat(events(crashed.log(), "checkpoint"))
-        .extracting(n -> n.get("step").asLong())
+    assertThat(events(crashed.log(), TrainerEvent.Checkpoint.class))
+        .extracting(TrainerEvent.Checkpoint::step)
         .containsExactly(5L, 10L, 15L);
-    assertThat(events(crashed.log(), "checkpoint").get(2).get("uri").asText())
+    assertThat(events(crashed.log(), TrainerEvent.Checkpoint.class).get(2).uri())
         .contains("step-000000015");
 
     Run resumed = run(name + "-resumed", checkpoints, 0, true, dropout);
     assertThat(resumed.startStep()).as("resumed from the checkpoint at the crash").isEqualTo(15);
-    assertThat(events(resumed.log(), "resume")).hasSize(1);
-    assertThat(events(resumed.log(), "progress").get(0).get("step").asLong()).isEqualTo(16);
+    assertThat(events(resumed.log(), TrainerEvent.Resume.class)).hasSize(1);
+    assertThat(events(resumed.log(), TrainerEvent.Progress.class).get(0).step()).isEqualTo(16);
     assertThat(resumed.result().steps()).isEqualTo(STEPS);
-    assertThat(events(resumed.log(), "checkpoint"))
-        .extracting(n -> n.get("step").asLong())
+    assertThat(events(resumed.log(), TrainerEvent.Checkpoint.class))
+        .extracting(TrainerEvent.Checkpoint::step)
         .containsExactly(20L, 24L);
 
     // Histories are continued, not restarted: every step and every evaluation once.

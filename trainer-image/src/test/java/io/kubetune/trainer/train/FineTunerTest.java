@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import ai.djl.ndarray.NDArray;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.Fixtures;
 import io.kubetune.trainer.data.DatasetFormat;
@@ -68,16 +69,16 @@ class FineTunerTest {
     assertThat(result.last().metrics()).containsKeys("f1", "precision", "recall", "perplexity");
 
     String[] lines = out.toString(StandardCharsets.UTF_8).split("\n");
-    JsonNode loaded = new ObjectMapper().readTree(lines[0]);
-    assertThat(loaded.get("event").asText()).isEqualTo("loaded");
-    assertThat(loaded.fieldNames())
-        .toIterable()
-        .contains("modelType", "parameters", "tensors", "files", "bytes", "dtypes", "seconds");
-    JsonNode first = new ObjectMapper().readTree(lines[2]);
-    assertThat(first.get("event").asText()).isEqualTo("progress");
-    assertThat(first.fieldNames())
-        .toIterable()
-        .contains("step", "epoch", "loss", "lr", "tokensPerSecond", "etaSeconds");
+    TrainerEvent loaded = TrainerEvent.parse(lines[0]).orElseThrow();
+    assertThat(loaded).isInstanceOf(TrainerEvent.Loaded.class);
+    assertThat(loaded)
+        .extracting("modelType", "parameters", "tensors", "files", "bytes", "dtypes", "seconds")
+        .doesNotContainNull();
+    TrainerEvent first = TrainerEvent.parse(lines[2]).orElseThrow();
+    assertThat(first).isInstanceOf(TrainerEvent.Progress.class);
+    assertThat(first)
+        .extracting("step", "epoch", "loss", "lr", "tokensPerSecond", "etaSeconds")
+        .doesNotContainNull();
 
     Path outDir = dir.resolve("cls-out");
     JsonNode adapterConfig =

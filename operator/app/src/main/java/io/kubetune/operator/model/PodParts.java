@@ -17,6 +17,7 @@ import io.fabric8.kubernetes.api.model.Volume;
 import io.fabric8.kubernetes.api.model.VolumeBuilder;
 import io.fabric8.kubernetes.api.model.VolumeMount;
 import io.fabric8.kubernetes.api.model.VolumeMountBuilder;
+import io.kubetune.api.trainer.TrainerEnvironment;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.ResourcesSpec;
 import io.kubetune.api.v1alpha1.StorageSpec;
@@ -204,7 +205,7 @@ final class PodParts {
     env.add(new EnvVar("TMPDIR", Names.TMP_DIR, null));
     env.add(new EnvVar("DJL_CACHE_DIR", Names.CACHE_DIR + "/djl", null));
     // s3:// models and data are downloaded to the cache volume, not the (small) /tmp.
-    env.add(new EnvVar("KUBETUNE_STAGING_DIR", Names.CACHE_DIR + "/staging", null));
+    env.add(new EnvVar(TrainerEnvironment.STAGING_DIR, Names.CACHE_DIR + "/staging", null));
     env.add(new EnvVar("OPT_OUT_TRACKING", "true", null));
     // Thread count follows the CPU request (rounded up), not the node's core count.
     env.add(

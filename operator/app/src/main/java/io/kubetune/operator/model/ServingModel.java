@@ -13,6 +13,7 @@ import io.fabric8.kubernetes.api.model.apps.DeploymentBuilder;
 import io.fabric8.kubernetes.api.model.apps.DeploymentSpec;
 import io.kubetune.api.Bounds;
 import io.kubetune.api.StorageUri;
+import io.kubetune.api.trainer.TrainerEnvironment;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.ResourcesSpec;
 import io.kubetune.api.v1alpha1.ServingSpec;
@@ -191,7 +192,7 @@ public final class ServingModel {
         new EnvVar("AWS_REGION", Objects.requireNonNullElse(storage.region, "us-east-1"), null));
     env.add(
         new EnvVar(
-            "KUBETUNE_S3_PATH_STYLE",
+            TrainerEnvironment.S3_PATH_STYLE,
             Boolean.toString(Boolean.TRUE.equals(storage.pathStyle)),
             null));
     return env;

@@ -1,7 +1,7 @@
 package io.kubetune.operator.status;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import io.kubetune.api.StorageUri;
+import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.v1alpha1.CheckpointRecord;
 import io.kubetune.api.v1alpha1.EvalMetric;
 import io.kubetune.api.v1alpha1.FineTuneJobStatus;
@@ -72,30 +72,42 @@ public final class CheckpointLedger {
   private CheckpointLedger() {}
 
   /**
-   * The checkpoints a log tail reports ({@code checkpoint} and {@code resume} lines), in log order.
-   * {@code time} is the line's own time when it has one, else {@code now}; URIs pass through {@code
-   * uris} (see {@link #userUris}).
+   * The checkpoints a log tail's events report ({@code checkpoint} and {@code resume}), in log
+   * order. {@code time} is the line's own time when it has one, else {@code now}; URIs pass through
+   * {@code uris} (see {@link #userUris}).
    */
   public static List<CheckpointRecord> fromLog(
-      String logTail, UnaryOperator<String> uris, String now) {
+      List<TrainerEvent> events, UnaryOperator<String> uris, String now) {
     List<CheckpointRecord> seen = new ArrayList<>();
-    for (JsonNode event : TrainerEvents.parse(logTail)) {
-      String type = event.path("event").asText();
-      if (!type.equals("checkpoint") && !type.equals("resume")) {
+    for (TrainerEvent event : events) {
+      Long step;
+      String uri;
+      String time;
+      Map<String, Double> metrics;
+      if (event instanceof TrainerEvent.Checkpoint c) {
+        step = c.step();
+        uri = c.uri();
+        time = c.time();
+        metrics = c.metrics();
+      } else if (event instanceof TrainerEvent.Resume r) {
+        if (r.uri() == null) {
+          continue; // every checkpoint was rejected: the run started over, from no checkpoint
+        }
+        step = r.step();
+        uri = r.uri();
+        time = r.time();
+        metrics = r.metrics();
+      } else {
         continue;
       }
-      JsonNode step = event.path("step");
-      if (!step.canConvertToLong() || step.asLong() < 0) {
+      if (step == null || step < 0) {
         continue;
-      }
-      if (type.equals("resume") && !event.hasNonNull("uri")) {
-        continue; // every checkpoint was rejected: the run started over, from no checkpoint
       }
       CheckpointRecord record = new CheckpointRecord();
-      record.step = step.asLong();
-      record.uri = event.hasNonNull("uri") ? uris.apply(event.get("uri").asText()) : null;
-      record.time = rfc3339(event.path("time").asText(null)).orElse(now);
-      record.metrics = metrics(event.path("metrics"));
+      record.step = step;
+      record.uri = uri == null ? null : uris.apply(uri);
+      record.time = rfc3339(time).orElse(now);
+      record.metrics = finite(metrics);
       seen.add(record);
     }
     return seen;
@@ -113,28 +125,26 @@ public final class CheckpointLedger {
     }
   }
 
-  /** The last {@link Rejection} of a log tail, if it has one. */
-  public static Optional<Rejection> rejectionAtResume(String logTail) {
+  /** The last {@link Rejection} of a log tail's events, if it has one. */
+  public static Optional<Rejection> rejectionAtResume(List<TrainerEvent> events) {
     Optional<Rejection> last = Optional.empty();
-    for (JsonNode event : TrainerEvents.parse(logTail)) {
-      JsonNode step = event.path("step");
-      JsonNode skipped = event.path("skipped");
-      if (!event.path("event").asText().equals("resume")
-          || !skipped.isArray()
-          || skipped.isEmpty()
-          || !step.canConvertToLong()
-          || step.asLong() < 0) {
+    for (TrainerEvent event : events) {
+      if (!(event instanceof TrainerEvent.Resume resume)
+          || resume.skipped().isEmpty()
+          || resume.step() == null
+          || resume.step() < 0) {
         continue;
       }
       Map<Long, String> reasons = new TreeMap<>();
-      for (JsonNode s : skipped) {
-        if (s.path("step").canConvertToLong()) {
+      for (TrainerEvent.Skipped s : resume.skipped()) {
+        if (s.step() != null) {
           reasons.putIfAbsent(
-              s.path("step").asLong(),
-              FineTuneJobStatusAggregator.truncate(s.path("reason").asText("no reason given")));
+              s.step(),
+              FineTuneJobStatusAggregator.truncate(
+                  s.reason() == null ? "no reason given" : s.reason()));
         }
       }
-      last = Optional.of(new Rejection(step.asLong(), reasons));
+      last = Optional.of(new Rejection(resume.step(), reasons));
     }
     return last;
   }
@@ -239,18 +249,15 @@ public final class CheckpointLedger {
     return first;
   }
 
-  private static Map<String, Double> metrics(JsonNode node) {
-    if (!node.isObject()) {
-      return null;
-    }
+  /** The finite metrics, sorted by name; null when there are none. */
+  private static Map<String, Double> finite(Map<String, Double> reported) {
     Map<String, Double> metrics = new TreeMap<>();
-    node.fields()
-        .forEachRemaining(
-            e -> {
-              if (e.getValue().isNumber() && Double.isFinite(e.getValue().asDouble())) {
-                metrics.put(e.getKey(), e.getValue().asDouble());
-              }
-            });
+    reported.forEach(
+        (name, value) -> {
+          if (Double.isFinite(value)) {
+            metrics.put(name, value);
+          }
+        });
     return metrics.isEmpty() ? null : metrics;
   }
 

@@ -1,6 +1,6 @@
 package io.kubetune.operator.status;
 
-import com.fasterxml.jackson.databind.JsonNode;
+import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.v1alpha1.CheckpointWarning;
 import io.kubetune.operator.model.Json;
 import java.util.ArrayList;
@@ -39,37 +39,36 @@ public final class CheckpointWarnings {
    * (see {@link CheckpointLedger#userUris}).
    */
   public static List<CheckpointWarning> fromLog(
-      String logTail, UnaryOperator<String> uris, String now) {
+      List<TrainerEvent> events, UnaryOperator<String> uris, String now) {
     List<CheckpointWarning> seen = new ArrayList<>();
-    for (JsonNode event : TrainerEvents.parse(logTail)) {
-      String type = event.path("event").asText();
-      if (type.equals("resume")) {
-        String resumed = resumedFrom(event, uris);
-        for (JsonNode skipped : event.path("skipped")) {
-          if (!event.path("skipped").isArray() || !skipped.path("step").canConvertToLong()) {
+    for (TrainerEvent event : events) {
+      if (event instanceof TrainerEvent.Resume resume) {
+        String resumed = resumedFrom(resume, uris);
+        for (TrainerEvent.Skipped skipped : resume.skipped()) {
+          if (skipped.step() == null) {
             continue;
           }
-          long step = skipped.path("step").asLong();
-          String uri = skipped.hasNonNull("uri") ? uris.apply(skipped.get("uri").asText()) : null;
+          long step = skipped.step();
+          String uri = skipped.uri() == null ? null : uris.apply(skipped.uri());
           String message =
               "checkpoint step "
                   + step
                   + (uri == null ? "" : " at " + uri)
                   + " was rejected at resume: "
-                  + skipped.path("reason").asText("no reason given")
+                  + (skipped.reason() == null ? "no reason given" : skipped.reason())
                   + "; "
                   + resumed;
           seen.add(warning(CheckpointWarning.SKIPPED, step, uri, message, now));
         }
-      } else if (type.equals("warning")
-          && CheckpointWarning.FAILED.equals(event.path("reason").asText())
-          && event.path("step").canConvertToLong()) {
-        long step = event.path("step").asLong();
-        long failures = event.path("consecutiveFailures").asLong(1);
-        JsonNode last = event.path("lastCheckpointStep");
+      } else if (event instanceof TrainerEvent.Warning warning
+          && TrainerEvent.Warning.CHECKPOINT_FAILED.equals(warning.reason())
+          && warning.step() != null) {
+        long step = warning.step();
+        long failures = warning.consecutiveFailures() == null ? 1 : warning.consecutiveFailures();
+        Long last = warning.lastCheckpointStep();
         String inForce =
-            last.canConvertToLong() && last.asLong() >= 0
-                ? "the last committed checkpoint, step " + last.asLong() + ", stays in force"
+            last != null && last >= 0
+                ? "the last committed checkpoint, step " + last + ", stays in force"
                 : "no checkpoint was committed yet";
         String message =
             "checkpoint of step "
@@ -80,7 +79,7 @@ public final class CheckpointWarnings {
                 + " in a row); training goes on and "
                 + inForce
                 + ": "
-                + event.path("message").asText("no reason given");
+                + (warning.message() == null ? "no reason given" : warning.message());
         seen.add(warning(CheckpointWarning.FAILED, step, null, message, now));
       }
     }
@@ -116,14 +115,14 @@ public final class CheckpointWarnings {
     return nullSafe(next).stream().filter(w -> !known.contains(key(w))).toList();
   }
 
-  private static String resumedFrom(JsonNode resume, UnaryOperator<String> uris) {
-    if (!resume.hasNonNull("uri")) {
+  private static String resumedFrom(TrainerEvent.Resume resume, UnaryOperator<String> uris) {
+    if (resume.uri() == null) {
       return "no intact checkpoint was left, the run started over from step 0";
     }
     return "resumed from step "
-        + resume.path("step").asLong()
+        + (resume.step() == null ? 0 : resume.step())
         + " ("
-        + uris.apply(resume.get("uri").asText())
+        + uris.apply(resume.uri())
         + ")";
   }
 

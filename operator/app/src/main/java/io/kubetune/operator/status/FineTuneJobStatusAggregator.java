@@ -10,6 +10,7 @@ import io.fabric8.kubernetes.api.model.PodCondition;
 import io.fabric8.kubernetes.api.model.batch.v1.Job;
 import io.fabric8.kubernetes.api.model.batch.v1.JobCondition;
 import io.kubetune.api.StorageUri;
+import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.api.trainer.TrainerTermination;
 import io.kubetune.api.v1alpha1.AdapterStatus;
@@ -101,8 +102,10 @@ public final class FineTuneJobStatusAggregator {
           newest.isPresent() && !newest.get().getMetadata().getName().equals(status.podName);
       status.attempts = Math.max(previousAttempts + (newPod ? 1 : 0), attempts(observed));
       newest.ifPresent(p -> status.podName = p.getMetadata().getName());
-      status.progress = TrainerProgress.from(observed.trainerLog(), status.progress, now);
-      recordCheckpoints(cr, status, observed.trainerLog(), now);
+      // The log tail is parsed once here; every reader below takes the events.
+      List<TrainerEvent> events = TrainerEvent.parseLog(observed.trainerLog());
+      status.progress = TrainerProgress.from(events, status.progress, now);
+      recordCheckpoints(cr, status, events, now);
     }
     if (outcome.phase.isTerminal() && status.completionTime == null && job == null) {
       status.completionTime = now;
@@ -120,11 +123,11 @@ public final class FineTuneJobStatusAggregator {
    * they were, so an unchanged resync writes nothing.
    */
   private static void recordCheckpoints(
-      FineTuneJob cr, FineTuneJobStatus status, String logTail, String now) {
+      FineTuneJob cr, FineTuneJobStatus status, List<TrainerEvent> events, String now) {
     String checkpointsUri = cr.getSpec().checkpoints == null ? null : cr.getSpec().checkpoints.uri;
     UnaryOperator<String> uris = CheckpointLedger.userUris(checkpointsUri);
-    List<CheckpointRecord> seen = CheckpointLedger.fromLog(logTail, uris, now);
-    Optional<CheckpointLedger.Rejection> rejection = CheckpointLedger.rejectionAtResume(logTail);
+    List<CheckpointRecord> seen = CheckpointLedger.fromLog(events, uris, now);
+    Optional<CheckpointLedger.Rejection> rejection = CheckpointLedger.rejectionAtResume(events);
     if (!seen.isEmpty() || rejection.isPresent()) {
       CheckpointLedger.merge(
               CheckpointLedger.Ledger.of(status),
@@ -133,7 +136,7 @@ public final class FineTuneJobStatusAggregator {
               TrainerConfigModel.evaluationMetric(cr))
           .writeTo(status);
     }
-    List<CheckpointWarning> warnings = CheckpointWarnings.fromLog(logTail, uris, now);
+    List<CheckpointWarning> warnings = CheckpointWarnings.fromLog(events, uris, now);
     if (!warnings.isEmpty()) {
       status.checkpointWarnings = CheckpointWarnings.merge(status.checkpointWarnings, warnings);
     }

@@ -1,8 +1,9 @@
 package io.kubetune.operator.status;
 
-import com.fasterxml.jackson.databind.JsonNode;
+import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.v1alpha1.ProgressStatus;
 import io.kubetune.operator.model.Json;
+import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
 
@@ -19,23 +20,13 @@ public final class TrainerProgress {
    * The progress the log shows, or {@code previous} when the log has no progress line. {@code
    * updatedAt} moves only when the step does, so re-reading an unchanged log changes nothing.
    */
-  public static ProgressStatus from(String logTail, ProgressStatus previous, String now) {
-    if (logTail == null) {
-      return previous;
-    }
-    JsonNode progress = null;
-    JsonNode eval = null;
-    JsonNode done = null;
-    for (JsonNode event : TrainerEvents.parse(logTail)) {
-      switch (event.path("event").asText()) {
-        case "progress" -> progress = event;
-        case "eval" -> eval = event;
-        case "done" -> done = event;
-        default -> {
-          // other events are not shown in status
-        }
-      }
-    }
+  public static ProgressStatus from(
+      List<TrainerEvent> events, ProgressStatus previous, String now) {
+    // other events are not shown in status
+    TrainerEvent.Progress progress =
+        TrainerEvent.last(events, TrainerEvent.Progress.class).orElse(null);
+    TrainerEvent.Eval eval = TrainerEvent.last(events, TrainerEvent.Eval.class).orElse(null);
+    TrainerEvent.Done done = TrainerEvent.last(events, TrainerEvent.Done.class).orElse(null);
     if (progress == null && done == null) {
       return previous;
     }
@@ -44,23 +35,24 @@ public final class TrainerProgress {
       next = new ProgressStatus();
     }
     if (progress != null) {
-      next.step = progress.path("step").asLong();
-      next.totalSteps = progress.path("totalSteps").asLong();
-      next.epoch = rounded(progress.path("epoch"), 3);
-      next.loss = rounded(progress.path("loss"), 4);
-      next.tokensPerSecond = rounded(progress.path("tokensPerSecond"), 0);
-      next.etaSeconds = Math.round(progress.path("etaSeconds").asDouble());
+      next.step = orZero(progress.step());
+      next.totalSteps = orZero(progress.totalSteps());
+      next.epoch = rounded(progress.epoch(), 3);
+      next.loss = rounded(progress.loss(), 4);
+      next.tokensPerSecond = rounded(progress.tokensPerSecond(), 0);
+      next.etaSeconds =
+          Math.round(progress.etaSeconds() == null ? 0.0 : progress.etaSeconds().doubleValue());
     }
-    if (eval != null && eval.has("eval_loss")) {
-      next.evalLoss = rounded(eval.path("eval_loss"), 4);
+    if (eval != null && eval.metrics().containsKey("eval_loss")) {
+      next.evalLoss = rounded(eval.metrics().get("eval_loss"), 4);
     }
     if (done != null) {
-      if (done.has("steps")) {
-        next.step = done.path("steps").asLong();
+      if (done.steps() != null) {
+        next.step = done.steps();
       }
       next.etaSeconds = 0L;
-      if (done.has("eval_loss")) {
-        next.evalLoss = rounded(done.path("eval_loss"), 4);
+      if (done.metrics().containsKey("eval_loss")) {
+        next.evalLoss = rounded(done.metrics().get("eval_loss"), 4);
       }
     }
     next.eta = formatDuration(next.etaSeconds);
@@ -91,11 +83,16 @@ public final class TrainerProgress {
     return s + "s";
   }
 
-  private static Double rounded(JsonNode value, int digits) {
-    if (value == null || !value.isNumber()) {
+  /** Null for a missing or non-finite number (the trainer writes NaN as a string). */
+  private static Double rounded(Double value, int digits) {
+    if (value == null || !Double.isFinite(value)) {
       return null;
     }
     double scale = Math.pow(10, digits);
-    return Math.round(value.asDouble() * scale) / scale;
+    return Math.round(value * scale) / scale;
+  }
+
+  private static long orZero(Long value) {
+    return value == null ? 0L : value;
   }
 }

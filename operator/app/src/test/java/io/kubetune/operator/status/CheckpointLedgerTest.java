@@ -2,6 +2,7 @@ package io.kubetune.operator.status;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.v1alpha1.CheckpointRecord;
 import io.kubetune.api.v1alpha1.EvalMetric;
 import io.kubetune.operator.model.Json;
@@ -57,7 +58,8 @@ class CheckpointLedgerTest {
             "{\"event\":\"checkpoint\",\"step\":\"x\",\"uri\":\"s3://bad/\"}",
             "{\"event\":\"checkpoint\",\"step\":400,\"uri\":\"s3://ck");
 
-    List<CheckpointRecord> seen = CheckpointLedger.fromLog(log, UnaryOperator.identity(), "NOW");
+    List<CheckpointRecord> seen =
+        CheckpointLedger.fromLog(TrainerEvent.parseLog(log), UnaryOperator.identity(), "NOW");
 
     assertThat(steps(seen)).containsExactly(100L, 200L, 300L);
     assertThat(seen.get(0).time).isEqualTo("2025-01-07T09:59:58Z");
@@ -183,12 +185,12 @@ class CheckpointLedgerTest {
     Ledger first =
         CheckpointLedger.merge(
             EMPTY,
-            CheckpointLedger.fromLog(log, UnaryOperator.identity(), "T1"),
+            CheckpointLedger.fromLog(TrainerEvent.parseLog(log), UnaryOperator.identity(), "T1"),
             EvalMetric.EVAL_LOSS);
     Ledger again =
         CheckpointLedger.merge(
             first,
-            CheckpointLedger.fromLog(log, UnaryOperator.identity(), "T2"),
+            CheckpointLedger.fromLog(TrainerEvent.parseLog(log), UnaryOperator.identity(), "T2"),
             EvalMetric.EVAL_LOSS);
     assertThat(Json.canonical(again)).isEqualTo(Json.canonical(first));
 
@@ -224,8 +226,8 @@ class CheckpointLedgerTest {
   static Ledger read(Ledger previous, String log, String now) {
     return CheckpointLedger.merge(
         previous,
-        CheckpointLedger.rejectionAtResume(log),
-        CheckpointLedger.fromLog(log, UnaryOperator.identity(), now),
+        CheckpointLedger.rejectionAtResume(TrainerEvent.parseLog(log)),
+        CheckpointLedger.fromLog(TrainerEvent.parseLog(log), UnaryOperator.identity(), now),
         EvalMetric.EVAL_LOSS);
   }
 
@@ -251,7 +253,7 @@ class CheckpointLedgerTest {
 
     // The next pod finds 50 corrupt and resumes from 40 (60 is gone from storage).
     String log = skippedResumeLine(40, 50);
-    assertThat(CheckpointLedger.rejectionAtResume(log))
+    assertThat(CheckpointLedger.rejectionAtResume(TrainerEvent.parseLog(log)))
         .hasValueSatisfying(r -> assertThat(r.resumedFrom()).isEqualTo(40L));
     Ledger after = read(before, log, "T1");
     // Kept as history, marked: checkpoints[] never shrinks.
@@ -290,13 +292,13 @@ class CheckpointLedgerTest {
   void aResumeWithoutSkippedNeverMovesLatestBack() {
     Ledger before = read(EMPTY, checkpointLine(50, 1.0), "T0");
     String log = "{\"event\":\"resume\",\"step\":40,\"uri\":\"s3://ckpt/run/step-000000040/\"}";
-    assertThat(CheckpointLedger.rejectionAtResume(log)).isEmpty();
+    assertThat(CheckpointLedger.rejectionAtResume(TrainerEvent.parseLog(log))).isEmpty();
     Ledger after = read(before, log, "T1");
     assertThat(after.latest().step).isEqualTo(50L);
     assertThat(after.checkpoints()).allMatch(r -> r.rejected == null);
     // An empty skipped list is no rejection either.
     String empty = log.replace("}", ",\"skipped\":[]}");
-    assertThat(CheckpointLedger.rejectionAtResume(empty)).isEmpty();
+    assertThat(CheckpointLedger.rejectionAtResume(TrainerEvent.parseLog(empty))).isEmpty();
   }
 
   @Test
@@ -304,7 +306,8 @@ class CheckpointLedgerTest {
     Ledger before = read(EMPTY, checkpointLine(40, 1.2) + "\n" + checkpointLine(50, 1.0), "T0");
     String log = skippedResumeLine(0, 50, 40);
     // step 0 without a uri is not a checkpoint
-    assertThat(CheckpointLedger.fromLog(log, UnaryOperator.identity(), "T1")).isEmpty();
+    assertThat(CheckpointLedger.fromLog(TrainerEvent.parseLog(log), UnaryOperator.identity(), "T1"))
+        .isEmpty();
     Ledger after = read(before, log, "T1");
     assertThat(rejected(after.checkpoints()))
         .containsExactly("40:checksum mismatch", "50:checksum mismatch");

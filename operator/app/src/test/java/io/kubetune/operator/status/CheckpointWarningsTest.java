@@ -2,6 +2,7 @@ package io.kubetune.operator.status;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.v1alpha1.CheckpointWarning;
 import io.kubetune.operator.model.Json;
 import java.util.ArrayList;
@@ -30,7 +31,7 @@ class CheckpointWarningsTest {
   }
 
   static List<CheckpointWarning> read(String log, String now) {
-    return CheckpointWarnings.fromLog(log, UnaryOperator.identity(), now);
+    return CheckpointWarnings.fromLog(TrainerEvent.parseLog(log), UnaryOperator.identity(), now);
   }
 
   @Test
@@ -100,7 +101,9 @@ class CheckpointWarningsTest {
             "s3://ckpt/run/", "file:///var/run/kubetune/pvc/model-store/checkpoints/chat/");
     CheckpointWarning w =
         CheckpointWarnings.fromLog(
-                log, CheckpointLedger.userUris("pvc://model-store/checkpoints/chat"), "NOW")
+                TrainerEvent.parseLog(log),
+                CheckpointLedger.userUris("pvc://model-store/checkpoints/chat"),
+                "NOW")
             .get(0);
     assertThat(w.uri).isEqualTo("pvc://model-store/checkpoints/chat/step-000000050/");
     assertThat(w.message).contains("(pvc://model-store/checkpoints/chat/step-000000040/)");

@@ -2,6 +2,7 @@ package io.kubetune.operator.status;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.v1alpha1.ProgressStatus;
 import org.junit.jupiter.api.Test;
 
@@ -19,7 +20,7 @@ class TrainerProgressTest {
 
   @Test
   void takesTheLastCompleteProgressLine() {
-    ProgressStatus p = TrainerProgress.from(LOG, null, "T1");
+    ProgressStatus p = TrainerProgress.from(TrainerEvent.parseLog(LOG), null, "T1");
     assertThat(p.step).isEqualTo(10L);
     assertThat(p.totalSteps).isEqualTo(40L);
     assertThat(p.loss).isEqualTo(2.3123);
@@ -33,23 +34,26 @@ class TrainerProgressTest {
 
   @Test
   void unchangedLogKeepsTheStatusIdentical() {
-    ProgressStatus first = TrainerProgress.from(LOG, null, "T1");
-    ProgressStatus again = TrainerProgress.from(LOG, first, "T2");
+    ProgressStatus first = TrainerProgress.from(TrainerEvent.parseLog(LOG), null, "T1");
+    ProgressStatus again = TrainerProgress.from(TrainerEvent.parseLog(LOG), first, "T2");
     assertThat(again).usingRecursiveComparison().isEqualTo(first);
   }
 
   @Test
   void noProgressLinesKeepsThePreviousProgress() {
-    ProgressStatus first = TrainerProgress.from(LOG, null, "T1");
-    assertThat(TrainerProgress.from("restarting\n", first, "T2")).isSameAs(first);
-    assertThat(TrainerProgress.from(null, first, "T2")).isSameAs(first);
+    ProgressStatus first = TrainerProgress.from(TrainerEvent.parseLog(LOG), null, "T1");
+    assertThat(TrainerProgress.from(TrainerEvent.parseLog("restarting\n"), first, "T2"))
+        .isSameAs(first);
+    assertThat(TrainerProgress.from(TrainerEvent.parseLog(null), first, "T2")).isSameAs(first);
   }
 
   @Test
   void doneLineFinishesTheRun() {
     ProgressStatus p =
         TrainerProgress.from(
-            LOG + "{\"event\":\"done\",\"steps\":40,\"eval_loss\":1.9}\n", null, "T1");
+            TrainerEvent.parseLog(LOG + "{\"event\":\"done\",\"steps\":40,\"eval_loss\":1.9}\n"),
+            null,
+            "T1");
     assertThat(p.step).isEqualTo(40L);
     assertThat(p.etaSeconds).isZero();
     assertThat(p.summary).isEqualTo("40/40 (100%)");
