@@ -33,6 +33,9 @@ import java.util.stream.Stream;
  * to a local folder first and then committed (manifest last).
  */
 public final class Checkpointer implements AutoCloseable {
+  /** Reason prefix of a checkpoint whose checksums match but whose files cannot be parsed. */
+  static final String INTACT_BUT_UNREADABLE = "intact but unreadable: ";
+
   public static final String WEIGHTS = "trainable.safetensors";
   public static final String OPTIMIZER = "optimizer.safetensors";
   public static final String STATE = "trainer_state.json";
@@ -152,7 +155,7 @@ public final class Checkpointer implements AutoCloseable {
         // Intact (the checksums match) but unreadable, e.g. written by a trainer version whose
         // files this one cannot read: as unusable as a damaged one, so try the next older.
         String reason =
-            "intact but unreadable: "
+            INTACT_BUT_UNREADABLE
                 + (e.getMessage() == null ? e.toString() : e.getMessage()).replace('\n', ' ');
         log.println(
             "skipping checkpoint step "
@@ -171,11 +174,15 @@ public final class Checkpointer implements AutoCloseable {
   /**
    * This run trains the rejected steps newer than {@code restoredStep} again: withdraw their
    * manifests (the files become an orphan attempt for prune), else each new commit of such a step
-   * would lose to them. Folders of another training revision are left to the commit's own rule.
+   * would lose to them. Folders of another training revision are left to the commit's own rule, and
+   * so are intact checkpoints this trainer cannot read: their files are whole (perhaps written by a
+   * newer trainer), so nothing saved is deleted; this run then skips committing those steps.
    */
   private void withdrawRejected(List<Skipped> skipped, long restoredStep) {
     for (Skipped s : skipped) {
-      if (s.step() > restoredStep && !s.reason().startsWith(CheckpointStore.OTHER_REVISION)) {
+      if (s.step() > restoredStep
+          && !s.reason().startsWith(CheckpointStore.OTHER_REVISION)
+          && !s.reason().startsWith(INTACT_BUT_UNREADABLE)) {
         try {
           store.withdraw(s.step());
         } catch (IOException e) {

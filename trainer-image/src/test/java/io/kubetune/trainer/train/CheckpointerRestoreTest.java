@@ -29,7 +29,7 @@ class CheckpointerRestoreTest {
   @TempDir Path dir;
 
   @Test
-  void anIntactButUnreadableCheckpointIsSkippedAndWithdrawn() throws Exception {
+  void anIntactButUnreadableCheckpointIsSkippedAndKept() throws Exception {
     String uri = dir.resolve("checkpoints").toUri().toString();
     try (ObjectStore store = ObjectStores.forUri(uri, StorageSettings.defaults())) {
       CheckpointStore checkpoints = new CheckpointStore(store, dir.resolve("scratch"));
@@ -52,9 +52,10 @@ class CheckpointerRestoreTest {
           .contains("intact but unreadable");
     }
     try (ObjectStore store = ObjectStores.forUri(uri, StorageSettings.defaults())) {
+      // Its files are whole (a newer trainer may read them): nothing saved is deleted.
       assertThat(store.exists("step-000000010/manifest.json"))
-          .as("withdrawn, so this run can checkpoint step 10 again")
-          .isFalse();
+          .as("kept: intact files are never withdrawn")
+          .isTrue();
       assertThat(store.exists("step-000000005/manifest.json")).isTrue();
     }
   }
