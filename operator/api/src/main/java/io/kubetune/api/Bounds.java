@@ -76,6 +76,14 @@ public final class Bounds {
   public static final int KEEP_LAST_MAX = 100;
   public static final int KEEP_LAST_DEFAULT = 3;
 
+  // spec.evaluation
+  public static final int GENERATION_MAX_EXAMPLES_MIN = 0;
+  public static final int GENERATION_MAX_EXAMPLES_MAX = 100000;
+  public static final int GENERATION_MAX_EXAMPLES_DEFAULT = 50;
+  public static final int GENERATION_MAX_NEW_TOKENS_MIN = 1;
+  public static final int GENERATION_MAX_NEW_TOKENS_MAX = 32768;
+  public static final int GENERATION_MAX_NEW_TOKENS_DEFAULT = 64;
+
   // spec (Job settings) and spec.resources, spec.serving
   public static final int BACKOFF_LIMIT_MIN = 0;
   public static final int BACKOFF_LIMIT_MAX = 100;
@@ -227,6 +235,18 @@ public final class Bounds {
       integer("checkpoints.everySteps", CHECKPOINT_EVERY_STEPS_MIN, CHECKPOINT_EVERY_STEPS_DEFAULT);
   public static final Bound KEEP_LAST =
       integer("checkpoints.keepLast", KEEP_LAST_MIN, KEEP_LAST_MAX, KEEP_LAST_DEFAULT);
+  public static final Bound GENERATION_MAX_EXAMPLES =
+      integer(
+          "evaluation.generation.maxExamples",
+          GENERATION_MAX_EXAMPLES_MIN,
+          GENERATION_MAX_EXAMPLES_MAX,
+          GENERATION_MAX_EXAMPLES_DEFAULT);
+  public static final Bound GENERATION_MAX_NEW_TOKENS =
+      integer(
+          "evaluation.generation.maxNewTokens",
+          GENERATION_MAX_NEW_TOKENS_MIN,
+          GENERATION_MAX_NEW_TOKENS_MAX,
+          GENERATION_MAX_NEW_TOKENS_DEFAULT);
   public static final Bound BACKOFF_LIMIT =
       integer("backoffLimit", BACKOFF_LIMIT_MIN, BACKOFF_LIMIT_MAX, BACKOFF_LIMIT_DEFAULT);
   public static final Bound GPUS = integer("resources.gpus", GPUS_MIN, GPUS_MAX, null);
@@ -255,6 +275,8 @@ public final class Bounds {
           VALIDATION_SPLIT,
           CHECKPOINT_EVERY_STEPS,
           KEEP_LAST,
+          GENERATION_MAX_EXAMPLES,
+          GENERATION_MAX_NEW_TOKENS,
           BACKOFF_LIMIT,
           GPUS,
           REPLICAS);

@@ -210,6 +210,59 @@ public final class JsonlDataset {
     return List.copyOf(labels);
   }
 
+  /**
+   * A held-out record as a generation task: the text that prompts the answer and the answer
+   * expected. For completion records the prompt is {@code prompt} and the reference {@code
+   * completion}; for chat records the conversation is every message before the last assistant
+   * message, which is the reference (later messages are not used).
+   */
+  public record GenerationCase(
+      int line, String prompt, List<ChatTemplate.Message> conversation, String reference) {}
+
+  /**
+   * The generation cases of the lines (completion and chat formats), in file order; a chat record
+   * without an assistant message is refused, as for training.
+   */
+  public List<GenerationCase> generationCases(Path file, List<Line> lines) {
+    List<GenerationCase> cases = new ArrayList<>(lines.size());
+    for (Line line : lines) {
+      switch (format) {
+        case COMPLETION ->
+            cases.add(
+                new GenerationCase(
+                    line.number(),
+                    text(file, line, fields.prompt()),
+                    null,
+                    text(file, line, fields.completion())));
+        case CHAT -> {
+          List<ChatTemplate.Message> messages = messages(file, line);
+          int last = -1;
+          for (int i = 0; i < messages.size(); i++) {
+            if (messages.get(i).role().equals("assistant")) {
+              last = i;
+            }
+          }
+          if (last < 0) {
+            throw new BadInputException(
+                file
+                    + ":"
+                    + line.number()
+                    + ": the record has no completion/assistant tokens to learn");
+          }
+          cases.add(
+              new GenerationCase(
+                  line.number(),
+                  null,
+                  List.copyOf(messages.subList(0, last)),
+                  messages.get(last).content()));
+        }
+        case CLASSIFICATION ->
+            throw new IllegalStateException("classification records have no text to generate");
+      }
+    }
+    return cases;
+  }
+
   /** Tokenizes every line; {@code labels} is the class list for classification (else null). */
   public List<Example> tokenize(Path file, List<Line> lines, List<String> labels) {
     List<Example> examples = new ArrayList<>(lines.size());

@@ -58,6 +58,11 @@ public final class Inference {
   public record Classification(String label, Map<String, Double> probabilities, int tokens) {}
 
   public long[] completionPrompt(LlamaModel model, String prompt) {
+    return completionPrompt(prompt);
+  }
+
+  /** BOS (if the model adds one) and the prompt's tokens, as the trainer's completion data. */
+  public long[] completionPrompt(String prompt) {
     return concat(List.of(bos(), tokenizer.encode(prompt)));
   }
 
@@ -94,20 +99,30 @@ public final class Inference {
    * @throws ApiException 400 when the model's template refuses the conversation
    */
   public long[] chatPrompt(LlamaModel model, List<RequestParser.Message> messages) {
+    List<ChatTemplate.Message> chat = new ArrayList<>();
+    for (RequestParser.Message m : messages) {
+      chat.add(new ChatTemplate.Message(m.role(), m.content()));
+    }
+    try {
+      return chatPrompt(chat);
+    } catch (io.kubetune.trainer.BadInputException e) {
+      throw ApiException.badRequest("messages", "messages: " + e.getMessage());
+    }
+  }
+
+  /**
+   * The chat prompt of a conversation as the trainer renders chat data, ending with the assistant's
+   * generation prompt (also for evaluation on held-out conversations).
+   *
+   * @throws io.kubetune.trainer.BadInputException when the model's template refuses it
+   */
+  public long[] chatPrompt(List<ChatTemplate.Message> messages) {
     if (chatTemplate != null) {
-      List<ChatTemplate.Message> chat = new ArrayList<>();
-      for (RequestParser.Message m : messages) {
-        chat.add(new ChatTemplate.Message(m.role(), m.content()));
-      }
-      try {
-        return tokenizer.encode(chatTemplate.render(chat, true));
-      } catch (io.kubetune.trainer.BadInputException e) {
-        throw ApiException.badRequest("messages", "messages: " + e.getMessage());
-      }
+      return tokenizer.encode(chatTemplate.render(messages, true));
     }
     List<long[]> parts = new ArrayList<>();
     parts.add(bos());
-    for (RequestParser.Message m : messages) {
+    for (ChatTemplate.Message m : messages) {
       parts.add(tokenizer.encode(ChatTemplate.header(m.role())));
       parts.add(tokenizer.encode(m.content()));
       parts.add(tokenizer.encode(ChatTemplate.footer()));
@@ -134,7 +149,21 @@ public final class Inference {
               + served.id()
               + "' is a classification adapter; send its requests to POST /v1/classify");
     }
-    LlamaModel model = served.model();
+    return generate(served.model(), prompt, params, sink, cancelled);
+  }
+
+  /**
+   * Generates a completion with {@code model} (base, or base + the adapter it carries); {@code
+   * sink} (may be null) receives the text as it becomes final.
+   *
+   * @throws ApiException 400 when the prompt or max_tokens do not fit the context
+   */
+  public Result generate(
+      LlamaModel model,
+      long[] prompt,
+      GenerationParams params,
+      Sink sink,
+      BooleanSupplier cancelled) {
     int context = model.config().maxPositionEmbeddings();
     if (prompt.length >= context) {
       throw ApiException.badRequest(

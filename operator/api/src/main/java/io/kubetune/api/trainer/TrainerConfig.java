@@ -6,6 +6,7 @@ import io.kubetune.api.v1alpha1.BaseModelSpec;
 import io.kubetune.api.v1alpha1.CheckpointsSpec;
 import io.kubetune.api.v1alpha1.DatasetSpec;
 import io.kubetune.api.v1alpha1.EvalMetric;
+import io.kubetune.api.v1alpha1.GenerationEvalSpec;
 import io.kubetune.api.v1alpha1.HyperparametersSpec;
 import io.kubetune.api.v1alpha1.MethodSpec;
 
@@ -83,5 +84,11 @@ public class TrainerConfig {
 
     /** Also evaluate the untouched base model on the held-out split, for the quality gate. */
     public Boolean compareWithBase;
+
+    /**
+     * Generation metrics (exact_match, bleu, rouge_l) on held-out prompts, limits resolved; null or
+     * maxExamples 0: none (always null for classification).
+     */
+    public GenerationEvalSpec generation;
   }
 }

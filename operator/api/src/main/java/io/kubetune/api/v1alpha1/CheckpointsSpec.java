@@ -38,4 +38,10 @@ public class CheckpointsSpec {
           + Bounds.KEEP_LAST_DEFAULT
           + ".")
   public Integer keepLast;
+
+  @JsonPropertyDescription(
+      "true: export (final/) the weights of the evaluation that was best on the gate's metric"
+          + " (serving.gate.metric, else hyperparameters.earlyStopping.metric, else eval_loss),"
+          + " not those of the last step; needs held-out data. Default false.")
+  public Boolean exportBest;
 }

@@ -19,6 +19,7 @@ public class EarlyStoppingSpec {
   @Size(max = 16)
   @JsonPropertyDescription(
       "Metric to watch. eval_loss (default) and perplexity are minimised; accuracy, f1,"
-          + " precision and recall (classification only) are maximised.")
+          + " precision and recall (classification only) and exact_match, bleu and rouge_l"
+          + " (completion and chat only) are maximised.")
   public EvalMetric metric;
 }

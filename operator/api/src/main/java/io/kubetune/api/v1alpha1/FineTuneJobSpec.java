@@ -23,7 +23,8 @@ import io.kubetune.api.Bounds;
 @ValidationRule(
     value = FineTuneJobSpec.TRAINING_FIELDS_IMMUTABLE_RULE,
     message =
-        "training fields (baseModel, dataset, method, hyperparameters, checkpoints, storage,"
+        "training fields (baseModel, dataset, method, hyperparameters, evaluation, checkpoints,"
+            + " storage,"
             + " trainerImage, backoffLimit, activeDeadlineSeconds, ttlSecondsAfterFinished) are"
             + " immutable: change spec.restartNonce in the same update to start a new training"
             + " run",
@@ -43,6 +44,8 @@ public class FineTuneJobSpec {
           + " && self.checkpoints == oldSelf.checkpoints"
           + " && (has(self.hyperparameters) == has(oldSelf.hyperparameters)"
           + " && (!has(self.hyperparameters) || self.hyperparameters == oldSelf.hyperparameters))"
+          + " && (has(self.evaluation) == has(oldSelf.evaluation)"
+          + " && (!has(self.evaluation) || self.evaluation == oldSelf.evaluation))"
           + " && (has(self.storage) == has(oldSelf.storage)"
           + " && (!has(self.storage) || self.storage == oldSelf.storage))"
           + " && (has(self.trainerImage) == has(oldSelf.trainerImage)"
@@ -70,6 +73,11 @@ public class FineTuneJobSpec {
 
   @JsonPropertyDescription("Optimisation settings. Every field has a documented default.")
   public HyperparametersSpec hyperparameters;
+
+  @JsonPropertyDescription(
+      "How the held-out split is evaluated beyond loss and perplexity: generation metrics"
+          + " (exact_match, bleu, rouge_l) for completion and chat datasets.")
+  public EvaluationSpec evaluation;
 
   @JsonPropertyDescription(
       "Compute for the training pod: GPUs, CPU, memory and placement. May change while training:"

@@ -15,8 +15,10 @@ public class GateSpec {
   @Required
   @Size(max = 16)
   @JsonPropertyDescription(
-      "Metric evaluated on the held-out split for both base and tuned model (eval_loss,"
-          + " perplexity, accuracy, f1, precision, recall).")
+      "Metric evaluated on the held-out split for both base and tuned model: eval_loss and"
+          + " perplexity (lower is better); accuracy, f1, precision, recall (classification);"
+          + " exact_match, bleu, rouge_l (completion and chat, from greedy generation; higher is"
+          + " better).")
   public EvalMetric metric;
 
   @JsonPropertyDescription(

@@ -1,5 +1,6 @@
 package io.kubetune.operator.model;
 
+import io.kubetune.api.Bounds;
 import io.kubetune.api.StorageUri;
 import io.kubetune.api.trainer.TrainerConfig;
 import io.kubetune.api.v1alpha1.BaseModelSpec;
@@ -7,8 +8,10 @@ import io.kubetune.api.v1alpha1.CheckpointsSpec;
 import io.kubetune.api.v1alpha1.DatasetSpec;
 import io.kubetune.api.v1alpha1.EarlyStoppingSpec;
 import io.kubetune.api.v1alpha1.EvalMetric;
+import io.kubetune.api.v1alpha1.EvaluationSpec;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.FineTuneJobSpec;
+import io.kubetune.api.v1alpha1.GenerationEvalSpec;
 import io.kubetune.api.v1alpha1.HyperparametersSpec;
 import io.kubetune.api.v1alpha1.LoraSpec;
 import io.kubetune.api.v1alpha1.MethodSpec;
@@ -62,17 +65,51 @@ public final class TrainerConfigModel {
     // Always evaluate the base model too: the quality gate is a serving field and may change
     // after training started, so the trainer records both sides regardless.
     config.evaluation.compareWithBase = true;
+    config.evaluation.generation = resolveGeneration(spec.evaluation, spec.dataset.format);
     return config;
   }
 
   /**
    * The metric the trainer ranks evaluations and checkpoints by (early stopping, best checkpoint,
-   * retention): {@code hyperparameters.earlyStopping.metric}, else eval_loss.
+   * retention, and with {@code checkpoints.exportBest} the export): {@code
+   * hyperparameters.earlyStopping.metric}; else, with exportBest, {@code serving.gate.metric} (the
+   * validator refuses the two differing); else eval_loss.
    */
   public static EvalMetric evaluationMetric(FineTuneJob job) {
-    HyperparametersSpec h = job.getSpec().hyperparameters;
+    FineTuneJobSpec spec = job.getSpec();
+    HyperparametersSpec h = spec.hyperparameters;
     EarlyStoppingSpec early = h == null ? null : h.earlyStopping;
-    return early != null && early.metric != null ? early.metric : EvalMetric.EVAL_LOSS;
+    if (early != null && early.metric != null) {
+      return early.metric;
+    }
+    boolean exportBest =
+        spec.checkpoints != null && Boolean.TRUE.equals(spec.checkpoints.exportBest);
+    if (exportBest
+        && spec.serving != null
+        && spec.serving.gate != null
+        && spec.serving.gate.metric != null) {
+      return spec.serving.gate.metric;
+    }
+    return EvalMetric.EVAL_LOSS;
+  }
+
+  /**
+   * Generation metrics' limits with defaults resolved; none (off) for classification datasets,
+   * which have no text to generate.
+   */
+  static GenerationEvalSpec resolveGeneration(EvaluationSpec given, DatasetSpec.Format format) {
+    if (format == DatasetSpec.Format.classification) {
+      return null;
+    }
+    GenerationEvalSpec g =
+        given != null && given.generation != null
+            ? Json.copy(given.generation, GenerationEvalSpec.class)
+            : new GenerationEvalSpec();
+    g.maxExamples =
+        Objects.requireNonNullElse(g.maxExamples, Bounds.GENERATION_MAX_EXAMPLES_DEFAULT);
+    g.maxNewTokens =
+        Objects.requireNonNullElse(g.maxNewTokens, Bounds.GENERATION_MAX_NEW_TOKENS_DEFAULT);
+    return g;
   }
 
   /** The claims the trainer pod mounts, with whether it must write to them. */

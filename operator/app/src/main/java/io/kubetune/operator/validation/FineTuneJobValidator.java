@@ -246,6 +246,31 @@ public final class FineTuneJobValidator {
       return;
     }
     validateUri("spec.checkpoints.uri", spec.checkpoints.uri, true, problems);
+    if (Boolean.TRUE.equals(spec.checkpoints.exportBest)) {
+      if (!hasValidationData(spec)) {
+        problems.add(
+            new ValidationProblem(
+                "spec.checkpoints.exportBest",
+                "needs held-out data to rank evaluations",
+                "set dataset.validation or dataset.validationSplit, or drop exportBest"));
+      }
+      EvalMetric early =
+          spec.hyperparameters == null || spec.hyperparameters.earlyStopping == null
+              ? null
+              : spec.hyperparameters.earlyStopping.metric;
+      EvalMetric gate =
+          spec.serving == null || spec.serving.gate == null ? null : spec.serving.gate.metric;
+      if (early != null && gate != null && early != gate) {
+        problems.add(
+            new ValidationProblem(
+                "spec.checkpoints.exportBest",
+                "would rank by serving.gate.metric "
+                    + gate.key()
+                    + " while hyperparameters.earlyStopping.metric is "
+                    + early.key(),
+                "use the same metric for the gate and early stopping, or drop exportBest"));
+      }
+    }
     if (spec.checkpoints.uri != null
         && spec.baseModel != null
         && spec.baseModel.uri != null
@@ -323,16 +348,41 @@ public final class FineTuneJobValidator {
 
   private static void checkMetricFitsFormat(
       String field, EvalMetric metric, FineTuneJobSpec spec, List<ValidationProblem> problems) {
-    if (metric != null
-        && metric.classificationOnly()
-        && spec.dataset != null
-        && spec.dataset.format != DatasetSpec.Format.classification) {
+    if (metric == null || spec.dataset == null || spec.dataset.format == null) {
+      return;
+    }
+    if (metric.classificationOnly() && !metric.appliesTo(spec.dataset.format)) {
       problems.add(
           new ValidationProblem(
               field,
               metric.key() + " is only computed for classification datasets",
               "use eval_loss or perplexity for " + spec.dataset.format + " data"));
+    } else if (metric.generationOnly() && !metric.appliesTo(spec.dataset.format)) {
+      problems.add(
+          new ValidationProblem(
+              field,
+              metric.key() + " is only computed for completion and chat datasets",
+              "use accuracy, f1, precision, recall, eval_loss or perplexity for classification"
+                  + " data"));
+    } else if (metric.generationOnly() && generationMaxExamples(spec) == 0) {
+      problems.add(
+          new ValidationProblem(
+              field,
+              metric.key()
+                  + " needs generation metrics, which evaluation.generation.maxExamples: 0"
+                  + " turns off",
+              "set evaluation.generation.maxExamples to at least 1 (default "
+                  + Bounds.GENERATION_MAX_EXAMPLES_DEFAULT
+                  + ")"));
     }
+  }
+
+  private static int generationMaxExamples(FineTuneJobSpec spec) {
+    return spec.evaluation != null
+            && spec.evaluation.generation != null
+            && spec.evaluation.generation.maxExamples != null
+        ? spec.evaluation.generation.maxExamples
+        : Bounds.GENERATION_MAX_EXAMPLES_DEFAULT;
   }
 
   private static boolean hasValidationData(FineTuneJobSpec spec) {
