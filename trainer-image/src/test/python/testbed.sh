@@ -13,6 +13,9 @@ mkdir -p "$cache"
 # The virtual environment is keyed by the requirements, so editing them builds a fresh one.
 key=$(sha256sum "$here/requirements.txt" | cut -c1-12)
 venv="$cache/venv-$key"
+# Two builds may start at once (worktrees share the cache): one installs, the other waits.
+exec 9>"$cache/.install-$key.lock"
+flock 9
 if [ ! -f "$venv/.complete" ]; then
   echo "testbed: installing the Python reference stack into $venv (first run only, ~2 min)"
   start=$(date +%s)

@@ -23,9 +23,31 @@ public final class Testbed {
         : Path.of(System.getProperty("user.home"), ".cache", "kubetune", "testbed");
   }
 
-  /** The test bed's python executable. */
+  /**
+   * The test bed's python executable: the virtual environment of this checkout's requirements
+   * ({@code venv-<sha256 prefix of requirements.txt>}, as testbed.sh names it), so worktrees with
+   * different requirements sharing one cache do not use each other's; else the {@code venv} link
+   * testbed.sh last pointed.
+   */
   public static Path python() {
     Path python = root().resolve("venv/bin/python");
+    Path requirements = script("requirements.txt");
+    if (Files.isRegularFile(requirements)) {
+      try {
+        String key =
+            java.util.HexFormat.of()
+                .formatHex(
+                    java.security.MessageDigest.getInstance("SHA-256")
+                        .digest(Files.readAllBytes(requirements)))
+                .substring(0, 12);
+        Path keyed = root().resolve("venv-" + key);
+        if (Files.isRegularFile(keyed.resolve(".complete"))) {
+          python = keyed.resolve("bin/python");
+        }
+      } catch (IOException | java.security.NoSuchAlgorithmException e) {
+        throw new IllegalStateException("cannot read " + requirements, e);
+      }
+    }
     if (!Files.isExecutable(python)) {
       throw new IllegalStateException(
           "the Python reference stack is missing at "
