@@ -3,11 +3,7 @@ package io.kubetune.trainer.cli;
 import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.kubetune.api.InvalidFieldException;
-import io.kubetune.api.trainer.TrainerConfig;
-import io.kubetune.api.trainer.TrainerEnvironment;
-import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.trainer.TrainerExitCodes;
-import io.kubetune.api.trainer.TrainerTermination;
 import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.StorageFullException;
 import io.kubetune.trainer.data.ChatTemplate;
@@ -17,23 +13,12 @@ import io.kubetune.trainer.model.LlamaModel;
 import io.kubetune.trainer.model.LoraAdapter;
 import io.kubetune.trainer.model.TextTokenizer;
 import io.kubetune.trainer.model.TinyLlama;
-import io.kubetune.trainer.storage.FileDigest;
-import io.kubetune.trainer.storage.StorageSettings;
-import io.kubetune.trainer.storage.TrainingStaging;
-import io.kubetune.trainer.train.CheckpointOptions;
 import io.kubetune.trainer.train.EngineThreads;
-import io.kubetune.trainer.train.FineTuner;
 import io.kubetune.trainer.train.LossNotFiniteException;
-import io.kubetune.trainer.train.ProgressReporter;
-import io.kubetune.trainer.train.TrainerConfigMapping;
-import io.kubetune.trainer.train.TrainingMethod;
-import io.kubetune.trainer.train.TrainingOptions;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -54,7 +39,7 @@ import picocli.CommandLine.Option;
     description =
         "KubeTune trainer: fine-tune Llama-architecture models (LoRA, full, frozen layers).",
     subcommands = {
-      TrainerCli.Train.class,
+      TrainCommand.class,
       TrainerCli.InitTinyModel.class,
       TrainerCli.Generate.class,
       TrainerCli.LogProbs.class,
@@ -94,7 +79,7 @@ public final class TrainerCli {
         (e, commandLine, parseResult) -> {
           int code = exitCode(e);
           err.println("error: " + oneLine(e));
-          if (commandLine.getCommand() instanceof Train train) {
+          if (commandLine.getCommand() instanceof TrainCommand train) {
             train.writeTermination(code, e);
           }
           return code;
@@ -141,157 +126,6 @@ public final class TrainerCli {
   /** Where subcommands print results (set per run so tests can capture it). */
   static final class Context {
     static PrintStream out = System.out;
-  }
-
-  @Command(name = "train", description = "Fine-tune as described by a TrainerConfig JSON file.")
-  static final class Train implements Callable<Integer> {
-    @Option(names = "--config", required = true, description = "TrainerConfig JSON file.")
-    Path config;
-
-    @Option(
-        names = "--termination-log",
-        // KUBETUNE_TERMINATION_LOG lets local mode point it at the pod's folder instead of
-        // the host's /dev.
-        defaultValue = "${env:" + TrainerEnvironment.TERMINATION_LOG + ":-/dev/termination-log}",
-        description = "Where to write the TrainerTermination JSON when that directory exists.")
-    Path terminationLog;
-
-    @Option(
-        names = "--preemption-budget-seconds",
-        defaultValue = "${env:KUBETUNE_PREEMPTION_BUDGET_SECONDS:-10}",
-        description =
-            "After SIGTERM: time to finish the step and commit a checkpoint before exiting"
-                + " with code 4 regardless.")
-    long preemptionBudgetSeconds;
-
-    @Override
-    public Integer call() throws IOException {
-      Preemption preemption =
-          Preemption.install(Duration.ofSeconds(preemptionBudgetSeconds), System.err);
-      TrainerConfig trainerConfig;
-      try {
-        trainerConfig = JSON.readValue(config.toFile(), TrainerConfig.class);
-      } catch (IOException e) {
-        throw new BadInputException("cannot read trainer config " + config + ": " + oneLine(e), e);
-      }
-      TrainerConfigMapping.checkBounds(trainerConfig); // before any download
-      // s3:// inputs are downloaded first and an s3:// output is uploaded after the export: the
-      // training code only sees local files.
-      TrainerTermination termination = new TrainerTermination();
-      try (TrainingStaging staging =
-          TrainingStaging.prepare(
-              trainerConfig, stagingDir(), StorageSettings.from(trainerConfig.storage))) {
-        // The result records the base's URI as the user gave it, not the staged local copy.
-        TrainingOptions options =
-            TrainerConfigMapping.toOptions(staging.localConfig()).toBuilder()
-                .baseModelName(trainerConfig.baseModel.uri)
-                .build();
-        ProgressReporter progress = new ProgressReporter(Context.out);
-        // Checkpoints go straight to checkpoints.uri (not staged): the original config's URI.
-        CheckpointOptions checkpoints = TrainerConfigMapping.checkpointOptions(trainerConfig);
-        try (FineTuner tuner = new FineTuner(options, progress, checkpoints)) {
-          preemption.attach(tuner);
-          FineTuner.Result result = tuner.train();
-          if (result.preempted()) {
-            progress.emit(new TrainerEvent.Preempted(result.steps()));
-            termination.reason = "Preempted";
-            termination.step = result.steps();
-            termination.message =
-                "SIGTERM at step "
-                    + result.steps()
-                    + "; "
-                    + afterPreemption(checkpoints != null, result.steps(), tuner);
-            writeTermination(termination);
-            return TrainerExitCodes.PREEMPTED;
-          }
-          tuner.export(result);
-          boolean lora = options.method() == TrainingMethod.LORA;
-          termination.format = lora ? "peft-lora" : "hf-full";
-          termination.digest =
-              FileDigest.sha256(
-                  options
-                      .output()
-                      .resolve(lora ? "adapter_model.safetensors" : "model.safetensors"));
-          staging.publishOutput();
-          progress.emit(
-              new TrainerEvent.Done(
-                  result.steps(),
-                  result.stoppedEarly(),
-                  trainerConfig.output.uri,
-                  result.last() == null ? null : result.last().metrics()));
-          termination.step = result.steps();
-          if (result.initial() != null) {
-            termination.baseMetrics = result.initial().metrics();
-          }
-          if (result.last() != null) {
-            termination.tunedMetrics = result.last().metrics();
-          }
-        }
-      }
-      termination.reason = "Completed";
-      termination.message = "training finished; result in " + trainerConfig.output.uri;
-      writeTermination(termination);
-      return TrainerExitCodes.SUCCESS;
-    }
-
-    /** What the next attempt does after a preemption at {@code step}. */
-    static String afterPreemption(boolean checkpointing, long step, FineTuner tuner) {
-      long saved = tuner.lastCheckpointStep();
-      if (!checkpointing) {
-        return "no checkpoints.uri, the next attempt starts over";
-      }
-      if (saved == step) {
-        return "checkpoint committed, the next attempt resumes from it";
-      }
-      if (step == 0) {
-        return "nothing trained yet, the next attempt starts over";
-      }
-      return saved >= 0
-          ? "its checkpoint failed, the next attempt resumes from step " + saved
-          : "its checkpoint failed, the next attempt starts over";
-    }
-
-    /** Where s3:// inputs are downloaded: KUBETUNE_STAGING_DIR (the pod's cache volume) or tmp. */
-    static Path stagingDir() throws IOException {
-      String configured = System.getenv(TrainerEnvironment.STAGING_DIR);
-      if (configured != null && !configured.isBlank()) {
-        Path dir = Path.of(configured);
-        Files.createDirectories(dir);
-        return Files.createTempDirectory(dir, "run-");
-      }
-      return Files.createTempDirectory("kubetune-staging-");
-    }
-
-    void writeTermination(int code, Throwable e) {
-      TrainerTermination termination = new TrainerTermination();
-      termination.reason =
-          switch (code) {
-            case TrainerExitCodes.BAD_INPUT -> "BadInput";
-            case TrainerExitCodes.LOSS_NOT_FINITE -> "LossNotFinite";
-            case TrainerExitCodes.STORAGE_FULL -> "StorageFull";
-            default -> "UnexpectedError";
-          };
-      String message = oneLine(e);
-      // Kubernetes keeps at most 4096 bytes of the termination message.
-      termination.message = message.length() > 3500 ? message.substring(0, 3500) : message;
-      if (e instanceof LossNotFiniteException l) {
-        termination.step = l.step();
-      }
-      writeTermination(termination);
-    }
-
-    private void writeTermination(TrainerTermination termination) {
-      if (terminationLog == null
-          || terminationLog.toAbsolutePath().getParent() == null
-          || !Files.isDirectory(terminationLog.toAbsolutePath().getParent())) {
-        return;
-      }
-      try {
-        Files.writeString(terminationLog, JSON.writeValueAsString(termination));
-      } catch (IOException ignored) {
-        // Best effort: the exit code still tells the operator what happened.
-      }
-    }
   }
 
   @Command(

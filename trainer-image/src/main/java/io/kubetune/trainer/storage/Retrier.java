@@ -2,7 +2,6 @@ package io.kubetune.trainer.storage;
 
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.function.Predicate;
-import java.util.function.ToLongFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -25,8 +24,42 @@ final class Retrier {
   private final Predicate<Throwable> retryable;
   private final Predicate<Throwable> staleConnection;
   private final Describer describer;
-  private final ToLongFunction<Long> sleeper;
+  private final Clock clock;
   private final Refusal refusal;
+
+  /**
+   * Time as the retrier sees it: the budget is measured and the backoff waited on this clock, so
+   * tests run the schedule without sleeping for real.
+   */
+  interface Clock {
+    /** Monotonic time in nanoseconds (as {@link System#nanoTime()}). */
+    long nanoTime();
+
+    /**
+     * Waits {@code millis}; false when interrupted (with the thread's interrupt flag set again).
+     */
+    boolean sleep(long millis);
+
+    /** The JVM's monotonic clock and {@link Thread#sleep}. */
+    Clock SYSTEM =
+        new Clock() {
+          @Override
+          public long nanoTime() {
+            return System.nanoTime();
+          }
+
+          @Override
+          public boolean sleep(long millis) {
+            try {
+              Thread.sleep(millis);
+              return true;
+            } catch (InterruptedException e) {
+              Thread.currentThread().interrupt();
+              return false;
+            }
+          }
+        };
+  }
 
   /** Turns a failure that is the user's input (e.g. a bucket that does not exist) into one. */
   interface Refusal {
@@ -39,7 +72,7 @@ final class Retrier {
       Predicate<Throwable> retryable,
       Predicate<Throwable> staleConnection,
       Describer describer) {
-    this(policy, retryable, staleConnection, describer, Retrier::sleep);
+    this(policy, retryable, staleConnection, describer, Clock.SYSTEM);
   }
 
   /**
@@ -52,8 +85,8 @@ final class Retrier {
       Predicate<Throwable> retryable,
       Predicate<Throwable> staleConnection,
       Describer describer,
-      ToLongFunction<Long> sleeper) {
-    this(policy, retryable, staleConnection, describer, sleeper, (what, error) -> null);
+      Clock clock) {
+    this(policy, retryable, staleConnection, describer, clock, (what, error) -> null);
   }
 
   /**
@@ -64,14 +97,14 @@ final class Retrier {
       Predicate<Throwable> retryable,
       Predicate<Throwable> staleConnection,
       Describer describer,
-      ToLongFunction<Long> sleeper,
+      Clock clock,
       Refusal refusal) {
     this.refusal = refusal;
     this.policy = policy;
     this.retryable = retryable;
     this.staleConnection = staleConnection;
     this.describer = describer;
-    this.sleeper = sleeper;
+    this.clock = clock;
   }
 
   RetryPolicy policy() {
@@ -85,7 +118,7 @@ final class Retrier {
    * @param what operation and URI for messages, e.g. {@code "PUT s3://b/k"}
    */
   <T> T run(String what, Call<T> call) throws StorageException {
-    long start = System.nanoTime();
+    long start = clock.nanoTime();
     long deadline = start + policy.totalTimeout().toNanos();
     boolean staleRetried = false;
     for (int attempt = 1; ; attempt++) {
@@ -108,7 +141,7 @@ final class Retrier {
           }
           throw new StorageException(what + " failed: " + reason, e);
         }
-        long elapsedMs = (System.nanoTime() - start) / 1_000_000;
+        long elapsedMs = (clock.nanoTime() - start) / 1_000_000;
         if (attempt >= policy.maxAttempts()) {
           throw new StorageException(
               String.format(
@@ -126,7 +159,7 @@ final class Retrier {
             ceiling <= 1
                 ? ceiling
                 : ceiling / 2 + ThreadLocalRandom.current().nextLong(ceiling / 2);
-        if (System.nanoTime() + backoff * 1_000_000 > deadline) {
+        if (clock.nanoTime() + backoff * 1_000_000 > deadline) {
           throw new StorageException(
               String.format(
                   "%s failed after %d attempts in %.1f s (retry budget %.1f s): %s",
@@ -144,20 +177,10 @@ final class Retrier {
             policy.maxAttempts(),
             reason,
             backoff);
-        if (sleeper.applyAsLong(backoff) < 0) {
+        if (!clock.sleep(backoff)) {
           throw new StorageException(what + " interrupted while backing off", e);
         }
       }
-    }
-  }
-
-  static long sleep(Long millis) {
-    try {
-      Thread.sleep(millis);
-      return millis;
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      return -1;
     }
   }
 }

@@ -561,7 +561,7 @@ public final class S3ObjectStore implements ObjectStore {
         S3ObjectStore::isRetryable,
         S3ObjectStore::isStaleConnection,
         S3ObjectStore::describe,
-        Retrier::sleep,
+        Retrier.Clock.SYSTEM,
         S3ObjectStore::refusal);
   }
 

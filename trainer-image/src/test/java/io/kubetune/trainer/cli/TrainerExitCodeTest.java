@@ -109,7 +109,7 @@ class TrainerExitCodeTest {
   }
 
   private JsonNode termination(int code, Throwable e) throws Exception {
-    TrainerCli.Train train = new TrainerCli.Train();
+    TrainCommand train = new TrainCommand();
     train.terminationLog = dir.resolve("termination-" + code);
     train.writeTermination(code, e);
     return new ObjectMapper().readTree(train.terminationLog.toFile());

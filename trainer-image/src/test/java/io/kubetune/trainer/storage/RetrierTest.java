@@ -16,9 +16,27 @@ import software.amazon.awssdk.core.exception.ApiCallAttemptTimeoutException;
 import software.amazon.awssdk.core.exception.SdkClientException;
 import software.amazon.awssdk.services.s3.model.S3Exception;
 
-/** Retry classification and backoff bounds, with a recorded (not real) sleep. */
+/** Retry classification and backoff bounds, on a fake clock (no test sleeps for real). */
 class RetrierTest {
   final List<Long> sleeps = new ArrayList<>();
+
+  /** Starts at an arbitrary time; a sleep is recorded and moves the time on by its length. */
+  final Retrier.Clock clock =
+      new Retrier.Clock() {
+        long now = 1_000_000_000_000L;
+
+        @Override
+        public long nanoTime() {
+          return now;
+        }
+
+        @Override
+        public boolean sleep(long millis) {
+          sleeps.add(millis);
+          now += millis * 1_000_000;
+          return true;
+        }
+      };
 
   Retrier retrier(RetryPolicy policy) {
     return new Retrier(
@@ -26,10 +44,7 @@ class RetrierTest {
         S3ObjectStore::isRetryable,
         S3ObjectStore::isStaleConnection,
         S3ObjectStore::describe,
-        ms -> {
-          sleeps.add(ms);
-          return ms;
-        });
+        clock);
   }
 
   static S3Exception s3(int status, String code) {
@@ -112,31 +127,65 @@ class RetrierTest {
 
   @Test
   void stopsWhenTheNextWaitWouldExceedTheBudget() {
-    // Real sleeps: waits of 200-400 ms against a 500 ms budget leave room for two retries at most.
+    // Waits of 200-400 ms against a 500 ms budget leave room for one or two retries.
     RetryPolicy policy =
         new RetryPolicy(
             100, Duration.ofMillis(400), Duration.ofMillis(400), Duration.ofMillis(500));
-    Retrier real =
-        new Retrier(
-            policy,
-            S3ObjectStore::isRetryable,
-            S3ObjectStore::isStaleConnection,
-            S3ObjectStore::describe);
     AtomicInteger calls = new AtomicInteger();
     long start = System.nanoTime();
     assertThatThrownBy(
             () ->
-                real.run(
-                    "GET s3://b/k",
-                    attempt -> {
-                      calls.incrementAndGet();
-                      throw s3(503, "SlowDown");
-                    }))
+                retrier(policy)
+                    .run(
+                        "GET s3://b/k",
+                        attempt -> {
+                          calls.incrementAndGet();
+                          throw s3(503, "SlowDown");
+                        }))
         .hasMessageStartingWith("GET s3://b/k failed after")
         .hasMessageContaining("retry budget 0.5 s")
         .hasMessageContaining("HTTP 503 SlowDown");
     assertThat(calls.get()).isBetween(2, 3);
-    assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofMillis(900));
+    // Every wait that was taken fit the budget; the one that would not was never started.
+    assertThat(sleeps)
+        .hasSize(calls.get() - 1)
+        .allSatisfy(ms -> assertThat(ms).isBetween(200L, 400L));
+    assertThat(sleeps.stream().mapToLong(Long::longValue).sum()).isLessThanOrEqualTo(500);
+    // On the fake clock: no real waiting.
+    assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofMillis(200));
+  }
+
+  @Test
+  void anInterruptedBackoffEndsTheCall() {
+    Retrier interrupted =
+        new Retrier(
+            RetryPolicy.DEFAULT,
+            S3ObjectStore::isRetryable,
+            S3ObjectStore::isStaleConnection,
+            S3ObjectStore::describe,
+            new Retrier.Clock() {
+              @Override
+              public long nanoTime() {
+                return 0;
+              }
+
+              @Override
+              public boolean sleep(long millis) {
+                return false;
+              }
+            });
+    AtomicInteger calls = new AtomicInteger();
+    assertThatThrownBy(
+            () ->
+                interrupted.run(
+                    "PUT s3://b/k",
+                    attempt -> {
+                      calls.incrementAndGet();
+                      throw s3(503, "SlowDown");
+                    }))
+        .isInstanceOf(StorageException.class)
+        .hasMessage("PUT s3://b/k interrupted while backing off");
+    assertThat(calls).hasValue(1);
   }
 
   @Test
