@@ -227,6 +227,45 @@ public final class CheckpointStore {
   }
 
   /**
+   * The intact checkpoint of {@code trainingRevision} that is best by {@code metric} (ties: the
+   * newer step; checkpoints without the metric do not compete), downloaded and verified into {@code
+   * localDir}; a corrupt candidate is skipped (logged) for the next best. The same ranking as the
+   * retention in {@link #prune}, which always keeps this checkpoint.
+   */
+  public Optional<Checkpoint> restoreBest(
+      String trainingRevision, String metric, boolean higherIsBetter, Path localDir)
+      throws IOException {
+    List<Checkpoint> candidates = new ArrayList<>();
+    for (long step : stepFolders()) {
+      try {
+        Checkpoint cp = readManifest(step);
+        if (cp.trainingRevision().equals(trainingRevision)
+            && cp.metrics().get(metric) != null
+            && !cp.metrics().get(metric).isNaN()) {
+          candidates.add(cp);
+        }
+      } catch (CorruptCheckpointException e) {
+        LOG.info("Best checkpoint: step {} is not a checkpoint: {}", step, e.reason());
+      }
+    }
+    Comparator<Checkpoint> byMetric =
+        Comparator.comparingDouble((Checkpoint c) -> c.metrics().get(metric));
+    if (!higherIsBetter) {
+      byMetric = byMetric.reversed();
+    }
+    candidates.sort(byMetric.thenComparingLong(Checkpoint::step).reversed());
+    for (Checkpoint cp : candidates) {
+      try {
+        verify(cp, localDir);
+        return Optional.of(cp);
+      } catch (CorruptCheckpointException e) {
+        LOG.warn("Best checkpoint: step {} fails verification: {}", cp.step(), e.reason());
+      }
+    }
+    return Optional.empty();
+  }
+
+  /**
    * Like {@link #scan} followed by {@link #download}, in one pass: each candidate, newest first, is
    * downloaded into {@code localDir} and verified there; a corrupt one is removed from {@code
    * localDir} and the next older one tried. Use it to resume (each file is fetched once).

@@ -106,13 +106,14 @@ final class TrainCommand implements Callable<Integer> {
                 result.steps(),
                 result.stoppedEarly(),
                 trainerConfig.output.uri,
-                result.last() == null ? null : result.last().metrics()));
+                result.exported() == null ? null : result.exported().metrics()));
         termination.step = result.steps();
         if (result.initial() != null) {
           termination.baseMetrics = result.initial().metrics();
         }
-        if (result.last() != null) {
-          termination.tunedMetrics = result.last().metrics();
+        // The tuned model is what was exported: the last step, or the best checkpoint.
+        if (result.exported() != null) {
+          termination.tunedMetrics = result.exported().metrics();
         }
       }
     }

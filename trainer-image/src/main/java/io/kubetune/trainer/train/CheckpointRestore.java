@@ -91,23 +91,29 @@ final class CheckpointRestore {
    */
   private static void restoreTensors(
       Checkpointer.Restored r, Map<String, NDArray> trainable, AdamW optimizer) {
-    if (!r.weights().keySet().equals(trainable.keySet())) {
+    copyWeights(r.checkpoint().uri(), r.weights(), trainable);
+    optimizer.restore(r.state().optimizerStep(), r.firstMoment(), r.secondMoment());
+  }
+
+  /** Copies a checkpoint's tensors (from {@code uri}) into the existing trainable arrays. */
+  static void copyWeights(
+      String uri, Map<String, Safetensors.FloatTensor> weights, Map<String, NDArray> trainable) {
+    if (!weights.keySet().equals(trainable.keySet())) {
       throw new IllegalStateException(
           "checkpoint "
-              + r.checkpoint().uri()
+              + uri
               + " holds tensors "
-              + r.weights().keySet()
+              + weights.keySet()
               + ", this run trains "
               + trainable.keySet());
     }
     for (Map.Entry<String, NDArray> e : trainable.entrySet()) {
-      Safetensors.FloatTensor t = r.weights().get(e.getKey());
+      Safetensors.FloatTensor t = weights.get(e.getKey());
       if (!new Shape(t.shape()).equals(e.getValue().getShape())) {
         throw new IllegalStateException(
             "checkpoint tensor " + e.getKey() + " has shape " + new Shape(t.shape()));
       }
       e.getValue().set(FloatBuffer.wrap(t.data()));
     }
-    optimizer.restore(r.state().optimizerStep(), r.firstMoment(), r.secondMoment());
   }
 }

@@ -171,6 +171,24 @@ public final class Checkpointer implements AutoCloseable {
     }
   }
 
+  /** The best checkpoint by a metric and its trainable tensors. */
+  public record Best(Checkpoint checkpoint, Map<String, Safetensors.FloatTensor> weights) {}
+
+  /**
+   * The checkpoint of this run's revision that is best by {@code metric} (the one the retention
+   * keeps and the operator reports as bestCheckpoint), with its trainable tensors; empty when no
+   * intact checkpoint has the metric.
+   */
+  public Optional<Best> readBest(String metric, boolean higherIsBetter) throws IOException {
+    Path dir = freshDir("best");
+    Optional<Checkpoint> best =
+        store.restoreBest(options.trainingRevision(), metric, higherIsBetter, dir);
+    if (best.isEmpty()) {
+      return Optional.empty();
+    }
+    return Optional.of(new Best(best.get(), read(dir.resolve(WEIGHTS), "")));
+  }
+
   /**
    * This run trains the rejected steps newer than {@code restoredStep} again: withdraw their
    * manifests (the files become an orphan attempt for prune), else each new commit of such a step

@@ -1,6 +1,8 @@
 package io.kubetune.trainer.train;
 
 import ai.djl.ndarray.NDArray;
+import io.kubetune.trainer.BadInputException;
+import io.kubetune.trainer.checkpoint.Checkpoint;
 import io.kubetune.trainer.data.Example;
 import io.kubetune.trainer.model.LlamaModel;
 import io.kubetune.trainer.storage.ObjectStore;
@@ -10,6 +12,7 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.function.UnaryOperator;
 
@@ -42,7 +45,12 @@ public final class FineTuner implements AutoCloseable {
       long totalParameters,
       List<String> labels,
       /** Stopped by {@link #requestStop} (SIGTERM) after checkpointing; nothing exported. */
-      boolean preempted) {}
+      boolean preempted,
+      /**
+       * The evaluation of the weights that are exported: {@code last}, or with {@code
+       * checkpoints.exportBest} the best checkpoint's (null without evaluations).
+       */
+      Evaluation exported) {}
 
   private final TrainingOptions options;
   private final ProgressReporter progress;
@@ -136,6 +144,10 @@ public final class FineTuner implements AutoCloseable {
   }
 
   public Result train() {
+    if (options.exportBest() && checkpointOptions == null) {
+      throw new BadInputException(
+          "checkpoints.exportBest exports the best checkpoint: set checkpoints.uri");
+    }
     try (Checkpointer checkpointer =
         checkpointOptions == null
             ? null
@@ -196,7 +208,54 @@ public final class FineTuner implements AutoCloseable {
         }
       }
     }
-    return result(state, totalSteps, preempted);
+    FineTuner.Evaluation exported = state.latestEvaluation();
+    if (options.exportBest() && !preempted && state.best != null) {
+      exported = loadBestCheckpoint(checkpointer, goal(), state);
+    }
+    return result(state, totalSteps, preempted, exported);
+  }
+
+  private MetricGoal goal() {
+    return MetricGoal.of(options);
+  }
+
+  /**
+   * {@code checkpoints.exportBest}: puts the weights of the best checkpoint by the run's metric
+   * (the operator's bestCheckpoint) into the model, so the export is that checkpoint, and returns
+   * its evaluation. When no checkpoint has the metric (e.g. every checkpoint write failed) the last
+   * weights stay, and stderr says so.
+   */
+  private Evaluation loadBestCheckpoint(Checkpointer checkpointer, MetricGoal goal, RunState state)
+      throws IOException {
+    Evaluation last = state.latestEvaluation();
+    Optional<Checkpointer.Best> best = checkpointer.readBest(goal.metric(), goal.higherIsBetter());
+    if (best.isEmpty()) {
+      System.err.println(
+          "warning: checkpoints.exportBest: no checkpoint carries "
+              + goal.metric()
+              + "; exporting the weights of the last step");
+      return last;
+    }
+    Checkpoint cp = best.get().checkpoint();
+    CheckpointRestore.copyWeights(cp.uri(), best.get().weights(), setup.trainable);
+    System.err.println(
+        "checkpoints.exportBest: exporting checkpoint step "
+            + cp.step()
+            + " ("
+            + goal.metric()
+            + " "
+            + cp.metrics().get(goal.metric())
+            + ") from "
+            + cp.uri()
+            + (last == null ? "" : "; the last evaluation was step " + last.step()));
+    for (Evaluation e : state.history) {
+      if (e.step() == cp.step()) {
+        return e;
+      }
+    }
+    // Every evaluation of the run is in the history (restored across resumes); a manifest has no
+    // epoch, so this is only reached for a history cut short by hand.
+    return new Evaluation(cp.step(), 0, cp.metrics());
   }
 
   /**
@@ -207,10 +266,15 @@ public final class FineTuner implements AutoCloseable {
     if (setup.validationExamples.isEmpty()) {
       return List.of();
     }
-    return List.of(new ValidationLossEvaluator(setup, loss));
+    List<Evaluator> evaluators = new ArrayList<>();
+    evaluators.add(new ValidationLossEvaluator(setup, loss));
+    if (options.generationMaxExamples() > 0 && !setup.validationCases.isEmpty()) {
+      evaluators.add(new GenerationMetricsEvaluator(setup));
+    }
+    return evaluators;
   }
 
-  private Result result(RunState state, long totalSteps, boolean preempted) {
+  private Result result(RunState state, long totalSteps, boolean preempted, Evaluation exported) {
     double seconds = state.seconds();
     long trainableCount = 0;
     for (NDArray a : setup.trainable.values()) {
@@ -230,7 +294,8 @@ public final class FineTuner implements AutoCloseable {
         trainableCount,
         setup.model.config().parameterCount(),
         setup.labels,
-        preempted);
+        preempted,
+        exported);
   }
 
   /** Writes the trained result and metrics into {@code options.output()}. */

@@ -128,6 +128,12 @@ public final class OutputWriter {
     if (result.best() != null) {
       root.set("best", evaluation(result.best()));
     }
+    if (result.exported() != null) {
+      // The evaluation of the exported weights (the tuned model): final, or the best checkpoint's
+      // with checkpoints.exportBest.
+      root.set("exported", evaluation(result.exported()));
+    }
+    root.put("exportBest", options.exportBest());
     ArrayNode history = root.putArray("history");
     result.history().forEach(e -> history.add(evaluation(e)));
     ArrayNode loss = root.putArray("trainLoss");
@@ -172,15 +178,23 @@ public final class OutputWriter {
               r.trainLoss().get(0)[1],
               r.trainLoss().get(r.trainLoss().size() - 1)[1]));
     }
-    if (r.initial() != null && r.last() != null) {
-      for (String key : r.last().metrics().keySet()) {
+    FineTuner.Evaluation tuned = r.exported() != null ? r.exported() : r.last();
+    if (r.initial() != null && tuned != null) {
+      s.append(
+          String.format(
+              Locale.ROOT,
+              "held-out:     base -> tuned (step %d%s)%n",
+              tuned.step(),
+              options.exportBest() ? ", the best checkpoint by " + options.metric() : ""));
+      for (String key : tuned.metrics().keySet()) {
+        Double base = r.initial().metrics().get(key);
         s.append(
             String.format(
                 Locale.ROOT,
-                "%-13s %.4f -> %.4f%n",
+                "%-13s %s -> %.4f%n",
                 key + ":",
-                r.initial().metrics().get(key),
-                r.last().metrics().get(key)));
+                base == null ? "n/a" : String.format(Locale.ROOT, "%.4f", base),
+                tuned.metrics().get(key)));
       }
     }
     if (r.best() != null) {

@@ -7,6 +7,7 @@ import io.kubetune.api.trainer.TrainerConfig;
 import io.kubetune.api.v1alpha1.CheckpointsSpec;
 import io.kubetune.api.v1alpha1.DatasetFields;
 import io.kubetune.api.v1alpha1.EvalMetric;
+import io.kubetune.api.v1alpha1.GenerationEvalSpec;
 import io.kubetune.api.v1alpha1.HyperparametersSpec;
 import io.kubetune.api.v1alpha1.LoraSpec;
 import io.kubetune.trainer.BadInputException;
@@ -100,6 +101,37 @@ public final class TrainerConfigMapping {
               + metric.key()
               + " needs dataset.format classification; use eval_loss or perplexity");
     }
+    GenerationEvalSpec generation = config.evaluation == null ? null : config.evaluation.generation;
+    int generationMaxExamples =
+        generation == null || generation.maxExamples == null ? 0 : generation.maxExamples;
+    int generationMaxNewTokens =
+        generation == null || generation.maxNewTokens == null
+            ? Bounds.GENERATION_MAX_NEW_TOKENS_DEFAULT
+            : generation.maxNewTokens;
+    if (generationMaxExamples > 0 && format == DatasetFormat.CLASSIFICATION) {
+      throw new BadInputException(
+          "evaluation.generation is for completion and chat datasets, this one is"
+              + " classification; drop evaluation.generation");
+    }
+    if (metric.generationOnly() && format == DatasetFormat.CLASSIFICATION) {
+      throw new BadInputException(
+          "evaluation metric "
+              + metric.key()
+              + " needs dataset.format completion or chat; use accuracy, f1, precision, recall,"
+              + " eval_loss or perplexity");
+    }
+    if (metric.generationOnly() && generationMaxExamples == 0) {
+      throw new BadInputException(
+          "evaluation metric "
+              + metric.key()
+              + " needs generation metrics: set evaluation.generation.maxExamples to at least 1");
+    }
+    boolean exportBest =
+        config.checkpoints != null && Boolean.TRUE.equals(config.checkpoints.exportBest);
+    if (exportBest && (config.checkpoints.uri == null || config.checkpoints.uri.isBlank())) {
+      throw new BadInputException(
+          "checkpoints.exportBest exports the best checkpoint: set checkpoints.uri");
+    }
 
     DatasetFields f = config.dataset.fields;
     JsonlDataset.Fields d = JsonlDataset.Fields.DEFAULT;
@@ -144,6 +176,9 @@ public final class TrainerConfigMapping {
             : hp.earlyStopping.patience,
         metric.key(),
         metric.higherIsBetter(),
+        generationMaxExamples,
+        generationMaxNewTokens,
+        exportBest,
         resolve.apply(config.output.uri));
   }
 

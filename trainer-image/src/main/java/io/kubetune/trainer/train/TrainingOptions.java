@@ -18,6 +18,11 @@ import java.util.List;
  * @param labels classification label set, or null for the sorted labels of the train file
  * @param earlyStoppingPatience evaluations without improvement before stopping; 0 disables it
  * @param metric eval metric key for early stopping and the best step (eval_loss, accuracy, ...)
+ * @param generationMaxExamples held-out prompts answered greedily at each evaluation for
+ *     exact_match, bleu and rouge_l (completion and chat); 0: no generation metrics
+ * @param generationMaxNewTokens most tokens generated per answer
+ * @param exportBest export the weights of the best checkpoint by {@code metric}, not the last
+ *     step's
  */
 public record TrainingOptions(
     Path baseModel,
@@ -48,6 +53,9 @@ public record TrainingOptions(
     int earlyStoppingPatience,
     String metric,
     boolean metricHigherIsBetter,
+    int generationMaxExamples,
+    int generationMaxNewTokens,
+    boolean exportBest,
     Path output) {
 
   /** The API's defaults (the shared table in {@code io.kubetune.api.Bounds}) for a LoRA run. */
@@ -82,6 +90,9 @@ public record TrainingOptions(
         0,
         EvalMetric.EVAL_LOSS.key(),
         EvalMetric.EVAL_LOSS.higherIsBetter(),
+        0,
+        Bounds.GENERATION_MAX_NEW_TOKENS_DEFAULT,
+        false,
         output);
   }
 
@@ -123,6 +134,14 @@ public record TrainingOptions(
         .earlyStoppingPatience(patience)
         .metric(metricKey)
         .metricHigherIsBetter(higherIsBetter)
+        .build();
+  }
+
+  /** Generation metrics on the first {@code maxExamples} held-out prompts (0: none). */
+  public TrainingOptions withGeneration(int maxExamples, int maxNewTokens) {
+    return toBuilder()
+        .generationMaxExamples(maxExamples)
+        .generationMaxNewTokens(maxNewTokens)
         .build();
   }
 
@@ -179,6 +198,9 @@ public record TrainingOptions(
     private int earlyStoppingPatience;
     private String metric;
     private boolean metricHigherIsBetter;
+    private int generationMaxExamples;
+    private int generationMaxNewTokens;
+    private boolean exportBest;
     private Path output;
 
     private Builder(TrainingOptions o) {
@@ -210,6 +232,9 @@ public record TrainingOptions(
       earlyStoppingPatience = o.earlyStoppingPatience;
       metric = o.metric;
       metricHigherIsBetter = o.metricHigherIsBetter;
+      generationMaxExamples = o.generationMaxExamples;
+      generationMaxNewTokens = o.generationMaxNewTokens;
+      exportBest = o.exportBest;
       output = o.output;
     }
 
@@ -353,6 +378,21 @@ public record TrainingOptions(
       return this;
     }
 
+    public Builder generationMaxExamples(int value) {
+      generationMaxExamples = value;
+      return this;
+    }
+
+    public Builder generationMaxNewTokens(int value) {
+      generationMaxNewTokens = value;
+      return this;
+    }
+
+    public Builder exportBest(boolean value) {
+      exportBest = value;
+      return this;
+    }
+
     public Builder output(Path value) {
       output = value;
       return this;
@@ -388,6 +428,9 @@ public record TrainingOptions(
           earlyStoppingPatience,
           metric,
           metricHigherIsBetter,
+          generationMaxExamples,
+          generationMaxNewTokens,
+          exportBest,
           output);
     }
   }

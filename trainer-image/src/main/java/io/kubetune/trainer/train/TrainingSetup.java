@@ -36,6 +36,12 @@ final class TrainingSetup implements AutoCloseable {
   final List<Example> trainExamples;
   final List<Example> validationExamples;
 
+  /**
+   * The validation records as generation tasks (prompt and expected answer), for completion and
+   * chat data; empty for classification.
+   */
+  final List<JsonlDataset.GenerationCase> validationCases;
+
   /** Class labels in head order (classification), else null. */
   final List<String> labels;
 
@@ -58,7 +64,8 @@ final class TrainingSetup implements AutoCloseable {
       JsonlDataset.SpecialTokens special,
       List<String> labels,
       List<Example> trainExamples,
-      List<Example> validationExamples) {
+      List<Example> validationExamples,
+      List<JsonlDataset.GenerationCase> validationCases) {
     this.options = options;
     this.root = root;
     this.model = model;
@@ -69,6 +76,7 @@ final class TrainingSetup implements AutoCloseable {
     this.labels = labels;
     this.trainExamples = trainExamples;
     this.validationExamples = validationExamples;
+    this.validationCases = validationCases;
   }
 
   /** Loads everything {@code options} names; a bad input is refused naming its field. */
@@ -127,9 +135,21 @@ final class TrainingSetup implements AutoCloseable {
       List<Example> trainExamples = dataset.tokenize(options.train(), trainLines, labels);
       Path validationFile = options.validation() != null ? options.validation() : options.train();
       List<Example> validationExamples = dataset.tokenize(validationFile, validationLines, labels);
+      List<JsonlDataset.GenerationCase> validationCases =
+          options.format() == DatasetFormat.CLASSIFICATION
+              ? List.of()
+              : dataset.generationCases(validationFile, validationLines);
       TrainingSetup setup =
           new TrainingSetup(
-              options, root, model, tokenizer, special, labels, trainExamples, validationExamples);
+              options,
+              root,
+              model,
+              tokenizer,
+              special,
+              labels,
+              trainExamples,
+              validationExamples,
+              validationCases);
       setup.selectTrainable();
       return setup;
     } catch (RuntimeException e) {
