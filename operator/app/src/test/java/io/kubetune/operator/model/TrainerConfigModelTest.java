@@ -62,8 +62,34 @@ class TrainerConfigModelTest {
     assertThat(config.output.uri).isEqualTo("s3://checkpoints/d/final/");
     assertThat(config.evaluation.metric).isEqualTo(EvalMetric.EVAL_LOSS);
     assertThat(config.evaluation.compareWithBase).isTrue();
+    assertThat(config.evaluation.generation.maxExamples)
+        .isEqualTo(io.kubetune.api.Bounds.GENERATION_MAX_EXAMPLES_DEFAULT);
+    assertThat(config.evaluation.generation.maxNewTokens)
+        .isEqualTo(io.kubetune.api.Bounds.GENERATION_MAX_NEW_TOKENS_DEFAULT);
     assertThat(config.job.trainingRevision)
         .isEqualTo(TrainingRevision.of(TestResources.minimal("d")));
+  }
+
+  @Test
+  void exportBestRanksByTheGateMetricUnlessEarlyStoppingNamesOne() {
+    io.kubetune.api.v1alpha1.FineTuneJob job = TestResources.minimal("best");
+    job.getSpec().serving = new io.kubetune.api.v1alpha1.ServingSpec();
+    job.getSpec().serving.gate = new io.kubetune.api.v1alpha1.GateSpec();
+    job.getSpec().serving.gate.metric = EvalMetric.BLEU;
+    job.getSpec().serving.gate.mustBeatBase = true;
+    // Without exportBest the gate does not change what training ranks by.
+    assertThat(TrainerConfigModel.from(job).evaluation.metric).isEqualTo(EvalMetric.EVAL_LOSS);
+    job.getSpec().checkpoints.exportBest = true;
+    TrainerConfig config = TrainerConfigModel.from(job);
+    assertThat(config.evaluation.metric).isEqualTo(EvalMetric.BLEU);
+    assertThat(config.checkpoints.exportBest).isTrue();
+  }
+
+  @Test
+  void classificationHasNoGenerationMetrics() {
+    io.kubetune.api.v1alpha1.FineTuneJob job = TestResources.minimal("cls");
+    job.getSpec().dataset.format = io.kubetune.api.v1alpha1.DatasetSpec.Format.classification;
+    assertThat(TrainerConfigModel.from(job).evaluation.generation).isNull();
   }
 
   @Test

@@ -609,6 +609,76 @@ class FineTuneJobReconcileLoopTest {
     assertThat(off.adapter.digest).isEqualTo("d1");
   }
 
+  /**
+   * A gate on bleu (generation metrics from the trainer's termination message): the adapter that
+   * beats the base's BLEU is served, a deliberately bad one (worse than the base) is not, and the
+   * Promoted condition names both figures.
+   */
+  @Test
+  void bleuGatePromotesABetterAdapterAndRejectsAWorseOne() {
+    FineTuneJob good = create(bleuGated("bleu-good"));
+    FineTuneJob bad = create(bleuGated("bleu-bad"));
+    Job goodJob = awaitJob(good);
+    Job badJob = awaitJob(bad);
+    kubelet.succeed(
+        goodJob,
+        kubelet.startPod(goodJob, "g1"),
+        "{\"reason\":\"Completed\",\"format\":\"peft-lora\",\"digest\":\"good\","
+            + "\"baseMetrics\":{\"eval_loss\":1.6,\"exact_match\":0.0,\"bleu\":3.1,"
+            + "\"rouge_l\":0.21},"
+            + "\"tunedMetrics\":{\"eval_loss\":0.4,\"exact_match\":0.9,\"bleu\":71.4,"
+            + "\"rouge_l\":0.93}}");
+    kubelet.succeed(
+        badJob,
+        kubelet.startPod(badJob, "b1"),
+        "{\"reason\":\"Completed\",\"format\":\"peft-lora\",\"digest\":\"bad\","
+            + "\"baseMetrics\":{\"eval_loss\":1.6,\"exact_match\":0.0,\"bleu\":3.1,"
+            + "\"rouge_l\":0.21},"
+            + "\"tunedMetrics\":{\"eval_loss\":0.9,\"exact_match\":0.0,\"bleu\":1.2,"
+            + "\"rouge_l\":0.1}}");
+
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () ->
+                client.apps().deployments().inNamespace(NS).withName("bleu-good-serve").get()
+                    != null);
+    FineTuneJobStatus promoted =
+        awaitStatus(
+            good,
+            s ->
+                s.conditions != null && Conditions.find(s.conditions, Conditions.PROMOTED) != null);
+    var passed = Conditions.find(promoted.conditions, Conditions.PROMOTED);
+    assertThat(passed.getReason()).isEqualTo("QualityGatePassed");
+    assertThat(passed.getMessage()).contains("bleu").contains("71.4000").contains("3.1000");
+    assertThat(promoted.adapter.tunedMetrics).containsEntry("bleu", 71.4).containsKey("rouge_l");
+
+    FineTuneJobStatus rejected =
+        awaitStatus(
+            bad,
+            s ->
+                s.phase == Phase.Succeeded
+                    && s.conditions != null
+                    && Conditions.find(s.conditions, Conditions.PROMOTED) != null);
+    var failed = Conditions.find(rejected.conditions, Conditions.PROMOTED);
+    assertThat(failed.getStatus()).isEqualTo("False");
+    assertThat(failed.getReason()).isEqualTo("QualityGateFailed");
+    assertThat(failed.getMessage()).contains("tuned bleu 1.2000 vs base 3.1000");
+    assertThat(rejected.serving).isNull();
+    assertThat(client.apps().deployments().inNamespace(NS).withName("bleu-bad-serve").get())
+        .isNull();
+  }
+
+  private static FineTuneJob bleuGated(String name) {
+    FineTuneJob spec = TestResources.minimal(name);
+    spec.getSpec().serving = new ServingSpec();
+    spec.getSpec().serving.enabled = true;
+    spec.getSpec().serving.gate = new io.kubetune.api.v1alpha1.GateSpec();
+    spec.getSpec().serving.gate.metric = io.kubetune.api.v1alpha1.EvalMetric.BLEU;
+    spec.getSpec().serving.gate.mustBeatBase = true;
+    return spec;
+  }
+
   @Test
   void unchangedResyncWritesNothing() {
     FineTuneJob cr = create(TestResources.minimal("steady"));

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.kubetune.api.v1alpha1.EvalMetric;
 import io.kubetune.api.v1alpha1.GateSpec;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
@@ -52,6 +53,30 @@ class QualityGateTest {
     assertThat(
             QualityGate.evaluate(gate(EvalMetric.ACCURACY, null, true, null), BASE, BASE).passed())
         .isFalse();
+  }
+
+  @Test
+  void generationMetricsAreHigherIsBetterAndTheMessageNamesBothFigures() {
+    Map<String, Double> base = Map.of("exact_match", 0.0, "bleu", 3.1, "rouge_l", 0.21);
+    Map<String, Double> tuned = Map.of("exact_match", 0.9, "bleu", 71.4, "rouge_l", 0.93);
+    Map<String, Double> worse = Map.of("exact_match", 0.0, "bleu", 1.2, "rouge_l", 0.1);
+    for (EvalMetric m : List.of(EvalMetric.EXACT_MATCH, EvalMetric.BLEU, EvalMetric.ROUGE_L)) {
+      assertThat(m.higherIsBetter()).isTrue();
+      assertThat(QualityGate.evaluate(gate(m, null, true, null), base, tuned).passed())
+          .as(m.key())
+          .isTrue();
+      assertThat(QualityGate.evaluate(gate(m, null, true, null), base, worse).passed())
+          .as(m.key())
+          .isFalse();
+    }
+    QualityGate.Decision pass =
+        QualityGate.evaluate(gate(EvalMetric.BLEU, null, true, 20.0), base, tuned);
+    assertThat(pass.passed()).isTrue();
+    assertThat(pass.message()).contains("tuned bleu 71.4000 vs base 3.1000");
+    QualityGate.Decision threshold =
+        QualityGate.evaluate(gate(EvalMetric.BLEU, 80.0, null, null), base, tuned);
+    assertThat(threshold.passed()).isFalse();
+    assertThat(threshold.message()).contains("71.4000 is not >= threshold 80.0000 (base 3.1000)");
   }
 
   @Test

@@ -169,6 +169,71 @@ class FineTuneJobValidatorTest {
   }
 
   @Test
+  void generationMetricsNeedCompletionOrChatDataWithGenerationOn() {
+    FineTuneJob ok = TestResources.minimal("gen");
+    ok.getSpec().serving = new ServingSpec();
+    ok.getSpec().serving.gate = new GateSpec();
+    ok.getSpec().serving.gate.metric = EvalMetric.BLEU;
+    ok.getSpec().serving.gate.mustBeatBase = true;
+    assertThat(FineTuneJobValidator.validate(ok)).isEmpty();
+    assertProblem(
+        cr -> {
+          cr.getSpec().dataset.format = io.kubetune.api.v1alpha1.DatasetSpec.Format.classification;
+          cr.getSpec().hyperparameters = new HyperparametersSpec();
+          cr.getSpec().hyperparameters.earlyStopping = new EarlyStoppingSpec();
+          cr.getSpec().hyperparameters.earlyStopping.patience = 2;
+          cr.getSpec().hyperparameters.earlyStopping.metric = EvalMetric.ROUGE_L;
+        },
+        "spec.hyperparameters.earlyStopping.metric",
+        "accuracy, f1");
+    assertProblem(
+        cr -> {
+          cr.getSpec().evaluation = new io.kubetune.api.v1alpha1.EvaluationSpec();
+          cr.getSpec().evaluation.generation = new io.kubetune.api.v1alpha1.GenerationEvalSpec();
+          cr.getSpec().evaluation.generation.maxExamples = 0;
+          cr.getSpec().serving = new ServingSpec();
+          cr.getSpec().serving.gate = new GateSpec();
+          cr.getSpec().serving.gate.metric = EvalMetric.EXACT_MATCH;
+          cr.getSpec().serving.gate.threshold = 0.9;
+        },
+        "spec.serving.gate.metric",
+        "evaluation.generation.maxExamples to at least 1");
+    assertProblem(
+        cr -> {
+          cr.getSpec().evaluation = new io.kubetune.api.v1alpha1.EvaluationSpec();
+          cr.getSpec().evaluation.generation = new io.kubetune.api.v1alpha1.GenerationEvalSpec();
+          cr.getSpec().evaluation.generation.maxNewTokens = 0;
+        },
+        "spec.evaluation.generation.maxNewTokens",
+        "an integer in [1, 32768]");
+  }
+
+  @Test
+  void exportBestNeedsHeldOutDataAndOneRankingMetric() {
+    assertProblem(
+        cr -> {
+          cr.getSpec().dataset.validationSplit = null;
+          cr.getSpec().checkpoints.exportBest = true;
+        },
+        "spec.checkpoints.exportBest",
+        "dataset.validation or dataset.validationSplit");
+    assertProblem(
+        cr -> {
+          cr.getSpec().checkpoints.exportBest = true;
+          cr.getSpec().hyperparameters = new HyperparametersSpec();
+          cr.getSpec().hyperparameters.earlyStopping = new EarlyStoppingSpec();
+          cr.getSpec().hyperparameters.earlyStopping.patience = 2;
+          cr.getSpec().hyperparameters.earlyStopping.metric = EvalMetric.EVAL_LOSS;
+          cr.getSpec().serving = new ServingSpec();
+          cr.getSpec().serving.gate = new GateSpec();
+          cr.getSpec().serving.gate.metric = EvalMetric.BLEU;
+          cr.getSpec().serving.gate.mustBeatBase = true;
+        },
+        "spec.checkpoints.exportBest",
+        "same metric for the gate and early stopping");
+  }
+
+  @Test
   void gateNeedsExactlyOneCriterionAndHeldOutData() {
     assertProblem(
         cr -> {
