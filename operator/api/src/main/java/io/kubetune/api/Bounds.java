@@ -79,10 +79,10 @@ public final class Bounds {
   // spec.evaluation
   public static final int GENERATION_MAX_EXAMPLES_MIN = 0;
   public static final int GENERATION_MAX_EXAMPLES_MAX = 100000;
-  public static final int GENERATION_MAX_EXAMPLES_DEFAULT = 50;
+  public static final int GENERATION_MAX_EXAMPLES_DEFAULT = 32;
   public static final int GENERATION_MAX_NEW_TOKENS_MIN = 1;
   public static final int GENERATION_MAX_NEW_TOKENS_MAX = 32768;
-  public static final int GENERATION_MAX_NEW_TOKENS_DEFAULT = 64;
+  public static final int GENERATION_MAX_NEW_TOKENS_DEFAULT = 128;
 
   // spec (Job settings) and spec.resources, spec.serving
   public static final int BACKOFF_LIMIT_MIN = 0;

@@ -683,8 +683,15 @@ public final class KubeTuneLocal {
       if (Files.exists(metrics)) {
         try {
           JsonNode m = new ObjectMapper().readTree(metrics.toFile());
+          JsonNode tuned = m.has("exported") ? m.path("exported") : m.path("final");
           printEval(out, "base model (before training)", m.path("initial"));
-          printEval(out, "tuned model (after training)", m.path("final"));
+          printEval(
+              out,
+              m.path("exportBest").asBoolean(false)
+                  ? "tuned model (best checkpoint, step " + tuned.path("step").asLong() + ")"
+                  : "tuned model (after training)",
+              tuned);
+          ProgressView.comparison(m.path("initial"), tuned).forEach(out::println);
           Path curve = outputDir.resolve("loss-curve.svg");
           Files.writeString(
               curve, LossCurve.svg(m, job.getMetadata().getName() + ": loss per step"));

@@ -2,7 +2,10 @@ package io.kubetune.local;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kubetune.api.trainer.TrainerEvent;
+import io.kubetune.api.v1alpha1.EvalMetric;
 import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 
@@ -114,6 +117,46 @@ final class ProgressView implements TrainerOutputListener {
 
   private static String format(double value) {
     return String.format(Locale.ROOT, "%.4g", value);
+  }
+
+  /**
+   * Base vs tuned, one line per held-out metric the tuned evaluation has (metrics.json's {@code
+   * initial} and {@code exported}/{@code final}), with the direction that counts as better; empty
+   * when either side is missing.
+   */
+  static List<String> comparison(JsonNode base, JsonNode tuned) {
+    List<String> lines = new ArrayList<>();
+    if (base == null || tuned == null || !base.isObject() || !tuned.isObject()) {
+      return lines;
+    }
+    lines.add(String.format(Locale.ROOT, "  %-14s %12s %12s", "held-out", "base", "tuned"));
+    tuned
+        .fields()
+        .forEachRemaining(
+            e -> {
+              if (!e.getValue().isNumber()
+                  || e.getKey().equals("step")
+                  || e.getKey().equals("epoch")) {
+                return;
+              }
+              JsonNode b = base.get(e.getKey());
+              String better =
+                  EvalMetric.ofKey(e.getKey())
+                      .map(
+                          metric ->
+                              metric.higherIsBetter() ? "higher is better" : "lower is better")
+                      .orElse("");
+              lines.add(
+                  String.format(
+                          Locale.ROOT,
+                          "  %-14s %12s %12s   %s",
+                          e.getKey(),
+                          b != null && b.isNumber() ? format(b.asDouble()) : "n/a",
+                          format(e.getValue().asDouble()),
+                          better)
+                      .stripTrailing());
+            });
+    return lines;
   }
 
   /**

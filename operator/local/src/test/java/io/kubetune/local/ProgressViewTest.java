@@ -33,4 +33,25 @@ class ProgressViewTest {
     assertThat(view.lastEval().metrics()).containsKeys("eval_loss", "perplexity");
     assertThat(view.done().steps()).isEqualTo(10);
   }
+
+  @Test
+  void comparesBaseAndTunedOnEveryMetricWithItsDirection() throws Exception {
+    var json = new com.fasterxml.jackson.databind.ObjectMapper();
+    var base =
+        json.readTree(
+            "{\"step\":0,\"epoch\":0,\"eval_loss\":5.7,\"exact_match\":0.0,\"bleu\":1.5,"
+                + "\"rouge_l\":0.12}");
+    var tuned =
+        json.readTree(
+            "{\"step\":60,\"epoch\":2,\"eval_loss\":0.41,\"exact_match\":0.99,"
+                + "\"bleu\":98.2,\"rouge_l\":0.995,\"extra\":3}");
+    assertThat(ProgressView.comparison(base, tuned))
+        .containsExactly(
+            "  held-out               base        tuned",
+            "  eval_loss             5.700       0.4100   lower is better",
+            "  exact_match           0.000       0.9900   higher is better",
+            "  bleu                  1.500        98.20   higher is better",
+            "  rouge_l              0.1200       0.9950   higher is better",
+            "  extra                   n/a        3.000");
+  }
 }

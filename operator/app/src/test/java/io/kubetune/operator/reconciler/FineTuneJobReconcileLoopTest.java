@@ -664,7 +664,7 @@ class FineTuneJobReconcileLoopTest {
     assertThat(failed.getStatus()).isEqualTo("False");
     assertThat(failed.getReason()).isEqualTo("QualityGateFailed");
     assertThat(failed.getMessage()).contains("tuned bleu 1.2000 vs base 3.1000");
-    assertThat(rejected.serving).isNull();
+    assertThat(rejected.serving.adapterDigest).as("nothing is served").isNull();
     assertThat(client.apps().deployments().inNamespace(NS).withName("bleu-bad-serve").get())
         .isNull();
   }
