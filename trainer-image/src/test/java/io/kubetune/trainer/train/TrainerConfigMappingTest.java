@@ -48,6 +48,40 @@ class TrainerConfigMappingTest {
   }
 
   @Test
+  void generationLimitsAndExportBestAreMapped() throws Exception {
+    TrainingOptions o = map("lora-completion.json");
+    assertThat(o.generationMaxExamples())
+        .isEqualTo(io.kubetune.api.Bounds.GENERATION_MAX_EXAMPLES_DEFAULT);
+    assertThat(o.generationMaxNewTokens())
+        .isEqualTo(io.kubetune.api.Bounds.GENERATION_MAX_NEW_TOKENS_DEFAULT);
+    assertThat(o.exportBest()).isFalse();
+
+    TrainerConfig config = read("lora-completion.json");
+    config.hyperparameters.earlyStopping.metric = io.kubetune.api.v1alpha1.EvalMetric.BLEU;
+    config.checkpoints.exportBest = true;
+    TrainingOptions bleu = TrainerConfigMapping.toOptions(config, uri -> Paths.get("/mnt", "x"));
+    assertThat(bleu.metric()).isEqualTo("bleu");
+    assertThat(bleu.metricHigherIsBetter()).isTrue();
+    assertThat(bleu.exportBest()).isTrue();
+
+    // A generation metric without generation, or generation on classification data: refused.
+    config.evaluation.generation.maxExamples = 0;
+    assertThatThrownBy(() -> TrainerConfigMapping.toOptions(config, uri -> Paths.get("/mnt")))
+        .isInstanceOf(BadInputException.class)
+        .hasMessageContaining("evaluation.generation.maxExamples");
+    TrainerConfig cls = read("support-tickets-classification.json");
+    cls.evaluation.generation = new io.kubetune.api.v1alpha1.GenerationEvalSpec();
+    cls.evaluation.generation.maxExamples = 4;
+    assertThatThrownBy(() -> TrainerConfigMapping.toOptions(cls, uri -> Paths.get("/mnt")))
+        .isInstanceOf(BadInputException.class)
+        .hasMessageContaining("drop evaluation.generation");
+  }
+
+  private static TrainerConfig read(String fixture) throws Exception {
+    return new ObjectMapper().readValue(FIXTURES.resolve(fixture).toFile(), TrainerConfig.class);
+  }
+
+  @Test
   void freezeLayersFixture() throws Exception {
     TrainingOptions o = map("full-finetune-pvc.json");
     assertThat(o.method()).isEqualTo(TrainingMethod.FREEZE_LAYERS);

@@ -144,7 +144,10 @@ public sealed interface TrainerEvent {
     }
   }
 
-  /** Training finished and the result was exported; metrics (top-level) are the last eval's. */
+  /**
+   * Training finished and the result was exported; metrics (top-level) are the evaluation of the
+   * exported weights: the last one, or the best checkpoint's with {@code checkpoints.exportBest}.
+   */
   record Done(Long steps, Boolean stoppedEarly, String output, Map<String, Double> metrics)
       implements TrainerEvent {
     public static final String NAME = "done";
