@@ -1,7 +1,9 @@
 package io.kubetune.trainer.serve;
 
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
@@ -66,6 +68,72 @@ public final class ServerMetrics {
         .publishPercentileHistogram()
         .register(registry)
         .record(sinceRequest);
+  }
+
+  /**
+   * The series of one variant, read from its {@link Variants.Stats} (the one count both {@code
+   * /metrics} and {@code GET /v1/variants} report): requests, server and client errors, and the
+   * feedback (scores, their sum, the mean of all and of the recent ones, corrections). Labels
+   * model, variant (stable/canary) and adapter_digest ({@code none} for the base model).
+   */
+  public void variant(Variants.Stats stats) {
+    Tags tags = variantTags(stats);
+    FunctionCounter.builder("kubetune.serve.variant.requests", stats, Variants.Stats::requests)
+        .description("Requests a variant computed (reached a worker), by model/variant/adapter")
+        .tags(tags)
+        .register(registry);
+    FunctionCounter.builder("kubetune.serve.variant.errors", stats, Variants.Stats::errors)
+        .description("Of those, requests that ended in a server error (5xx)")
+        .tags(tags)
+        .register(registry);
+    FunctionCounter.builder(
+            "kubetune.serve.variant.client.errors", stats, Variants.Stats::clientErrors)
+        .description("Of those, requests refused as the client's mistake (4xx)")
+        .tags(tags)
+        .register(registry);
+    FunctionCounter.builder("kubetune.serve.feedback.scores", stats, Variants.Stats::scores)
+        .description("Feedback scores received for a variant's answers (POST /v1/feedback)")
+        .tags(tags)
+        .register(registry);
+    FunctionCounter.builder("kubetune.serve.feedback.score.sum", stats, Variants.Stats::scoreSum)
+        .description("Sum of those scores (with the count: a mean over any window in PromQL)")
+        .tags(tags)
+        .register(registry);
+    FunctionCounter.builder(
+            "kubetune.serve.feedback.corrections", stats, Variants.Stats::corrections)
+        .description("Corrected answers received for a variant's answers")
+        .tags(tags)
+        .register(registry);
+    Gauge.builder("kubetune.serve.feedback.score.mean", stats, Variants.Stats::scoreMean)
+        .description("Running mean of every feedback score since the server started (NaN: none)")
+        .tags(tags)
+        .register(registry);
+    Gauge.builder(
+            "kubetune.serve.feedback.score.recent.mean", stats, Variants.Stats::recentScoreMean)
+        .description(
+            "Mean of the last " + Variants.RECENT_FEEDBACK + " feedback scores (NaN: none)")
+        .tags(tags)
+        .register(registry);
+  }
+
+  /** Latency of one request a variant computed. */
+  public void variantLatency(Variants.Stats stats, Duration duration) {
+    Timer.builder("kubetune.serve.variant.request.duration")
+        .description("Time from request to the last byte, by model/variant/adapter")
+        .tags(variantTags(stats))
+        .publishPercentileHistogram()
+        .register(registry)
+        .record(duration);
+  }
+
+  private static Tags variantTags(Variants.Stats stats) {
+    return Tags.of(
+        "model",
+        stats.model(),
+        "variant",
+        stats.variant().label(),
+        "adapter_digest",
+        stats.digest() == null ? "none" : stats.digest());
   }
 
   public String scrape() {
