@@ -118,6 +118,14 @@ final class Serve implements Callable<Integer> {
   int maxClassifyTokens;
 
   @Option(
+      names = "--shutdown-delay-seconds",
+      defaultValue = "5",
+      description =
+          "After SIGTERM: time requests are still accepted while readiness reports 503, so that"
+              + " requests routed here before the endpoints dropped the pod do not fail.")
+  long shutdownDelaySeconds;
+
+  @Option(
       names = "--drain-seconds",
       defaultValue = "10",
       description = "After SIGTERM: time running requests get to finish.")
@@ -131,6 +139,10 @@ final class Serve implements Callable<Integer> {
     if (maxClassifyInputs < 1 || maxClassifyTokens < 1) {
       throw new BadInputException(
           "--max-classify-inputs and --max-classify-tokens must be at least 1");
+    }
+    if (shutdownDelaySeconds < 0 || drainSeconds < 0) {
+      throw new BadInputException(
+          "--shutdown-delay-seconds and --drain-seconds must be at least 0");
     }
     if (feedbackMemory < 1) {
       throw new BadInputException("--feedback-memory must be at least 1");
@@ -187,7 +199,8 @@ final class Serve implements Callable<Integer> {
         .addShutdownHook(
             new Thread(
                 () -> {
-                  server.close(Duration.ofSeconds(drainSeconds));
+                  server.close(
+                      Duration.ofSeconds(shutdownDelaySeconds), Duration.ofSeconds(drainSeconds));
                   repository.close();
                   stopped.countDown();
                 },

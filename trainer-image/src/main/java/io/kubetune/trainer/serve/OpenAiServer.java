@@ -129,6 +129,7 @@ public final class OpenAiServer implements AutoCloseable {
   private final Semaphore admitted;
   private final AtomicReference<Loaded> loaded = new AtomicReference<>();
   private final AtomicReference<String> loadFailure = new AtomicReference<>();
+  private final AtomicBoolean terminating = new AtomicBoolean();
   private HttpServer server;
 
   public OpenAiServer(Settings settings, PrintStream log) {
@@ -263,6 +264,13 @@ public final class OpenAiServer implements AutoCloseable {
   private void readiness(RoutingContext ctx) {
     Loaded state = loaded.get();
     ObjectNode body = JSON.createObjectNode();
+    if (state != null && terminating.get()) {
+      // Still answering requests that were routed here; no new ones, please.
+      body.put("status", "DOWN");
+      body.put("reason", "shutting down");
+      json(ctx, 503, body);
+      return;
+    }
     if (state == null) {
       body.put("status", "DOWN");
       body.put("reason", loadFailure.get() == null ? "loading models" : loadFailure.get());
@@ -844,6 +852,24 @@ public final class OpenAiServer implements AutoCloseable {
 
   /** Stops accepting requests, lets running ones finish for up to {@code drain}, then stops. */
   public void close(Duration drain) {
+    close(Duration.ZERO, drain);
+  }
+
+  /**
+   * Shuts down without failing requests that are already on their way: for {@code delay}, readiness
+   * answers 503 (so the Service's endpoints drop this pod) while requests are still served, as
+   * Kubernetes removes a terminating pod from the endpoints only after SIGTERM; then it stops
+   * accepting requests and lets running ones finish for up to {@code drain}.
+   */
+  public void close(Duration delay, Duration drain) {
+    terminating.set(true);
+    if (!delay.isZero() && loaded.get() != null) {
+      try {
+        Thread.sleep(delay.toMillis());
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
     loaded.set(null);
     workers.shutdown();
     try {
