@@ -78,32 +78,42 @@ public final class ServerMetrics {
    */
   public void variant(Variants.Stats stats) {
     Tags tags = variantTags(stats);
-    FunctionCounter.builder("kubetune.serve.variant.requests", stats, Variants.Stats::requests)
-        .description("Requests a variant computed (reached a worker), by model/variant/adapter")
-        .tags(tags)
-        .register(registry);
-    FunctionCounter.builder("kubetune.serve.variant.errors", stats, Variants.Stats::errors)
-        .description("Of those, requests that ended in a server error (5xx)")
-        .tags(tags)
-        .register(registry);
-    FunctionCounter.builder(
-            "kubetune.serve.variant.client.errors", stats, Variants.Stats::clientErrors)
-        .description("Of those, requests refused as the client's mistake (4xx)")
-        .tags(tags)
-        .register(registry);
-    FunctionCounter.builder("kubetune.serve.feedback.scores", stats, Variants.Stats::scores)
-        .description("Feedback scores received for a variant's answers (POST /v1/feedback)")
-        .tags(tags)
-        .register(registry);
-    FunctionCounter.builder("kubetune.serve.feedback.score.sum", stats, Variants.Stats::scoreSum)
-        .description("Sum of those scores (with the count: a mean over any window in PromQL)")
-        .tags(tags)
-        .register(registry);
-    FunctionCounter.builder(
-            "kubetune.serve.feedback.corrections", stats, Variants.Stats::corrections)
-        .description("Corrected answers received for a variant's answers")
-        .tags(tags)
-        .register(registry);
+    counter(
+        "kubetune.serve.variant.requests",
+        "Requests a variant computed (reached a worker), by model/variant/adapter",
+        tags,
+        stats,
+        Variants.Stats::requests);
+    counter(
+        "kubetune.serve.variant.errors",
+        "Of those, requests that ended in a server error (5xx)",
+        tags,
+        stats,
+        Variants.Stats::errors);
+    counter(
+        "kubetune.serve.variant.client.errors",
+        "Of those, requests refused as the client's mistake (4xx)",
+        tags,
+        stats,
+        Variants.Stats::clientErrors);
+    counter(
+        "kubetune.serve.feedback.scores",
+        "Feedback scores received for a variant's answers (POST /v1/feedback)",
+        tags,
+        stats,
+        Variants.Stats::scores);
+    counter(
+        "kubetune.serve.feedback.score.sum",
+        "Sum of those scores (with the count: a mean over any window in PromQL)",
+        tags,
+        stats,
+        Variants.Stats::scoreSum);
+    counter(
+        "kubetune.serve.feedback.corrections",
+        "Corrected answers received for a variant's answers",
+        tags,
+        stats,
+        Variants.Stats::corrections);
     Gauge.builder("kubetune.serve.feedback.score.mean", stats, Variants.Stats::scoreMean)
         .description("Running mean of every feedback score since the server started (NaN: none)")
         .tags(tags)
@@ -112,6 +122,18 @@ public final class ServerMetrics {
             "kubetune.serve.feedback.score.recent.mean", stats, Variants.Stats::recentScoreMean)
         .description(
             "Mean of the last " + Variants.RECENT_FEEDBACK + " feedback scores (NaN: none)")
+        .tags(tags)
+        .register(registry);
+  }
+
+  private void counter(
+      String name,
+      String description,
+      Tags tags,
+      Variants.Stats stats,
+      java.util.function.ToDoubleFunction<Variants.Stats> count) {
+    FunctionCounter.builder(name, stats, count)
+        .description(description)
         .tags(tags)
         .register(registry);
   }
