@@ -248,7 +248,9 @@ public final class Variants {
     String name = requested;
     Variant explicit = null;
     int sep = requested.lastIndexOf(SEPARATOR);
-    if (sep > 0) {
+    // A served id is itself first (a base model may be named "x:stable" with --model-name).
+    boolean servedAsIs = find(requested) != null && !isCanaryId(requested);
+    if (sep > 0 && !servedAsIs) {
       String suffix = requested.substring(sep + 1);
       for (Variant v : Variant.values()) {
         if (v.label().equals(suffix)) {
