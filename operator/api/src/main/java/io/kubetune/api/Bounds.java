@@ -94,6 +94,20 @@ public final class Bounds {
   public static final int REPLICAS_MAX = 100;
   public static final int REPLICAS_DEFAULT = 1;
 
+  // spec.serving.canary
+  public static final int CANARY_WEIGHT_MIN = 1;
+  public static final int CANARY_WEIGHT_MAX = 99;
+  public static final int CANARY_WEIGHT_DEFAULT = 10;
+  public static final double CANARY_MAX_ERROR_RATE_MIN = 0.0;
+  public static final double CANARY_MAX_ERROR_RATE_MAX = 1.0;
+  public static final double CANARY_MAX_ERROR_RATE_DEFAULT = 0.01;
+
+  /**
+   * Default of serving.canary.duration (a duration string, not a numeric bound; the same format as
+   * serving.readinessTimeout).
+   */
+  public static final String CANARY_DURATION_DEFAULT = "10m";
+
   /**
    * One numeric field: its path below {@code spec} (the trainer config uses the same paths), its
    * range and its default (null when it has none).
@@ -252,6 +266,17 @@ public final class Bounds {
   public static final Bound GPUS = integer("resources.gpus", GPUS_MIN, GPUS_MAX, null);
   public static final Bound REPLICAS =
       integer("serving.replicas", REPLICAS_MIN, REPLICAS_MAX, REPLICAS_DEFAULT);
+  public static final Bound CANARY_WEIGHT =
+      integer("serving.canary.weight", CANARY_WEIGHT_MIN, CANARY_WEIGHT_MAX, CANARY_WEIGHT_DEFAULT);
+  public static final Bound CANARY_MAX_ERROR_RATE =
+      new Bound(
+          "serving.canary.maxErrorRate",
+          CANARY_MAX_ERROR_RATE_MIN,
+          true,
+          CANARY_MAX_ERROR_RATE_MAX,
+          true,
+          CANARY_MAX_ERROR_RATE_DEFAULT,
+          false);
 
   /** Every bound, in spec order. */
   public static final List<Bound> ALL =
@@ -279,7 +304,9 @@ public final class Bounds {
           GENERATION_MAX_NEW_TOKENS,
           BACKOFF_LIMIT,
           GPUS,
-          REPLICAS);
+          REPLICAS,
+          CANARY_WEIGHT,
+          CANARY_MAX_ERROR_RATE);
 
   /**
    * A value out of its bound.

@@ -227,7 +227,13 @@ final class LocalServingRunner implements AutoCloseable {
       r.port = freePort();
       r.process =
           launcher
-              .launch(namespace, spec, r.podDir, "server", false, args -> withPort(args, r.port))
+              .launch(
+                  namespace,
+                  spec,
+                  r.podDir,
+                  "server",
+                  false,
+                  args -> withShutdownDelay(withPort(args, r.port)))
               .process();
       r.ready = false;
       setPodStatus(r, "Running", false, null, null);
@@ -288,6 +294,10 @@ final class LocalServingRunner implements AutoCloseable {
   }
 
   private void remove(Replica r) {
+    // Out of the Service's endpoints first (endpointOf no longer returns it), then SIGTERM: the
+    // server keeps answering what was already routed to it for its shutdown delay, so a rollout
+    // or a rollback fails no request.
+    r.ready = false;
     stop(r);
     replicas.values().remove(r);
     try {
@@ -312,6 +322,56 @@ final class LocalServingRunner implements AutoCloseable {
       Thread.currentThread().interrupt();
       process.destroyForcibly();
     }
+  }
+
+  /**
+   * A local replica leaves the endpoints before its SIGTERM (see {@link #remove}), so one second of
+   * shutdown delay covers a request routed just before; unless the container sets its own.
+   */
+  static List<String> withShutdownDelay(List<String> args) {
+    if (args.contains("--shutdown-delay-seconds")) {
+      return args;
+    }
+    List<String> out = new ArrayList<>(args);
+    out.add("--shutdown-delay-seconds");
+    out.add("1");
+    return out;
+  }
+
+  /**
+   * What each ready pod of a serving Deployment reports on {@code GET /v1/variants} (its raw JSON
+   * body, by pod name): how the operator reaches the pods in local mode, where each pod is a local
+   * process on its own port instead of a pod IP with port 8000.
+   */
+  Map<String, String> variantsOf(String namespace, String deploymentName) {
+    Map<String, String> out = new java.util.TreeMap<>();
+    for (Replica r : List.copyOf(replicas.values())) {
+      String owner =
+          r.pod.getMetadata().getOwnerReferences() == null
+                  || r.pod.getMetadata().getOwnerReferences().isEmpty()
+              ? null
+              : r.pod.getMetadata().getOwnerReferences().get(0).getName();
+      if (!r.ready || !r.namespace.equals(namespace) || !deploymentName.equals(owner)) {
+        continue;
+      }
+      try {
+        HttpResponse<String> response =
+            http.send(
+                HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + r.port + "/v1/variants"))
+                    .timeout(PROBE_TIMEOUT)
+                    .build(),
+                HttpResponse.BodyHandlers.ofString());
+        if (response.statusCode() == 200) {
+          out.put(r.pod.getMetadata().getName(), response.body());
+        }
+      } catch (IOException e) {
+        // not answering now: as an unreachable pod, left out
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
+    }
+    return out;
   }
 
   /** The container's {@code --port N} replaced by this replica's local port. */

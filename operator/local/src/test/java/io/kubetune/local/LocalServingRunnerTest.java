@@ -14,4 +14,13 @@ class LocalServingRunnerTest {
     assertThat(LocalServingRunner.withPort(List.of("serve", "--host", "0.0.0.0"), 5))
         .containsExactly("serve", "--host", "0.0.0.0", "--port", "5");
   }
+
+  @Test
+  void aLocalReplicaGetsAShortShutdownDelayUnlessTheContainerSetsOne() {
+    assertThat(LocalServingRunner.withShutdownDelay(List.of("serve", "--port", "5")))
+        .containsExactly("serve", "--port", "5", "--shutdown-delay-seconds", "1");
+    assertThat(
+            LocalServingRunner.withShutdownDelay(List.of("serve", "--shutdown-delay-seconds", "0")))
+        .containsExactly("serve", "--shutdown-delay-seconds", "0");
+  }
 }

@@ -1,17 +1,21 @@
 package io.kubetune.trainer.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kubetune.api.Bounds;
 import io.kubetune.api.trainer.TrainerEnvironment;
 import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.serve.ModelRepository;
 import io.kubetune.trainer.serve.OpenAiServer;
+import io.kubetune.trainer.serve.RecentRequests;
+import io.kubetune.trainer.serve.Variants;
 import io.kubetune.trainer.storage.StorageSettings;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -56,6 +60,30 @@ final class Serve implements Callable<Integer> {
               + " position) or NAME=SHA; repeatable.")
   List<String> digests = new ArrayList<>();
 
+  @Option(
+      names = "--canary",
+      description =
+          "NAME=URI of a new adapter served as the canary of the --adapter NAME: it answers"
+              + " --canary-weight percent of the requests for NAME (also addressable as"
+              + " NAME:canary; the other as NAME:stable).")
+  String canary;
+
+  @Option(
+      names = "--canary-digest",
+      description = "Expected SHA-256 of the canary adapter's weights file.")
+  String canaryDigest;
+
+  @Option(
+      names = "--canary-weight",
+      description = "Percent of the requests for NAME the canary answers (1-99, default 10).")
+  Integer canaryWeight;
+
+  @Option(
+      names = "--feedback-memory",
+      defaultValue = "" + RecentRequests.DEFAULT_CAPACITY,
+      description = "Ids of the last answered requests kept for POST /v1/feedback.")
+  int feedbackMemory;
+
   @Option(names = "--host", defaultValue = "0.0.0.0")
   String host;
 
@@ -90,6 +118,14 @@ final class Serve implements Callable<Integer> {
   int maxClassifyTokens;
 
   @Option(
+      names = "--shutdown-delay-seconds",
+      defaultValue = "5",
+      description =
+          "After SIGTERM: time requests are still accepted while readiness reports 503, so that"
+              + " requests routed here before the endpoints dropped the pod do not fail.")
+  long shutdownDelaySeconds;
+
+  @Option(
       names = "--drain-seconds",
       defaultValue = "10",
       description = "After SIGTERM: time running requests get to finish.")
@@ -104,17 +140,33 @@ final class Serve implements Callable<Integer> {
       throw new BadInputException(
           "--max-classify-inputs and --max-classify-tokens must be at least 1");
     }
+    if (shutdownDelaySeconds < 0 || drainSeconds < 0) {
+      throw new BadInputException(
+          "--shutdown-delay-seconds and --drain-seconds must be at least 0");
+    }
+    if (feedbackMemory < 1) {
+      throw new BadInputException("--feedback-memory must be at least 1");
+    }
     List<ModelRepository.AdapterSource> sources = adapterSources(adapters, digests);
+    Map<String, Integer> canaryWeights = addCanary(sources, canary, canaryDigest, canaryWeight);
     PrintStream out = TrainerCli.Context.out;
     OpenAiServer server =
         new OpenAiServer(
             new OpenAiServer.Settings(
-                host, port, workers, queue, maxBodyBytes, maxClassifyInputs, maxClassifyTokens),
+                host,
+                port,
+                workers,
+                queue,
+                maxBodyBytes,
+                maxClassifyInputs,
+                maxClassifyTokens,
+                feedbackMemory),
             System.err);
     int actualPort = server.start();
     out.println(JSON.writeValueAsString(Map.of("event", "listening", "port", actualPort)));
     Path workDir = Files.createTempDirectory(stagingRoot(), "serve-");
     ModelRepository repository;
+    Variants variants;
     try {
       repository =
           ModelRepository.load(
@@ -124,12 +176,18 @@ final class Serve implements Callable<Integer> {
               StorageSettings.fromEnvironment(System.getenv()),
               workDir,
               System.err);
+      try {
+        variants = new Variants(repository, canaryWeights, Instant.now());
+      } catch (RuntimeException e) {
+        repository.close();
+        throw e;
+      }
     } catch (IOException | RuntimeException e) {
       server.failed(TrainerCli.oneLine(e));
       server.close(Duration.ZERO);
       throw e;
     }
-    server.ready(repository);
+    server.ready(repository, variants);
     Map<String, Object> ready = new LinkedHashMap<>();
     ready.put("event", "ready");
     ready.put("port", actualPort);
@@ -141,13 +199,58 @@ final class Serve implements Callable<Integer> {
         .addShutdownHook(
             new Thread(
                 () -> {
-                  server.close(Duration.ofSeconds(drainSeconds));
+                  server.close(
+                      Duration.ofSeconds(shutdownDelaySeconds), Duration.ofSeconds(drainSeconds));
                   repository.close();
                   stopped.countDown();
                 },
                 "serve-shutdown"));
     stopped.await();
     return TrainerExitCodes.SUCCESS;
+  }
+
+  /**
+   * Adds the --canary adapter to {@code sources} under {@code NAME:canary} and returns its weight
+   * by NAME (empty without a canary). The canary must name an --adapter, and the weight is checked
+   * against the same bound as serving.canary.weight.
+   */
+  static Map<String, Integer> addCanary(
+      List<ModelRepository.AdapterSource> sources, String canary, String digest, Integer weight) {
+    if (canary == null) {
+      if (digest != null || weight != null) {
+        throw new BadInputException(
+            "--canary-digest and --canary-weight need --canary NAME=URI; add it or remove them");
+      }
+      return Map.of();
+    }
+    int eq = canary.indexOf('=');
+    if (eq <= 0 || eq == canary.length() - 1) {
+      throw new BadInputException(
+          "--canary "
+              + canary
+              + ": expected NAME=URI of the new adapter for --adapter NAME, e.g. --canary"
+              + " support=s3://bucket/job/run-2/final/");
+    }
+    String name = canary.substring(0, eq);
+    if (sources.stream().noneMatch(s -> s.name().equals(name))) {
+      throw new BadInputException(
+          "--canary "
+              + name
+              + "=...: no --adapter is named "
+              + name
+              + "; a canary is served next to the adapter it would replace");
+    }
+    int w = weight != null ? weight : Bounds.CANARY_WEIGHT_DEFAULT;
+    Bounds.CANARY_WEIGHT
+        .problem(w)
+        .ifPresent(
+            p -> {
+              throw new BadInputException("--canary-weight " + p + " (percent of requests)");
+            });
+    sources.add(
+        new ModelRepository.AdapterSource(
+            Variants.canaryId(name), canary.substring(eq + 1), digest));
+    return Map.of(name, w);
   }
 
   /** Pairs each --adapter NAME=URI with its digest (by NAME=, else by position). */
@@ -174,6 +277,14 @@ final class Serve implements Callable<Integer> {
                 + ": expected NAME=URI, e.g. --adapter support=s3://bucket/job/final/");
       }
       String name = a.substring(0, eq);
+      if (name.indexOf(Variants.SEPARATOR) >= 0) {
+        throw new BadInputException(
+            "--adapter "
+                + a
+                + ": the name may not hold '"
+                + Variants.SEPARATOR
+                + "' (it separates a model from its variant, as in NAME:canary); rename it");
+      }
       String digest =
           digestByName.getOrDefault(name, i < positional.size() ? positional.get(i) : null);
       sources.add(new ModelRepository.AdapterSource(name, a.substring(eq + 1), digest));

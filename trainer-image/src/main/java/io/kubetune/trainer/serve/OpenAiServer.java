@@ -18,8 +18,11 @@ import io.vertx.ext.web.handler.BodyHandler;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
+import java.util.Objects;
 import java.util.UUID;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
@@ -39,7 +42,8 @@ import java.util.concurrent.atomic.AtomicReference;
  *
  * <p>Endpoints: {@code GET /v1/models}, {@code POST /v1/completions}, {@code POST
  * /v1/chat/completions} (both with server-sent events when {@code stream} is true), {@code POST
- * /v1/classify}, {@code GET /health/live}, {@code GET /health/ready}, {@code GET /metrics}.
+ * /v1/classify}, {@code POST /v1/feedback}, {@code GET /v1/variants}, {@code GET /health/live},
+ * {@code GET /health/ready}, {@code GET /metrics}.
  */
 public final class OpenAiServer implements AutoCloseable {
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -57,7 +61,8 @@ public final class OpenAiServer implements AutoCloseable {
       int queue,
       int maxBodyBytes,
       int maxClassifyInputs,
-      int maxClassifyTokens) {
+      int maxClassifyTokens,
+      int feedbackMemory) {
     /**
      * One classify request runs on one worker: these bound how long it can hold it while other
      * requests wait (20,000 short inputs held kubetune-mini's only worker for 22 s; 16,384 tokens
@@ -66,6 +71,26 @@ public final class OpenAiServer implements AutoCloseable {
     public static final int DEFAULT_MAX_CLASSIFY_INPUTS = 128;
 
     public static final int DEFAULT_MAX_CLASSIFY_TOKENS = 16_384;
+
+    /** Settings with the default feedback memory ({@link RecentRequests#DEFAULT_CAPACITY}). */
+    public Settings(
+        String host,
+        int port,
+        int workers,
+        int queue,
+        int maxBodyBytes,
+        int maxClassifyInputs,
+        int maxClassifyTokens) {
+      this(
+          host,
+          port,
+          workers,
+          queue,
+          maxBodyBytes,
+          maxClassifyInputs,
+          maxClassifyTokens,
+          RecentRequests.DEFAULT_CAPACITY);
+    }
 
     /** Settings with the default classify limits. */
     public Settings(String host, int port, int workers, int queue, int maxBodyBytes) {
@@ -84,7 +109,16 @@ public final class OpenAiServer implements AutoCloseable {
     }
   }
 
-  private record Loaded(ModelRepository repository, Inference inference) {}
+  private record Loaded(
+      ModelRepository repository, Inference inference, Variants variants, RecentRequests recent) {}
+
+  /** Response headers naming who answered: the variant, its adapter's digest and the pod. */
+  public static final String VARIANT_HEADER = "KubeTune-Variant";
+
+  public static final String DIGEST_HEADER = "KubeTune-Adapter-Digest";
+  public static final String POD_HEADER = "KubeTune-Pod";
+
+  private static final String POD = Objects.requireNonNullElse(System.getenv("HOSTNAME"), "");
 
   private final Settings settings;
   private final PrintStream log;
@@ -95,6 +129,7 @@ public final class OpenAiServer implements AutoCloseable {
   private final Semaphore admitted;
   private final AtomicReference<Loaded> loaded = new AtomicReference<>();
   private final AtomicReference<String> loadFailure = new AtomicReference<>();
+  private final AtomicBoolean terminating = new AtomicBoolean();
   private HttpServer server;
 
   public OpenAiServer(Settings settings, PrintStream log) {
@@ -141,6 +176,8 @@ public final class OpenAiServer implements AutoCloseable {
     router.post("/v1/completions").handler(ctx -> generate(ctx, false));
     router.post("/v1/chat/completions").handler(ctx -> generate(ctx, true));
     router.post("/v1/classify").handler(this::classify);
+    router.post("/v1/feedback").handler(this::feedback);
+    router.get("/v1/variants").handler(this::variants);
     router.errorHandler(
         404,
         ctx ->
@@ -195,13 +232,24 @@ public final class OpenAiServer implements AutoCloseable {
     return server.actualPort();
   }
 
-  /** The models are loaded: requests are served and /health/ready answers 200. */
+  /** The models are loaded, with no canary: requests are served, /health/ready answers 200. */
   public void ready(ModelRepository repository) {
+    ready(repository, new Variants(repository, Map.of(), Instant.now()));
+  }
+
+  /** The models are loaded and split into variants: requests are served. */
+  public void ready(ModelRepository repository, Variants variants) {
     metrics.knownModels(
         repository.all().stream()
             .map(ServedModel::id)
             .collect(java.util.stream.Collectors.toSet()));
-    loaded.set(new Loaded(repository, new Inference(repository.tokenizer())));
+    variants.all().forEach(metrics::variant);
+    loaded.set(
+        new Loaded(
+            repository,
+            new Inference(repository.tokenizer()),
+            variants,
+            new RecentRequests(settings.feedbackMemory())));
   }
 
   /** Loading failed: readiness reports why (the process exits right after). */
@@ -216,6 +264,13 @@ public final class OpenAiServer implements AutoCloseable {
   private void readiness(RoutingContext ctx) {
     Loaded state = loaded.get();
     ObjectNode body = JSON.createObjectNode();
+    if (state != null && terminating.get()) {
+      // Still answering requests that were routed here; no new ones, please.
+      body.put("status", "DOWN");
+      body.put("reason", "shutting down");
+      json(ctx, 503, body);
+      return;
+    }
     if (state == null) {
       body.put("status", "DOWN");
       body.put("reason", loadFailure.get() == null ? "loading models" : loadFailure.get());
@@ -248,7 +303,7 @@ public final class OpenAiServer implements AutoCloseable {
     try {
       Loaded state = requireLoaded();
       // Vert.x decodes the path parameter (%2F is a slash).
-      json(ctx, 200, modelEntry(state, state.repository().get(ctx.pathParam("id"))));
+      json(ctx, 200, modelEntry(state, state.variants().model(ctx.pathParam("id"))));
     } catch (RuntimeException e) {
       fail(ctx, "models", null, start, e);
     }
@@ -287,14 +342,17 @@ public final class OpenAiServer implements AutoCloseable {
       RequestParser.Chat chatRequest = chat ? RequestParser.chat(body) : null;
       GenerationParams params = chat ? chatRequest.params() : completion.params();
       modelId = params.model();
-      ServedModel served = state.repository().get(params.model());
+      Variants.Route route = state.variants().route(params.model());
+      ServedModel served = route.served();
       Context context = vertx.getOrCreateContext();
       HttpServerResponse response = ctx.response();
+      variantHeaders(response, route);
       AtomicBoolean gone = new AtomicBoolean();
       response.closeHandler(v -> gone.set(true));
       String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID();
       long created = System.currentTimeMillis() / 1000;
       String m = modelId;
+      String tag = served.id();
       submit(
           () -> {
             try {
@@ -316,7 +374,7 @@ public final class OpenAiServer implements AutoCloseable {
                       : (text, logprobs) -> {
                         boolean isFirst = first.getAndSet(false);
                         if (isFirst) {
-                          metrics.firstToken(m, Duration.ofNanos(System.nanoTime() - start));
+                          metrics.firstToken(tag, Duration.ofNanos(System.nanoTime() - start));
                         }
                         ObjectNode chunk =
                             chunk(
@@ -362,19 +420,22 @@ public final class OpenAiServer implements AutoCloseable {
                         response.end("data: [DONE]\n\n");
                       }
                     });
-                metrics.tokens(m, result.promptTokens(), result.completionTokens());
-                metrics.request(endpoint, m, 200, Duration.ofNanos(System.nanoTime() - start));
+                metrics.tokens(tag, result.promptTokens(), result.completionTokens());
+                answered(route, id, 200, start);
+                metrics.request(endpoint, tag, 200, Duration.ofNanos(System.nanoTime() - start));
               } else {
                 Inference.Result result =
                     state.inference().generate(served, prompt, params, null, gone::get);
                 // No time-to-first-token here: the client sees nothing before the whole answer.
-                metrics.tokens(m, result.promptTokens(), result.completionTokens());
+                metrics.tokens(tag, result.promptTokens(), result.completionTokens());
                 ObjectNode out = complete(id, created, m, chat, result, params);
+                answered(route, id, 200, start);
                 context.runOnContext(v -> json(ctx, 200, out));
-                metrics.request(endpoint, m, 200, Duration.ofNanos(System.nanoTime() - start));
+                metrics.request(endpoint, tag, 200, Duration.ofNanos(System.nanoTime() - start));
               }
             } catch (RuntimeException | Error e) {
-              context.runOnContext(v -> fail(ctx, endpoint, m, start, e));
+              answered(route, null, statusOf(e), start);
+              context.runOnContext(v -> fail(ctx, endpoint, tag, start, e));
             }
           });
     } catch (RuntimeException e) {
@@ -390,9 +451,13 @@ public final class OpenAiServer implements AutoCloseable {
       Loaded state = requireLoaded();
       RequestParser.Classify request = RequestParser.classify(body, settings.maxClassifyInputs());
       modelId = request.model();
-      ServedModel served = state.repository().get(request.model());
+      Variants.Route route = state.variants().route(request.model());
+      ServedModel served = route.served();
       Context context = vertx.getOrCreateContext();
+      variantHeaders(ctx.response(), route);
       String m = modelId;
+      String tag = served.id();
+      String id = "clf-" + UUID.randomUUID();
       submit(
           () -> {
             try {
@@ -401,6 +466,7 @@ public final class OpenAiServer implements AutoCloseable {
                       .inference()
                       .classify(served, request.inputs(), settings.maxClassifyTokens());
               ObjectNode out = JSON.createObjectNode();
+              out.put("id", id);
               out.put("object", "list");
               out.put("model", m);
               ArrayNode data = out.putArray("data");
@@ -415,15 +481,119 @@ public final class OpenAiServer implements AutoCloseable {
                 tokens += c.tokens();
               }
               out.putObject("usage").put("prompt_tokens", tokens).put("total_tokens", tokens);
-              metrics.tokens(m, tokens, 0);
+              metrics.tokens(tag, tokens, 0);
+              answered(route, id, 200, start);
               context.runOnContext(v -> json(ctx, 200, out));
-              metrics.request("classify", m, 200, Duration.ofNanos(System.nanoTime() - start));
+              metrics.request("classify", tag, 200, Duration.ofNanos(System.nanoTime() - start));
             } catch (RuntimeException | Error e) {
-              context.runOnContext(v -> fail(ctx, "classify", m, start, e));
+              answered(route, null, statusOf(e), start);
+              context.runOnContext(v -> fail(ctx, "classify", tag, start, e));
             }
           });
     } catch (RuntimeException e) {
       fail(ctx, "classify", modelId, start, e);
+    }
+  }
+
+  /**
+   * A request a variant computed ended: counted for the variant, and (answered, with an id)
+   * remembered for feedback.
+   */
+  private void answered(Variants.Route route, String id, int status, long start) {
+    long nanos = System.nanoTime() - start;
+    route.stats().answered(status, nanos);
+    metrics.variantLatency(route.stats(), Duration.ofNanos(nanos));
+    Loaded state = loaded.get();
+    if (id != null && state != null) {
+      state.recent().answered(id, route.stats());
+    }
+  }
+
+  private static void variantHeaders(HttpServerResponse response, Variants.Route route) {
+    response.putHeader(VARIANT_HEADER, route.variant().label());
+    if (route.served().digest() != null) {
+      response.putHeader(DIGEST_HEADER, route.served().digest());
+    }
+    if (!POD.isEmpty()) {
+      response.putHeader(POD_HEADER, POD);
+    }
+  }
+
+  /** The status a failure of a request answers with (as {@link #fail} writes it). */
+  private static int statusOf(Throwable e) {
+    if (e instanceof ApiException api) {
+      return api.status();
+    }
+    return e instanceof io.kubetune.trainer.BadInputException ? 400 : 500;
+  }
+
+  /** {@code POST /v1/feedback}: a score and/or a correction for one answered request. */
+  private void feedback(RoutingContext ctx) {
+    long start = System.nanoTime();
+    try {
+      RequestParser.Feedback feedback = RequestParser.feedback(body(ctx));
+      Loaded state = requireLoaded();
+      Variants.Stats variant =
+          state.recent().feedback(feedback.id(), feedback.score(), feedback.correction() != null);
+      ObjectNode out = JSON.createObjectNode();
+      out.put("id", feedback.id());
+      out.put("object", "feedback");
+      out.put("model", variant.model());
+      out.put("variant", variant.variant().label());
+      out.put("sha256", variant.digest());
+      out.put("scores", variant.scores());
+      putMean(out, "score_mean", variant.scoreMean());
+      json(ctx, 200, out);
+      metrics.request(
+          "feedback", variant.model(), 200, Duration.ofNanos(System.nanoTime() - start));
+    } catch (RuntimeException e) {
+      fail(ctx, "feedback", null, start, e);
+    }
+  }
+
+  /**
+   * {@code GET /v1/variants}: what each variant of each model did on this pod since it became
+   * ready, for the operator to sum over the pods and decide a canary. Facts only.
+   */
+  private void variants(RoutingContext ctx) {
+    long start = System.nanoTime();
+    try {
+      Loaded state = requireLoaded();
+      ObjectNode out = JSON.createObjectNode().put("object", "list");
+      if (!POD.isEmpty()) {
+        out.put("pod", POD);
+      }
+      ArrayNode data = out.putArray("data");
+      for (Variants.Stats s : state.variants().all()) {
+        ObjectNode v = data.addObject();
+        v.put("model", s.model());
+        v.put("variant", s.variant().label());
+        v.put("sha256", s.digest());
+        v.put("weight", s.weight());
+        v.put("since", s.since().toString());
+        v.put("requests", s.requests());
+        v.put("errors", s.errors());
+        v.put("client_errors", s.clientErrors());
+        v.put("error_rate", s.errorRate());
+        v.put("latency_seconds_sum", s.latencySeconds());
+        ObjectNode f = v.putObject("feedback");
+        f.put("scores", s.scores());
+        f.put("score_sum", s.scoreSum());
+        putMean(f, "score_mean", s.scoreMean());
+        putMean(f, "recent_score_mean", s.recentScoreMean());
+        f.put("corrections", s.corrections());
+      }
+      json(ctx, 200, out);
+    } catch (RuntimeException e) {
+      fail(ctx, "variants", null, start, e);
+    }
+  }
+
+  private static void putMean(ObjectNode node, String field, double mean) {
+    if (Double.isNaN(mean)) {
+      node.putNull(field);
+    } else {
+      node.put(field, mean);
     }
   }
 
@@ -682,6 +852,24 @@ public final class OpenAiServer implements AutoCloseable {
 
   /** Stops accepting requests, lets running ones finish for up to {@code drain}, then stops. */
   public void close(Duration drain) {
+    close(Duration.ZERO, drain);
+  }
+
+  /**
+   * Shuts down without failing requests that are already on their way: for {@code delay}, readiness
+   * answers 503 (so the Service's endpoints drop this pod) while requests are still served, as
+   * Kubernetes removes a terminating pod from the endpoints only after SIGTERM; then it stops
+   * accepting requests and lets running ones finish for up to {@code drain}.
+   */
+  public void close(Duration delay, Duration drain) {
+    terminating.set(true);
+    if (!delay.isZero() && loaded.get() != null) {
+      try {
+        Thread.sleep(delay.toMillis());
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
     loaded.set(null);
     workers.shutdown();
     try {

@@ -88,6 +88,12 @@ public final class RequestParser {
 
   static final Set<String> CLASSIFY_FIELDS = Set.of("model", "input", "user");
 
+  /** Fields of {@code POST /v1/feedback}. */
+  static final Set<String> FEEDBACK_FIELDS = Set.of("id", "score", "correction");
+
+  /** Longest corrected answer taken (it is counted, not stored). */
+  static final int MAX_CORRECTION_CHARS = 65_536;
+
   /** Keys of a chat message this server renders; any other key with a value is refused. */
   static final Set<String> MESSAGE_FIELDS = Set.of("role", "content");
 
@@ -277,6 +283,53 @@ public final class RequestParser {
       throw ApiException.badRequest("input", "input: required, a string or a list of strings");
     }
     return new Classify(model, inputs);
+  }
+
+  /**
+   * Feedback on one answer: its {@code id} and a {@code score} in [0, 1] (1 best), a {@code
+   * correction} (the answer it should have been), or both.
+   */
+  public record Feedback(String id, Double score, String correction) {}
+
+  public static Feedback feedback(JsonNode body) {
+    requireObject(body);
+    refuseUnknownFields(body, FEEDBACK_FIELDS, "/v1/feedback");
+    JsonNode id = body.get("id");
+    if (id == null || !id.isTextual() || id.asText().isBlank()) {
+      throw ApiException.badRequest(
+          "id", "id: required, the \"id\" of the completion, chat completion or classify response");
+    }
+    JsonNode score = body.get("score");
+    Double value = null;
+    if (score != null && !score.isNull()) {
+      if (!score.isNumber() || !(score.asDouble() >= 0 && score.asDouble() <= 1)) {
+        throw ApiException.badRequest(
+            "score", "score: must be a number from 0 (wrong) to 1 (right), got " + score);
+      }
+      value = score.asDouble();
+    }
+    JsonNode correction = body.get("correction");
+    String corrected = null;
+    if (correction != null && !correction.isNull()) {
+      if (!correction.isTextual() || correction.asText().isEmpty()) {
+        throw ApiException.badRequest(
+            "correction", "correction: must be a non-empty string, the answer it should have been");
+      }
+      if (correction.asText().length() > MAX_CORRECTION_CHARS) {
+        throw ApiException.badRequest(
+            "correction",
+            "correction: "
+                + correction.asText().length()
+                + " characters, at most "
+                + MAX_CORRECTION_CHARS);
+      }
+      corrected = correction.asText();
+    }
+    if (value == null && corrected == null) {
+      throw ApiException.badRequest(
+          "score", "give a score (a number from 0 to 1), a correction (a string), or both");
+    }
+    return new Feedback(id.asText(), value, corrected);
   }
 
   private static GenerationParams common(

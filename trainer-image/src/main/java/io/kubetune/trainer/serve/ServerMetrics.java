@@ -1,7 +1,9 @@
 package io.kubetune.trainer.serve;
 
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
@@ -66,6 +68,94 @@ public final class ServerMetrics {
         .publishPercentileHistogram()
         .register(registry)
         .record(sinceRequest);
+  }
+
+  /**
+   * The series of one variant, read from its {@link Variants.Stats} (the one count both {@code
+   * /metrics} and {@code GET /v1/variants} report): requests, server and client errors, and the
+   * feedback (scores, their sum, the mean of all and of the recent ones, corrections). Labels
+   * model, variant (stable/canary) and adapter_digest ({@code none} for the base model).
+   */
+  public void variant(Variants.Stats stats) {
+    Tags tags = variantTags(stats);
+    counter(
+        "kubetune.serve.variant.requests",
+        "Requests a variant computed (reached a worker), by model/variant/adapter",
+        tags,
+        stats,
+        Variants.Stats::requests);
+    counter(
+        "kubetune.serve.variant.errors",
+        "Of those, requests that ended in a server error (5xx)",
+        tags,
+        stats,
+        Variants.Stats::errors);
+    counter(
+        "kubetune.serve.variant.client.errors",
+        "Of those, requests refused as the client's mistake (4xx)",
+        tags,
+        stats,
+        Variants.Stats::clientErrors);
+    counter(
+        "kubetune.serve.feedback.scores",
+        "Feedback scores received for a variant's answers (POST /v1/feedback)",
+        tags,
+        stats,
+        Variants.Stats::scores);
+    counter(
+        "kubetune.serve.feedback.score.sum",
+        "Sum of those scores (with the count: a mean over any window in PromQL)",
+        tags,
+        stats,
+        Variants.Stats::scoreSum);
+    counter(
+        "kubetune.serve.feedback.corrections",
+        "Corrected answers received for a variant's answers",
+        tags,
+        stats,
+        Variants.Stats::corrections);
+    Gauge.builder("kubetune.serve.feedback.score.mean", stats, Variants.Stats::scoreMean)
+        .description("Running mean of every feedback score since the server started (NaN: none)")
+        .tags(tags)
+        .register(registry);
+    Gauge.builder(
+            "kubetune.serve.feedback.score.recent.mean", stats, Variants.Stats::recentScoreMean)
+        .description(
+            "Mean of the last " + Variants.RECENT_FEEDBACK + " feedback scores (NaN: none)")
+        .tags(tags)
+        .register(registry);
+  }
+
+  private void counter(
+      String name,
+      String description,
+      Tags tags,
+      Variants.Stats stats,
+      java.util.function.ToDoubleFunction<Variants.Stats> count) {
+    FunctionCounter.builder(name, stats, count)
+        .description(description)
+        .tags(tags)
+        .register(registry);
+  }
+
+  /** Latency of one request a variant computed. */
+  public void variantLatency(Variants.Stats stats, Duration duration) {
+    Timer.builder("kubetune.serve.variant.request.duration")
+        .description("Time from request to the last byte, by model/variant/adapter")
+        .tags(variantTags(stats))
+        .publishPercentileHistogram()
+        .register(registry)
+        .record(duration);
+  }
+
+  private static Tags variantTags(Variants.Stats stats) {
+    return Tags.of(
+        "model",
+        stats.model(),
+        "variant",
+        stats.variant().label(),
+        "adapter_digest",
+        stats.digest() == null ? "none" : stats.digest());
   }
 
   public String scrape() {

@@ -11,7 +11,8 @@ import java.util.Map;
  * <p>Adding a metric family is adding an evaluator: e.g. greedy generation on held-out prompts
  * scored by exact match, BLEU or ROUGE-L would implement this interface (built in {@link
  * FineTuner#train} from the {@link TrainingSetup}'s model, tokenizer and validation examples) and
- * put {@code exact_match}, {@code bleu}, {@code rouge_l}. A metric an evaluator puts can then be
+ * put {@code exact_match}, {@code bleu}, {@code rouge_l}. With its key added to {@code EvalMetric}
+ * (operator/api: key, direction, the formats that compute it), a metric an evaluator puts can be
  * the run's {@code metric}: early stopping, the checkpoints' manifests (retention keeps the best by
  * it) and the operator's best checkpoint all rank by that one key.
  */

@@ -1,5 +1,7 @@
 package io.kubetune.trainer.train;
 
+import java.util.function.BooleanSupplier;
+
 /**
  * Something the {@link TrainingLoop} tells about its progress: DJL's {@code TrainingListener} idea
  * (the loop trains; logging, evaluation and checkpoints hang off it), with our own two callbacks
@@ -40,7 +42,7 @@ interface TrainingListener {
     final double secondsThisRun;
     final long tokensThisRun;
 
-    private final java.util.function.BooleanSupplier stopSignal;
+    private final BooleanSupplier stopSignal;
     private Boolean stopRequested;
 
     Step(
@@ -53,7 +55,7 @@ interface TrainingListener {
         long stepsThisRun,
         double secondsThisRun,
         long tokensThisRun,
-        java.util.function.BooleanSupplier stopSignal) {
+        BooleanSupplier stopSignal) {
       this.state = state;
       this.totalSteps = totalSteps;
       this.epoch = epoch;

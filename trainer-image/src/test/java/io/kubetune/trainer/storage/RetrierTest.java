@@ -132,7 +132,6 @@ class RetrierTest {
         new RetryPolicy(
             100, Duration.ofMillis(400), Duration.ofMillis(400), Duration.ofMillis(500));
     AtomicInteger calls = new AtomicInteger();
-    long start = System.nanoTime();
     assertThatThrownBy(
             () ->
                 retrier(policy)
@@ -151,8 +150,6 @@ class RetrierTest {
         .hasSize(calls.get() - 1)
         .allSatisfy(ms -> assertThat(ms).isBetween(200L, 400L));
     assertThat(sleeps.stream().mapToLong(Long::longValue).sum()).isLessThanOrEqualTo(500);
-    // On the fake clock: no real waiting.
-    assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofMillis(200));
   }
 
   @Test

@@ -37,4 +37,9 @@ public class ServingSpec {
       "How long new serving pods may take to become ready before the rollout is rolled back to"
           + " the adapter that was serving, e.g. 90s, 10m, 1h. Default 10m.")
   public String readinessTimeout;
+
+  @JsonPropertyDescription(
+      "Serve a retrained adapter as a canary next to the served one before it takes over."
+          + " Default: no canary (a new adapter replaces the served one in a rolling update).")
+  public CanarySpec canary;
 }

@@ -26,4 +26,8 @@ public class ServingStatus {
   @JsonPropertyDescription(
       "Digest of the last adapter whose rollout failed (not retried until a new run).")
   public String failedAdapterDigest;
+
+  @JsonPropertyDescription(
+      "The canary of a retrained adapter served next to adapterUri, and its decision.")
+  public CanaryStatus canary;
 }

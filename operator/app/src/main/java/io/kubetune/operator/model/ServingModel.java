@@ -30,6 +30,12 @@ import java.util.Objects;
 /**
  * The serving Deployment and Service: the KubeTune image in {@code serve} mode with the base model
  * and one adapter, an OpenAI-compatible API on port 8000. Pure.
+ *
+ * <p>During a canary the same Deployment's pods serve two adapters in-process: the stable one and
+ * the canary ({@code --canary NAME=URI --canary-digest SHA --canary-weight N}), which answers
+ * {@code weight} percent of the requests for the model. The Service and its endpoint never change;
+ * promotion is a Deployment with the canary as the adapter and no canary, rollback one with the
+ * stable adapter alone. Both are rolling updates with maxUnavailable 0, so no request fails.
  */
 public final class ServingModel {
   public static final Duration DEFAULT_READINESS_TIMEOUT = Duration.ofMinutes(10);
@@ -38,20 +44,47 @@ public final class ServingModel {
   /** An adapter to serve: where it is (as the user wrote it) and its digest. */
   public record Adapter(String uri, String digest) {}
 
+  /** A new adapter served next to the stable one, answering {@code weight} percent of requests. */
+  public record Canary(Adapter adapter, int weight) {}
+
+  /** Pod-template annotations of a canary (next to the stable adapter's). */
+  public static final String CANARY_URI_ANNOTATION = "kubetune.io/canary-adapter-uri";
+
+  public static final String CANARY_DIGEST_ANNOTATION = "kubetune.io/canary-adapter-digest";
+  public static final String CANARY_WEIGHT_ANNOTATION = "kubetune.io/canary-weight";
+
   private ServingModel() {}
 
   public static Deployment deployment(FineTuneJob job, Adapter adapter, OperatorSettings settings) {
+    return deployment(job, adapter, null, settings);
+  }
+
+  /**
+   * The Deployment serving {@code adapter} and, when {@code canary} is not null, the canary next to
+   * it in the same pods.
+   */
+  public static Deployment deployment(
+      FineTuneJob job, Adapter adapter, Canary canary, OperatorSettings settings) {
     ServingSpec serving = job.getSpec().serving;
     ResourcesSpec resources = serving.resources != null ? serving.resources : new ResourcesSpec();
     List<Volume> volumes = new ArrayList<>();
     List<VolumeMount> mounts = new ArrayList<>();
     PodParts.addScratchVolumes(volumes, mounts);
     PodParts.addClaimVolumes(
-        readOnlyClaims(job.getSpec().baseModel.uri, adapter.uri()), volumes, mounts);
+        canary == null
+            ? readOnlyClaims(job.getSpec().baseModel.uri, adapter.uri())
+            : readOnlyClaims(job.getSpec().baseModel.uri, adapter.uri(), canary.adapter().uri()),
+        volumes,
+        mounts);
 
     Map<String, String> podAnnotations = new LinkedHashMap<>();
     podAnnotations.put(Labels.ADAPTER_URI_ANNOTATION, adapter.uri());
     podAnnotations.put(Labels.ADAPTER_DIGEST_ANNOTATION, adapter.digest());
+    if (canary != null) {
+      podAnnotations.put(CANARY_URI_ANNOTATION, canary.adapter().uri());
+      podAnnotations.put(CANARY_DIGEST_ANNOTATION, canary.adapter().digest());
+      podAnnotations.put(CANARY_WEIGHT_ANNOTATION, Integer.toString(canary.weight()));
+    }
 
     Deployment deployment =
         new DeploymentBuilder()
@@ -89,7 +122,7 @@ public final class ServingModel {
             .withTolerations(PodParts.tolerations(resources))
             .withPriorityClassName(resources.priorityClassName)
             .withSecurityContext(PodParts.restrictedPodSecurityContext())
-            .withContainers(serverContainer(job, adapter, settings, resources, mounts))
+            .withContainers(serverContainer(job, adapter, canary, settings, resources, mounts))
             .withVolumes(volumes)
             .endSpec()
             .endTemplate()
@@ -104,25 +137,36 @@ public final class ServingModel {
   static Container serverContainer(
       FineTuneJob job,
       Adapter adapter,
+      Canary canary,
       OperatorSettings settings,
       ResourcesSpec resources,
       List<VolumeMount> mounts) {
     List<EnvVar> env = PodParts.containerEnv(job, Names.SERVER_CONTAINER);
     env.addAll(storageEnv(job.getSpec().storage));
+    String name = job.getMetadata().getName();
+    List<String> args = new ArrayList<>();
+    args.add("serve");
+    args.add("--model");
+    args.add(StorageUri.parse(job.getSpec().baseModel.uri).asFolder().inPod());
+    args.add("--adapter");
+    args.add(name + "=" + StorageUri.parse(adapter.uri()).inPod());
+    args.add("--adapter-digest");
+    args.add(adapter.digest());
+    if (canary != null) {
+      args.add("--canary");
+      args.add(name + "=" + StorageUri.parse(canary.adapter().uri()).inPod());
+      args.add("--canary-digest");
+      args.add(canary.adapter().digest());
+      args.add("--canary-weight");
+      args.add(Integer.toString(canary.weight()));
+    }
+    args.add("--port");
+    args.add(Integer.toString(Names.SERVING_PORT));
     return new ContainerBuilder()
         .withName(Names.SERVER_CONTAINER)
         .withImage(PodParts.image(job, settings))
         .withImagePullPolicy(settings.imagePullPolicy())
-        .withArgs(
-            "serve",
-            "--model",
-            StorageUri.parse(job.getSpec().baseModel.uri).asFolder().inPod(),
-            "--adapter",
-            job.getMetadata().getName() + "=" + StorageUri.parse(adapter.uri()).inPod(),
-            "--adapter-digest",
-            adapter.digest(),
-            "--port",
-            Integer.toString(Names.SERVING_PORT))
+        .withArgs(args)
         .withEnv(env)
         .addNewPort()
         .withName("http")
@@ -211,9 +255,46 @@ public final class ServingModel {
     if (serving == null || serving.readinessTimeout == null) {
       return DEFAULT_READINESS_TIMEOUT;
     }
+    Duration total = duration(serving.readinessTimeout);
+    return total.isZero() ? DEFAULT_READINESS_TIMEOUT : total;
+  }
+
+  /** Whether a retrained adapter is served as a canary first (serving.canary is present). */
+  public static boolean canaryEnabled(ServingSpec serving) {
+    return serving != null && serving.canary != null;
+  }
+
+  /** serving.canary.weight, default {@link Bounds#CANARY_WEIGHT_DEFAULT}. */
+  public static int canaryWeight(ServingSpec serving) {
+    return serving == null || serving.canary == null || serving.canary.weight == null
+        ? Bounds.CANARY_WEIGHT_DEFAULT
+        : serving.canary.weight;
+  }
+
+  /**
+   * serving.canary.duration ("90s", "10m", "1h30m"), default {@link
+   * Bounds#CANARY_DURATION_DEFAULT}.
+   */
+  public static Duration canaryDuration(ServingSpec serving) {
+    Duration fallback = duration(Bounds.CANARY_DURATION_DEFAULT);
+    if (serving == null || serving.canary == null || serving.canary.duration == null) {
+      return fallback;
+    }
+    Duration total = duration(serving.canary.duration);
+    return total.isZero() ? fallback : total;
+  }
+
+  /** serving.canary.maxErrorRate, default {@link Bounds#CANARY_MAX_ERROR_RATE_DEFAULT}. */
+  public static double canaryMaxErrorRate(ServingSpec serving) {
+    return serving == null || serving.canary == null || serving.canary.maxErrorRate == null
+        ? Bounds.CANARY_MAX_ERROR_RATE_DEFAULT
+        : serving.canary.maxErrorRate;
+  }
+
+  /** A duration in the CRD's format ("90s", "10m", "1h30m"); zero when nothing matches. */
+  static Duration duration(String text) {
     Duration total = Duration.ZERO;
-    var matcher =
-        java.util.regex.Pattern.compile("([0-9]+)([smh])").matcher(serving.readinessTimeout);
+    var matcher = java.util.regex.Pattern.compile("([0-9]+)([smh])").matcher(text);
     while (matcher.find()) {
       long value = Long.parseLong(matcher.group(1));
       total =
@@ -224,7 +305,7 @@ public final class ServingModel {
                 default -> Duration.ofSeconds(value);
               });
     }
-    return total.isZero() ? DEFAULT_READINESS_TIMEOUT : total;
+    return total;
   }
 
   /** Fingerprint of a desired spec; a Deployment is rewritten only when it changes. */
@@ -235,6 +316,22 @@ public final class ServingModel {
   public static String hashOf(Deployment deployment) {
     var annotations = deployment.getMetadata().getAnnotations();
     return annotations == null ? null : annotations.get(Labels.SERVING_HASH_ANNOTATION);
+  }
+
+  /** The canary in a Deployment's pod template, or null. */
+  public static Canary canaryOf(Deployment deployment) {
+    DeploymentSpec spec = deployment.getSpec();
+    var annotations =
+        spec == null || spec.getTemplate() == null || spec.getTemplate().getMetadata() == null
+            ? null
+            : spec.getTemplate().getMetadata().getAnnotations();
+    if (annotations == null || !annotations.containsKey(CANARY_DIGEST_ANNOTATION)) {
+      return null;
+    }
+    return new Canary(
+        new Adapter(
+            annotations.get(CANARY_URI_ANNOTATION), annotations.get(CANARY_DIGEST_ANNOTATION)),
+        Integer.parseInt(annotations.get(CANARY_WEIGHT_ANNOTATION)));
   }
 
   /** The adapter in a Deployment's pod template, or null. */

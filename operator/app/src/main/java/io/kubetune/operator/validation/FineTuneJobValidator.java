@@ -284,6 +284,7 @@ public final class FineTuneJobValidator {
   }
 
   static void validateServing(FineTuneJobSpec spec, List<ValidationProblem> problems) {
+    validateCanary(spec, problems);
     if (spec.serving == null || spec.serving.gate == null) {
       return;
     }
@@ -307,6 +308,26 @@ public final class FineTuneJobValidator {
               "set dataset.validation or dataset.validationSplit"));
     }
     checkMetricFitsFormat("spec.serving.gate.metric", gate.metric, spec, problems);
+  }
+
+  /**
+   * serving.canary.duration has the CRD's duration format and is not zero (weight and maxErrorRate
+   * are checked against {@link Bounds} with every other numeric field).
+   */
+  static void validateCanary(FineTuneJobSpec spec, List<ValidationProblem> problems) {
+    if (spec.serving == null || spec.serving.canary == null) {
+      return;
+    }
+    String duration = spec.serving.canary.duration;
+    if (duration != null
+        && (!duration.matches("^([0-9]+(s|m|h))+$")
+            || duration.replaceAll("[^1-9]", "").isEmpty())) {
+      problems.add(
+          new ValidationProblem(
+              "spec.serving.canary.duration",
+              "is '" + duration + "', not a positive duration",
+              "write it as numbers with units s, m or h, e.g. 90s, 10m or 1h30m"));
+    }
   }
 
   /**

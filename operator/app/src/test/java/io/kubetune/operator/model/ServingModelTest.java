@@ -49,6 +49,100 @@ class ServingModelTest {
   }
 
   @Test
+  void aCanaryIsServedByTheSamePodsNextToTheStableAdapter() {
+    FineTuneJob cr = TestResources.example("lora-completion.yaml");
+    cr.getSpec().serving.enabled = true;
+    ServingModel.Canary canary =
+        new ServingModel.Canary(
+            new Adapter("s3://checkpoints/house-style-lora/run-2/final/", "def"), 25);
+    Deployment d = ServingModel.deployment(cr, ADAPTER, canary, OperatorSettings.defaults());
+
+    Container server = d.getSpec().getTemplate().getSpec().getContainers().get(0);
+    assertThat(server.getArgs())
+        .containsSubsequence(
+            "--adapter",
+            "house-style-lora=s3://checkpoints/house-style-lora/final/",
+            "--adapter-digest",
+            "abc",
+            "--canary",
+            "house-style-lora=s3://checkpoints/house-style-lora/run-2/final/",
+            "--canary-digest",
+            "def",
+            "--canary-weight",
+            "25",
+            "--port",
+            "8000");
+    assertThat(ServingModel.adapterOf(d)).isEqualTo(ADAPTER);
+    assertThat(ServingModel.canaryOf(d)).isEqualTo(canary);
+    // Same Deployment name, same selector: the Service and its endpoint do not change.
+    Deployment plain = ServingModel.deployment(cr, ADAPTER, OperatorSettings.defaults());
+    assertThat(d.getMetadata().getName()).isEqualTo(plain.getMetadata().getName());
+    assertThat(d.getSpec().getSelector()).isEqualTo(plain.getSpec().getSelector());
+    assertThat(ServingModel.canaryOf(plain)).isNull();
+    assertThat(plain.getSpec().getTemplate().getSpec().getContainers().get(0).getArgs())
+        .doesNotContain("--canary", "--canary-digest", "--canary-weight");
+    // Adding, re-weighting or dropping the canary is a new template (a rolling update).
+    assertThat(ServingModel.hashOf(d)).isNotEqualTo(ServingModel.hashOf(plain));
+    assertThat(
+            ServingModel.hashOf(
+                ServingModel.deployment(
+                    cr,
+                    ADAPTER,
+                    new ServingModel.Canary(canary.adapter(), 50),
+                    OperatorSettings.defaults())))
+        .isNotEqualTo(ServingModel.hashOf(d));
+    assertThat(ServingModel.deployment(cr, ADAPTER, null, OperatorSettings.defaults()))
+        .isEqualTo(plain);
+  }
+
+  @Test
+  void aCanaryOnAnotherVolumeMountsItReadOnly() {
+    FineTuneJob cr = TestResources.example("lora-completion.yaml");
+    cr.getSpec().serving.enabled = true;
+    Deployment d =
+        ServingModel.deployment(
+            cr,
+            ADAPTER,
+            new ServingModel.Canary(new Adapter("pvc://runs/house-style/run-2/", "def"), 10),
+            OperatorSettings.defaults());
+    assertThat(d.getSpec().getTemplate().getSpec().getVolumes())
+        .anySatisfy(
+            v -> {
+              assertThat(v.getPersistentVolumeClaim()).isNotNull();
+              assertThat(v.getPersistentVolumeClaim().getClaimName()).isEqualTo("runs");
+            });
+    Container server = d.getSpec().getTemplate().getSpec().getContainers().get(0);
+    String canaryArg = server.getArgs().get(server.getArgs().indexOf("--canary") + 1);
+    assertThat(canaryArg).startsWith("house-style-lora=file:///").endsWith("/house-style/run-2/");
+    String path = java.net.URI.create(canaryArg.substring("house-style-lora=".length())).getPath();
+    assertThat(server.getVolumeMounts())
+        .anySatisfy(
+            m -> {
+              assertThat(path).startsWith(m.getMountPath() + "/");
+              assertThat(m.getReadOnly()).isTrue();
+            });
+  }
+
+  @Test
+  void canarySettingsResolveTheirDefaultsFromBounds() {
+    ServingSpec spec = new ServingSpec();
+    assertThat(ServingModel.canaryEnabled(spec)).isFalse();
+    assertThat(ServingModel.canaryEnabled(null)).isFalse();
+    spec.canary = new io.kubetune.api.v1alpha1.CanarySpec();
+    assertThat(ServingModel.canaryEnabled(spec)).isTrue();
+    assertThat(ServingModel.canaryWeight(spec)).isEqualTo(10);
+    assertThat(ServingModel.canaryDuration(spec)).isEqualTo(java.time.Duration.ofMinutes(10));
+    assertThat(ServingModel.canaryMaxErrorRate(spec)).isEqualTo(0.01);
+    spec.canary.weight = 30;
+    spec.canary.duration = "1h30s";
+    spec.canary.maxErrorRate = 0.0;
+    assertThat(ServingModel.canaryWeight(spec)).isEqualTo(30);
+    assertThat(ServingModel.canaryDuration(spec))
+        .isEqualTo(java.time.Duration.ofHours(1).plusSeconds(30));
+    assertThat(ServingModel.canaryMaxErrorRate(spec)).isZero();
+  }
+
+  @Test
   void servingOnlyChangesChangeTheHashAndNothingElseDoes() {
     FineTuneJob cr = TestResources.example("lora-completion.yaml");
     cr.getSpec().serving.enabled = true;

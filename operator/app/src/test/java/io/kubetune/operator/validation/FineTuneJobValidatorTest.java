@@ -283,6 +283,45 @@ class FineTuneJobValidatorTest {
         .contains("spec.baseModel", "spec.checkpoints");
   }
 
+  @Test
+  void aCanaryDurationMustBeAPositiveDurationAndItsNumbersWithinBounds() {
+    for (String bad : new String[] {"0m", "10", "ten minutes", "0s0m"}) {
+      assertProblem(
+          cr -> {
+            cr.getSpec().serving = new ServingSpec();
+            cr.getSpec().serving.canary = new io.kubetune.api.v1alpha1.CanarySpec();
+            cr.getSpec().serving.canary.duration = bad;
+          },
+          "spec.serving.canary.duration",
+          "e.g. 90s, 10m or 1h30m");
+    }
+    assertProblem(
+        cr -> {
+          cr.getSpec().serving = new ServingSpec();
+          cr.getSpec().serving.canary = new io.kubetune.api.v1alpha1.CanarySpec();
+          cr.getSpec().serving.canary.weight = 100;
+        },
+        "spec.serving.canary.weight",
+        "an integer in [1, 99]");
+    assertProblem(
+        cr -> {
+          cr.getSpec().serving = new ServingSpec();
+          cr.getSpec().serving.canary = new io.kubetune.api.v1alpha1.CanarySpec();
+          cr.getSpec().serving.canary.maxErrorRate = 1.5;
+        },
+        "spec.serving.canary.maxErrorRate",
+        "a value in [0, 1]");
+    FineTuneJob ok = TestResources.minimal("ok");
+    ok.getSpec().serving = new ServingSpec();
+    ok.getSpec().serving.canary = new io.kubetune.api.v1alpha1.CanarySpec();
+    ok.getSpec().serving.canary.duration = "1h30m";
+    ok.getSpec().serving.canary.weight = 25;
+    ok.getSpec().serving.canary.maxErrorRate = 0.0;
+    assertThat(FineTuneJobValidator.validate(ok)).isEmpty();
+    ok.getSpec().serving.canary = new io.kubetune.api.v1alpha1.CanarySpec();
+    assertThat(FineTuneJobValidator.validate(ok)).isEmpty();
+  }
+
   private static void assertProblem(Consumer<FineTuneJob> breakIt, String field, String fixHint) {
     FineTuneJob cr = TestResources.minimal("bad");
     breakIt.accept(cr);
