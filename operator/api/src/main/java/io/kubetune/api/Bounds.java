@@ -86,6 +86,9 @@ public final class Bounds {
   public static final int REPLICAS_MAX = 100;
   public static final int REPLICAS_DEFAULT = 1;
 
+  /** spec.storage.region when unset (the AWS SDK's usual default). */
+  public static final String STORAGE_REGION_DEFAULT = "us-east-1";
+
   /**
    * One numeric field: its path below {@code spec} (the trainer config uses the same paths), its
    * range and its default (null when it has none).

@@ -20,12 +20,13 @@ import io.kubetune.api.v1alpha1.ServingSpec;
 import io.kubetune.api.v1alpha1.StorageSpec;
 import io.kubetune.operator.Labels;
 import io.kubetune.operator.Names;
+import io.kubetune.operator.support.Hashes;
+import io.kubetune.operator.support.Json;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Objects;
 
 /**
  * The serving Deployment and Service: the KubeTune image in {@code serve} mode with the base model
@@ -40,14 +41,14 @@ public final class ServingModel {
 
   private ServingModel() {}
 
-  public static Deployment deployment(FineTuneJob job, Adapter adapter, OperatorSettings settings) {
-    ServingSpec serving = job.getSpec().serving;
-    ResourcesSpec resources = serving.resources != null ? serving.resources : new ResourcesSpec();
+  public static Deployment deployment(FineTuneJobModel model, Adapter adapter) {
+    FineTuneJob job = model.cr();
+    ResourcesSpec resources = model.servingResources();
     List<Volume> volumes = new ArrayList<>();
     List<VolumeMount> mounts = new ArrayList<>();
     PodParts.addScratchVolumes(volumes, mounts);
     PodParts.addClaimVolumes(
-        readOnlyClaims(job.getSpec().baseModel.uri, adapter.uri()), volumes, mounts);
+        readOnlyClaims(model.spec().baseModel.uri, adapter.uri()), volumes, mounts);
 
     Map<String, String> podAnnotations = new LinkedHashMap<>();
     podAnnotations.put(Labels.ADAPTER_URI_ANNOTATION, adapter.uri());
@@ -56,13 +57,13 @@ public final class ServingModel {
     Deployment deployment =
         new DeploymentBuilder()
             .withNewMetadata()
-            .withName(Names.servingDeployment(job))
-            .withNamespace(job.getMetadata().getNamespace())
+            .withName(model.servingDeploymentName())
+            .withNamespace(model.namespace())
             .withLabels(Labels.serving(job))
             .withOwnerReferences(Owners.controllerReference(job))
             .endMetadata()
             .withNewSpec()
-            .withReplicas(Objects.requireNonNullElse(serving.replicas, DEFAULT_REPLICAS))
+            .withReplicas(model.servingReplicas())
             .withNewSelector()
             .withMatchLabels(Labels.servingSelector(job))
             .endSelector()
@@ -75,7 +76,7 @@ public final class ServingModel {
             .withMaxSurge(new IntOrString(1))
             .endRollingUpdate()
             .endStrategy()
-            .withProgressDeadlineSeconds((int) readinessTimeout(serving).toSeconds())
+            .withProgressDeadlineSeconds((int) model.readinessTimeout().toSeconds())
             .withNewTemplate()
             .withNewMetadata()
             .withLabels(Labels.serving(job))
@@ -89,7 +90,7 @@ public final class ServingModel {
             .withTolerations(PodParts.tolerations(resources))
             .withPriorityClassName(resources.priorityClassName)
             .withSecurityContext(PodParts.restrictedPodSecurityContext())
-            .withContainers(serverContainer(job, adapter, settings, resources, mounts))
+            .withContainers(serverContainer(model, adapter, resources, mounts))
             .withVolumes(volumes)
             .endSpec()
             .endTemplate()
@@ -102,23 +103,20 @@ public final class ServingModel {
   }
 
   static Container serverContainer(
-      FineTuneJob job,
-      Adapter adapter,
-      OperatorSettings settings,
-      ResourcesSpec resources,
-      List<VolumeMount> mounts) {
-    List<EnvVar> env = PodParts.containerEnv(job, Names.SERVER_CONTAINER);
-    env.addAll(storageEnv(job.getSpec().storage));
+      FineTuneJobModel model, Adapter adapter, ResourcesSpec resources, List<VolumeMount> mounts) {
+    OperatorSettings settings = model.settings();
+    List<EnvVar> env = PodParts.containerEnv(model, Names.SERVER_CONTAINER);
+    env.addAll(storageEnv(model));
     return new ContainerBuilder()
         .withName(Names.SERVER_CONTAINER)
-        .withImage(PodParts.image(job, settings))
+        .withImage(model.image())
         .withImagePullPolicy(settings.imagePullPolicy())
         .withArgs(
             "serve",
             "--model",
-            StorageUri.parse(job.getSpec().baseModel.uri).asFolder().inPod(),
+            model.baseModelInPod(),
             "--adapter",
-            job.getMetadata().getName() + "=" + StorageUri.parse(adapter.uri()).inPod(),
+            model.name() + "=" + StorageUri.parse(adapter.uri()).inPod(),
             "--adapter-digest",
             adapter.digest(),
             "--port",
@@ -158,11 +156,12 @@ public final class ServingModel {
         .build();
   }
 
-  public static Service service(FineTuneJob job) {
+  public static Service service(FineTuneJobModel model) {
+    FineTuneJob job = model.cr();
     return new ServiceBuilder()
         .withNewMetadata()
-        .withName(Names.servingService(job))
-        .withNamespace(job.getMetadata().getNamespace())
+        .withName(model.servingServiceName())
+        .withNamespace(model.namespace())
         .withLabels(Labels.serving(job))
         .withOwnerReferences(Owners.controllerReference(job))
         .endMetadata()
@@ -180,7 +179,8 @@ public final class ServingModel {
   }
 
   /** S3 settings the server reads from the environment (AWS SDK conventions where they exist). */
-  static List<EnvVar> storageEnv(StorageSpec storage) {
+  static List<EnvVar> storageEnv(FineTuneJobModel model) {
+    StorageSpec storage = model.spec().storage;
     if (storage == null) {
       return List.of();
     }
@@ -188,8 +188,7 @@ public final class ServingModel {
     if (storage.endpoint != null) {
       env.add(new EnvVar("AWS_ENDPOINT_URL_S3", storage.endpoint, null));
     }
-    env.add(
-        new EnvVar("AWS_REGION", Objects.requireNonNullElse(storage.region, "us-east-1"), null));
+    env.add(new EnvVar("AWS_REGION", model.storageRegion(), null));
     env.add(
         new EnvVar(
             TrainerEnvironment.S3_PATH_STYLE,
