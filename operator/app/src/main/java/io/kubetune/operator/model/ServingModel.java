@@ -98,7 +98,9 @@ public final class ServingModel {
             .build();
     deployment
         .getMetadata()
-        .setAnnotations(Map.of(Labels.SERVING_HASH_ANNOTATION, hash(deployment.getSpec())));
+        .setAnnotations(
+            new LinkedHashMap<>(
+                Map.of(Labels.SERVING_HASH_ANNOTATION, hash(deployment.getSpec()))));
     return deployment;
   }
 
