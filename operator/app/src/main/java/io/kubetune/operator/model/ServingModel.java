@@ -11,7 +11,6 @@ import io.fabric8.kubernetes.api.model.VolumeMount;
 import io.fabric8.kubernetes.api.model.apps.Deployment;
 import io.fabric8.kubernetes.api.model.apps.DeploymentBuilder;
 import io.fabric8.kubernetes.api.model.apps.DeploymentSpec;
-import io.kubetune.api.Bounds;
 import io.kubetune.api.StorageUri;
 import io.kubetune.api.trainer.TrainerEnvironment;
 import io.kubetune.api.v1alpha1.FineTuneJob;
@@ -34,7 +33,6 @@ import java.util.Map;
  */
 public final class ServingModel {
   public static final Duration DEFAULT_READINESS_TIMEOUT = Duration.ofMinutes(10);
-  public static final int DEFAULT_REPLICAS = Bounds.REPLICAS_DEFAULT;
 
   /** An adapter to serve: where it is (as the user wrote it) and its digest. */
   public record Adapter(String uri, String digest) {}
