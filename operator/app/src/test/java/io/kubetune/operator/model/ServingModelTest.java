@@ -20,7 +20,8 @@ class ServingModelTest {
     FineTuneJob cr = TestResources.example("lora-completion.yaml");
     cr.getSpec().serving.enabled = true;
     cr.getSpec().serving.replicas = 2;
-    Deployment d = ServingModel.deployment(cr, ADAPTER, OperatorSettings.defaults());
+    Deployment d =
+        ServingModel.deployment(FineTuneJobModel.from(cr, OperatorSettings.defaults()), ADAPTER);
 
     assertThat(d.getMetadata().getName()).isEqualTo("house-style-lora-serve");
     assertThat(d.getMetadata().getOwnerReferences().get(0).getController()).isTrue();
@@ -147,13 +148,19 @@ class ServingModelTest {
     FineTuneJob cr = TestResources.example("lora-completion.yaml");
     cr.getSpec().serving.enabled = true;
     String before =
-        ServingModel.hashOf(ServingModel.deployment(cr, ADAPTER, OperatorSettings.defaults()));
+        ServingModel.hashOf(
+            ServingModel.deployment(
+                FineTuneJobModel.from(cr, OperatorSettings.defaults()), ADAPTER));
     assertThat(
-            ServingModel.hashOf(ServingModel.deployment(cr, ADAPTER, OperatorSettings.defaults())))
+            ServingModel.hashOf(
+                ServingModel.deployment(
+                    FineTuneJobModel.from(cr, OperatorSettings.defaults()), ADAPTER)))
         .isEqualTo(before);
     cr.getSpec().serving.replicas = 3;
     assertThat(
-            ServingModel.hashOf(ServingModel.deployment(cr, ADAPTER, OperatorSettings.defaults())))
+            ServingModel.hashOf(
+                ServingModel.deployment(
+                    FineTuneJobModel.from(cr, OperatorSettings.defaults()), ADAPTER)))
         .isNotEqualTo(before);
   }
 
@@ -161,7 +168,7 @@ class ServingModelTest {
   void serviceSelectsTheServingPods() {
     FineTuneJob cr = TestResources.minimal("svc");
     cr.getSpec().serving = new ServingSpec();
-    Service s = ServingModel.service(cr);
+    Service s = ServingModel.service(FineTuneJobModel.from(cr, OperatorSettings.defaults()));
     assertThat(s.getSpec().getSelector()).isEqualTo(Labels.servingSelector(cr));
     assertThat(s.getSpec().getPorts().get(0).getPort()).isEqualTo(8000);
   }
