@@ -53,10 +53,11 @@ class ServingModelTest {
   void aCanaryIsServedByTheSamePodsNextToTheStableAdapter() {
     FineTuneJob cr = TestResources.example("lora-completion.yaml");
     cr.getSpec().serving.enabled = true;
+    FineTuneJobModel model = FineTuneJobModel.from(cr, OperatorSettings.defaults());
     ServingModel.Canary canary =
         new ServingModel.Canary(
             new Adapter("s3://checkpoints/house-style-lora/run-2/final/", "def"), 25);
-    Deployment d = ServingModel.deployment(cr, ADAPTER, canary, OperatorSettings.defaults());
+    Deployment d = ServingModel.deployment(model, ADAPTER, canary);
 
     Container server = d.getSpec().getTemplate().getSpec().getContainers().get(0);
     assertThat(server.getArgs())
@@ -76,7 +77,7 @@ class ServingModelTest {
     assertThat(ServingModel.adapterOf(d)).isEqualTo(ADAPTER);
     assertThat(ServingModel.canaryOf(d)).isEqualTo(canary);
     // Same Deployment name, same selector: the Service and its endpoint do not change.
-    Deployment plain = ServingModel.deployment(cr, ADAPTER, OperatorSettings.defaults());
+    Deployment plain = ServingModel.deployment(model, ADAPTER);
     assertThat(d.getMetadata().getName()).isEqualTo(plain.getMetadata().getName());
     assertThat(d.getSpec().getSelector()).isEqualTo(plain.getSpec().getSelector());
     assertThat(ServingModel.canaryOf(plain)).isNull();
@@ -87,12 +88,9 @@ class ServingModelTest {
     assertThat(
             ServingModel.hashOf(
                 ServingModel.deployment(
-                    cr,
-                    ADAPTER,
-                    new ServingModel.Canary(canary.adapter(), 50),
-                    OperatorSettings.defaults())))
+                    model, ADAPTER, new ServingModel.Canary(canary.adapter(), 50))))
         .isNotEqualTo(ServingModel.hashOf(d));
-    assertThat(ServingModel.deployment(cr, ADAPTER, null, OperatorSettings.defaults()))
+    assertThat(ServingModel.deployment(model, ADAPTER, null))
         .isEqualTo(plain);
   }
 
@@ -102,10 +100,9 @@ class ServingModelTest {
     cr.getSpec().serving.enabled = true;
     Deployment d =
         ServingModel.deployment(
-            cr,
+            FineTuneJobModel.from(cr, OperatorSettings.defaults()),
             ADAPTER,
-            new ServingModel.Canary(new Adapter("pvc://runs/house-style/run-2/", "def"), 10),
-            OperatorSettings.defaults());
+            new ServingModel.Canary(new Adapter("pvc://runs/house-style/run-2/", "def"), 10));
     assertThat(d.getSpec().getTemplate().getSpec().getVolumes())
         .anySatisfy(
             v -> {
