@@ -6,7 +6,6 @@ import io.kubetune.api.trainer.TrainerConfig;
 import io.kubetune.api.v1alpha1.BaseModelSpec;
 import io.kubetune.api.v1alpha1.CheckpointsSpec;
 import io.kubetune.api.v1alpha1.DatasetSpec;
-import io.kubetune.api.v1alpha1.EarlyStoppingSpec;
 import io.kubetune.api.v1alpha1.EvalMetric;
 import io.kubetune.api.v1alpha1.EvaluationSpec;
 import io.kubetune.api.v1alpha1.FineTuneJob;
@@ -15,9 +14,8 @@ import io.kubetune.api.v1alpha1.GenerationEvalSpec;
 import io.kubetune.api.v1alpha1.HyperparametersSpec;
 import io.kubetune.api.v1alpha1.LoraSpec;
 import io.kubetune.api.v1alpha1.MethodSpec;
+import io.kubetune.operator.support.Json;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
-import java.util.Map;
 import java.util.Objects;
 
 /**
@@ -27,18 +25,19 @@ import java.util.Objects;
 public final class TrainerConfigModel {
   private TrainerConfigModel() {}
 
-  public static TrainerConfig from(FineTuneJob job) {
-    FineTuneJobSpec spec = job.getSpec();
+  public static TrainerConfig from(FineTuneJobModel model) {
+    FineTuneJob job = model.cr();
+    FineTuneJobSpec spec = model.spec();
     TrainerConfig config = new TrainerConfig();
 
     config.job = new TrainerConfig.JobIdentity();
     config.job.namespace = job.getMetadata().getNamespace();
     config.job.name = job.getMetadata().getName();
     config.job.uid = job.getMetadata().getUid();
-    config.job.trainingRevision = TrainingRevision.of(job);
+    config.job.trainingRevision = model.trainingRevision();
 
     config.baseModel = Json.copy(spec.baseModel, BaseModelSpec.class);
-    config.baseModel.uri = inPod(StorageUri.asFolder(spec.baseModel.uri));
+    config.baseModel.uri = model.baseModelInPod();
 
     config.dataset = Json.copy(spec.dataset, DatasetSpec.class);
     config.dataset.train = inPod(spec.dataset.train);
@@ -48,49 +47,25 @@ public final class TrainerConfigModel {
 
     config.method = resolveMethod(spec.method);
     config.hyperparameters = resolveHyperparameters(spec.hyperparameters);
-    config.checkpoints = resolveCheckpoints(spec.checkpoints);
+    config.checkpoints = resolveCheckpoints(spec.checkpoints, model.checkpoints().inPod());
 
     if (spec.storage != null) {
       config.storage = new TrainerConfig.StorageSettings();
       config.storage.endpoint = spec.storage.endpoint;
-      config.storage.region = Objects.requireNonNullElse(spec.storage.region, "us-east-1");
+      config.storage.region = model.storageRegion();
       config.storage.pathStyle = Boolean.TRUE.equals(spec.storage.pathStyle);
     }
 
     config.output = new TrainerConfig.Output();
-    config.output.uri = StorageUri.parse(spec.checkpoints.uri).finalOutput().inPod();
+    config.output.uri = StorageUri.parse(model.adapterUri()).inPod();
 
     config.evaluation = new TrainerConfig.Evaluation();
-    config.evaluation.metric = evaluationMetric(job);
+    config.evaluation.metric = model.evaluationMetric();
     // Always evaluate the base model too: the quality gate is a serving field and may change
     // after training started, so the trainer records both sides regardless.
     config.evaluation.compareWithBase = true;
     config.evaluation.generation = resolveGeneration(spec.evaluation, spec.dataset.format);
     return config;
-  }
-
-  /**
-   * The metric the trainer ranks evaluations and checkpoints by (early stopping, best checkpoint,
-   * retention, and with {@code checkpoints.exportBest} the export): {@code
-   * hyperparameters.earlyStopping.metric}; else, with exportBest, {@code serving.gate.metric} (the
-   * validator refuses the two differing); else eval_loss.
-   */
-  public static EvalMetric evaluationMetric(FineTuneJob job) {
-    FineTuneJobSpec spec = job.getSpec();
-    HyperparametersSpec h = spec.hyperparameters;
-    EarlyStoppingSpec early = h == null ? null : h.earlyStopping;
-    if (early != null && early.metric != null) {
-      return early.metric;
-    }
-    boolean exportBest =
-        spec.checkpoints != null && Boolean.TRUE.equals(spec.checkpoints.exportBest);
-    if (exportBest
-        && spec.serving != null
-        && spec.serving.gate != null
-        && spec.serving.gate.metric != null) {
-      return spec.serving.gate.metric;
-    }
-    return EvalMetric.EVAL_LOSS;
   }
 
   /**
@@ -110,26 +85,6 @@ public final class TrainerConfigModel {
     g.maxNewTokens =
         Objects.requireNonNullElse(g.maxNewTokens, Bounds.GENERATION_MAX_NEW_TOKENS_DEFAULT);
     return g;
-  }
-
-  /** The claims the trainer pod mounts, with whether it must write to them. */
-  public static Map<String, Boolean> pvcClaims(FineTuneJob job) {
-    FineTuneJobSpec spec = job.getSpec();
-    Map<String, Boolean> claims = new LinkedHashMap<>();
-    addClaim(claims, spec.baseModel.uri, false);
-    addClaim(claims, spec.dataset.train, false);
-    addClaim(claims, spec.dataset.validation, false);
-    addClaim(claims, spec.checkpoints.uri, true);
-    return claims;
-  }
-
-  private static void addClaim(Map<String, Boolean> claims, String uri, boolean writable) {
-    if (uri == null) {
-      return;
-    }
-    StorageUri.parse(uri)
-        .claimName()
-        .ifPresent(claim -> claims.merge(claim, writable, Boolean::logicalOr));
   }
 
   private static String inPod(String uri) {
@@ -181,9 +136,9 @@ public final class TrainerConfigModel {
     return h;
   }
 
-  static CheckpointsSpec resolveCheckpoints(CheckpointsSpec given) {
+  static CheckpointsSpec resolveCheckpoints(CheckpointsSpec given, String inPod) {
     CheckpointsSpec c = Json.copy(given, CheckpointsSpec.class);
-    c.uri = StorageUri.parse(given.uri).asFolder().inPod();
+    c.uri = inPod;
     c.everySteps = Objects.requireNonNullElse(c.everySteps, CheckpointsSpec.DEFAULT_EVERY_STEPS);
     c.keepLast = Objects.requireNonNullElse(c.keepLast, CheckpointsSpec.DEFAULT_KEEP_LAST);
     return c;
