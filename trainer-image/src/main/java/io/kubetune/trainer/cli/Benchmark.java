@@ -333,10 +333,14 @@ final class Benchmark implements Callable<Integer> {
     }
     Path err = Files.createTempFile("kubetune-peer", ".log");
     try {
-      Process process =
-          new ProcessBuilder(command)
-              .redirectError(ProcessBuilder.Redirect.to(err.toFile()))
-              .start();
+      ProcessBuilder builder =
+          new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.to(err.toFile()));
+      // CPU only, and never the Hugging Face Hub: the model is the local folder.
+      builder.environment().put("CUDA_VISIBLE_DEVICES", "");
+      builder.environment().put("HF_HUB_OFFLINE", "1");
+      builder.environment().put("TRANSFORMERS_VERBOSITY", "error");
+      builder.environment().put("TOKENIZERS_PARALLELISM", "false");
+      Process process = builder.start();
       byte[] out = process.getInputStream().readAllBytes();
       if (process.waitFor() != 0) {
         throw new IOException(
