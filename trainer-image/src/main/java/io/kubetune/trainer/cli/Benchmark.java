@@ -1,11 +1,15 @@
 package io.kubetune.trainer.cli;
 
+import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.jni.JniUtils;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kubetune.api.Bounds;
+import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.data.DatasetFormat;
 import io.kubetune.trainer.model.LlamaConfig;
 import io.kubetune.trainer.model.TinyLlama;
@@ -19,6 +23,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.Callable;
@@ -26,9 +31,12 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /**
- * Training throughput of the real trainer (LoRA and full) on a ~18M-parameter Llama, next to the
- * fp32 GEMM rate measured in the same process, so the share of the machine's matmul peak that
- * training achieves is visible. Writes JSON to stdout and to {@code --output}.
+ * Training throughput and peak memory of the real trainer (LoRA and full) on a generated ~18M Llama
+ * or any Hugging Face folder ({@code --model}), next to the fp32 GEMM rate measured in the same
+ * process. With {@code --peer-python} the same configuration (model, batch, LoRA on the same
+ * modules, AdamW, clipping) also runs through transformers + PEFT
+ * (src/test/python/peft_benchmark.py, one process per method and precision), and the JSON holds
+ * both sides, the ratios and issue 10's targets. Writes JSON to stdout and to {@code --output}.
  */
 @Command(
     name = "benchmark",
@@ -74,91 +82,120 @@ final class Benchmark implements Callable<Integer> {
   int loraRank;
 
   @Option(
-      names = "--pytorch",
-      description = "Python with torch (e.g. /usr/bin/python3) to run the PyTorch eager baseline.")
-  String pytorchPython;
+      names = "--model",
+      description =
+          "A Hugging Face model folder (config.json, safetensors, tokenizer) to train instead of"
+              + " the generated ~18M-parameter Llama; e.g. a random-weight model at a real shape.")
+  Path modelDir;
 
   @Option(
-      names = "--pytorch-script",
-      defaultValue = "trainer-image/benchmark/pytorch_baseline.py",
-      description = "The baseline script (default relative to the repository root).")
-  Path pytorchScript;
+      names = "--peer-python",
+      description =
+          "Python of the test bed (torch, transformers, peft; trainer-image/src/test/python/"
+              + "testbed.sh) to run the same configuration through transformers + PEFT.")
+  String peerPython;
+
+  @Option(
+      names = "--peer-script",
+      defaultValue = "trainer-image/src/test/python/peft_benchmark.py",
+      description = "The peer's script (default relative to the repository root).")
+  Path peerScript;
+
+  @Option(
+      names = "--peer-precisions",
+      split = ",",
+      defaultValue = "fp32,bf16",
+      description =
+          "The peer's settings to run: fp32, and bf16 (torch.autocast on CPU); the fastest is"
+              + " compared against.")
+  List<String> peerPrecisions;
 
   @Override
   public Integer call() throws IOException {
     Path dir = workDir != null ? workDir : Files.createTempDirectory("kubetune-benchmark");
-    Path model = dir.resolve("model");
-    TinyLlama.Size size = new TinyLlama.Size(hidden, layers, heads, kvHeads, intermediate);
-    LlamaConfig config = TinyLlama.write(model, size, true, 1);
+    Files.createDirectories(dir);
+    Path model = modelDir;
+    if (model == null) {
+      model = dir.resolve("model");
+      TinyLlama.write(
+          model, new TinyLlama.Size(hidden, layers, heads, kvHeads, intermediate), true, 1);
+    }
+    LlamaConfig config = LlamaConfig.read(model.resolve("config.json"));
     Path data = writeData(dir.resolve("data.jsonl"));
 
+    // Loads libtorch before its thread count is read.
+    String engine = "DJL 0.36.0, libtorch " + Engine.getInstance().getVersion();
     ObjectNode result = JSON.createObjectNode();
-    result.put("threads", Runtime.getRuntime().availableProcessors());
+    result.put("threads", JniUtils.getNumThreads());
+    result.put("loadAverageAtStart", loadAverage());
     ObjectNode modelNode = result.putObject("model");
+    modelNode.put("path", model.toString());
     modelNode.put("parameters", config.parameterCount());
-    modelNode.put("hidden", hidden).put("layers", layers).put("heads", heads);
-    modelNode.put("kvHeads", kvHeads).put("intermediate", intermediate);
+    modelNode.put("hidden", config.hiddenSize()).put("layers", config.numHiddenLayers());
+    modelNode.put("heads", config.numAttentionHeads());
+    modelNode.put("kvHeads", config.numKeyValueHeads());
+    modelNode.put("intermediate", config.intermediateSize());
     modelNode.put("vocab", config.vocabSize());
     result.put("batchSize", batchSize);
-    result.put("sequenceLength", sequenceLength);
+    result.put("engine", engine);
     // The GEMM peak is sampled before, between and after the runs and the best is used: on a
     // shared machine a single sample can land on a busy moment.
     List<Double> gemmSamples = new ArrayList<>();
     gemmSamples.add(gemmGflops());
     Map<TrainingMethod, double[]> runs = new LinkedHashMap<>();
-
+    int tokensPerRow = 0;
     for (TrainingMethod method : List.of(TrainingMethod.LORA, TrainingMethod.FULL)) {
       TrainingOptions options =
           TrainingOptions.defaults(model, data, DatasetFormat.COMPLETION, dir.resolve("out"))
-              .withMethod(
-                  method,
-                  loraRank,
-                  2.0 * loraRank,
-                  List.of(
-                      "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
-                  layers)
+              .withMethod(method, loraRank, 2.0 * loraRank, TARGETS, config.numHiddenLayers())
               .withSchedule(steps, 1, 1e-4, batchSize, 1, 0)
-              .withMaxSequenceLength(Math.max(512, sequenceLength + 16));
+              .withMaxSequenceLength(
+                  Math.min(config.maxPositionEmbeddings(), Math.max(512, 2 * sequenceLength)));
+      // Each method's peak resident set is its own: the kernel's high-water mark is reset first.
+      resetPeakRss();
       FineTuner.Result run;
       try (FineTuner tuner = new FineTuner(options, ProgressReporter.silent())) {
+        tokensPerRow = rowLength(tuner);
         run = tuner.train();
       }
       double[] start = run.trainLoss().get(warmupSteps - 1);
       double[] end = run.trainLoss().get(run.trainLoss().size() - 1);
       double tokensPerSecond = (end[3] - start[3]) / (end[2] - start[2]);
       double secondsPerStep = (end[2] - start[2]) / (end[0] - start[0]);
-      runs.put(method, new double[] {tokensPerSecond, run.trainableParameters(), secondsPerStep});
+      runs.put(
+          method,
+          new double[] {
+            tokensPerSecond, run.trainableParameters(), secondsPerStep, peakRssMiB(),
+          });
       gemmSamples.add(gemmGflops());
     }
+    result.put("sequenceLength", tokensPerRow);
     double gemm = gemmSamples.stream().mapToDouble(Double::doubleValue).max().orElseThrow();
     result.put("gemmGflops", round(gemm));
     var samples = result.putArray("gemmGflopsSamples");
     gemmSamples.forEach(g -> samples.add(round(g)));
     for (Map.Entry<TrainingMethod, double[]> e : runs.entrySet()) {
       double tokensPerSecond = e.getValue()[0];
-      double flopsPerToken = flopsPerToken(config, e.getKey(), sequenceLength);
+      double flopsPerToken = flopsPerToken(config, e.getKey(), tokensPerRow);
       double achieved = tokensPerSecond * flopsPerToken / 1e9;
-      ObjectNode node = result.putObject(e.getKey().name().toLowerCase());
+      ObjectNode node = result.putObject(e.getKey().name().toLowerCase(Locale.ROOT));
       node.put("tokensPerSecond", round(tokensPerSecond));
       node.put("trainableParameters", (long) e.getValue()[1]);
       node.put("modelGflopsPerToken", round(flopsPerToken / 1e9));
       node.put("achievedGflops", round(achieved));
       node.put("shareOfGemmPeak", round(achieved / gemm));
       node.put("secondsPerStep", round(e.getValue()[2]));
+      node.put("peakRssMiB", (long) e.getValue()[3]);
     }
+    double loraOverFull = runs.get(TrainingMethod.LORA)[0] / runs.get(TrainingMethod.FULL)[0];
+    result.put("loraSpeedupOverFull", round(loraOverFull));
     result.put(
-        "loraSpeedupOverFull",
-        round(runs.get(TrainingMethod.LORA)[0] / runs.get(TrainingMethod.FULL)[0]));
-    result.put("peakRssMiB", peakRssMiB());
-    if (pytorchPython != null) {
-      ObjectNode pytorch = runPytorchBaseline();
-      result.set("pytorch", pytorch);
-      for (String method : List.of("lora", "full")) {
-        double ours = result.get(method).get("tokensPerSecond").asDouble();
-        double theirs = pytorch.get(method).get("tokensPerSecond").asDouble();
-        ((ObjectNode) result.get(method)).put("speedupOverPytorch", round(ours / theirs));
-      }
+        "peakRssMiB",
+        (long) Math.max(runs.get(TrainingMethod.LORA)[3], runs.get(TrainingMethod.FULL)[3]));
+    if (peerPython != null) {
+      comparePeer(result, model, tokensPerRow, loraOverFull);
     }
+    result.put("loadAverageAtEnd", loadAverage());
     String text = JSON.writeValueAsString(result);
     TrainerCli.Context.out.println(text);
     if (output != null) {
@@ -166,6 +203,179 @@ final class Benchmark implements Callable<Integer> {
     }
     return 0;
   }
+
+  /**
+   * Runs every (method, precision) of the peer, each in its own process, adds {@code peer} with the
+   * fastest precision per method, and {@code ratios} and {@code targets} (issue 10's goals) to the
+   * result. Ratios above 1 favour KubeTune for speed; for memory, below 1 does.
+   */
+  private void comparePeer(ObjectNode result, Path model, int tokensPerRow, double loraOverFull)
+      throws IOException {
+    ObjectNode peer = result.putObject("peer");
+    ObjectNode ratios = result.putObject("ratios");
+    Map<String, ObjectNode> fastest = new LinkedHashMap<>();
+    boolean gemmMeasured = false;
+    for (String method : List.of("lora", "full")) {
+      ObjectNode byPrecision = peer.putObject(method);
+      for (String precision : peerPrecisions) {
+        if (!precision.equals("fp32") && !precision.equals("bf16")) {
+          throw new BadInputException(
+              "--peer-precisions: unknown setting '" + precision + "'; use fp32 and/or bf16");
+        }
+        ObjectNode run = runPeer(model, method, precision, tokensPerRow, !gemmMeasured);
+        if (!gemmMeasured) {
+          peer.put("engine", run.path("engine").asText());
+          peer.put("transformers", run.path("transformers").asText());
+          peer.put("peft", run.path("peft").asText());
+          peer.put("attention", run.path("attention").asText());
+          peer.set("gemmGflops", run.remove("gemmGflops"));
+          peer.set("gemmGflopsBf16", run.remove("gemmGflopsBf16"));
+          gemmMeasured = true;
+        }
+        for (String key : List.of("engine", "transformers", "peft", "attention", "method")) {
+          run.remove(key);
+        }
+        byPrecision.set(precision, run);
+        ObjectNode best = fastest.get(method);
+        if (best == null
+            || run.get("tokensPerSecond").asDouble() > best.get("tokensPerSecond").asDouble()) {
+          fastest.put(method, run);
+        }
+      }
+      ObjectNode best = fastest.get(method);
+      byPrecision.put("fastest", best.get("precision").asText());
+      ObjectNode ours = (ObjectNode) result.get(method);
+      double speed =
+          ours.get("tokensPerSecond").asDouble() / best.get("tokensPerSecond").asDouble();
+      ObjectNode fp32 = (ObjectNode) byPrecision.get("fp32");
+      ObjectNode ratio = ratios.putObject(method);
+      ratio.put("tokensPerSecondVsPeerFastest", round(speed));
+      if (fp32 != null) {
+        ratio.put(
+            "tokensPerSecondVsPeerFp32",
+            round(ours.get("tokensPerSecond").asDouble() / fp32.get("tokensPerSecond").asDouble()));
+        ratio.put(
+            "peakRssVsPeerFp32",
+            round(ours.get("peakRssMiB").asDouble() / fp32.get("peakRssMiB").asDouble()));
+      }
+      ratio.put(
+          "peakRssVsPeerFastest",
+          round(ours.get("peakRssMiB").asDouble() / best.get("peakRssMiB").asDouble()));
+    }
+    double peerLoraOverFull =
+        fastest.get("lora").get("tokensPerSecond").asDouble()
+            / fastest.get("full").get("tokensPerSecond").asDouble();
+    peer.put("loraSpeedupOverFull", round(peerLoraOverFull));
+    ratios.put(
+        "gemmVsPeer",
+        round(result.get("gemmGflops").asDouble() / peer.get("gemmGflops").asDouble()));
+    ObjectNode targets = result.putObject("targets");
+    double loraSpeed = ratios.get("lora").get("tokensPerSecondVsPeerFastest").asDouble();
+    double loraRss = ratios.get("lora").get("peakRssVsPeerFastest").asDouble();
+    targets
+        .putObject("loraTokensPerSecondVsPeerFastest")
+        .put("goal", ">= 1.2")
+        .put("value", loraSpeed)
+        .put("met", loraSpeed >= 1.2);
+    targets
+        .putObject("loraPeakRssVsPeerFastest")
+        .put("goal", "<= 1.0")
+        .put("value", loraRss)
+        .put("met", loraRss <= 1.0);
+    targets
+        .putObject("loraSpeedupOverFull")
+        .put("goal", ">= 1.3")
+        .put("value", round(loraOverFull))
+        .put("met", loraOverFull >= 1.3);
+  }
+
+  /** One peer configuration in its own Python process, with the same intra-op thread count. */
+  private ObjectNode runPeer(
+      Path model, String method, String precision, int tokensPerRow, boolean gemm)
+      throws IOException {
+    List<String> command =
+        new ArrayList<>(
+            List.of(
+                peerPython,
+                peerScript.toString(),
+                "--model",
+                model.toString(),
+                "--method",
+                method,
+                "--precision",
+                precision,
+                "--threads",
+                String.valueOf(JniUtils.getNumThreads()),
+                "--batch-size",
+                String.valueOf(batchSize),
+                "--sequence-length",
+                String.valueOf(tokensPerRow),
+                "--steps",
+                String.valueOf(steps),
+                "--warmup-steps",
+                String.valueOf(warmupSteps),
+                "--lora-rank",
+                String.valueOf(loraRank),
+                "--lora-alpha",
+                String.valueOf(2.0 * loraRank),
+                "--lora-dropout",
+                String.valueOf(Bounds.LORA_DROPOUT_DEFAULT),
+                "--target-modules",
+                String.join(",", TARGETS),
+                "--learning-rate",
+                "1e-4",
+                "--weight-decay",
+                String.valueOf(Bounds.WEIGHT_DECAY_DEFAULT),
+                "--max-grad-norm",
+                String.valueOf(Bounds.MAX_GRAD_NORM_DEFAULT)));
+    if (gemm) {
+      command.add("--gemm");
+    }
+    Path err = Files.createTempFile("kubetune-peer", ".log");
+    try {
+      ProcessBuilder builder =
+          new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.to(err.toFile()));
+      // CPU only, and never the Hugging Face Hub: the model is the local folder.
+      builder.environment().put("CUDA_VISIBLE_DEVICES", "");
+      builder.environment().put("HF_HUB_OFFLINE", "1");
+      builder.environment().put("TRANSFORMERS_VERBOSITY", "error");
+      builder.environment().put("TOKENIZERS_PARALLELISM", "false");
+      Process process = builder.start();
+      byte[] out = process.getInputStream().readAllBytes();
+      if (process.waitFor() != 0) {
+        throw new IOException(
+            "peer benchmark (" + String.join(" ", command) + ") failed:\n" + Files.readString(err));
+      }
+      return (ObjectNode) JSON.readTree(out);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException(e);
+    } finally {
+      Files.deleteIfExists(err);
+    }
+  }
+
+  /**
+   * Tokens per row of the generated data under this model's tokenizer; every row has the same
+   * length, so batches carry no padding and the peer gets exactly as many tokens per step.
+   */
+  private static int rowLength(FineTuner tuner) {
+    int length = tuner.trainExamples().get(0).tokens().length;
+    for (var example : tuner.trainExamples()) {
+      if (example.tokens().length != length) {
+        throw new IllegalStateException(
+            "benchmark rows tokenize to different lengths ("
+                + length
+                + " and "
+                + example.tokens().length
+                + "); the comparison needs unpadded batches");
+      }
+    }
+    return length;
+  }
+
+  private static final List<String> TARGETS =
+      List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj");
 
   /**
    * Matmul FLOPs per trained token: forward 2N over the linear weights plus attention scores and
@@ -198,50 +408,6 @@ final class Benchmark implements Callable<Integer> {
     return file;
   }
 
-  /** Runs the same sizes in PyTorch eager with the same intra-op thread count. */
-  private ObjectNode runPytorchBaseline() throws IOException {
-    List<String> command =
-        new ArrayList<>(
-            List.of(
-                pytorchPython,
-                pytorchScript.toString(),
-                "--threads",
-                String.valueOf(ai.djl.pytorch.jni.JniUtils.getNumThreads()),
-                "--hidden",
-                String.valueOf(hidden),
-                "--layers",
-                String.valueOf(layers),
-                "--heads",
-                String.valueOf(heads),
-                "--kv-heads",
-                String.valueOf(kvHeads),
-                "--intermediate",
-                String.valueOf(intermediate),
-                "--batch-size",
-                String.valueOf(batchSize),
-                "--sequence-length",
-                String.valueOf(sequenceLength),
-                "--steps",
-                String.valueOf(steps),
-                "--warmup-steps",
-                String.valueOf(warmupSteps),
-                "--lora-rank",
-                String.valueOf(loraRank)));
-    Process process = new ProcessBuilder(command).redirectErrorStream(false).start();
-    byte[] out = process.getInputStream().readAllBytes();
-    byte[] err = process.getErrorStream().readAllBytes();
-    try {
-      if (process.waitFor() != 0) {
-        throw new IOException(
-            "PyTorch baseline failed: " + new String(err, java.nio.charset.StandardCharsets.UTF_8));
-      }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IOException(e);
-    }
-    return (ObjectNode) JSON.readTree(out);
-  }
-
   /** Best of a few timed 1024x1024 fp32 matmuls (2n^3 FLOPs each). */
   static double gemmGflops() {
     int n = 1024;
@@ -261,6 +427,24 @@ final class Benchmark implements Callable<Integer> {
         best = Math.max(best, repeats * 2.0 * n * n * n / seconds / 1e9);
       }
       return best;
+    }
+  }
+
+  /** Resets this process's peak resident set (VmHWM) to the current one (Linux 4.0+). */
+  static void resetPeakRss() {
+    try {
+      Files.writeString(Path.of("/proc/self/clear_refs"), "5");
+    } catch (IOException | UnsupportedOperationException e) {
+      // not Linux, or not permitted: the peak then covers the whole process
+    }
+  }
+
+  /** The 1-minute load average (other work sharing the CPU lowers every figure). */
+  static double loadAverage() {
+    try {
+      return Double.parseDouble(Files.readString(Path.of("/proc/loadavg")).split(" ")[0]);
+    } catch (IOException | RuntimeException e) {
+      return -1;
     }
   }
 

@@ -443,11 +443,8 @@ public final class LlamaModel implements AutoCloseable {
    */
   public NDArray hiddenStates(NDArray inputIds, KvCache cache, boolean training) {
     NDManager scope = inputIds.getManager();
-    long batch = inputIds.getShape().get(0);
     int seq = (int) inputIds.getShape().get(1);
     int past = cache == null ? 0 : cache.length();
-    int heads = config.numAttentionHeads();
-    int kvHeads = config.numKeyValueHeads();
     int headDim = config.headDim();
 
     NDArray x =
@@ -455,6 +452,8 @@ public final class LlamaModel implements AutoCloseable {
             .getNDArrayInternal()
             .embedding(inputIds, weights.get(EMBED), SparseFormat.DENSE)
             .singletonOrThrow();
+    // Arrays made from Java memory (tables, masks, scalars) enter the autograd graph and must
+    // outlive the backward pass: they stay in the caller's scope (see scalar()).
     NDArray[] rope = ropeTables(scope, past, seq);
     NDArray mask = causalMask(scope, past, seq, null);
     NDArray slidingMask =
@@ -462,43 +461,69 @@ public final class LlamaModel implements AutoCloseable {
             ? null
             : causalMask(scope, past, seq, config.slidingWindow());
     NDArray scale = scalar(scope, 1.0 / Math.sqrt(headDim));
+    NDArray eps = scalar(scope, config.rmsNormEps());
 
     for (int l = 0; l < config.numHiddenLayers(); l++) {
-      String p = layerPrefix(l);
-      NDArray n = rmsNorm(x, weights.get(p + "input_layernorm.weight"));
-      NDArray q = heads(linear(n, l, "q_proj", training), batch, seq, heads, headDim);
-      NDArray k = heads(linear(n, l, "k_proj", training), batch, seq, kvHeads, headDim);
-      NDArray v = heads(linear(n, l, "v_proj", training), batch, seq, kvHeads, headDim);
-      if (config.qkNorm()) {
-        // Qwen3: RMSNorm over each head's head_dim values, before the rotation.
-        q = rmsNorm(q, weights.get(p + "self_attn.q_norm.weight"));
-        k = rmsNorm(k, weights.get(p + "self_attn.k_norm.weight"));
+      // Each layer's intermediates live in a scope of their own, closed when the layer is done:
+      // closing an array only drops DJL's handle, and libtorch keeps whatever autograd saved for
+      // the backward pass, so the rest (about half of a layer's activations) is freed at once
+      // instead of at the end of the step.
+      try (NDManager layerScope = scope.newSubManager()) {
+        x.attach(layerScope);
+        NDArray layerMask = config.slidingWindowAt(l) ? slidingMask : mask;
+        x = decoderLayer(x, l, cache, training, new Constants(rope, layerMask, scale, eps, scope));
+        x.attach(scope);
       }
-      q = applyRope(q, rope);
-      k = applyRope(k, rope);
-      if (cache != null) {
-        NDArray[] kv = cache.append(l, k, v);
-        k = kv[0];
-        v = kv[1];
-      }
-      k = repeatKv(k, heads / kvHeads);
-      v = repeatKv(v, heads / kvHeads);
-      NDArray layerMask = config.slidingWindowAt(l) ? slidingMask : mask;
-      NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(scale).add(layerMask);
-      NDArray attention =
-          scores.softmax(3).matMul(v).transpose(0, 2, 1, 3).reshape(batch, seq, heads * headDim);
-      x = x.add(linear(attention, l, "o_proj", training));
-
-      NDArray n2 = rmsNorm(x, weights.get(p + "post_attention_layernorm.weight"));
-      NDArray gate = linear(n2, l, "gate_proj", training);
-      NDArray up = linear(n2, l, "up_proj", training);
-      NDArray act = gate.mul(Activation.sigmoid(gate)).mul(up);
-      x = x.add(linear(act, l, "down_proj", training));
     }
     if (cache != null) {
       cache.advance(seq);
     }
-    return rmsNorm(x, weights.get(FINAL_NORM));
+    return rmsNorm(x, weights.get(FINAL_NORM), eps);
+  }
+
+  /**
+   * Arrays one forward pass shares across layers, all in the step's scope: rotary tables, the
+   * layer's additive mask, 1/sqrt(head_dim), the RMSNorm epsilon, and that scope for LoRA scalings.
+   */
+  private record Constants(
+      NDArray[] rope, NDArray mask, NDArray scale, NDArray eps, NDManager step) {}
+
+  /** One decoder layer: x + attention(norm(x)), then + mlp(norm(.)). */
+  private NDArray decoderLayer(NDArray x, int l, KvCache cache, boolean training, Constants c) {
+    long batch = x.getShape().get(0);
+    int seq = (int) x.getShape().get(1);
+    int heads = config.numAttentionHeads();
+    int kvHeads = config.numKeyValueHeads();
+    int headDim = config.headDim();
+    String p = layerPrefix(l);
+    NDArray n = rmsNorm(x, weights.get(p + "input_layernorm.weight"), c.eps());
+    NDArray q = heads(linear(n, l, "q_proj", training, c), batch, seq, heads, headDim);
+    NDArray k = heads(linear(n, l, "k_proj", training, c), batch, seq, kvHeads, headDim);
+    NDArray v = heads(linear(n, l, "v_proj", training, c), batch, seq, kvHeads, headDim);
+    if (config.qkNorm()) {
+      // Qwen3: RMSNorm over each head's head_dim values, before the rotation.
+      q = rmsNorm(q, weights.get(p + "self_attn.q_norm.weight"), c.eps());
+      k = rmsNorm(k, weights.get(p + "self_attn.k_norm.weight"), c.eps());
+    }
+    q = applyRope(q, c.rope());
+    k = applyRope(k, c.rope());
+    if (cache != null) {
+      NDArray[] kv = cache.append(l, k, v);
+      k = kv[0];
+      v = kv[1];
+    }
+    k = repeatKv(k, heads / kvHeads);
+    v = repeatKv(v, heads / kvHeads);
+    NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(c.scale()).add(c.mask());
+    NDArray attention =
+        scores.softmax(3).matMul(v).transpose(0, 2, 1, 3).reshape(batch, seq, heads * headDim);
+    x = x.add(linear(attention, l, "o_proj", training, c));
+
+    NDArray n2 = rmsNorm(x, weights.get(p + "post_attention_layernorm.weight"), c.eps());
+    NDArray gate = linear(n2, l, "gate_proj", training, c);
+    NDArray up = linear(n2, l, "up_proj", training, c);
+    NDArray act = gate.mul(Activation.sigmoid(gate)).mul(up);
+    return x.add(linear(act, l, "down_proj", training, c));
   }
 
   /** Vocabulary logits (batch, seq, vocab) of final hidden states. */
@@ -507,7 +532,7 @@ public final class LlamaModel implements AutoCloseable {
   }
 
   /** Base projection plus, when an adapter targets this module, scaling·B·A·dropout(x). */
-  private NDArray linear(NDArray x, int layer, String module, boolean training) {
+  private NDArray linear(NDArray x, int layer, String module, boolean training, Constants c) {
     String name = moduleName(layer, module);
     NDArray y =
         x.getNDArrayInternal()
@@ -523,7 +548,7 @@ public final class LlamaModel implements AutoCloseable {
           in.getNDArrayInternal()
               .linear(in, adapter.a(name), null)
               .singletonOrThrow()
-              .mul(scalar(x.getManager(), adapter.scaling(name)));
+              .mul(scalar(c.step(), adapter.scaling(name)));
       y = y.add(down.getNDArrayInternal().linear(down, adapter.b(name), null).singletonOrThrow());
     }
     return y;
@@ -554,10 +579,9 @@ public final class LlamaModel implements AutoCloseable {
         .reshape(s.get(0), s.get(1) * repeats, s.get(2), s.get(3));
   }
 
-  private NDArray rmsNorm(NDArray x, NDArray weight) {
+  private static NDArray rmsNorm(NDArray x, NDArray weight, NDArray eps) {
     int last = x.getShape().dimension() - 1;
     NDArray variance = x.square().mean(new int[] {last}, true);
-    NDArray eps = scalar(x.getManager(), config.rmsNormEps());
     return x.div(variance.add(eps).sqrt()).mul(weight);
   }
 

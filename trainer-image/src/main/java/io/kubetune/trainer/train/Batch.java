@@ -72,14 +72,6 @@ public final class Batch {
     return scope.create(tokens, new Shape(size, length));
   }
 
-  NDArray targets(NDManager scope) {
-    return scope.create(targets, new Shape(size, length, 1));
-  }
-
-  NDArray targetWeights(NDManager scope) {
-    return scope.create(targetWeights, new Shape(size, length));
-  }
-
   /** Index for gathering each row's last real hidden state: (batch, 1, hidden). */
   NDArray lastIndex(NDManager scope, int hidden) {
     long[] index = new long[size * hidden];

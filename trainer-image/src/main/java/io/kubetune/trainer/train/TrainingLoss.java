@@ -48,8 +48,7 @@ final class TrainingLoss {
       }
       return scores.logSoftmax(1).gather(batch.labels(scope), 1).sum().neg();
     }
-    NDArray logProbs = model.logits(hidden).logSoftmax(2);
-    NDArray picked = logProbs.gather(batch.targets(scope), 2).reshape(batch.size, batch.length);
-    return picked.mul(batch.targetWeights(scope)).sum().neg();
+    return ChunkedCrossEntropy.summedNll(
+        hidden, model.lmHead(), batch.targets, batch.targetWeights, scope, training);
   }
 }

@@ -14,6 +14,8 @@ import io.kubetune.api.v1alpha1.HyperparametersSpec;
 import io.kubetune.api.v1alpha1.LoraSpec;
 import io.kubetune.api.v1alpha1.MethodSpec;
 import io.kubetune.trainer.Fixtures;
+import io.kubetune.trainer.Testbed;
+import io.kubetune.trainer.model.TinyLlama;
 import io.kubetune.trainer.safetensors.Safetensors;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -325,6 +327,54 @@ class TrainerCliTest {
     assertThat(result.get("full").get("shareOfGemmPeak").asDouble()).isPositive();
     assertThat(result.get("lora").get("trainableParameters").asLong())
         .isLessThan(result.get("full").get("trainableParameters").asLong());
+  }
+
+  @Test
+  void benchmarkRunsTheSameConfigurationThroughTransformersAndPeftSideBySide() throws Exception {
+    Path model = dir.resolve("peer-model");
+    TinyLlama.write(model, new TinyLlama.Size(32, 1, 2, 1, 64), true, 3);
+    Path json = dir.resolve("peer-benchmark.json");
+    Run run =
+        run(
+            "benchmark",
+            "--work-dir",
+            dir.resolve("peer-bench").toString(),
+            "--output",
+            json.toString(),
+            "--model",
+            model.toString(),
+            "--batch-size",
+            "2",
+            "--sequence-length",
+            "16",
+            "--steps",
+            "3",
+            "--warmup-steps",
+            "1",
+            "--peer-python",
+            Testbed.python().toString(),
+            "--peer-script",
+            Testbed.script("peft_benchmark.py").toString(),
+            "--peer-precisions",
+            "fp32");
+    assertThat(run.code()).as(run.err()).isZero();
+    JsonNode result = JSON.readTree(json.toFile());
+    JsonNode peer = result.get("peer");
+    assertThat(peer.get("engine").asText()).startsWith("torch ");
+    assertThat(peer.get("gemmGflops").asDouble()).isPositive();
+    for (String method : List.of("lora", "full")) {
+      JsonNode fp32 = peer.get(method).get("fp32");
+      assertThat(fp32.get("tokensPerSecond").asDouble()).isPositive();
+      assertThat(fp32.get("peakRssMiB").asLong()).isPositive();
+      assertThat(peer.get(method).get("fastest").asText()).isEqualTo("fp32");
+      assertThat(result.get(method).get("peakRssMiB").asLong()).isPositive();
+      assertThat(result.get("ratios").get(method).get("tokensPerSecondVsPeerFastest").asDouble())
+          .isPositive();
+      // The same model and LoRA configuration: the same number of trainable parameters.
+      assertThat(fp32.get("trainableParameters").asLong())
+          .isEqualTo(result.get(method).get("trainableParameters").asLong());
+    }
+    assertThat(result.get("targets").get("loraSpeedupOverFull").has("met")).isTrue();
   }
 
   @Test

@@ -1,0 +1,103 @@
+package io.kubetune.trainer.train;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/** The chunked loss equals log-softmax + gather in value and in every gradient. */
+class ChunkedCrossEntropyTest {
+  private static final int BATCH = 3;
+  private static final int SEQ = 7;
+  private static final int HIDDEN = 16;
+  private static final int VOCAB = 37;
+
+  @Test
+  void lossAndGradientsMatchTheWholeVocabularyLogSoftmaxOverSeveralChunks() {
+    Random random = new Random(3);
+    long[] targets = new long[BATCH * SEQ];
+    float[] weights = new float[BATCH * SEQ];
+    for (int i = 0; i < targets.length; i++) {
+      targets[i] = random.nextInt(VOCAB);
+      weights[i] = random.nextInt(4) == 0 ? 0f : 1f;
+    }
+    for (boolean headTrained : new boolean[] {false, true}) {
+      try (NDManager root = NDManager.newBaseManager()) {
+        NDArray hidden = root.randomNormal(0, 2f, new Shape(BATCH, SEQ, HIDDEN), DataType.FLOAT32);
+        NDArray head = root.randomNormal(0, 1f, new Shape(VOCAB, HIDDEN), DataType.FLOAT32);
+        float[][] reference = run(root, hidden, head, headTrained, targets, weights, 0);
+        // 4 rows per chunk: the 15-odd target rows span several chunks and a partial last one.
+        float[][] chunked = run(root, hidden, head, headTrained, targets, weights, 4L * VOCAB);
+        assertThat(chunked[0][0]).isCloseTo(reference[0][0], within(1e-4f * reference[0][0]));
+        assertClose(chunked[1], reference[1]);
+        if (headTrained) {
+          assertClose(chunked[2], reference[2]);
+        }
+        assertThat(reference[1]).isNotEqualTo(new float[reference[1].length]);
+      }
+    }
+  }
+
+  /** {loss}, gradient of the hidden states, gradient of the head (chunk 0: the plain path). */
+  private static float[][] run(
+      NDManager root,
+      NDArray hiddenValues,
+      NDArray headValues,
+      boolean headTrained,
+      long[] targets,
+      float[] weights,
+      long chunkElements) {
+    try (NDManager scope = root.newSubManager()) {
+      NDArray hidden = hiddenValues.duplicate();
+      NDArray head = headValues.duplicate();
+      hidden.attach(scope);
+      head.attach(scope);
+      hidden.setRequiresGradient(true);
+      if (headTrained) {
+        head.setRequiresGradient(true);
+      }
+      float loss;
+      try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+        // An op in front, as the decoder's final norm is: the hidden states are not a leaf.
+        NDArray h = hidden.mul(scope.create(1.5f));
+        NDArray nll;
+        if (chunkElements == 0) {
+          NDArray logProbs = h.getNDArrayInternal().linear(h, head, null).singletonOrThrow();
+          nll =
+              logProbs
+                  .logSoftmax(2)
+                  .gather(scope.create(targets, new Shape(BATCH, SEQ, 1)), 2)
+                  .reshape(BATCH, SEQ)
+                  .mul(scope.create(weights, new Shape(BATCH, SEQ)))
+                  .sum()
+                  .neg();
+        } else {
+          nll =
+              ChunkedCrossEntropy.summedNll(h, head, targets, weights, scope, true, chunkElements);
+        }
+        loss = nll.getFloat();
+        collector.backward(nll.div(scope.create(3f)));
+      }
+      float[] headGradient = headTrained ? head.getGradient().toFloatArray() : new float[0];
+      return new float[][] {{loss}, hidden.getGradient().toFloatArray(), headGradient};
+    }
+  }
+
+  private static void assertClose(float[] actual, float[] expected) {
+    assertThat(actual).hasSameSizeAs(expected);
+    float scale = 0;
+    for (float e : expected) {
+      scale = Math.max(scale, Math.abs(e));
+    }
+    for (int i = 0; i < expected.length; i++) {
+      assertThat(actual[i]).as("element %d", i).isCloseTo(expected[i], within(1e-5f * scale));
+    }
+  }
+}
