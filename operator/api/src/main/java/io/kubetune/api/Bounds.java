@@ -100,6 +100,9 @@ public final class Bounds {
    */
   public static final String CANARY_DURATION_DEFAULT = "10m";
 
+  /** spec.storage.region when unset (the AWS SDK's usual default). */
+  public static final String STORAGE_REGION_DEFAULT = "us-east-1";
+
   /**
    * One numeric field: its path below {@code spec} (the trainer config uses the same paths), its
    * range and its default (null when it has none).

@@ -83,6 +83,6 @@ public final class Names {
   }
 
   static String shortHash(String value) {
-    return io.kubetune.operator.model.Hashes.sha256Hex(value, 4);
+    return io.kubetune.operator.support.Hashes.sha256Hex(value, 4);
   }
 }

@@ -14,6 +14,7 @@ import io.kubetune.api.v1alpha1.HyperparametersSpec;
 import io.kubetune.api.v1alpha1.LoraSpec;
 import io.kubetune.api.v1alpha1.MethodSpec;
 import io.kubetune.operator.Names;
+import io.kubetune.operator.model.FineTuneJobModel;
 import io.kubetune.operator.model.OperatorSettings;
 import io.kubetune.operator.model.ServingModel;
 import io.kubetune.operator.model.ServingModel.Adapter;
@@ -90,16 +91,17 @@ class LocalCanaryTest {
               new PrintStream(new ByteArrayOutputStream()));
       parsed.getMetadata().setNamespace("default");
       FineTuneJob job = api.client().resource(parsed).create();
+      FineTuneJobModel model = FineTuneJobModel.from(job, OperatorSettings.defaults());
       String ns = "default";
       String service = Names.servingService(job);
-      api.client().resource(ServingModel.service(job)).create();
+      api.client().resource(ServingModel.service(model)).create();
       Adapter first = new Adapter("pvc://local-scratch/run-1/", run1);
       Adapter second = new Adapter("pvc://local-scratch/run-2/", run2);
       Adapter bad = new Adapter("pvc://local-scratch/run-2/", "0".repeat(64));
       runner.start();
 
       // 1. Run 1 serves.
-      apply(api, ServingModel.deployment(job, first, OperatorSettings.defaults()));
+      apply(api, ServingModel.deployment(model, first));
       awaitRolledOut(runner, api, ns, job, run1, null);
 
       List<Answer> answers = new CopyOnWriteArrayList<>();
@@ -117,8 +119,7 @@ class LocalCanaryTest {
         // 2. Run 2 rolls out as a canary next to run 1 and answers 25% of the requests.
         apply(
             api,
-            ServingModel.deployment(
-                job, first, new Canary(second, 25), OperatorSettings.defaults()));
+            ServingModel.deployment(model, first, new Canary(second, 25)));
         awaitRolledOut(runner, api, ns, job, run1, run2);
         // Skip an answer that may still have been on its way from the old pod.
         int from = answers.size() + 2;
@@ -142,7 +143,7 @@ class LocalCanaryTest {
         assertThat(canary.get("errors").asLong()).isZero();
 
         // 3. Promotion: run 2 becomes the served adapter, no canary.
-        apply(api, ServingModel.deployment(job, second, OperatorSettings.defaults()));
+        apply(api, ServingModel.deployment(model, second));
         awaitRolledOut(runner, api, ns, job, run2, null);
         int promoted = answers.size() + 2;
         await().atMost(Duration.ofSeconds(60)).until(() -> answers.size() >= promoted + 20);
@@ -157,13 +158,13 @@ class LocalCanaryTest {
         // rollout never completes and run 2 keeps answering; the rollback restores the template.
         apply(
             api,
-            ServingModel.deployment(job, second, new Canary(bad, 25), OperatorSettings.defaults()));
+            ServingModel.deployment(model, second, new Canary(bad, 25)));
         await()
             .atMost(Duration.ofSeconds(90))
             .until(() -> runner.lastError() != null && runner.lastError().contains("SHA-256"));
         int during = answers.size();
         await().atMost(Duration.ofSeconds(60)).until(() -> answers.size() >= during + 10);
-        apply(api, ServingModel.deployment(job, second, OperatorSettings.defaults()));
+        apply(api, ServingModel.deployment(model, second));
         awaitRolledOut(runner, api, ns, job, run2, null);
         int rolledBack = answers.size();
         await().atMost(Duration.ofSeconds(60)).until(() -> answers.size() >= rolledBack + 10);

@@ -39,7 +39,7 @@ public record StorageSettings(
 
   public static final long MIN_PART_SIZE = 5L * 1024 * 1024;
   public static final long DEFAULT_PART_SIZE = 16L * 1024 * 1024;
-  public static final String DEFAULT_REGION = "us-east-1";
+  public static final String DEFAULT_REGION = io.kubetune.api.Bounds.STORAGE_REGION_DEFAULT;
 
   /** Environment variable the operator sets on serving pods for path-style addressing. */
   public static final String ENV_PATH_STYLE = TrainerEnvironment.S3_PATH_STYLE;

@@ -16,7 +16,7 @@ public class StorageSpec {
   public String endpoint;
 
   @Size(max = 64)
-  @JsonPropertyDescription("Region. Default us-east-1.")
+  @JsonPropertyDescription("Region. Default " + io.kubetune.api.Bounds.STORAGE_REGION_DEFAULT + ".")
   public String region;
 
   @JsonPropertyDescription(

@@ -18,7 +18,6 @@ import io.fabric8.kubernetes.api.model.VolumeBuilder;
 import io.fabric8.kubernetes.api.model.VolumeMount;
 import io.fabric8.kubernetes.api.model.VolumeMountBuilder;
 import io.kubetune.api.trainer.TrainerEnvironment;
-import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.ResourcesSpec;
 import io.kubetune.api.v1alpha1.StorageSpec;
 import io.kubetune.operator.Names;
@@ -180,19 +179,10 @@ final class PodParts {
         .build();
   }
 
-  /** The KubeTune image: the FineTuneJob's override, else the operator's setting. */
-  static String image(FineTuneJob job, OperatorSettings settings) {
-    return job.getSpec().trainerImage != null
-        ? job.getSpec().trainerImage
-        : settings.trainerImage();
-  }
-
   /** Common environment plus the storage credentials by reference. */
-  static List<EnvVar> containerEnv(FineTuneJob job, String container) {
-    List<EnvVar> env =
-        new ArrayList<>(
-            commonEnv(job.getMetadata().getNamespace(), job.getMetadata().getName(), container));
-    env.addAll(storageCredentials(job.getSpec().storage));
+  static List<EnvVar> containerEnv(FineTuneJobModel model, String container) {
+    List<EnvVar> env = new ArrayList<>(commonEnv(model.namespace(), model.name(), container));
+    env.addAll(storageCredentials(model.spec().storage));
     return env;
   }
 

@@ -20,12 +20,13 @@ import io.kubetune.api.v1alpha1.ServingSpec;
 import io.kubetune.api.v1alpha1.StorageSpec;
 import io.kubetune.operator.Labels;
 import io.kubetune.operator.Names;
+import io.kubetune.operator.support.Hashes;
+import io.kubetune.operator.support.Json;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Objects;
 
 /**
  * The serving Deployment and Service: the KubeTune image in {@code serve} mode with the base model
@@ -55,25 +56,24 @@ public final class ServingModel {
 
   private ServingModel() {}
 
-  public static Deployment deployment(FineTuneJob job, Adapter adapter, OperatorSettings settings) {
-    return deployment(job, adapter, null, settings);
+  public static Deployment deployment(FineTuneJobModel model, Adapter adapter) {
+    return deployment(model, adapter, null);
   }
 
   /**
    * The Deployment serving {@code adapter} and, when {@code canary} is not null, the canary next to
    * it in the same pods.
    */
-  public static Deployment deployment(
-      FineTuneJob job, Adapter adapter, Canary canary, OperatorSettings settings) {
-    ServingSpec serving = job.getSpec().serving;
-    ResourcesSpec resources = serving.resources != null ? serving.resources : new ResourcesSpec();
+  public static Deployment deployment(FineTuneJobModel model, Adapter adapter, Canary canary) {
+    FineTuneJob job = model.cr();
+    ResourcesSpec resources = model.servingResources();
     List<Volume> volumes = new ArrayList<>();
     List<VolumeMount> mounts = new ArrayList<>();
     PodParts.addScratchVolumes(volumes, mounts);
     PodParts.addClaimVolumes(
         canary == null
-            ? readOnlyClaims(job.getSpec().baseModel.uri, adapter.uri())
-            : readOnlyClaims(job.getSpec().baseModel.uri, adapter.uri(), canary.adapter().uri()),
+            ? readOnlyClaims(model.spec().baseModel.uri, adapter.uri())
+            : readOnlyClaims(model.spec().baseModel.uri, adapter.uri(), canary.adapter().uri()),
         volumes,
         mounts);
 
@@ -89,13 +89,13 @@ public final class ServingModel {
     Deployment deployment =
         new DeploymentBuilder()
             .withNewMetadata()
-            .withName(Names.servingDeployment(job))
-            .withNamespace(job.getMetadata().getNamespace())
+            .withName(model.servingDeploymentName())
+            .withNamespace(model.namespace())
             .withLabels(Labels.serving(job))
             .withOwnerReferences(Owners.controllerReference(job))
             .endMetadata()
             .withNewSpec()
-            .withReplicas(Objects.requireNonNullElse(serving.replicas, DEFAULT_REPLICAS))
+            .withReplicas(model.servingReplicas())
             .withNewSelector()
             .withMatchLabels(Labels.servingSelector(job))
             .endSelector()
@@ -108,7 +108,7 @@ public final class ServingModel {
             .withMaxSurge(new IntOrString(1))
             .endRollingUpdate()
             .endStrategy()
-            .withProgressDeadlineSeconds((int) readinessTimeout(serving).toSeconds())
+            .withProgressDeadlineSeconds((int) model.readinessTimeout().toSeconds())
             .withNewTemplate()
             .withNewMetadata()
             .withLabels(Labels.serving(job))
@@ -122,7 +122,7 @@ public final class ServingModel {
             .withTolerations(PodParts.tolerations(resources))
             .withPriorityClassName(resources.priorityClassName)
             .withSecurityContext(PodParts.restrictedPodSecurityContext())
-            .withContainers(serverContainer(job, adapter, canary, settings, resources, mounts))
+            .withContainers(serverContainer(model, adapter, canary, resources, mounts))
             .withVolumes(volumes)
             .endSpec()
             .endTemplate()
@@ -135,26 +135,25 @@ public final class ServingModel {
   }
 
   static Container serverContainer(
-      FineTuneJob job,
+      FineTuneJobModel model,
       Adapter adapter,
       Canary canary,
-      OperatorSettings settings,
       ResourcesSpec resources,
       List<VolumeMount> mounts) {
-    List<EnvVar> env = PodParts.containerEnv(job, Names.SERVER_CONTAINER);
-    env.addAll(storageEnv(job.getSpec().storage));
-    String name = job.getMetadata().getName();
+    OperatorSettings settings = model.settings();
+    List<EnvVar> env = PodParts.containerEnv(model, Names.SERVER_CONTAINER);
+    env.addAll(storageEnv(model));
     List<String> args = new ArrayList<>();
     args.add("serve");
     args.add("--model");
-    args.add(StorageUri.parse(job.getSpec().baseModel.uri).asFolder().inPod());
+    args.add(model.baseModelInPod());
     args.add("--adapter");
-    args.add(name + "=" + StorageUri.parse(adapter.uri()).inPod());
+    args.add(model.name() + "=" + StorageUri.parse(adapter.uri()).inPod());
     args.add("--adapter-digest");
     args.add(adapter.digest());
     if (canary != null) {
       args.add("--canary");
-      args.add(name + "=" + StorageUri.parse(canary.adapter().uri()).inPod());
+      args.add(model.name() + "=" + StorageUri.parse(canary.adapter().uri()).inPod());
       args.add("--canary-digest");
       args.add(canary.adapter().digest());
       args.add("--canary-weight");
@@ -164,7 +163,7 @@ public final class ServingModel {
     args.add(Integer.toString(Names.SERVING_PORT));
     return new ContainerBuilder()
         .withName(Names.SERVER_CONTAINER)
-        .withImage(PodParts.image(job, settings))
+        .withImage(model.image())
         .withImagePullPolicy(settings.imagePullPolicy())
         .withArgs(args)
         .withEnv(env)
@@ -202,11 +201,12 @@ public final class ServingModel {
         .build();
   }
 
-  public static Service service(FineTuneJob job) {
+  public static Service service(FineTuneJobModel model) {
+    FineTuneJob job = model.cr();
     return new ServiceBuilder()
         .withNewMetadata()
-        .withName(Names.servingService(job))
-        .withNamespace(job.getMetadata().getNamespace())
+        .withName(model.servingServiceName())
+        .withNamespace(model.namespace())
         .withLabels(Labels.serving(job))
         .withOwnerReferences(Owners.controllerReference(job))
         .endMetadata()
@@ -224,7 +224,8 @@ public final class ServingModel {
   }
 
   /** S3 settings the server reads from the environment (AWS SDK conventions where they exist). */
-  static List<EnvVar> storageEnv(StorageSpec storage) {
+  static List<EnvVar> storageEnv(FineTuneJobModel model) {
+    StorageSpec storage = model.spec().storage;
     if (storage == null) {
       return List.of();
     }
@@ -232,8 +233,7 @@ public final class ServingModel {
     if (storage.endpoint != null) {
       env.add(new EnvVar("AWS_ENDPOINT_URL_S3", storage.endpoint, null));
     }
-    env.add(
-        new EnvVar("AWS_REGION", Objects.requireNonNullElse(storage.region, "us-east-1"), null));
+    env.add(new EnvVar("AWS_REGION", model.storageRegion(), null));
     env.add(
         new EnvVar(
             TrainerEnvironment.S3_PATH_STYLE,

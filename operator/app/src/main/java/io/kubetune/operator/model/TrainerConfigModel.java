@@ -5,16 +5,14 @@ import io.kubetune.api.trainer.TrainerConfig;
 import io.kubetune.api.v1alpha1.BaseModelSpec;
 import io.kubetune.api.v1alpha1.CheckpointsSpec;
 import io.kubetune.api.v1alpha1.DatasetSpec;
-import io.kubetune.api.v1alpha1.EarlyStoppingSpec;
 import io.kubetune.api.v1alpha1.EvalMetric;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.FineTuneJobSpec;
 import io.kubetune.api.v1alpha1.HyperparametersSpec;
 import io.kubetune.api.v1alpha1.LoraSpec;
 import io.kubetune.api.v1alpha1.MethodSpec;
+import io.kubetune.operator.support.Json;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
-import java.util.Map;
 import java.util.Objects;
 
 /**
@@ -24,18 +22,19 @@ import java.util.Objects;
 public final class TrainerConfigModel {
   private TrainerConfigModel() {}
 
-  public static TrainerConfig from(FineTuneJob job) {
-    FineTuneJobSpec spec = job.getSpec();
+  public static TrainerConfig from(FineTuneJobModel model) {
+    FineTuneJob job = model.cr();
+    FineTuneJobSpec spec = model.spec();
     TrainerConfig config = new TrainerConfig();
 
     config.job = new TrainerConfig.JobIdentity();
     config.job.namespace = job.getMetadata().getNamespace();
     config.job.name = job.getMetadata().getName();
     config.job.uid = job.getMetadata().getUid();
-    config.job.trainingRevision = TrainingRevision.of(job);
+    config.job.trainingRevision = model.trainingRevision();
 
     config.baseModel = Json.copy(spec.baseModel, BaseModelSpec.class);
-    config.baseModel.uri = inPod(StorageUri.asFolder(spec.baseModel.uri));
+    config.baseModel.uri = model.baseModelInPod();
 
     config.dataset = Json.copy(spec.dataset, DatasetSpec.class);
     config.dataset.train = inPod(spec.dataset.train);
@@ -45,54 +44,24 @@ public final class TrainerConfigModel {
 
     config.method = resolveMethod(spec.method);
     config.hyperparameters = resolveHyperparameters(spec.hyperparameters);
-    config.checkpoints = resolveCheckpoints(spec.checkpoints);
+    config.checkpoints = resolveCheckpoints(spec.checkpoints, model.checkpoints().inPod());
 
     if (spec.storage != null) {
       config.storage = new TrainerConfig.StorageSettings();
       config.storage.endpoint = spec.storage.endpoint;
-      config.storage.region = Objects.requireNonNullElse(spec.storage.region, "us-east-1");
+      config.storage.region = model.storageRegion();
       config.storage.pathStyle = Boolean.TRUE.equals(spec.storage.pathStyle);
     }
 
     config.output = new TrainerConfig.Output();
-    config.output.uri = StorageUri.parse(spec.checkpoints.uri).finalOutput().inPod();
+    config.output.uri = StorageUri.parse(model.adapterUri()).inPod();
 
     config.evaluation = new TrainerConfig.Evaluation();
-    config.evaluation.metric = evaluationMetric(job);
+    config.evaluation.metric = model.evaluationMetric();
     // Always evaluate the base model too: the quality gate is a serving field and may change
     // after training started, so the trainer records both sides regardless.
     config.evaluation.compareWithBase = true;
     return config;
-  }
-
-  /**
-   * The metric the trainer ranks evaluations and checkpoints by (early stopping, best checkpoint,
-   * retention): {@code hyperparameters.earlyStopping.metric}, else eval_loss.
-   */
-  public static EvalMetric evaluationMetric(FineTuneJob job) {
-    HyperparametersSpec h = job.getSpec().hyperparameters;
-    EarlyStoppingSpec early = h == null ? null : h.earlyStopping;
-    return early != null && early.metric != null ? early.metric : EvalMetric.EVAL_LOSS;
-  }
-
-  /** The claims the trainer pod mounts, with whether it must write to them. */
-  public static Map<String, Boolean> pvcClaims(FineTuneJob job) {
-    FineTuneJobSpec spec = job.getSpec();
-    Map<String, Boolean> claims = new LinkedHashMap<>();
-    addClaim(claims, spec.baseModel.uri, false);
-    addClaim(claims, spec.dataset.train, false);
-    addClaim(claims, spec.dataset.validation, false);
-    addClaim(claims, spec.checkpoints.uri, true);
-    return claims;
-  }
-
-  private static void addClaim(Map<String, Boolean> claims, String uri, boolean writable) {
-    if (uri == null) {
-      return;
-    }
-    StorageUri.parse(uri)
-        .claimName()
-        .ifPresent(claim -> claims.merge(claim, writable, Boolean::logicalOr));
   }
 
   private static String inPod(String uri) {
@@ -144,9 +113,9 @@ public final class TrainerConfigModel {
     return h;
   }
 
-  static CheckpointsSpec resolveCheckpoints(CheckpointsSpec given) {
+  static CheckpointsSpec resolveCheckpoints(CheckpointsSpec given, String inPod) {
     CheckpointsSpec c = Json.copy(given, CheckpointsSpec.class);
-    c.uri = StorageUri.parse(given.uri).asFolder().inPod();
+    c.uri = inPod;
     c.everySteps = Objects.requireNonNullElse(c.everySteps, CheckpointsSpec.DEFAULT_EVERY_STEPS);
     c.keepLast = Objects.requireNonNullElse(c.keepLast, CheckpointsSpec.DEFAULT_KEEP_LAST);
     return c;

@@ -21,7 +21,6 @@ import io.kubetune.operator.Names;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.Objects;
 
 /**
  * The batch/v1 Job that runs one training run. Pure: built from the FineTuneJob and the operator
@@ -39,36 +38,37 @@ public final class TrainingJobBuilder {
 
   private TrainingJobBuilder() {}
 
-  public static Job build(FineTuneJob job, OperatorSettings settings) {
-    FineTuneJobSpec spec = job.getSpec();
-    String revision = TrainingRevision.of(job);
+  public static Job build(FineTuneJobModel model) {
+    FineTuneJob job = model.cr();
+    FineTuneJobSpec spec = model.spec();
+    String revision = model.trainingRevision();
     return new JobBuilder()
         .withNewMetadata()
-        .withName(Names.trainingJob(job))
-        .withNamespace(job.getMetadata().getNamespace())
+        .withName(model.trainingJobName())
+        .withNamespace(model.namespace())
         .withLabels(Labels.trainingJob(job))
         .withAnnotations(
             Map.of(
                 Labels.TRAINING_REVISION_ANNOTATION,
                 revision,
                 Labels.RUNTIME_ANNOTATION,
-                TrainingRevision.runtimeOf(job)))
+                model.runtimeRevision()))
         .withOwnerReferences(Owners.controllerReference(job))
         .endMetadata()
         .withNewSpec()
         .withCompletions(1)
         .withParallelism(1)
-        .withBackoffLimit(Objects.requireNonNullElse(spec.backoffLimit, DEFAULT_BACKOFF_LIMIT))
+        .withBackoffLimit(model.backoffLimit())
         .withActiveDeadlineSeconds(spec.activeDeadlineSeconds)
         .withTtlSecondsAfterFinished(spec.ttlSecondsAfterFinished)
-        .withSuspend(Boolean.TRUE.equals(spec.suspend))
+        .withSuspend(model.suspend())
         .withPodFailurePolicy(podFailurePolicy())
         .withNewTemplate()
         .withNewMetadata()
         .withLabels(Labels.training(job))
         .withAnnotations(Map.of(Labels.TRAINING_REVISION_ANNOTATION, revision))
         .endMetadata()
-        .withSpec(podSpec(job, settings))
+        .withSpec(podSpec(model))
         .endTemplate()
         .endSpec()
         .build();
@@ -110,21 +110,20 @@ public final class TrainingJobBuilder {
         .build();
   }
 
-  static PodSpec podSpec(FineTuneJob job, OperatorSettings settings) {
-    ResourcesSpec resources =
-        job.getSpec().resources != null ? job.getSpec().resources : new ResourcesSpec();
+  static PodSpec podSpec(FineTuneJobModel model) {
+    ResourcesSpec resources = model.trainingResources();
     List<Volume> volumes = new ArrayList<>();
     List<VolumeMount> mounts = new ArrayList<>();
     volumes.add(
         new VolumeBuilder()
             .withName(Names.CONFIG_VOLUME)
             .withNewConfigMap()
-            .withName(Names.trainerConfigMap(job))
+            .withName(model.trainerConfigMapName())
             .endConfigMap()
             .build());
     mounts.add(PodParts.mount(Names.CONFIG_VOLUME, Names.CONFIG_DIR, true));
     PodParts.addScratchVolumes(volumes, mounts);
-    PodParts.addClaimVolumes(TrainerConfigModel.pvcClaims(job), volumes, mounts);
+    PodParts.addClaimVolumes(model.trainerClaims(), volumes, mounts);
 
     return new PodSpecBuilder()
         .withRestartPolicy("Never")
@@ -136,22 +135,20 @@ public final class TrainingJobBuilder {
         .withTolerations(PodParts.tolerations(resources))
         .withPriorityClassName(resources.priorityClassName)
         .withSecurityContext(PodParts.restrictedPodSecurityContext())
-        .withContainers(trainerContainer(job, settings, resources, mounts))
+        .withContainers(trainerContainer(model, resources, mounts))
         .withVolumes(volumes)
         .build();
   }
 
   static Container trainerContainer(
-      FineTuneJob job,
-      OperatorSettings settings,
-      ResourcesSpec resources,
-      List<VolumeMount> mounts) {
+      FineTuneJobModel model, ResourcesSpec resources, List<VolumeMount> mounts) {
+    OperatorSettings settings = model.settings();
     return new ContainerBuilder()
         .withName(Names.TRAINER_CONTAINER)
-        .withImage(PodParts.image(job, settings))
+        .withImage(model.image())
         .withImagePullPolicy(settings.imagePullPolicy())
         .withArgs("train", "--config", Names.configFilePath())
-        .withEnv(PodParts.containerEnv(job, Names.TRAINER_CONTAINER))
+        .withEnv(PodParts.containerEnv(model, Names.TRAINER_CONTAINER))
         .withResources(PodParts.resourceRequirements(resources, settings))
         .withVolumeMounts(mounts)
         .withTerminationMessagePath("/dev/termination-log")

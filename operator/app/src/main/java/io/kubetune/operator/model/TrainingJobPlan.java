@@ -1,7 +1,6 @@
 package io.kubetune.operator.model;
 
 import io.fabric8.kubernetes.api.model.batch.v1.Job;
-import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.FineTuneJobStatus;
 import io.kubetune.operator.Labels;
 import java.util.Objects;
@@ -30,10 +29,10 @@ public final class TrainingJobPlan {
 
   private TrainingJobPlan() {}
 
-  public static Action decide(FineTuneJob cr, Job existing) {
-    String revision = TrainingRevision.of(cr);
+  public static Action decide(FineTuneJobModel model, Job existing) {
+    String revision = model.trainingRevision();
     if (existing == null) {
-      return finished(cr.getStatus(), revision) ? Action.NONE : Action.CREATE;
+      return finished(model.cr().getStatus(), revision) ? Action.NONE : Action.CREATE;
     }
     if (existing.getMetadata().getDeletionTimestamp() != null) {
       return Action.WAIT_FOR_DELETION;
@@ -41,10 +40,10 @@ public final class TrainingJobPlan {
     if (!revision.equals(revisionOf(existing))) {
       return Action.REPLACE;
     }
-    if (!jobFinished(existing) && !TrainingRevision.runtimeOf(cr).equals(runtimeOf(existing))) {
+    if (!jobFinished(existing) && !model.runtimeRevision().equals(runtimeOf(existing))) {
       return Action.REPLACE; // new resources for the same run; a finished run is left alone
     }
-    boolean wantSuspended = Boolean.TRUE.equals(cr.getSpec().suspend);
+    boolean wantSuspended = model.suspend();
     boolean isSuspended = Boolean.TRUE.equals(existing.getSpec().getSuspend());
     if (wantSuspended == isSuspended || jobFinished(existing)) {
       return Action.NONE;

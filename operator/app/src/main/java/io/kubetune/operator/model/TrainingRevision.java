@@ -3,6 +3,8 @@ package io.kubetune.operator.model;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.FineTuneJobSpec;
+import io.kubetune.operator.support.Hashes;
+import io.kubetune.operator.support.Json;
 import java.util.Map;
 import java.util.Objects;
 import java.util.TreeMap;

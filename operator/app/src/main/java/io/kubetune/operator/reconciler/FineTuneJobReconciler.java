@@ -31,19 +31,20 @@ import io.kubetune.operator.Labels;
 import io.kubetune.operator.events.EventRecorder;
 import io.kubetune.operator.events.Reason;
 import io.kubetune.operator.metrics.FineTuneJobMetrics;
-import io.kubetune.operator.model.Json;
+import io.kubetune.operator.model.FineTuneJobModel;
 import io.kubetune.operator.model.OperatorSettings;
 import io.kubetune.operator.model.ServingModel;
 import io.kubetune.operator.model.TrainerConfigMapBuilder;
 import io.kubetune.operator.model.TrainingJobBuilder;
 import io.kubetune.operator.model.TrainingJobPlan;
-import io.kubetune.operator.model.TrainingRevision;
+import io.kubetune.operator.serving.ServingOutcome;
 import io.kubetune.operator.status.CheckpointWarnings;
 import io.kubetune.operator.status.Conditions;
 import io.kubetune.operator.status.FineTuneJobStatusAggregator;
+import io.kubetune.operator.status.PodFacts;
 import io.kubetune.operator.status.ReconcileErrorStatus;
-import io.kubetune.operator.status.ServingRollout;
 import io.kubetune.operator.status.TrainingObservation;
+import io.kubetune.operator.support.Json;
 import io.kubetune.operator.validation.FineTuneJobValidator;
 import io.kubetune.operator.validation.ValidationProblem;
 import io.micrometer.core.instrument.Timer;
@@ -136,23 +137,26 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
     // Validate.
     List<ValidationProblem> problems = FineTuneJobValidator.validate(cr);
 
+    // Resolve the FineTuneJob once: every builder and the status read this model.
+    FineTuneJobModel model = problems.isEmpty() ? FineTuneJobModel.from(cr, settings) : null;
+
     // Reconcile children (only for a valid spec: an invalid edit must not disturb a running Job).
     boolean jobIsStale = false;
-    if (problems.isEmpty()) {
-      TrainingJobPlan.Action action = TrainingJobPlan.decide(cr, job.orElse(null));
+    if (model != null) {
+      TrainingJobPlan.Action action = TrainingJobPlan.decide(model, job.orElse(null));
       jobIsStale =
           action == TrainingJobPlan.Action.REPLACE
               || (action == TrainingJobPlan.Action.WAIT_FOR_DELETION);
       if (!jobIsStale) {
-        reconcileConfigMap(cr, context);
+        reconcileConfigMap(model, context);
       }
-      job = applyJobAction(action, cr, job, context);
+      job = applyJobAction(action, model, job, context);
     }
 
     // Observe the trainer's progress (its log) while it runs, and once more when it stopped.
     FineTuneJobStatus previous = cr.getStatus();
-    Optional<Pod> current = FineTuneJobStatusAggregator.currentPod(pods);
-    boolean running = current.map(FineTuneJobStatusAggregator::isRunning).orElse(false);
+    Optional<Pod> current = PodFacts.currentPod(pods);
+    boolean running = current.map(PodFacts::isRunning).orElse(false);
     String trainerLog = null;
     if (current.isPresent()
         && !jobIsStale
@@ -162,23 +166,20 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
 
     // Aggregate status.
     String now = Instant.now().truncatedTo(ChronoUnit.SECONDS).toString();
-    FineTuneJobStatus next =
-        FineTuneJobStatusAggregator.compute(
+    FineTuneJobStatusAggregator.Assessment assessment =
+        FineTuneJobStatusAggregator.assess(
             cr,
+            model,
             problems,
             new TrainingObservation(job.orElse(null), pods, jobIsStale, trainerLog),
+            context.getSecondaryResource(Deployment.class, "deployments").orElse(null),
             now);
-    // Serving: roll the promoted adapter out (or back), from what training produced.
+    FineTuneJobStatus next = assessment.status();
+    // Serving: make the Deployment and Service follow what serving decided.
     Duration servingRequeue = null;
-    if (problems.isEmpty()) {
-      ServingRollout.Decision serving =
-          ServingRollout.apply(
-              cr,
-              next,
-              context.getSecondaryResource(Deployment.class, "deployments").orElse(null),
-              settings,
-              Instant.parse(now));
-      applyServing(serving, cr, context);
+    if (assessment.serving().isPresent()) {
+      ServingOutcome serving = assessment.serving().get();
+      applyServing(serving, model, context);
       servingRequeue = serving.requeueAfter();
     }
     recordTransitionEvents(client, cr, previous, next);
@@ -271,8 +272,8 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
     return ErrorStatusUpdateControl.noStatusUpdate();
   }
 
-  private void reconcileConfigMap(FineTuneJob cr, Context<FineTuneJob> context) {
-    ConfigMap desired = TrainerConfigMapBuilder.build(cr);
+  private void reconcileConfigMap(FineTuneJobModel model, Context<FineTuneJob> context) {
+    ConfigMap desired = TrainerConfigMapBuilder.build(model);
     Optional<ConfigMap> actual = context.getSecondaryResource(ConfigMap.class, "configmaps");
     KubernetesClient client = context.getClient();
     if (actual.isEmpty()) {
@@ -301,15 +302,15 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
 
   private Optional<Job> applyJobAction(
       TrainingJobPlan.Action action,
-      FineTuneJob cr,
+      FineTuneJobModel model,
       Optional<Job> job,
       Context<FineTuneJob> context) {
+    FineTuneJob cr = model.cr();
     KubernetesClient client = context.getClient();
     switch (action) {
       case CREATE -> {
         Job created =
-            createTolerant(
-                client, TrainingJobBuilder.build(cr, settings), context, Job.class, "jobs");
+            createTolerant(client, TrainingJobBuilder.build(model), context, Job.class, "jobs");
         metrics.childWritten("Job", "create");
         EventRecorder.record(
             client,
@@ -334,7 +335,7 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
             client,
             cr,
             Reason.JobReplaced,
-            TrainingRevision.of(cr).equals(TrainingJobPlan.revisionOf(stale))
+            model.trainingRevision().equals(TrainingJobPlan.revisionOf(stale))
                 ? "replacing training Job "
                     + stale.getMetadata().getName()
                     + " to apply changed spec.resources"
@@ -347,7 +348,7 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
         return job;
       }
       case SET_SUSPEND -> {
-        boolean suspend = Boolean.TRUE.equals(cr.getSpec().suspend);
+        boolean suspend = model.suspend();
         Job current = job.orElseThrow();
         Job patched =
             client
@@ -372,7 +373,7 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
 
   /** Creates, updates or removes the serving Deployment and Service as decided. */
   private void applyServing(
-      ServingRollout.Decision decision, FineTuneJob cr, Context<FineTuneJob> context) {
+      ServingOutcome decision, FineTuneJobModel model, Context<FineTuneJob> context) {
     KubernetesClient client = context.getClient();
     Optional<Deployment> deployment = context.getSecondaryResource(Deployment.class, "deployments");
     Optional<Service> service = context.getSecondaryResource(Service.class, "services");
@@ -389,10 +390,10 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
           });
       return;
     }
-    if (decision.deploymentAdapter() == null) {
+    if (!(decision.workload() instanceof ServingOutcome.Workload.Run run)) {
       return;
     }
-    Deployment desired = ServingModel.deployment(cr, decision.deploymentAdapter(), settings);
+    Deployment desired = run.deployment();
     if (deployment.isEmpty()) {
       createTolerant(client, desired, context, Deployment.class, "deployments");
       metrics.childWritten("Deployment", "create");
@@ -411,7 +412,7 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
       metrics.childWritten("Deployment", "update");
     }
     if (service.isEmpty()) {
-      createTolerant(client, ServingModel.service(cr), context, Service.class, "services");
+      createTolerant(client, ServingModel.service(model), context, Service.class, "services");
       metrics.childWritten("Service", "create");
     }
   }

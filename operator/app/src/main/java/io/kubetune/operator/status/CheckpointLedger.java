@@ -1,11 +1,10 @@
 package io.kubetune.operator.status;
 
-import io.kubetune.api.StorageUri;
 import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.v1alpha1.CheckpointRecord;
 import io.kubetune.api.v1alpha1.EvalMetric;
 import io.kubetune.api.v1alpha1.FineTuneJobStatus;
-import io.kubetune.operator.model.Json;
+import io.kubetune.operator.support.Json;
 import java.time.Instant;
 import java.time.OffsetDateTime;
 import java.time.temporal.ChronoUnit;
@@ -74,7 +73,7 @@ public final class CheckpointLedger {
   /**
    * The checkpoints a log tail's events report ({@code checkpoint} and {@code resume}), in log
    * order. {@code time} is the line's own time when it has one, else {@code now}; URIs pass through
-   * {@code uris} (see {@link #userUris}).
+   * {@code uris} (see {@link io.kubetune.operator.model.FineTuneJobModel#userCheckpointUris}).
    */
   public static List<CheckpointRecord> fromLog(
       List<TrainerEvent> events, UnaryOperator<String> uris, String now) {
@@ -147,24 +146,6 @@ public final class CheckpointLedger {
       last = Optional.of(new Rejection(resume.step(), reasons));
     }
     return last;
-  }
-
-  /**
-   * Maps the URIs the trainer prints (its in-pod form: a {@code pvc://} prefix is a mount path
-   * there) back to the form the user wrote in {@code spec.checkpoints.uri}.
-   */
-  public static UnaryOperator<String> userUris(String checkpointsUri) {
-    if (checkpointsUri == null) {
-      return UnaryOperator.identity();
-    }
-    String user = StorageUri.asFolder(checkpointsUri);
-    String inPod;
-    try {
-      inPod = StorageUri.parse(user).asFolder().inPod();
-    } catch (IllegalArgumentException notAUri) {
-      return UnaryOperator.identity();
-    }
-    return uri -> uri.startsWith(inPod) ? user + uri.substring(inPod.length()) : uri;
   }
 
   /** Merges observed checkpoints into the ledger; the same observations again change nothing. */

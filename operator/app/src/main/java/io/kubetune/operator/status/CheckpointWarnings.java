@@ -2,7 +2,7 @@ package io.kubetune.operator.status;
 
 import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.v1alpha1.CheckpointWarning;
-import io.kubetune.operator.model.Json;
+import io.kubetune.operator.support.Json;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
@@ -36,7 +36,7 @@ public final class CheckpointWarnings {
   /**
    * The warnings a log tail reports, in log order: one per {@code skipped} entry of a {@code
    * resume} line, one per {@code CheckpointFailed} warning line. URIs pass through {@code uris}
-   * (see {@link CheckpointLedger#userUris}).
+   * (see {@link io.kubetune.operator.model.FineTuneJobModel#userCheckpointUris}).
    */
   public static List<CheckpointWarning> fromLog(
       List<TrainerEvent> events, UnaryOperator<String> uris, String now) {

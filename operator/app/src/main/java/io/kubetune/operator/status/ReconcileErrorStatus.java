@@ -3,7 +3,7 @@ package io.kubetune.operator.status;
 import io.kubetune.api.InvalidFieldException;
 import io.kubetune.api.v1alpha1.FineTuneJobStatus;
 import io.kubetune.api.v1alpha1.Phase;
-import io.kubetune.operator.model.Json;
+import io.kubetune.operator.support.Json;
 
 /**
  * The status of a FineTuneJob whose reconcile threw: never left empty. Bad input that only showed

@@ -2,7 +2,7 @@ package io.kubetune.operator.status;
 
 import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.v1alpha1.ProgressStatus;
-import io.kubetune.operator.model.Json;
+import io.kubetune.operator.support.Json;
 import java.util.List;
 import java.util.Locale;
 import java.util.Objects;

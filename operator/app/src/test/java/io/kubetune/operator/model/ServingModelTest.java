@@ -20,7 +20,8 @@ class ServingModelTest {
     FineTuneJob cr = TestResources.example("lora-completion.yaml");
     cr.getSpec().serving.enabled = true;
     cr.getSpec().serving.replicas = 2;
-    Deployment d = ServingModel.deployment(cr, ADAPTER, OperatorSettings.defaults());
+    Deployment d =
+        ServingModel.deployment(FineTuneJobModel.from(cr, OperatorSettings.defaults()), ADAPTER);
 
     assertThat(d.getMetadata().getName()).isEqualTo("house-style-lora-serve");
     assertThat(d.getMetadata().getOwnerReferences().get(0).getController()).isTrue();
@@ -52,10 +53,11 @@ class ServingModelTest {
   void aCanaryIsServedByTheSamePodsNextToTheStableAdapter() {
     FineTuneJob cr = TestResources.example("lora-completion.yaml");
     cr.getSpec().serving.enabled = true;
+    FineTuneJobModel model = FineTuneJobModel.from(cr, OperatorSettings.defaults());
     ServingModel.Canary canary =
         new ServingModel.Canary(
             new Adapter("s3://checkpoints/house-style-lora/run-2/final/", "def"), 25);
-    Deployment d = ServingModel.deployment(cr, ADAPTER, canary, OperatorSettings.defaults());
+    Deployment d = ServingModel.deployment(model, ADAPTER, canary);
 
     Container server = d.getSpec().getTemplate().getSpec().getContainers().get(0);
     assertThat(server.getArgs())
@@ -75,7 +77,7 @@ class ServingModelTest {
     assertThat(ServingModel.adapterOf(d)).isEqualTo(ADAPTER);
     assertThat(ServingModel.canaryOf(d)).isEqualTo(canary);
     // Same Deployment name, same selector: the Service and its endpoint do not change.
-    Deployment plain = ServingModel.deployment(cr, ADAPTER, OperatorSettings.defaults());
+    Deployment plain = ServingModel.deployment(model, ADAPTER);
     assertThat(d.getMetadata().getName()).isEqualTo(plain.getMetadata().getName());
     assertThat(d.getSpec().getSelector()).isEqualTo(plain.getSpec().getSelector());
     assertThat(ServingModel.canaryOf(plain)).isNull();
@@ -86,12 +88,9 @@ class ServingModelTest {
     assertThat(
             ServingModel.hashOf(
                 ServingModel.deployment(
-                    cr,
-                    ADAPTER,
-                    new ServingModel.Canary(canary.adapter(), 50),
-                    OperatorSettings.defaults())))
+                    model, ADAPTER, new ServingModel.Canary(canary.adapter(), 50))))
         .isNotEqualTo(ServingModel.hashOf(d));
-    assertThat(ServingModel.deployment(cr, ADAPTER, null, OperatorSettings.defaults()))
+    assertThat(ServingModel.deployment(model, ADAPTER, null))
         .isEqualTo(plain);
   }
 
@@ -101,10 +100,9 @@ class ServingModelTest {
     cr.getSpec().serving.enabled = true;
     Deployment d =
         ServingModel.deployment(
-            cr,
+            FineTuneJobModel.from(cr, OperatorSettings.defaults()),
             ADAPTER,
-            new ServingModel.Canary(new Adapter("pvc://runs/house-style/run-2/", "def"), 10),
-            OperatorSettings.defaults());
+            new ServingModel.Canary(new Adapter("pvc://runs/house-style/run-2/", "def"), 10));
     assertThat(d.getSpec().getTemplate().getSpec().getVolumes())
         .anySatisfy(
             v -> {
@@ -147,13 +145,19 @@ class ServingModelTest {
     FineTuneJob cr = TestResources.example("lora-completion.yaml");
     cr.getSpec().serving.enabled = true;
     String before =
-        ServingModel.hashOf(ServingModel.deployment(cr, ADAPTER, OperatorSettings.defaults()));
+        ServingModel.hashOf(
+            ServingModel.deployment(
+                FineTuneJobModel.from(cr, OperatorSettings.defaults()), ADAPTER));
     assertThat(
-            ServingModel.hashOf(ServingModel.deployment(cr, ADAPTER, OperatorSettings.defaults())))
+            ServingModel.hashOf(
+                ServingModel.deployment(
+                    FineTuneJobModel.from(cr, OperatorSettings.defaults()), ADAPTER)))
         .isEqualTo(before);
     cr.getSpec().serving.replicas = 3;
     assertThat(
-            ServingModel.hashOf(ServingModel.deployment(cr, ADAPTER, OperatorSettings.defaults())))
+            ServingModel.hashOf(
+                ServingModel.deployment(
+                    FineTuneJobModel.from(cr, OperatorSettings.defaults()), ADAPTER)))
         .isNotEqualTo(before);
   }
 
@@ -161,7 +165,7 @@ class ServingModelTest {
   void serviceSelectsTheServingPods() {
     FineTuneJob cr = TestResources.minimal("svc");
     cr.getSpec().serving = new ServingSpec();
-    Service s = ServingModel.service(cr);
+    Service s = ServingModel.service(FineTuneJobModel.from(cr, OperatorSettings.defaults()));
     assertThat(s.getSpec().getSelector()).isEqualTo(Labels.servingSelector(cr));
     assertThat(s.getSpec().getPorts().get(0).getPort()).isEqualTo(8000);
   }

@@ -6,6 +6,7 @@ import io.kubetune.api.trainer.TrainerConfig;
 import io.kubetune.api.v1alpha1.EvalMetric;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.operator.TestResources;
+import io.kubetune.operator.support.Json;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -24,7 +25,10 @@ class TrainerConfigModelTest {
   @ValueSource(strings = {"lora-completion", "support-tickets-classification", "full-finetune-pvc"})
   void renderedContractMatchesTheSharedFixture(String example) throws IOException {
     String rendered =
-        Json.pretty(TrainerConfigModel.from(TestResources.example(example + ".yaml")));
+        Json.pretty(
+            TrainerConfigModel.from(
+                FineTuneJobModel.from(
+                    TestResources.example(example + ".yaml"), OperatorSettings.defaults())));
     Path fixture =
         TestResources.repoRoot()
             .resolve("operator/api/src/test/resources/trainer-config")
@@ -44,7 +48,9 @@ class TrainerConfigModelTest {
 
   @Test
   void everyDefaultIsResolved() {
-    TrainerConfig config = TrainerConfigModel.from(TestResources.minimal("d"));
+    TrainerConfig config =
+        TrainerConfigModel.from(
+            FineTuneJobModel.from(TestResources.minimal("d"), OperatorSettings.defaults()));
     assertThat(config.method.lora.rank).isEqualTo(8);
     assertThat(config.method.lora.alpha).isEqualTo(16.0);
     assertThat(config.method.lora.dropout).isEqualTo(0.05);
@@ -71,14 +77,18 @@ class TrainerConfigModelTest {
     FineTuneJob cr = TestResources.minimal("m");
     cr.getSpec().hyperparameters = new io.kubetune.api.v1alpha1.HyperparametersSpec();
     cr.getSpec().hyperparameters.maxSteps = 50;
-    TrainerConfig config = TrainerConfigModel.from(cr);
+    TrainerConfig config =
+        TrainerConfigModel.from(FineTuneJobModel.from(cr, OperatorSettings.defaults()));
     assertThat(config.hyperparameters.maxSteps).isEqualTo(50);
     assertThat(config.hyperparameters.epochs).isNull();
   }
 
   @Test
   void pvcUrisBecomeFileUrisUnderTheMountRoot() {
-    TrainerConfig config = TrainerConfigModel.from(TestResources.example("full-finetune-pvc.yaml"));
+    TrainerConfig config =
+        TrainerConfigModel.from(
+            FineTuneJobModel.from(
+                TestResources.example("full-finetune-pvc.yaml"), OperatorSettings.defaults()));
     assertThat(config.baseModel.uri)
         .isEqualTo("file:///var/run/kubetune/pvc/model-store/llama-tiny/");
     assertThat(config.dataset.train)
@@ -91,7 +101,10 @@ class TrainerConfigModelTest {
   @Test
   void secretNameNeverReachesTheTrainerDocument() {
     String rendered =
-        Json.pretty(TrainerConfigModel.from(TestResources.example("lora-completion.yaml")));
+        Json.pretty(
+            TrainerConfigModel.from(
+                FineTuneJobModel.from(
+                    TestResources.example("lora-completion.yaml"), OperatorSettings.defaults())));
     assertThat(rendered).doesNotContain("s3-credentials").doesNotContain("credentialsSecret");
     assertThat(rendered).contains("\"endpoint\" : \"http://minio.storage.svc:9000\"");
   }
@@ -100,7 +113,7 @@ class TrainerConfigModelTest {
   void renderingDoesNotMutateTheCustomResource() {
     FineTuneJob cr = TestResources.minimal("immutable");
     String before = Json.canonical(cr.getSpec());
-    TrainerConfigModel.from(cr);
+    TrainerConfigModel.from(FineTuneJobModel.from(cr, OperatorSettings.defaults()));
     assertThat(Json.canonical(cr.getSpec())).isEqualTo(before);
   }
 }

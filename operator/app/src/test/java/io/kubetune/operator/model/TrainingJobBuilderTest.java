@@ -24,7 +24,7 @@ class TrainingJobBuilderTest {
   @Test
   void jobIsOwnedByTheFineTuneJobAsController() {
     FineTuneJob cr = TestResources.example("lora-completion.yaml");
-    Job job = TrainingJobBuilder.build(cr, SETTINGS);
+    Job job = TrainingJobBuilder.build(FineTuneJobModel.from(cr, SETTINGS));
 
     assertThat(job.getMetadata().getName()).isEqualTo("house-style-lora-train");
     assertThat(job.getMetadata().getNamespace()).isEqualTo("ml-team");
@@ -38,7 +38,9 @@ class TrainingJobBuilderTest {
 
   @Test
   void labelsAreTheStandardSetPlusKueueQueue() {
-    Job job = TrainingJobBuilder.build(TestResources.example("lora-completion.yaml"), SETTINGS);
+    Job job =
+        TrainingJobBuilder.build(
+            FineTuneJobModel.from(TestResources.example("lora-completion.yaml"), SETTINGS));
     assertThat(job.getMetadata().getLabels())
         .containsEntry(Labels.MANAGED_BY, "kubetune-operator")
         .containsEntry(Labels.NAME, "kubetune-trainer")
@@ -56,7 +58,9 @@ class TrainingJobBuilderTest {
 
   @Test
   void jobSpecCarriesLifecycleFields() {
-    Job job = TrainingJobBuilder.build(TestResources.example("lora-completion.yaml"), SETTINGS);
+    Job job =
+        TrainingJobBuilder.build(
+            FineTuneJobModel.from(TestResources.example("lora-completion.yaml"), SETTINGS));
     assertThat(job.getSpec().getBackoffLimit()).isEqualTo(3);
     assertThat(job.getSpec().getActiveDeadlineSeconds()).isEqualTo(43200L);
     assertThat(job.getSpec().getTtlSecondsAfterFinished()).isEqualTo(86400);
@@ -66,7 +70,7 @@ class TrainingJobBuilderTest {
 
     FineTuneJob suspended = TestResources.minimal("s");
     suspended.getSpec().suspend = true;
-    Job minimal = TrainingJobBuilder.build(suspended, SETTINGS);
+    Job minimal = TrainingJobBuilder.build(FineTuneJobModel.from(suspended, SETTINGS));
     assertThat(minimal.getSpec().getSuspend()).isTrue();
     assertThat(minimal.getSpec().getBackoffLimit())
         .isEqualTo(TrainingJobBuilder.DEFAULT_BACKOFF_LIMIT);
@@ -77,7 +81,7 @@ class TrainingJobBuilderTest {
   @Test
   void podFailurePolicyIgnoresDisruptionAndFailsFastOnBadInput() {
     List<PodFailurePolicyRule> rules =
-        TrainingJobBuilder.build(TestResources.minimal("p"), SETTINGS)
+        TrainingJobBuilder.build(FineTuneJobModel.from(TestResources.minimal("p"), SETTINGS))
             .getSpec()
             .getPodFailurePolicy()
             .getRules();
@@ -99,7 +103,8 @@ class TrainingJobBuilderTest {
   @Test
   void podPassesRestrictedPodSecurityStandard() {
     PodSpec pod =
-        TrainingJobBuilder.build(TestResources.example("lora-completion.yaml"), SETTINGS)
+        TrainingJobBuilder.build(
+                FineTuneJobModel.from(TestResources.example("lora-completion.yaml"), SETTINGS))
             .getSpec()
             .getTemplate()
             .getSpec();
@@ -140,7 +145,8 @@ class TrainingJobBuilderTest {
         .containsEntry("nvidia.com/gpu", new Quantity("1"))
         .containsEntry("cpu", new Quantity("4"));
     PodSpec pod =
-        TrainingJobBuilder.build(TestResources.example("lora-completion.yaml"), SETTINGS)
+        TrainingJobBuilder.build(
+                FineTuneJobModel.from(TestResources.example("lora-completion.yaml"), SETTINGS))
             .getSpec()
             .getTemplate()
             .getSpec();
@@ -160,7 +166,7 @@ class TrainingJobBuilderTest {
         .containsEntry("cpu", new Quantity("1"))
         .containsEntry("memory", new Quantity("4Gi"));
     assertThat(
-            TrainingJobBuilder.build(TestResources.minimal("cpu"), SETTINGS)
+            TrainingJobBuilder.build(FineTuneJobModel.from(TestResources.minimal("cpu"), SETTINGS))
                 .getSpec()
                 .getTemplate()
                 .getSpec()
@@ -191,7 +197,11 @@ class TrainingJobBuilderTest {
   @Test
   void trainerReadsItsConfigFromTheConfigMapAndWritesOnlyToVolumes() {
     FineTuneJob cr = TestResources.example("lora-completion.yaml");
-    PodSpec pod = TrainingJobBuilder.build(cr, SETTINGS).getSpec().getTemplate().getSpec();
+    PodSpec pod =
+        TrainingJobBuilder.build(FineTuneJobModel.from(cr, SETTINGS))
+            .getSpec()
+            .getTemplate()
+            .getSpec();
     Container trainer = pod.getContainers().get(0);
     assertThat(trainer.getImage()).isEqualTo(SETTINGS.trainerImage());
     assertThat(trainer.getArgs())
@@ -211,7 +221,11 @@ class TrainingJobBuilderTest {
   @Test
   void pvcClaimsAreMountedReadOnlyExceptTheCheckpointClaim() {
     FineTuneJob cr = TestResources.example("full-finetune-pvc.yaml");
-    PodSpec pod = TrainingJobBuilder.build(cr, SETTINGS).getSpec().getTemplate().getSpec();
+    PodSpec pod =
+        TrainingJobBuilder.build(FineTuneJobModel.from(cr, SETTINGS))
+            .getSpec()
+            .getTemplate()
+            .getSpec();
     // One claim holds model, data and checkpoints: mounted once, writable.
     assertThat(pod.getVolumes().stream().filter(v -> v.getPersistentVolumeClaim() != null))
         .singleElement()
@@ -223,7 +237,11 @@ class TrainingJobBuilderTest {
 
     FineTuneJob split = TestResources.example("full-finetune-pvc.yaml");
     split.getSpec().checkpoints.uri = "pvc://scratch/ckpt/";
-    PodSpec splitPod = TrainingJobBuilder.build(split, SETTINGS).getSpec().getTemplate().getSpec();
+    PodSpec splitPod =
+        TrainingJobBuilder.build(FineTuneJobModel.from(split, SETTINGS))
+            .getSpec()
+            .getTemplate()
+            .getSpec();
     assertThat(splitPod.getContainers().get(0).getVolumeMounts())
         .anyMatch(
             m -> m.getMountPath().equals("/var/run/kubetune/pvc/model-store") && m.getReadOnly())
@@ -241,12 +259,12 @@ class TrainingJobBuilderTest {
   @Test
   void buildingTwiceGivesTheSameJob() {
     FineTuneJob cr = TestResources.example("lora-completion.yaml");
-    assertThat(TrainingJobBuilder.build(cr, SETTINGS))
-        .isEqualTo(TrainingJobBuilder.build(cr, SETTINGS));
+    assertThat(TrainingJobBuilder.build(FineTuneJobModel.from(cr, SETTINGS)))
+        .isEqualTo(TrainingJobBuilder.build(FineTuneJobModel.from(cr, SETTINGS)));
   }
 
   private static Container trainer(FineTuneJob cr) {
-    return TrainingJobBuilder.build(cr, SETTINGS)
+    return TrainingJobBuilder.build(FineTuneJobModel.from(cr, SETTINGS))
         .getSpec()
         .getTemplate()
         .getSpec()

@@ -18,7 +18,8 @@ class TrainingJobPlanTest {
 
   @Test
   void createsTheJobWhenMissing() {
-    assertThat(TrainingJobPlan.decide(cr, null)).isEqualTo(Action.CREATE);
+    assertThat(TrainingJobPlan.decide(FineTuneJobModel.from(cr, settings), null))
+        .isEqualTo(Action.CREATE);
   }
 
   @Test
@@ -26,66 +27,78 @@ class TrainingJobPlanTest {
     cr.setStatus(new FineTuneJobStatus());
     cr.getStatus().trainingRevision = TrainingRevision.of(cr);
     cr.getStatus().phase = Phase.Succeeded;
-    assertThat(TrainingJobPlan.decide(cr, null)).isEqualTo(Action.NONE);
+    assertThat(TrainingJobPlan.decide(FineTuneJobModel.from(cr, settings), null))
+        .isEqualTo(Action.NONE);
     cr.getStatus().phase = Phase.Failed;
-    assertThat(TrainingJobPlan.decide(cr, null)).isEqualTo(Action.NONE);
+    assertThat(TrainingJobPlan.decide(FineTuneJobModel.from(cr, settings), null))
+        .isEqualTo(Action.NONE);
     // A manually deleted Job of a running run comes back: the trainer resumes from checkpoints.
     cr.getStatus().phase = Phase.Running;
-    assertThat(TrainingJobPlan.decide(cr, null)).isEqualTo(Action.CREATE);
+    assertThat(TrainingJobPlan.decide(FineTuneJobModel.from(cr, settings), null))
+        .isEqualTo(Action.CREATE);
   }
 
   @Test
   void unchangedJobNeedsNothing() {
-    Job job = TrainingJobBuilder.build(cr, settings);
-    assertThat(TrainingJobPlan.decide(cr, job)).isEqualTo(Action.NONE);
+    Job job = TrainingJobBuilder.build(FineTuneJobModel.from(cr, settings));
+    assertThat(TrainingJobPlan.decide(FineTuneJobModel.from(cr, settings), job))
+        .isEqualTo(Action.NONE);
   }
 
   @Test
   void newRevisionReplacesTheJob() {
-    Job job = TrainingJobBuilder.build(cr, settings);
+    Job job = TrainingJobBuilder.build(FineTuneJobModel.from(cr, settings));
     cr.getSpec().restartNonce = "again";
-    assertThat(TrainingJobPlan.decide(cr, job)).isEqualTo(Action.REPLACE);
+    assertThat(TrainingJobPlan.decide(FineTuneJobModel.from(cr, settings), job))
+        .isEqualTo(Action.REPLACE);
     job.getMetadata().setDeletionTimestamp("2026-01-01T00:00:00Z");
-    assertThat(TrainingJobPlan.decide(cr, job)).isEqualTo(Action.WAIT_FOR_DELETION);
+    assertThat(TrainingJobPlan.decide(FineTuneJobModel.from(cr, settings), job))
+        .isEqualTo(Action.WAIT_FOR_DELETION);
   }
 
   @Test
   void aKueueManagedJobIsNeverUnsuspendedByTheOperator() {
     cr.getMetadata()
         .setLabels(new java.util.HashMap<>(java.util.Map.of("kueue.x-k8s.io/queue-name", "gpu")));
-    Job job = TrainingJobBuilder.build(cr, settings);
+    Job job = TrainingJobBuilder.build(FineTuneJobModel.from(cr, settings));
     job.getSpec().setSuspend(true); // Kueue's webhook suspended it until admission
-    assertThat(TrainingJobPlan.decide(cr, job)).isEqualTo(Action.NONE);
+    assertThat(TrainingJobPlan.decide(FineTuneJobModel.from(cr, settings), job))
+        .isEqualTo(Action.NONE);
     // Suspending on the user's request still works.
     job.getSpec().setSuspend(false);
     cr.getSpec().suspend = true;
-    assertThat(TrainingJobPlan.decide(cr, job)).isEqualTo(Action.SET_SUSPEND);
+    assertThat(TrainingJobPlan.decide(FineTuneJobModel.from(cr, settings), job))
+        .isEqualTo(Action.SET_SUSPEND);
   }
 
   @Test
   void newResourcesReplaceTheJobOfARunningRunOnly() {
-    Job job = TrainingJobBuilder.build(cr, settings);
+    Job job = TrainingJobBuilder.build(FineTuneJobModel.from(cr, settings));
     cr.getSpec().resources = new io.kubetune.api.v1alpha1.ResourcesSpec();
     cr.getSpec().resources.memory = new io.fabric8.kubernetes.api.model.Quantity("32Gi");
-    assertThat(TrainingJobPlan.decide(cr, job)).isEqualTo(Action.REPLACE);
+    assertThat(TrainingJobPlan.decide(FineTuneJobModel.from(cr, settings), job))
+        .isEqualTo(Action.REPLACE);
     job.setStatus(
         new JobStatusBuilder()
             .withConditions(
                 new JobConditionBuilder().withType("Complete").withStatus("True").build())
             .build());
-    assertThat(TrainingJobPlan.decide(cr, job)).isEqualTo(Action.NONE);
+    assertThat(TrainingJobPlan.decide(FineTuneJobModel.from(cr, settings), job))
+        .isEqualTo(Action.NONE);
   }
 
   @Test
   void suspendIsFlippedInPlaceUnlessTheJobFinished() {
-    Job job = TrainingJobBuilder.build(cr, settings);
+    Job job = TrainingJobBuilder.build(FineTuneJobModel.from(cr, settings));
     cr.getSpec().suspend = true;
-    assertThat(TrainingJobPlan.decide(cr, job)).isEqualTo(Action.SET_SUSPEND);
+    assertThat(TrainingJobPlan.decide(FineTuneJobModel.from(cr, settings), job))
+        .isEqualTo(Action.SET_SUSPEND);
     job.setStatus(
         new JobStatusBuilder()
             .withConditions(
                 new JobConditionBuilder().withType("Complete").withStatus("True").build())
             .build());
-    assertThat(TrainingJobPlan.decide(cr, job)).isEqualTo(Action.NONE);
+    assertThat(TrainingJobPlan.decide(FineTuneJobModel.from(cr, settings), job))
+        .isEqualTo(Action.NONE);
   }
 }

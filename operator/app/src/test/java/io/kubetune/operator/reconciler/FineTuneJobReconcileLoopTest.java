@@ -25,12 +25,12 @@ import io.kubetune.api.v1alpha1.ServingSpec;
 import io.kubetune.operator.Labels;
 import io.kubetune.operator.TestResources;
 import io.kubetune.operator.metrics.FineTuneJobMetrics;
-import io.kubetune.operator.model.Json;
 import io.kubetune.operator.model.OperatorSettings;
 import io.kubetune.operator.model.TrainingJobPlan;
 import io.kubetune.operator.model.TrainingRevision;
 import io.kubetune.operator.status.CheckpointLedger;
 import io.kubetune.operator.status.Conditions;
+import io.kubetune.operator.support.Json;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -409,7 +409,7 @@ class FineTuneJobReconcileLoopTest {
     assertThat(awaitEvent(cr, "CheckpointFailed").getType()).isEqualTo("Warning");
 
     // The trainer keeps running and its tail is re-read every poll: no write, no new Event.
-    await().pollDelay(Duration.ofMillis(500)).until(() -> true);
+    awaitSettled();
     drainRequests();
     double before = unchangedReconciles();
     await().atMost(Duration.ofSeconds(10)).until(() -> unchangedReconciles() >= before + 3);
@@ -615,7 +615,7 @@ class FineTuneJobReconcileLoopTest {
     Job job = awaitJob(cr);
     kubelet.startPod(job, "s1");
     awaitStatus(cr, s -> s.phase == Phase.Running);
-    await().pollDelay(Duration.ofMillis(500)).until(() -> true);
+    awaitSettled();
     drainRequests();
     double before = unchangedReconciles();
 
@@ -632,7 +632,8 @@ class FineTuneJobReconcileLoopTest {
               return j;
             });
     await().atMost(Duration.ofSeconds(10)).until(() -> unchangedReconciles() > before);
-    await().pollDelay(Duration.ofMillis(300)).until(() -> true);
+    // And the progress polls after it (the trainer is running) write nothing either.
+    await().atMost(Duration.ofSeconds(10)).until(() -> unchangedReconciles() >= before + 3);
 
     assertThat(operatorWrites(drainRequests())).isEmpty();
   }
@@ -644,28 +645,87 @@ class FineTuneJobReconcileLoopTest {
     Pod pod = kubelet.startPod(job, "t1");
     kubelet.succeed(job, pod);
     awaitStatus(cr, s -> s.phase == Phase.Succeeded);
+    double before = unchangedReconciles();
 
     // ttlSecondsAfterFinished: Kubernetes deletes the finished Job.
     client.batch().v1().jobs().inNamespace(NS).withName(job.getMetadata().getName()).delete();
-    await().pollDelay(Duration.ofSeconds(1)).until(() -> true);
+    // The deletion reaches the operator (a reconcile that finds nothing to change) ...
+    await().atMost(Duration.ofSeconds(10)).until(() -> unchangedReconciles() > before);
+    // ... and it neither recreated the Job nor moved the run back.
     assertThat(kubelet.job(NS, job.getMetadata().getName())).isNull();
     assertThat(get(cr).getStatus().phase).isEqualTo(Phase.Succeeded);
+    assertThat(eventReasons(cr).stream().filter("JobCreated"::equals)).hasSize(1);
   }
 
+  /**
+   * The mock API server has no garbage collector, so this checks what the real one needs: every
+   * child carries exactly one owner reference, to this FineTuneJob's uid, as its controller and
+   * blocking owner deletion (foreground deletion waits for it). Then it plays the collector
+   * (deletes every object whose owner is gone) and checks nothing of the FineTuneJob is left.
+   */
   @Test
   void childrenAreOwnedSoDeletionCascadesWithoutAFinalizer() {
-    FineTuneJob cr = create(TestResources.minimal("gone"));
+    FineTuneJob spec = TestResources.minimal("gone");
+    spec.getSpec().serving = new ServingSpec();
+    spec.getSpec().serving.enabled = true;
+    FineTuneJob cr = create(spec);
     Job job = awaitJob(cr);
-    awaitStatus(cr, s -> s.phase == Phase.Queued);
+    Pod pod = kubelet.startPod(job, "g1");
+    kubelet.succeed(
+        job, pod, "{\"reason\":\"Completed\",\"format\":\"peft-lora\",\"digest\":\"g1\"}");
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(() -> client.services().inNamespace(NS).withName("gone-serve").get() != null);
     assertThat(get(cr).getMetadata().getFinalizers()).isNullOrEmpty();
-    for (HasMetadata child :
-        List.of(job, client.configMaps().inNamespace(NS).withName("gone-trainer-config").get())) {
-      var owner = child.getMetadata().getOwnerReferences().get(0);
-      assertThat(owner.getUid()).isEqualTo(cr.getMetadata().getUid());
-      assertThat(owner.getBlockOwnerDeletion()).isTrue();
+
+    List<HasMetadata> children = childrenOf("gone");
+    assertThat(children)
+        .extracting(HasMetadata::getKind)
+        .containsExactlyInAnyOrder("Job", "ConfigMap", "Deployment", "Service");
+    for (HasMetadata child : children) {
+      assertThat(child.getMetadata().getOwnerReferences())
+          .as("owner references of %s", child.getKind())
+          .singleElement()
+          .satisfies(
+              owner -> {
+                assertThat(owner.getUid()).isEqualTo(cr.getMetadata().getUid());
+                assertThat(owner.getKind()).isEqualTo(FineTuneJob.KIND);
+                assertThat(owner.getApiVersion()).isEqualTo(FineTuneJob.API_VERSION);
+                assertThat(owner.getName()).isEqualTo("gone");
+                assertThat(owner.getController()).isTrue();
+                assertThat(owner.getBlockOwnerDeletion()).isTrue();
+              });
     }
+
     client.resource(get(cr)).delete();
     await().atMost(Duration.ofSeconds(5)).until(() -> get(cr) == null);
+    collectGarbage(cr.getMetadata().getUid());
+    assertThat(childrenOf("gone")).isEmpty();
+  }
+
+  /** Every object labelled as belonging to FineTuneJob {@code name}. */
+  private List<HasMetadata> childrenOf(String name) {
+    List<HasMetadata> children = new ArrayList<>();
+    children.addAll(
+        client.batch().v1().jobs().inNamespace(NS).withLabel(Labels.JOB, name).list().getItems());
+    children.addAll(
+        client.configMaps().inNamespace(NS).withLabel(Labels.JOB, name).list().getItems());
+    children.addAll(
+        client.apps().deployments().inNamespace(NS).withLabel(Labels.JOB, name).list().getItems());
+    children.addAll(
+        client.services().inNamespace(NS).withLabel(Labels.JOB, name).list().getItems());
+    return children;
+  }
+
+  /** What Kubernetes' garbage collector does after the owner with {@code uid} is gone. */
+  private void collectGarbage(String uid) {
+    for (HasMetadata child : childrenOf("gone")) {
+      boolean orphaned =
+          child.getMetadata().getOwnerReferences().stream().anyMatch(o -> uid.equals(o.getUid()));
+      if (orphaned) {
+        client.resource(child).delete();
+      }
+    }
   }
 
   /** Every request the operator made is allowed by the ClusterRole/Role in manifests/. */
@@ -747,16 +807,39 @@ class FineTuneJobReconcileLoopTest {
         .get();
   }
 
+  /**
+   * Edits the spec as a user would, retrying when the operator's status write got in between (409:
+   * the edit is computed against a newer resourceVersion, never merged blindly).
+   */
   private void edit(FineTuneJob cr, java.util.function.Consumer<FineTuneJob> change) {
-    client
-        .resources(FineTuneJob.class)
-        .inNamespace(NS)
-        .withName(cr.getMetadata().getName())
-        .edit(
-            c -> {
-              change.accept(c);
-              return c;
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .ignoreExceptionsMatching(
+            e ->
+                e instanceof io.fabric8.kubernetes.client.KubernetesClientException k
+                    && k.getCode() == 409)
+        .until(
+            () -> {
+              client
+                  .resources(FineTuneJob.class)
+                  .inNamespace(NS)
+                  .withName(cr.getMetadata().getName())
+                  .edit(
+                      c -> {
+                        change.accept(c);
+                        return c;
+                      });
+              return true;
             });
+  }
+
+  /**
+   * Waits until the operator has reached a fixed point: a reconcile found nothing to write. Writes
+   * of earlier reconciles (status, Events) have all been sent by then.
+   */
+  private void awaitSettled() {
+    double before = unchangedReconciles();
+    await().atMost(Duration.ofSeconds(10)).until(() -> unchangedReconciles() > before);
   }
 
   private Job awaitJob(FineTuneJob cr) {

@@ -5,8 +5,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.v1alpha1.CheckpointRecord;
 import io.kubetune.api.v1alpha1.EvalMetric;
-import io.kubetune.operator.model.Json;
 import io.kubetune.operator.status.CheckpointLedger.Ledger;
+import io.kubetune.operator.support.Json;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -75,11 +75,14 @@ class CheckpointLedgerTest {
 
   @Test
   void pvcUrisAreReportedAsTheUserWroteThem() {
-    UnaryOperator<String> uris = CheckpointLedger.userUris("pvc://model-store/checkpoints/chat");
+    UnaryOperator<String> uris =
+        io.kubetune.operator.model.FineTuneJobModel.userUris("pvc://model-store/checkpoints/chat");
     assertThat(
             uris.apply("file:///var/run/kubetune/pvc/model-store/checkpoints/chat/step-000000050/"))
         .isEqualTo("pvc://model-store/checkpoints/chat/step-000000050/");
-    assertThat(CheckpointLedger.userUris("s3://b/p/").apply("s3://b/p/step-000000050/"))
+    assertThat(
+            io.kubetune.operator.model.FineTuneJobModel.userUris("s3://b/p/")
+                .apply("s3://b/p/step-000000050/"))
         .isEqualTo("s3://b/p/step-000000050/");
     assertThat(uris.apply("file:///elsewhere/step-1/")).isEqualTo("file:///elsewhere/step-1/");
   }

@@ -4,7 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.v1alpha1.CheckpointWarning;
-import io.kubetune.operator.model.Json;
+import io.kubetune.operator.support.Json;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.UnaryOperator;
@@ -102,7 +102,8 @@ class CheckpointWarningsTest {
     CheckpointWarning w =
         CheckpointWarnings.fromLog(
                 TrainerEvent.parseLog(log),
-                CheckpointLedger.userUris("pvc://model-store/checkpoints/chat"),
+                io.kubetune.operator.model.FineTuneJobModel.userUris(
+                    "pvc://model-store/checkpoints/chat"),
                 "NOW")
             .get(0);
     assertThat(w.uri).isEqualTo("pvc://model-store/checkpoints/chat/step-000000050/");

@@ -13,6 +13,7 @@ import io.kubetune.api.v1alpha1.FineTuneJobStatus;
 import io.kubetune.api.v1alpha1.Phase;
 import io.kubetune.operator.Names;
 import io.kubetune.operator.TestResources;
+import io.kubetune.operator.model.FineTuneJobModel;
 import io.kubetune.operator.model.OperatorSettings;
 import io.kubetune.operator.model.TrainingJobBuilder;
 import io.kubetune.operator.validation.FineTuneJobValidator;
@@ -25,14 +26,13 @@ class FineTuneJobStatusAggregatorTest {
   static final String T1 = "2026-11-24T10:05:00Z";
 
   final FineTuneJob cr = TestResources.minimal("agg");
-  final Job job = TrainingJobBuilder.build(cr, OperatorSettings.defaults());
+  final Job job = TrainingJobBuilder.build(FineTuneJobModel.from(cr, OperatorSettings.defaults()));
 
   @Test
   void invalidSpecWithoutJobFailsWithTheFieldInTheMessage() {
     cr.getSpec().dataset.validation = "s3://data/val.jsonl";
     List<ValidationProblem> problems = FineTuneJobValidator.validate(cr);
-    FineTuneJobStatus status =
-        FineTuneJobStatusAggregator.compute(cr, problems, TrainingObservation.none(), T0);
+    FineTuneJobStatus status = training(cr, problems, TrainingObservation.none(), T0);
     assertThat(status.phase).isEqualTo(Phase.Failed);
     assertThat(status.observedGeneration).isEqualTo(1L);
     Condition validated = Conditions.find(status.conditions, Conditions.VALIDATED);
@@ -206,8 +206,7 @@ class FineTuneJobStatusAggregatorTest {
     cr.setStatus(running);
     cr.getSpec().restartNonce = "2";
     FineTuneJobStatus replacing =
-        FineTuneJobStatusAggregator.compute(
-            cr, List.of(), new TrainingObservation(job, List.of(), true), T1);
+        training(cr, List.of(), new TrainingObservation(job, List.of(), true), T1);
     assertThat(replacing.phase).isEqualTo(Phase.Pending);
     assertThat(replacing.message).contains("replacing");
     assertThat(replacing.startTime).isNull();
@@ -223,8 +222,7 @@ class FineTuneJobStatusAggregatorTest {
         "{\"event\":\"checkpoint\",\"step\":100,\"uri\":\"s3://checkpoints/agg/step-000000100/\","
             + "\"metrics\":{\"eval_loss\":1.2}}\n";
     FineTuneJobStatus first =
-        FineTuneJobStatusAggregator.compute(
-            cr, List.of(), new TrainingObservation(job, List.of(running), false, log), T0);
+        training(cr, List.of(), new TrainingObservation(job, List.of(running), false, log), T0);
     assertThat(first.checkpoints).extracting(r -> r.step).containsExactly(100L);
     assertThat(first.latestCheckpoint.uri).isEqualTo("s3://checkpoints/agg/step-000000100/");
     assertThat(first.latestCheckpoint.time).isEqualTo(T0);
@@ -233,8 +231,7 @@ class FineTuneJobStatusAggregatorTest {
     // Re-reading the same log later changes nothing (no status write).
     cr.setStatus(first);
     FineTuneJobStatus again =
-        FineTuneJobStatusAggregator.compute(
-            cr, List.of(), new TrainingObservation(job, List.of(running), false, log), T1);
+        training(cr, List.of(), new TrainingObservation(job, List.of(running), false, log), T1);
     assertThat(again).usingRecursiveComparison().isEqualTo(first);
 
     // A log without checkpoint lines (or none read) keeps the ledger.
@@ -243,8 +240,7 @@ class FineTuneJobStatusAggregatorTest {
 
     cr.getSpec().restartNonce = "2";
     FineTuneJobStatus replacing =
-        FineTuneJobStatusAggregator.compute(
-            cr, List.of(), new TrainingObservation(job, List.of(), true), T1);
+        training(cr, List.of(), new TrainingObservation(job, List.of(), true), T1);
     assertThat(replacing.checkpoints).isNull();
     assertThat(replacing.latestCheckpoint).isNull();
     assertThat(replacing.bestCheckpoint).isNull();
@@ -260,7 +256,7 @@ class FineTuneJobStatusAggregatorTest {
             + "{\"event\":\"checkpoint\",\"step\":50,\"uri\":\"s3://checkpoints/agg/step-000000050/\","
             + "\"time\":\"2026-11-24T09:10:00Z\"}\n";
     cr.setStatus(
-        FineTuneJobStatusAggregator.compute(
+        training(
             cr, List.of(), new TrainingObservation(job, List.of(first), false, committed), T0));
     assertThat(cr.getStatus().latestCheckpoint.step).isEqualTo(50L);
 
@@ -272,7 +268,7 @@ class FineTuneJobStatusAggregatorTest {
             + "{\"event\":\"warning\",\"reason\":\"CheckpointFailed\",\"step\":60,"
             + "\"consecutiveFailures\":1,\"lastCheckpointStep\":40,\"message\":\"store down\"}\n";
     FineTuneJobStatus after =
-        FineTuneJobStatusAggregator.compute(
+        training(
             cr,
             List.of(),
             new TrainingObservation(job, List.of(first, second), false, resumed),
@@ -291,7 +287,7 @@ class FineTuneJobStatusAggregatorTest {
     // Re-reading the same tail later changes nothing (no status write).
     cr.setStatus(after);
     FineTuneJobStatus again =
-        FineTuneJobStatusAggregator.compute(
+        training(
             cr,
             List.of(),
             new TrainingObservation(job, List.of(first, second), false, resumed),
@@ -301,8 +297,7 @@ class FineTuneJobStatusAggregatorTest {
     // A new run forgets them.
     cr.getSpec().restartNonce = "2";
     FineTuneJobStatus replacing =
-        FineTuneJobStatusAggregator.compute(
-            cr, List.of(), new TrainingObservation(job, List.of(), true), T1);
+        training(cr, List.of(), new TrainingObservation(job, List.of(), true), T1);
     assertThat(replacing.checkpointWarnings).isNull();
   }
 
@@ -346,10 +341,7 @@ class FineTuneJobStatusAggregatorTest {
             .endContainerStatus()
             .endStatus()
             .build();
-    assertThat(FineTuneJobStatusAggregator.interruption(exited4))
-        .get()
-        .asString()
-        .contains("code 4");
+    assertThat(PodFacts.interruption(exited4)).get().asString().contains("code 4");
 
     // The next attempt fails with bad input in the same second: its reason is the one reported.
     Pod badInput =
@@ -443,12 +435,11 @@ class FineTuneJobStatusAggregatorTest {
   }
 
   private FineTuneJobStatus compute(Job job, List<Pod> pods, String now) {
-    return FineTuneJobStatusAggregator.compute(
-        cr, List.of(), new TrainingObservation(job, pods, false), now);
+    return training(cr, List.of(), new TrainingObservation(job, pods, false), now);
   }
 
   private static String reasonForExit(int code, String reason) {
-    return FineTuneJobStatusAggregator.reasonForExit(
+    return PodFacts.reasonForExit(
         new io.fabric8.kubernetes.api.model.ContainerStateTerminatedBuilder()
             .withExitCode(code)
             .withReason(reason)
@@ -464,5 +455,13 @@ class FineTuneJobStatusAggregatorTest {
         .withNewStatus()
         .withPhase(phase)
         .endStatus();
+  }
+
+  /** The training part of the status, as the aggregator assembles it before serving is folded. */
+  private static FineTuneJobStatus training(
+      FineTuneJob cr, List<ValidationProblem> problems, TrainingObservation observed, String now) {
+    FineTuneJobModel model =
+        problems.isEmpty() ? FineTuneJobModel.from(cr, OperatorSettings.defaults()) : null;
+    return FineTuneJobStatusAggregator.training(cr, model, problems, observed, now);
   }
 }

@@ -1,4 +1,4 @@
-package io.kubetune.operator.model;
+package io.kubetune.operator.support;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.core.JsonProcessingException;

@@ -1,4 +1,4 @@
-package io.kubetune.operator.model;
+package io.kubetune.operator.support;
 
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;

@@ -1,4 +1,4 @@
-package io.kubetune.operator.status;
+package io.kubetune.operator.serving;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -10,9 +10,12 @@ import io.kubetune.api.v1alpha1.FineTuneJobStatus;
 import io.kubetune.api.v1alpha1.Phase;
 import io.kubetune.api.v1alpha1.ServingSpec;
 import io.kubetune.operator.TestResources;
+import io.kubetune.operator.model.FineTuneJobModel;
 import io.kubetune.operator.model.OperatorSettings;
 import io.kubetune.operator.model.ServingModel;
 import io.kubetune.operator.model.ServingModel.Adapter;
+import io.kubetune.operator.status.Conditions;
+import io.kubetune.operator.status.FineTuneJobStatusAggregator;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -30,7 +33,7 @@ class ServingRolloutTest {
   void disabledServingRemovesEverything() {
     cr.getSpec().serving.enabled = false;
     FineTuneJobStatus status = trained(FIRST, true);
-    ServingRollout.Decision d = ServingRollout.apply(cr, status, null, SETTINGS, T0);
+    ServingOutcome d = apply(status, null, T0);
     assertThat(d.deleteServing()).isTrue();
     assertThat(status.serving).isNull();
   }
@@ -40,7 +43,7 @@ class ServingRolloutTest {
     FineTuneJobStatus status = trained(FIRST, true);
 
     // 1. Intent first: nothing is created in this reconcile.
-    ServingRollout.Decision intent = ServingRollout.apply(cr, status, null, SETTINGS, T0);
+    ServingOutcome intent = apply(status, null, T0);
     assertThat(intent.deploymentAdapter()).isNull();
     assertThat(intent.requeueAfter()).isEqualTo(Duration.ofSeconds(1));
     assertThat(status.serving.rollout.adapterDigest).isEqualTo("digest-1");
@@ -48,13 +51,11 @@ class ServingRolloutTest {
     assertThat(condition(status, Conditions.SERVING).getReason()).isEqualTo("RollingOut");
 
     // 2. Then the Deployment gets the adapter.
-    ServingRollout.Decision apply =
-        ServingRollout.apply(cr, status, null, SETTINGS, T0.plusSeconds(1));
+    ServingOutcome apply = apply(status, null, T0.plusSeconds(1));
     assertThat(apply.deploymentAdapter()).isEqualTo(FIRST);
 
     // 3. Its pods become ready: served.
-    ServingRollout.Decision served =
-        ServingRollout.apply(cr, status, ready(FIRST), SETTINGS, T0.plusSeconds(30));
+    ServingOutcome served = apply(status, ready(FIRST), T0.plusSeconds(30));
     assertThat(served.deploymentAdapter()).isEqualTo(FIRST);
     assertThat(status.phase).isEqualTo(Phase.Serving);
     assertThat(status.serving.adapterDigest).isEqualTo("digest-1");
@@ -69,10 +70,9 @@ class ServingRolloutTest {
     FineTuneJobStatus status = servingFirst();
     status.adapter.digest = SECOND.digest(); // a new training run produced another adapter
 
-    ServingRollout.apply(cr, status, ready(FIRST), SETTINGS, T0); // intent
+    apply(status, ready(FIRST), T0); // intent
     assertThat(status.serving.rollout.adapterDigest).isEqualTo("digest-2");
-    ServingRollout.Decision rolling =
-        ServingRollout.apply(cr, status, ready(FIRST), SETTINGS, T0.plusSeconds(1));
+    ServingOutcome rolling = apply(status, ready(FIRST), T0.plusSeconds(1));
     assertThat(rolling.deploymentAdapter()).isEqualTo(SECOND);
     // The old adapter keeps serving during the rollout.
     assertThat(condition(status, Conditions.SERVING).getStatus()).isEqualTo("True");
@@ -80,8 +80,7 @@ class ServingRolloutTest {
     assertThat(rolling.requeueAfter()).isEqualTo(Duration.ofSeconds(10));
 
     Deployment stuck = notReady(SECOND);
-    ServingRollout.Decision rolledBack =
-        ServingRollout.apply(cr, status, stuck, SETTINGS, T0.plus(Duration.ofMinutes(11)));
+    ServingOutcome rolledBack = apply(status, stuck, T0.plus(Duration.ofMinutes(11)));
     assertThat(rolledBack.deploymentAdapter()).isEqualTo(FIRST);
     assertThat(status.serving.failedAdapterDigest).isEqualTo("digest-2");
     assertThat(status.serving.adapterDigest).isEqualTo("digest-1");
@@ -91,8 +90,7 @@ class ServingRolloutTest {
     assertThat(condition(status, Conditions.SERVING).getReason()).isEqualTo("RolledBack");
 
     // The failed adapter is not retried; the previous one stays.
-    ServingRollout.Decision after =
-        ServingRollout.apply(cr, status, ready(FIRST), SETTINGS, T0.plus(Duration.ofMinutes(12)));
+    ServingOutcome after = apply(status, ready(FIRST), T0.plus(Duration.ofMinutes(12)));
     assertThat(after.deploymentAdapter()).isEqualTo(FIRST);
     assertThat(status.serving.rollout).isNull();
     assertThat(condition(status, Conditions.READY).getReason()).isEqualTo("RolloutFailed");
@@ -101,7 +99,7 @@ class ServingRolloutTest {
   @Test
   void aFailedGateRollsNothingOut() {
     FineTuneJobStatus status = trained(FIRST, false);
-    ServingRollout.Decision d = ServingRollout.apply(cr, status, null, SETTINGS, T0);
+    ServingOutcome d = apply(status, null, T0);
     assertThat(d.deploymentAdapter()).isNull();
     assertThat(status.serving.rollout).isNull();
     assertThat(condition(status, Conditions.READY).getReason()).isEqualTo("QualityGateFailed");
@@ -114,7 +112,7 @@ class ServingRolloutTest {
     status.conditions =
         Conditions.set(
             status.conditions, Conditions.PROMOTED, false, "QualityGateFailed", "worse", 1L, "t");
-    ServingRollout.Decision d = ServingRollout.apply(cr, status, ready(FIRST), SETTINGS, T0);
+    ServingOutcome d = apply(status, ready(FIRST), T0);
     assertThat(d.deploymentAdapter()).isEqualTo(FIRST);
     assertThat(status.phase).isEqualTo(Phase.Serving);
     assertThat(condition(status, Conditions.READY).getReason()).isEqualTo("QualityGateFailed");
@@ -130,10 +128,18 @@ class ServingRolloutTest {
     assertThat(ServingModel.readinessTimeout(null)).isEqualTo(Duration.ofMinutes(10));
   }
 
+  /** One reconcile's serving step: decide, then fold into status as the aggregator does. */
+  private ServingOutcome apply(FineTuneJobStatus status, Deployment deployment, Instant now) {
+    ServingOutcome outcome =
+        ServingRollout.decide(FineTuneJobModel.from(cr, SETTINGS), status, deployment, now);
+    FineTuneJobStatusAggregator.foldServing(status, outcome, 1L, now.toString());
+    return outcome;
+  }
+
   private FineTuneJobStatus servingFirst() {
     FineTuneJobStatus status = trained(FIRST, true);
-    ServingRollout.apply(cr, status, null, SETTINGS, T0.minusSeconds(60));
-    ServingRollout.apply(cr, status, ready(FIRST), SETTINGS, T0.minusSeconds(30));
+    apply(status, null, T0.minusSeconds(60));
+    apply(status, ready(FIRST), T0.minusSeconds(30));
     assertThat(status.phase).isEqualTo(Phase.Serving);
     return status;
   }
@@ -158,7 +164,7 @@ class ServingRolloutTest {
   }
 
   private Deployment ready(Adapter adapter) {
-    Deployment d = ServingModel.deployment(cr, adapter, SETTINGS);
+    Deployment d = ServingModel.deployment(FineTuneJobModel.from(cr, SETTINGS), adapter);
     d.setStatus(
         new DeploymentStatusBuilder()
             .withReplicas(1)
@@ -170,7 +176,7 @@ class ServingRolloutTest {
   }
 
   private Deployment notReady(Adapter adapter) {
-    Deployment d = ServingModel.deployment(cr, adapter, SETTINGS);
+    Deployment d = ServingModel.deployment(FineTuneJobModel.from(cr, SETTINGS), adapter);
     d.setStatus(
         new DeploymentStatusBuilder()
             .withReplicas(2)
