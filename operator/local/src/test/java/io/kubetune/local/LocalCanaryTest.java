@@ -117,9 +117,7 @@ class LocalCanaryTest {
       client.start();
       try {
         // 2. Run 2 rolls out as a canary next to run 1 and answers 25% of the requests.
-        apply(
-            api,
-            ServingModel.deployment(model, first, new Canary(second, 25)));
+        apply(api, ServingModel.deployment(model, first, new Canary(second, 25)));
         awaitRolledOut(runner, api, ns, job, run1, run2);
         // Skip an answer that may still have been on its way from the old pod.
         int from = answers.size() + 2;
@@ -156,9 +154,7 @@ class LocalCanaryTest {
 
         // 4. A bad canary: its pods never become ready (its adapter fails verification), so the
         // rollout never completes and run 2 keeps answering; the rollback restores the template.
-        apply(
-            api,
-            ServingModel.deployment(model, second, new Canary(bad, 25)));
+        apply(api, ServingModel.deployment(model, second, new Canary(bad, 25)));
         await()
             .atMost(Duration.ofSeconds(90))
             .until(() -> runner.lastError() != null && runner.lastError().contains("SHA-256"));

@@ -23,6 +23,8 @@ import io.javaoperatorsdk.operator.processing.event.ResourceID;
 import io.javaoperatorsdk.operator.processing.event.source.EventSource;
 import io.javaoperatorsdk.operator.processing.event.source.informer.InformerEventSource;
 import io.javaoperatorsdk.operator.processing.event.source.informer.Mappers;
+import io.kubetune.api.v1alpha1.CanaryDecision;
+import io.kubetune.api.v1alpha1.CanaryStatus;
 import io.kubetune.api.v1alpha1.CheckpointWarning;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.FineTuneJobStatus;
@@ -37,6 +39,8 @@ import io.kubetune.operator.model.ServingModel;
 import io.kubetune.operator.model.TrainerConfigMapBuilder;
 import io.kubetune.operator.model.TrainingJobBuilder;
 import io.kubetune.operator.model.TrainingJobPlan;
+import io.kubetune.operator.serving.PodVariants;
+import io.kubetune.operator.serving.ServingFacts;
 import io.kubetune.operator.serving.ServingOutcome;
 import io.kubetune.operator.status.CheckpointWarnings;
 import io.kubetune.operator.status.Conditions;
@@ -48,6 +52,7 @@ import io.kubetune.operator.support.Json;
 import io.kubetune.operator.validation.FineTuneJobValidator;
 import io.kubetune.operator.validation.ValidationProblem;
 import io.micrometer.core.instrument.Timer;
+import jakarta.inject.Inject;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
@@ -79,10 +84,19 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
 
   private final OperatorSettings settings;
   private final FineTuneJobMetrics metrics;
+  private final ServingFacts servingFacts;
 
+  @Inject
   public FineTuneJobReconciler(OperatorSettings settings, FineTuneJobMetrics metrics) {
+    this(settings, metrics, new PodVariants());
+  }
+
+  /** With how the serving pods' variant counts are read (local mode reads its own processes). */
+  public FineTuneJobReconciler(
+      OperatorSettings settings, FineTuneJobMetrics metrics, ServingFacts servingFacts) {
     this.settings = settings;
     this.metrics = metrics;
+    this.servingFacts = servingFacts;
   }
 
   @Override
@@ -166,13 +180,16 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
 
     // Aggregate status.
     String now = Instant.now().truncatedTo(ChronoUnit.SECONDS).toString();
+    Deployment servingDeployment =
+        context.getSecondaryResource(Deployment.class, "deployments").orElse(null);
     FineTuneJobStatusAggregator.Assessment assessment =
         FineTuneJobStatusAggregator.assess(
             cr,
             model,
             problems,
             new TrainingObservation(job.orElse(null), pods, jobIsStale, trainerLog),
-            context.getSecondaryResource(Deployment.class, "deployments").orElse(null),
+            servingDeployment,
+            servingFacts.duringCanary(client, servingDeployment),
             now);
     FineTuneJobStatus next = assessment.status();
     // Serving: make the Deployment and Service follow what serving decided.
@@ -184,6 +201,7 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
     }
     recordTransitionEvents(client, cr, previous, next);
     recordCheckpointWarningEvents(client, cr, previous, next);
+    recordCanaryEvents(client, cr, previous, next);
 
     UpdateControl<FineTuneJob> control;
     if (previous != null && Json.canonical(previous).equals(Json.canonical(next))) {
@@ -516,6 +534,41 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
       EventRecorder.record(
           client, cr, reason, warning.message, next.trainingRevision + "|" + warning.step);
     }
+  }
+
+  /** One Event per canary started and per canary decision (by digest and decision). */
+  private static void recordCanaryEvents(
+      KubernetesClient client, FineTuneJob cr, FineTuneJobStatus previous, FineTuneJobStatus next) {
+    CanaryStatus before =
+        previous == null || previous.serving == null ? null : previous.serving.canary;
+    CanaryStatus after = next.serving == null ? null : next.serving.canary;
+    if (after == null
+        || after.decision == null
+        || (before != null
+            && Objects.equals(before.adapterDigest, after.adapterDigest)
+            && Objects.equals(before.startedAt, after.startedAt)
+            && before.decision == after.decision)) {
+      return;
+    }
+    Reason reason =
+        switch (after.decision) {
+          case Observing -> Reason.CanaryStarted;
+          case Promoted ->
+              Objects.requireNonNullElse(after.requests, 0L) == 0
+                  ? Reason.CanaryPromotedUnobserved
+                  : Reason.CanaryPromoted;
+          case RolledBack -> Reason.CanaryRolledBack;
+        };
+    String message =
+        after.decision == CanaryDecision.Observing
+            ? "canary " + after.adapterUri + " answers " + after.weight + "% of requests"
+            : "canary " + after.adapterUri + ": " + after.message;
+    EventRecorder.record(
+        client,
+        cr,
+        reason,
+        message,
+        after.adapterDigest + "|" + after.startedAt + "|" + after.decision);
   }
 
   private static boolean containsAll(Map<String, String> actual, Map<String, String> wanted) {

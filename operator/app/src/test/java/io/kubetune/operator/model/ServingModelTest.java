@@ -90,8 +90,7 @@ class ServingModelTest {
                 ServingModel.deployment(
                     model, ADAPTER, new ServingModel.Canary(canary.adapter(), 50))))
         .isNotEqualTo(ServingModel.hashOf(d));
-    assertThat(ServingModel.deployment(model, ADAPTER, null))
-        .isEqualTo(plain);
+    assertThat(ServingModel.deployment(model, ADAPTER, null)).isEqualTo(plain);
   }
 
   @Test
