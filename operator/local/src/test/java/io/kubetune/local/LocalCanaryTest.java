@@ -47,11 +47,12 @@ import org.junit.jupiter.api.io.TempDir;
  * it and answers its share; run 2 is promoted; a bad run 3 (its pods never become ready) is rolled
  * back and run 2 keeps serving. No request fails at any step.
  *
- * <p>The decisions (promote, roll back) are applied here as the operator will apply them: its
- * canary state machine comes after the controller restructuring. What this shows is the pod side
- * and local mode's part: both adapters in one process, the split, the per-variant facts the
- * operator will read through {@link LocalServingRunner#variantsOf}, and rollouts without a failed
- * request.
+ * <p>The decisions (promote, roll back) are applied here by hand, in the order the operator's
+ * canary state machine ({@code ServingRollout}, {@code CanaryDecider}) applies them; that state
+ * machine is tested against the mock API in {@code CanaryReconcileLoopTest}, and local mode hands
+ * it {@link LocalServingRunner#variants} as its serving facts. What this shows is the pod side and
+ * local mode's part: both adapters in one process, the split, the per-variant facts the operator
+ * reads, and rollouts without a failed request.
  */
 class LocalCanaryTest {
   static final Path ROOT = KubeTuneLocal.repoRoot();

@@ -41,7 +41,8 @@ public class VariantsReport {
     /** {@value #STABLE} or {@value #CANARY}. */
     public String variant;
 
-    /** SHA-256 of the adapter's weights; null for a base model. */
+    /** SHA-256 of the adapter's weights; null (written as null) for a base model. */
+    @JsonInclude(JsonInclude.Include.ALWAYS)
     public String sha256;
 
     /** Percent of the model's requests this variant answers. */

@@ -39,6 +39,10 @@ import java.util.Objects;
  *       digest is remembered (not retried until a new training run), Ready=False RolloutFailed.
  *   <li>A failed gate or an unfinished run changes nothing: what serves keeps serving.
  *   <li>serving.enabled false removes the Deployment and Service.
+ *   <li>With serving.canary, a new promoted adapter while another serves and is ready becomes a
+ *       canary next to it first (status.serving.canary recorded before the Deployment changes);
+ *       {@link CanaryDecider} promotes it (then the rollout above) or rolls it back from the error
+ *       rate the serving pods report. See docs/serving.md.
  * </ul>
  */
 public final class ServingRollout {

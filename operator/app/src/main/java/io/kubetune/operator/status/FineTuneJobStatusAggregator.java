@@ -172,7 +172,7 @@ public final class FineTuneJobStatusAggregator {
 
   /**
    * Folds what serving decided into the status: status.serving, the Serving and Ready conditions,
-   * and phase Serving while a model is served.
+   * and phase Serving while a model is served after a successful run.
    */
   public static void foldServing(
       FineTuneJobStatus status, ServingOutcome serving, Long generation, String now) {
@@ -203,7 +203,10 @@ public final class FineTuneJobStatusAggregator {
               generation,
               now);
     }
-    if (serving.servingMessage() != null) {
+    // Phase Serving stands for "this run succeeded and a model is served". While a new run is
+    // pending or training, the previous adapter keeps serving but the phase is the run's: a
+    // terminal Serving phase would read as "this revision is finished" and no Job would start.
+    if (serving.servingMessage() != null && status.phase == Phase.Succeeded) {
       status.phase = Phase.Serving;
       status.message = serving.servingMessage();
     }
