@@ -175,7 +175,23 @@ class CanaryReconcileLoopTest {
     assertThat(ServingModel.adapterOf(stable).digest()).isEqualTo("d1");
   }
 
-  /** A FineTuneJob with a canary configured, its first run trained and served. */
+  @Test
+  void withoutServingCanaryARetrainOfAServedJobTrainsAndRollsOutPlainly() {
+    FineTuneJob cr = servingFirstAdapter(null);
+    retrain(cr, "d2");
+    Deployment next = awaitDeployment(d -> "d2".equals(ServingModel.adapterOf(d).digest()));
+    assertThat(canaryDigest(next)).isNull();
+    kubelet.markDeploymentReady(NS, DEPLOYMENT);
+    FineTuneJobStatus served =
+        awaitStatus(cr, s -> "d2".equals(s.serving.adapterDigest) && s.phase == Phase.Serving);
+    assertThat(served.serving.canary).isNull();
+    assertThat(asked.get()).isZero();
+  }
+
+  /**
+   * A FineTuneJob, its first run trained and served; with serving.canary (weight 25, maxErrorRate
+   * 0.1, this duration) unless {@code canaryDuration} is null.
+   */
   private FineTuneJob servingFirstAdapter(String canaryDuration) {
     FineTuneJob spec = TestResources.minimal("canary");
     spec.getSpec().serving = new ServingSpec();
@@ -184,10 +200,12 @@ class CanaryReconcileLoopTest {
     spec.getSpec().serving.gate = new GateSpec();
     spec.getSpec().serving.gate.metric = EvalMetric.EVAL_LOSS;
     spec.getSpec().serving.gate.mustBeatBase = true;
-    spec.getSpec().serving.canary = new CanarySpec();
-    spec.getSpec().serving.canary.weight = 25;
-    spec.getSpec().serving.canary.duration = canaryDuration;
-    spec.getSpec().serving.canary.maxErrorRate = 0.1;
+    if (canaryDuration != null) {
+      spec.getSpec().serving.canary = new CanarySpec();
+      spec.getSpec().serving.canary.weight = 25;
+      spec.getSpec().serving.canary.duration = canaryDuration;
+      spec.getSpec().serving.canary.maxErrorRate = 0.1;
+    }
     spec.getMetadata().setNamespace(NS);
     FineTuneJob cr = client.resource(spec).create();
     train(awaitJob(null), "d1");
