@@ -40,7 +40,6 @@ import java.util.Map;
  */
 public final class ServingModel {
   public static final Duration DEFAULT_READINESS_TIMEOUT = Duration.ofMinutes(10);
-  public static final int DEFAULT_REPLICAS = Bounds.REPLICAS_DEFAULT;
 
   /** An adapter to serve: where it is (as the user wrote it) and its digest. */
   public record Adapter(String uri, String digest) {}
@@ -130,7 +129,9 @@ public final class ServingModel {
             .build();
     deployment
         .getMetadata()
-        .setAnnotations(Map.of(Labels.SERVING_HASH_ANNOTATION, hash(deployment.getSpec())));
+        .setAnnotations(
+            new LinkedHashMap<>(
+                Map.of(Labels.SERVING_HASH_ANNOTATION, hash(deployment.getSpec()))));
     return deployment;
   }
 

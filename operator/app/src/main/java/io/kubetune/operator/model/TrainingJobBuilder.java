@@ -11,7 +11,6 @@ import io.fabric8.kubernetes.api.model.batch.v1.Job;
 import io.fabric8.kubernetes.api.model.batch.v1.JobBuilder;
 import io.fabric8.kubernetes.api.model.batch.v1.PodFailurePolicy;
 import io.fabric8.kubernetes.api.model.batch.v1.PodFailurePolicyBuilder;
-import io.kubetune.api.Bounds;
 import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.FineTuneJobSpec;
@@ -27,8 +26,6 @@ import java.util.Map;
  * settings only. Its pod passes Pod Security Standards "restricted".
  */
 public final class TrainingJobBuilder {
-
-  public static final int DEFAULT_BACKOFF_LIMIT = Bounds.BACKOFF_LIMIT_DEFAULT;
 
   /**
    * The trainer needs at most 10 s (its default budget) to commit a checkpoint after SIGTERM; the

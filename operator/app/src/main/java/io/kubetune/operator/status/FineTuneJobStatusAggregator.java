@@ -13,6 +13,7 @@ import io.kubetune.api.v1alpha1.EvalMetric;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.FineTuneJobStatus;
 import io.kubetune.api.v1alpha1.Phase;
+import io.kubetune.api.v1alpha1.ServingSpec;
 import io.kubetune.operator.model.FineTuneJobModel;
 import io.kubetune.operator.serving.ServingOutcome;
 import io.kubetune.operator.serving.ServingRollout;
@@ -166,7 +167,13 @@ public final class FineTuneJobStatusAggregator {
     if (outcome.phase() == Phase.Succeeded && job != null && !observed.jobIsStale()) {
       recordAdapter(model, status, observed.pods());
     }
-    applyPhaseConditions(cr, status, outcome, generation, now);
+    ServingSpec serving =
+        model != null
+            ? model.serving()
+            : cr.getSpec().serving != null && Boolean.TRUE.equals(cr.getSpec().serving.enabled)
+                ? cr.getSpec().serving
+                : null;
+    applyPhaseConditions(serving, status, outcome, generation, now);
     return status;
   }
 
@@ -297,7 +304,7 @@ public final class FineTuneJobStatusAggregator {
    * its goal": trained, and served if serving was requested.
    */
   private static void applyPhaseConditions(
-      FineTuneJob cr,
+      ServingSpec serving,
       FineTuneJobStatus status,
       TrainingOutcome outcome,
       Long generation,
@@ -316,11 +323,7 @@ public final class FineTuneJobStatusAggregator {
         "training has not finished successfully");
     writePhaseCondition(write, Conditions.FAILED, Phase.Failed, outcome, "training has not failed");
 
-    boolean servingRequested =
-        cr.getSpec() != null
-            && cr.getSpec().serving != null
-            && Boolean.TRUE.equals(cr.getSpec().serving.enabled);
-    if (!servingRequested) {
+    if (serving == null) {
       status.conditions.removeIf(c -> Conditions.PROMOTED.equals(c.getType()));
       if (phase == Phase.Succeeded) {
         write.set(Conditions.READY, true, "TrainingSucceeded", "the tuned model is available");
@@ -338,7 +341,7 @@ public final class FineTuneJobStatusAggregator {
     AdapterStatus adapter = status.adapter;
     QualityGate.Decision gate =
         QualityGate.evaluate(
-            cr.getSpec().serving.gate,
+            serving.gate,
             adapter == null ? null : adapter.baseMetrics,
             adapter == null ? null : adapter.tunedMetrics);
     write.set(Conditions.PROMOTED, gate.passed(), gate.reason(), gate.message());

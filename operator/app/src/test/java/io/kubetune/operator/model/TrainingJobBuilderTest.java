@@ -73,7 +73,7 @@ class TrainingJobBuilderTest {
     Job minimal = TrainingJobBuilder.build(FineTuneJobModel.from(suspended, SETTINGS));
     assertThat(minimal.getSpec().getSuspend()).isTrue();
     assertThat(minimal.getSpec().getBackoffLimit())
-        .isEqualTo(TrainingJobBuilder.DEFAULT_BACKOFF_LIMIT);
+        .isEqualTo(io.kubetune.api.Bounds.BACKOFF_LIMIT_DEFAULT);
     assertThat(minimal.getSpec().getActiveDeadlineSeconds()).isNull();
     assertThat(minimal.getSpec().getTtlSecondsAfterFinished()).isNull();
   }
