@@ -19,6 +19,7 @@ import io.kubetune.operator.model.OperatorSettings;
 import io.kubetune.operator.model.ServingModel;
 import io.kubetune.operator.model.ServingModel.Adapter;
 import io.kubetune.operator.model.ServingModel.Canary;
+import io.kubetune.operator.serving.CanaryDecider;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -123,7 +124,7 @@ class LocalCanaryTest {
         // Skip an answer that may still have been on its way from the old pod.
         int from = answers.size() + 2;
         await().atMost(Duration.ofSeconds(60)).until(() -> answers.size() >= from + 40);
-        List<Answer> window = answers.subList(from, from + 40);
+        List<Answer> window = List.copyOf(answers).subList(from, from + 40);
         assertThat(window)
             .filteredOn(a -> "canary".equals(a.variant()))
             .hasSize(10)
@@ -140,13 +141,29 @@ class LocalCanaryTest {
         assertThat(canary.get("weight").asInt()).isEqualTo(25);
         assertThat(canary.get("requests").asLong()).isGreaterThanOrEqualTo(10);
         assertThat(canary.get("errors").asLong()).isZero();
+        // The same facts as the operator reads them in local mode (its ServingFacts), summed as
+        // its canary decision sums them.
+        Deployment served =
+            api.client()
+                .apps()
+                .deployments()
+                .inNamespace(ns)
+                .withName(Names.servingDeployment(job))
+                .get();
+        CanaryDecider.Tally tally =
+            CanaryDecider.Tally.of(
+                runner.variants(api.client(), served), job.getMetadata().getName(), run1, run2);
+        assertThat(tally.requests()).isGreaterThanOrEqualTo(10);
+        assertThat(tally.errors()).isZero();
+        assertThat(tally.stableRequests()).isPositive();
+        assertThat(tally.stableErrors()).isZero();
 
         // 3. Promotion: run 2 becomes the served adapter, no canary.
         apply(api, ServingModel.deployment(model, second));
         awaitRolledOut(runner, api, ns, job, run2, null);
         int promoted = answers.size() + 2;
         await().atMost(Duration.ofSeconds(60)).until(() -> answers.size() >= promoted + 20);
-        assertThat(answers.subList(promoted, promoted + 20))
+        assertThat(List.copyOf(answers).subList(promoted, promoted + 20))
             .allSatisfy(
                 a -> {
                   assertThat(a.variant()).isEqualTo("stable");
@@ -165,7 +182,10 @@ class LocalCanaryTest {
         awaitRolledOut(runner, api, ns, job, run2, null);
         int rolledBack = answers.size();
         await().atMost(Duration.ofSeconds(60)).until(() -> answers.size() >= rolledBack + 10);
-        assertThat(answers.subList(during, answers.size()))
+        // A snapshot: a view of the list the client thread appends to is invalidated by its next
+        // add.
+        List<Answer> sinceBad = List.copyOf(answers);
+        assertThat(sinceBad.subList(during, sinceBad.size()))
             .allSatisfy(
                 a -> {
                   assertThat(a.variant()).isEqualTo("stable");
