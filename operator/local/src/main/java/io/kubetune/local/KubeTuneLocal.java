@@ -236,7 +236,9 @@ public final class KubeTuneLocal {
                       .withCloseClientOnStop(false));
       operator.register(
           new FineTuneJobReconciler(
-              OperatorSettings.defaults(), new FineTuneJobMetrics(new SimpleMeterRegistry())));
+              OperatorSettings.defaults(),
+              new FineTuneJobMetrics(new SimpleMeterRegistry()),
+              serving::variants));
       operator.start();
       Runtime.getRuntime().addShutdownHook(new Thread(runner::close));
       Runtime.getRuntime().addShutdownHook(new Thread(serving::close));

@@ -9,6 +9,7 @@ import io.fabric8.kubernetes.api.model.apps.Deployment;
 import io.fabric8.kubernetes.api.model.apps.DeploymentStatus;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.kubetune.api.serving.VariantsReport;
 import io.kubetune.operator.Labels;
 import io.kubetune.operator.support.Hashes;
 import io.kubetune.operator.support.Json;
@@ -372,6 +373,24 @@ final class LocalServingRunner implements AutoCloseable {
       }
     }
     return out;
+  }
+
+  /**
+   * {@link io.kubetune.operator.serving.ServingFacts} of local mode: the reports of the ready local
+   * replicas of {@code deployment} (a body that is not a report is left out).
+   */
+  public List<VariantsReport> variants(KubernetesClient client, Deployment deployment) {
+    List<VariantsReport> reports = new ArrayList<>();
+    for (String body :
+        variantsOf(deployment.getMetadata().getNamespace(), deployment.getMetadata().getName())
+            .values()) {
+      try {
+        reports.add(VariantsReport.parse(body));
+      } catch (IllegalArgumentException notAReport) {
+        // as an unreachable pod: left out
+      }
+    }
+    return reports;
   }
 
   /** The container's {@code --port N} replaced by this replica's local port. */

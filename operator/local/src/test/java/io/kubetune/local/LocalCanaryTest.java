@@ -19,6 +19,7 @@ import io.kubetune.operator.model.OperatorSettings;
 import io.kubetune.operator.model.ServingModel;
 import io.kubetune.operator.model.ServingModel.Adapter;
 import io.kubetune.operator.model.ServingModel.Canary;
+import io.kubetune.operator.serving.CanaryDecider;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -47,11 +48,12 @@ import org.junit.jupiter.api.io.TempDir;
  * it and answers its share; run 2 is promoted; a bad run 3 (its pods never become ready) is rolled
  * back and run 2 keeps serving. No request fails at any step.
  *
- * <p>The decisions (promote, roll back) are applied here as the operator will apply them: its
- * canary state machine comes after the controller restructuring. What this shows is the pod side
- * and local mode's part: both adapters in one process, the split, the per-variant facts the
- * operator will read through {@link LocalServingRunner#variantsOf}, and rollouts without a failed
- * request.
+ * <p>The decisions (promote, roll back) are applied here by hand, in the order the operator's
+ * canary state machine ({@code ServingRollout}, {@code CanaryDecider}) applies them; that state
+ * machine is tested against the mock API in {@code CanaryReconcileLoopTest}, and local mode hands
+ * it {@link LocalServingRunner#variants} as its serving facts. What this shows is the pod side and
+ * local mode's part: both adapters in one process, the split, the per-variant facts the operator
+ * reads, and rollouts without a failed request.
  */
 class LocalCanaryTest {
   static final Path ROOT = KubeTuneLocal.repoRoot();
@@ -122,7 +124,7 @@ class LocalCanaryTest {
         // Skip an answer that may still have been on its way from the old pod.
         int from = answers.size() + 2;
         await().atMost(Duration.ofSeconds(60)).until(() -> answers.size() >= from + 40);
-        List<Answer> window = answers.subList(from, from + 40);
+        List<Answer> window = List.copyOf(answers).subList(from, from + 40);
         assertThat(window)
             .filteredOn(a -> "canary".equals(a.variant()))
             .hasSize(10)
@@ -139,13 +141,29 @@ class LocalCanaryTest {
         assertThat(canary.get("weight").asInt()).isEqualTo(25);
         assertThat(canary.get("requests").asLong()).isGreaterThanOrEqualTo(10);
         assertThat(canary.get("errors").asLong()).isZero();
+        // The same facts as the operator reads them in local mode (its ServingFacts), summed as
+        // its canary decision sums them.
+        Deployment served =
+            api.client()
+                .apps()
+                .deployments()
+                .inNamespace(ns)
+                .withName(Names.servingDeployment(job))
+                .get();
+        CanaryDecider.Tally tally =
+            CanaryDecider.Tally.of(
+                runner.variants(api.client(), served), job.getMetadata().getName(), run1, run2);
+        assertThat(tally.requests()).isGreaterThanOrEqualTo(10);
+        assertThat(tally.errors()).isZero();
+        assertThat(tally.stableRequests()).isPositive();
+        assertThat(tally.stableErrors()).isZero();
 
         // 3. Promotion: run 2 becomes the served adapter, no canary.
         apply(api, ServingModel.deployment(model, second));
         awaitRolledOut(runner, api, ns, job, run2, null);
         int promoted = answers.size() + 2;
         await().atMost(Duration.ofSeconds(60)).until(() -> answers.size() >= promoted + 20);
-        assertThat(answers.subList(promoted, promoted + 20))
+        assertThat(List.copyOf(answers).subList(promoted, promoted + 20))
             .allSatisfy(
                 a -> {
                   assertThat(a.variant()).isEqualTo("stable");
@@ -164,7 +182,10 @@ class LocalCanaryTest {
         awaitRolledOut(runner, api, ns, job, run2, null);
         int rolledBack = answers.size();
         await().atMost(Duration.ofSeconds(60)).until(() -> answers.size() >= rolledBack + 10);
-        assertThat(answers.subList(during, answers.size()))
+        // A snapshot: a view of the list the client thread appends to is invalidated by its next
+        // add.
+        List<Answer> sinceBad = List.copyOf(answers);
+        assertThat(sinceBad.subList(during, sinceBad.size()))
             .allSatisfy(
                 a -> {
                   assertThat(a.variant()).isEqualTo("stable");

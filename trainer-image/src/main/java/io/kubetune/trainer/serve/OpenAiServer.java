@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kubetune.api.serving.VariantsReport;
 import io.kubetune.trainer.serve.ModelRepository.ServedModel;
 import io.vertx.core.Context;
 import io.vertx.core.Vertx;
@@ -559,31 +560,30 @@ public final class OpenAiServer implements AutoCloseable {
     long start = System.nanoTime();
     try {
       Loaded state = requireLoaded();
-      ObjectNode out = JSON.createObjectNode().put("object", "list");
-      if (!POD.isEmpty()) {
-        out.put("pod", POD);
-      }
-      ArrayNode data = out.putArray("data");
+      VariantsReport out = new VariantsReport();
+      out.pod = POD.isEmpty() ? null : POD;
       for (Variants.Stats s : state.variants().all()) {
-        ObjectNode v = data.addObject();
-        v.put("model", s.model());
-        v.put("variant", s.variant().label());
-        v.put("sha256", s.digest());
-        v.put("weight", s.weight());
-        v.put("since", s.since().toString());
-        v.put("requests", s.requests());
-        v.put("errors", s.errors());
-        v.put("client_errors", s.clientErrors());
-        v.put("error_rate", s.errorRate());
-        v.put("latency_seconds_sum", s.latencySeconds());
-        ObjectNode f = v.putObject("feedback");
-        f.put("scores", s.scores());
-        f.put("score_sum", s.scoreSum());
-        putMean(f, "score_mean", s.scoreMean());
-        putMean(f, "recent_score_mean", s.recentScoreMean());
-        f.put("corrections", s.corrections());
+        VariantsReport.Variant v = new VariantsReport.Variant();
+        v.model = s.model();
+        v.variant = s.variant().label();
+        v.sha256 = s.digest();
+        v.weight = s.weight();
+        v.since = s.since().toString();
+        v.requests = s.requests();
+        v.errors = s.errors();
+        v.clientErrors = s.clientErrors();
+        v.errorRate = s.errorRate();
+        v.latencySecondsSum = s.latencySeconds();
+        VariantsReport.Feedback f = new VariantsReport.Feedback();
+        f.scores = s.scores();
+        f.scoreSum = s.scoreSum();
+        f.scoreMean = Double.isNaN(s.scoreMean()) ? null : s.scoreMean();
+        f.recentScoreMean = Double.isNaN(s.recentScoreMean()) ? null : s.recentScoreMean();
+        f.corrections = s.corrections();
+        v.feedback = f;
+        out.data.add(v);
       }
-      json(ctx, 200, out);
+      json(ctx, 200, JSON.valueToTree(out));
     } catch (RuntimeException e) {
       fail(ctx, "variants", null, start, e);
     }

@@ -1,5 +1,7 @@
 package io.kubetune.operator.events;
 
+import io.kubetune.api.v1alpha1.CanaryDecision;
+import io.kubetune.api.v1alpha1.CanaryStatus;
 import io.kubetune.api.v1alpha1.CheckpointWarning;
 import io.kubetune.api.v1alpha1.FineTuneJobStatus;
 import io.kubetune.api.v1alpha1.Phase;
@@ -12,8 +14,8 @@ import java.util.Objects;
 /**
  * Which Events a status change deserves, as a pure function of the previous and the next status:
  * one per phase change (and per new failure message), one per failed rollout, one Warning per new
- * checkpoint warning. Each carries an occurrence key, so repeated observations of the same
- * transition collapse into the first Event.
+ * checkpoint warning, one per canary started and per canary decision. Each carries an occurrence
+ * key, so repeated observations of the same transition collapse into the first Event.
  */
 public final class StatusEvents {
 
@@ -26,7 +28,40 @@ public final class StatusEvents {
     List<Intent> events = new ArrayList<>();
     transitions(previous, next, events);
     checkpointWarnings(previous, next, events);
+    canary(previous, next, events);
     return events;
+  }
+
+  /** One Event per canary started and per canary decision, keyed by (digest, start, decision). */
+  private static void canary(
+      FineTuneJobStatus previous, FineTuneJobStatus next, List<Intent> events) {
+    CanaryStatus before =
+        previous == null || previous.serving == null ? null : previous.serving.canary;
+    CanaryStatus after = next.serving == null ? null : next.serving.canary;
+    if (after == null
+        || after.decision == null
+        || (before != null
+            && Objects.equals(before.adapterDigest, after.adapterDigest)
+            && Objects.equals(before.startedAt, after.startedAt)
+            && before.decision == after.decision)) {
+      return;
+    }
+    Reason reason =
+        switch (after.decision) {
+          case Observing -> Reason.CanaryStarted;
+          case Promoted ->
+              Objects.requireNonNullElse(after.requests, 0L) == 0
+                  ? Reason.CanaryPromotedUnobserved
+                  : Reason.CanaryPromoted;
+          case RolledBack -> Reason.CanaryRolledBack;
+        };
+    String message =
+        after.decision == CanaryDecision.Observing
+            ? "canary " + after.adapterUri + " answers " + after.weight + "% of requests"
+            : "canary " + after.adapterUri + ": " + after.message;
+    events.add(
+        new Intent(
+            reason, message, after.adapterDigest + "|" + after.startedAt + "|" + after.decision));
   }
 
   private static void transitions(

@@ -22,6 +22,8 @@ import io.kubetune.operator.metrics.FineTuneJobMetrics;
 import io.kubetune.operator.model.FineTuneJobModel;
 import io.kubetune.operator.model.OperatorSettings;
 import io.kubetune.operator.model.TrainingJobPlan;
+import io.kubetune.operator.serving.PodVariants;
+import io.kubetune.operator.serving.ServingFacts;
 import io.kubetune.operator.serving.ServingOutcome;
 import io.kubetune.operator.status.FineTuneJobStatusAggregator;
 import io.kubetune.operator.status.ReconcileErrorStatus;
@@ -30,6 +32,7 @@ import io.kubetune.operator.support.Json;
 import io.kubetune.operator.validation.FineTuneJobValidator;
 import io.kubetune.operator.validation.ValidationProblem;
 import io.micrometer.core.instrument.Timer;
+import jakarta.inject.Inject;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
@@ -61,10 +64,19 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
   private final TrainerConfigMapDependent configMap;
   private final ServingDependents serving;
   private final TrainingJobGate jobGate;
+  private final ServingFacts servingFacts;
 
+  @Inject
   public FineTuneJobReconciler(OperatorSettings settings, FineTuneJobMetrics metrics) {
+    this(settings, metrics, new PodVariants());
+  }
+
+  /** With how the serving pods' variant counts are read (local mode reads its own processes). */
+  public FineTuneJobReconciler(
+      OperatorSettings settings, FineTuneJobMetrics metrics, ServingFacts servingFacts) {
     this.settings = settings;
     this.metrics = metrics;
+    this.servingFacts = servingFacts;
     this.configMap = new TrainerConfigMapDependent(metrics);
     this.serving = new ServingDependents(metrics);
     this.jobGate = new TrainingJobGate(metrics);
@@ -114,6 +126,7 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
             problems,
             new TrainingObservation(job.orElse(null), observed.pods(), jobIsStale, log),
             observed.servingDeployment(),
+            servingFacts.duringCanary(context.getClient(), observed.servingDeployment()),
             now);
     FineTuneJobStatus next = assessment.status();
     assessment.serving().ifPresent(outcome -> serving.reconcile(outcome, cr, context));

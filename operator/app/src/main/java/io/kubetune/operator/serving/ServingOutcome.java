@@ -29,8 +29,9 @@ public record ServingOutcome(
   public record Verdict(boolean value, String reason, String message) {}
 
   /**
-   * The serving children as decided. A canary rollout adds a variant here (two Deployments and a
-   * traffic split) without changing how status is folded.
+   * The serving children as decided. A canary is part of a {@link Run}'s Deployment (the same pods
+   * serve both adapters, {@code ServingModel.canaryOf}), so it changes neither the workload kinds
+   * nor how status is folded.
    */
   public sealed interface Workload permits Workload.Off, Workload.Unchanged, Workload.Run {
     /** Serving is disabled: the Deployment and Service are removed. */

@@ -1,13 +1,17 @@
 package io.kubetune.operator.serving;
 
 import io.fabric8.kubernetes.api.model.apps.Deployment;
+import io.kubetune.api.serving.VariantsReport;
 import io.kubetune.api.v1alpha1.AdapterStatus;
+import io.kubetune.api.v1alpha1.CanaryDecision;
+import io.kubetune.api.v1alpha1.CanaryStatus;
 import io.kubetune.api.v1alpha1.FineTuneJobStatus;
 import io.kubetune.api.v1alpha1.RolloutStatus;
 import io.kubetune.api.v1alpha1.ServingStatus;
 import io.kubetune.operator.model.FineTuneJobModel;
 import io.kubetune.operator.model.ServingModel;
 import io.kubetune.operator.model.ServingModel.Adapter;
+import io.kubetune.operator.model.ServingModel.Canary;
 import io.kubetune.operator.serving.ServingOutcome.Verdict;
 import io.kubetune.operator.serving.ServingOutcome.Workload;
 import io.kubetune.operator.status.Conditions;
@@ -15,6 +19,7 @@ import io.kubetune.operator.support.Json;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 
@@ -34,6 +39,10 @@ import java.util.Objects;
  *       digest is remembered (not retried until a new training run), Ready=False RolloutFailed.
  *   <li>A failed gate or an unfinished run changes nothing: what serves keeps serving.
  *   <li>serving.enabled false removes the Deployment and Service.
+ *   <li>With serving.canary, a new promoted adapter while another serves and is ready becomes a
+ *       canary next to it first (status.serving.canary recorded before the Deployment changes);
+ *       {@link CanaryDecider} promotes it (then the rollout above) or rolls it back from the error
+ *       rate the serving pods report. See docs/serving.md.
  * </ul>
  */
 public final class ServingRollout {
@@ -48,10 +57,24 @@ public final class ServingRollout {
    */
   public static ServingOutcome decide(
       FineTuneJobModel model, FineTuneJobStatus trained, Deployment deployment, Instant now) {
+    return decide(model, trained, deployment, List.of(), now);
+  }
+
+  /**
+   * As {@link #decide(FineTuneJobModel, FineTuneJobStatus, Deployment, Instant)}, with what the
+   * ready serving pods report ({@code GET /v1/variants}; empty when none answered or no canary
+   * runs), which a canary is decided on.
+   */
+  public static ServingOutcome decide(
+      FineTuneJobModel model,
+      FineTuneJobStatus trained,
+      Deployment deployment,
+      List<VariantsReport> variants,
+      Instant now) {
     if (!model.servingEnabled()) {
       return ServingOutcome.off();
     }
-    return new Decider(model, trained, deployment, now).decide();
+    return new Decider(model, trained, deployment, variants, now).decide();
   }
 
   /** One decision: the desired Deployment is built at most once per adapter. */
@@ -59,6 +82,7 @@ public final class ServingRollout {
     final FineTuneJobModel model;
     final FineTuneJobStatus trained;
     final Deployment deployment;
+    final List<VariantsReport> variants;
     final Instant now;
     final ServingStatus serving;
     final Map<Adapter, Deployment> desired = new HashMap<>();
@@ -66,10 +90,16 @@ public final class ServingRollout {
     Verdict ready;
     String servingMessage;
 
-    Decider(FineTuneJobModel model, FineTuneJobStatus trained, Deployment deployment, Instant now) {
+    Decider(
+        FineTuneJobModel model,
+        FineTuneJobStatus trained,
+        Deployment deployment,
+        List<VariantsReport> variants,
+        Instant now) {
       this.model = model;
       this.trained = trained;
       this.deployment = deployment;
+      this.variants = variants;
       this.now = now;
       this.serving =
           trained.serving == null
@@ -105,6 +135,11 @@ public final class ServingRollout {
         return outcome(new Workload.Unchanged(), null);
       }
 
+      ServingOutcome canary = canary(current, target);
+      if (canary != null) {
+        return canary;
+      }
+
       if (target.equals(current) && serving.rollout == null) {
         // Steady state: keep the Deployment on the serving adapter (serving-only changes such as
         // replicas still update it).
@@ -118,6 +153,11 @@ public final class ServingRollout {
         if (isReady && latest) {
           ready =
               new Verdict(true, "Serving", "the tuned adapter is served at " + serving.endpoint);
+        } else if (candidate != null
+            && candidate.digest().equals(serving.failedAdapterDigest)
+            && rolledBackCanary(candidate)) {
+          servingCondition = new Verdict(isReady, "CanaryRolledBack", serving.canary.message);
+          ready = new Verdict(false, "CanaryRolledBack", serving.canary.message);
         } else if (candidate != null && candidate.digest().equals(serving.failedAdapterDigest)) {
           ready =
               new Verdict(
@@ -181,6 +221,179 @@ public final class ServingRollout {
       Duration left = Duration.between(now, deadline);
       return outcome(
           run(target), left.compareTo(ROLLOUT_POLL) < 0 ? left.plusSeconds(1) : ROLLOUT_POLL);
+    }
+
+    /**
+     * The canary path (serving.canary set): starts a canary, follows one in flight, or ends it.
+     * Null when the plain rollout decides (no canary configured, nothing served yet, a canary
+     * already decided).
+     */
+    ServingOutcome canary(Adapter current, Adapter target) {
+      CanaryStatus canary = serving.canary;
+      boolean enabled = ServingModel.canaryEnabled(model.serving());
+      if (canary != null && canary.decision == CanaryDecision.Observing) {
+        if (!enabled) {
+          // serving.canary was removed: the canary ends, the plain rollout takes over.
+          serving.canary = null;
+          return null;
+        }
+        if (current == null || !target.digest().equals(canary.adapterDigest)) {
+          String why =
+              "superseded: the canary's adapter is no longer the promoted result of the latest"
+                  + " training run";
+          return endCanary(current, CanaryDecision.RolledBack, why, false);
+        }
+        return follow(current, target, canary);
+      }
+      if (enabled
+          && current != null
+          && !target.equals(current)
+          && serving.rollout == null
+          && deployment != null
+          && isReady(deployment, run(current))) {
+        // Record the canary before the Deployment changes; the next reconcile adds it.
+        CanaryStatus started = new CanaryStatus();
+        started.adapterUri = target.uri();
+        started.adapterDigest = target.digest();
+        started.weight = ServingModel.canaryWeight(model.serving());
+        started.startedAt = now.toString();
+        started.requests = 0L;
+        started.errors = 0L;
+        started.stableRequests = 0L;
+        started.stableErrors = 0L;
+        started.decision = CanaryDecision.Observing;
+        started.message = "starting: " + target.uri() + " answers " + started.weight + "%";
+        serving.canary = started;
+        observingVerdicts(current, started);
+        return outcome(run(current), Duration.ofSeconds(1));
+      }
+      return null;
+    }
+
+    /** A canary in flight: wait for its pods, count its requests, decide. */
+    ServingOutcome follow(Adapter current, Adapter target, CanaryStatus canary) {
+      Workload.Run both = runWithCanary(current, new Canary(target, canary.weight));
+      Instant startedAt = Instant.parse(canary.startedAt);
+      if (deployment == null || !isReady(deployment, both)) {
+        Duration timeout = model.readinessTimeout();
+        Instant deadline = startedAt.plus(timeout);
+        if (now.isAfter(deadline)) {
+          return endCanary(
+              current,
+              CanaryDecision.RolledBack,
+              "the canary's pods did not become ready within " + format(timeout),
+              true);
+        }
+        canary.message = "waiting for the serving pods with the canary to become ready";
+        observingVerdicts(current, canary);
+        return outcome(both, poll(deadline));
+      }
+      CanaryDecider.Tally tally =
+          variants.isEmpty()
+              ? new CanaryDecider.Tally(
+                  Objects.requireNonNullElse(canary.requests, 0L),
+                  Objects.requireNonNullElse(canary.errors, 0L),
+                  Objects.requireNonNullElse(canary.stableRequests, 0L),
+                  Objects.requireNonNullElse(canary.stableErrors, 0L))
+              : CanaryDecider.Tally.of(variants, model.name(), current.digest(), target.digest());
+      canary.requests = tally.requests();
+      canary.errors = tally.errors();
+      canary.stableRequests = tally.stableRequests();
+      canary.stableErrors = tally.stableErrors();
+      Duration duration = ServingModel.canaryDuration(model.serving());
+      CanaryDecider.Decision decision =
+          CanaryDecider.decide(
+              tally, startedAt, duration, ServingModel.canaryMaxErrorRate(model.serving()), now);
+      switch (decision.decision()) {
+        case Observing -> {
+          canary.message = decision.message();
+          observingVerdicts(current, canary);
+          return outcome(both, poll(startedAt.plus(duration)));
+        }
+        case Promoted -> {
+          canary.decision = CanaryDecision.Promoted;
+          canary.decidedAt = now.toString();
+          canary.message = decision.message();
+          // Record the rollout to the canary alone before the Deployment changes: this
+          // reconcile keeps both variants, the next one follows the plain rollout to the canary.
+          RolloutStatus rollout = new RolloutStatus();
+          rollout.adapterUri = target.uri();
+          rollout.adapterDigest = target.digest();
+          rollout.startedAt = now.toString();
+          serving.rollout = rollout;
+          servingCondition =
+              new Verdict(
+                  true,
+                  "CanaryPromoted",
+                  "canary " + target.uri() + " " + decision.message() + "; rolling it out");
+          ready = new Verdict(false, "RollingOut", "rolling out " + target.uri());
+          servingMessage = "serving " + current.uri() + " at " + serving.endpoint;
+          return outcome(both, Duration.ofSeconds(1));
+        }
+        default -> {
+          return endCanary(current, CanaryDecision.RolledBack, decision.message(), true);
+        }
+      }
+    }
+
+    /**
+     * Ends a canary: the Deployment goes back to the stable adapter alone at once (safety first:
+     * the canary stops answering with this write). {@code failed} remembers the digest so the same
+     * adapter is not tried again until a new training run.
+     */
+    ServingOutcome endCanary(Adapter current, CanaryDecision decision, String why, boolean failed) {
+      CanaryStatus canary = serving.canary;
+      canary.decision = decision;
+      canary.decidedAt = now.toString();
+      canary.message =
+          why + "; " + (current == null ? "nothing" : current.uri()) + " keeps serving";
+      if (failed) {
+        serving.failedAdapterDigest = canary.adapterDigest;
+      }
+      if (current == null) {
+        servingCondition = new Verdict(false, "CanaryRolledBack", canary.message);
+        ready = new Verdict(false, "CanaryRolledBack", canary.message);
+        return outcome(new Workload.Unchanged(), null);
+      }
+      servingCondition = new Verdict(true, "CanaryRolledBack", canary.message);
+      ready = new Verdict(false, "CanaryRolledBack", canary.message);
+      servingMessage = "serving " + current.uri() + " at " + serving.endpoint;
+      return outcome(run(current), null);
+    }
+
+    void observingVerdicts(Adapter current, CanaryStatus canary) {
+      String text =
+          "serving "
+              + current.uri()
+              + "; canary "
+              + canary.adapterUri
+              + " answers "
+              + canary.weight
+              + "% of requests: "
+              + canary.message;
+      servingCondition = new Verdict(true, "CanaryObserving", text);
+      ready = new Verdict(false, "CanaryObserving", text);
+      servingMessage = "serving " + current.uri() + " at " + serving.endpoint + " with a canary";
+    }
+
+    boolean rolledBackCanary(Adapter candidate) {
+      return serving.canary != null
+          && serving.canary.decision == CanaryDecision.RolledBack
+          && candidate.digest().equals(serving.canary.adapterDigest);
+    }
+
+    /** Look again at the poll interval, or just after {@code deadline} if it comes first. */
+    Duration poll(Instant deadline) {
+      Duration left = Duration.between(now, deadline);
+      if (left.isNegative()) {
+        return ROLLOUT_POLL;
+      }
+      return left.compareTo(ROLLOUT_POLL) < 0 ? left.plusSeconds(1) : ROLLOUT_POLL;
+    }
+
+    /** The Deployment running {@code adapter} with {@code canary} next to it. */
+    Workload.Run runWithCanary(Adapter adapter, Canary canary) {
+      return new Workload.Run(adapter, ServingModel.deployment(model, adapter, canary));
     }
 
     /** The Deployment running {@code adapter}: built once per adapter in this decision. */

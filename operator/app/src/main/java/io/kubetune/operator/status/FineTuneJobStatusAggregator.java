@@ -3,6 +3,7 @@ package io.kubetune.operator.status;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.apps.Deployment;
 import io.fabric8.kubernetes.api.model.batch.v1.Job;
+import io.kubetune.api.serving.VariantsReport;
 import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.trainer.TrainerTermination;
 import io.kubetune.api.v1alpha1.AdapterStatus;
@@ -59,12 +60,27 @@ public final class FineTuneJobStatusAggregator {
       TrainingObservation observed,
       Deployment servingDeployment,
       String now) {
+    return assess(cr, model, problems, observed, servingDeployment, List.of(), now);
+  }
+
+  /**
+   * Assembles the status of one reconcile, with what the serving pods report about their variants
+   * ({@code GET /v1/variants}) while a canary is served.
+   */
+  public static Assessment assess(
+      FineTuneJob cr,
+      FineTuneJobModel model,
+      List<ValidationProblem> problems,
+      TrainingObservation observed,
+      Deployment servingDeployment,
+      List<VariantsReport> variants,
+      String now) {
     FineTuneJobStatus status = training(cr, model, problems, observed, now);
     if (model == null) {
       return new Assessment(status, Optional.empty());
     }
     ServingOutcome serving =
-        ServingRollout.decide(model, status, servingDeployment, Instant.parse(now));
+        ServingRollout.decide(model, status, servingDeployment, variants, Instant.parse(now));
     foldServing(status, serving, cr.getMetadata().getGeneration(), now);
     return new Assessment(status, Optional.of(serving));
   }
@@ -163,7 +179,7 @@ public final class FineTuneJobStatusAggregator {
 
   /**
    * Folds what serving decided into the status: status.serving, the Serving and Ready conditions,
-   * and phase Serving while a model is served.
+   * and phase Serving while a model is served after a successful run.
    */
   public static void foldServing(
       FineTuneJobStatus status, ServingOutcome serving, Long generation, String now) {
@@ -194,7 +210,10 @@ public final class FineTuneJobStatusAggregator {
               generation,
               now);
     }
-    if (serving.servingMessage() != null) {
+    // Phase Serving stands for "this run succeeded and a model is served". While a new run is
+    // pending or training, the previous adapter keeps serving but the phase is the run's: a
+    // terminal Serving phase would read as "this revision is finished" and no Job would start.
+    if (serving.servingMessage() != null && status.phase == Phase.Succeeded) {
       status.phase = Phase.Serving;
       status.message = serving.servingMessage();
     }

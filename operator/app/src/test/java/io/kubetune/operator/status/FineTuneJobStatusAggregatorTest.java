@@ -464,4 +464,31 @@ class FineTuneJobStatusAggregatorTest {
         problems.isEmpty() ? FineTuneJobModel.from(cr, OperatorSettings.defaults()) : null;
     return FineTuneJobStatusAggregator.training(cr, model, problems, observed, now);
   }
+
+  @Test
+  void phaseServingNeedsTheRunToHaveSucceeded() {
+    io.kubetune.operator.serving.ServingOutcome serving =
+        new io.kubetune.operator.serving.ServingOutcome(
+            new io.kubetune.api.v1alpha1.ServingStatus(),
+            new io.kubetune.operator.serving.ServingOutcome.Verdict(true, "Serving", "serving a"),
+            null,
+            "serving a at http://x",
+            new io.kubetune.operator.serving.ServingOutcome.Workload.Unchanged(),
+            null);
+    FineTuneJobStatus succeeded = new FineTuneJobStatus();
+    succeeded.phase = Phase.Succeeded;
+    FineTuneJobStatusAggregator.foldServing(succeeded, serving, 1L, "t");
+    assertThat(succeeded.phase).isEqualTo(Phase.Serving);
+    assertThat(succeeded.message).isEqualTo("serving a at http://x");
+
+    // A new run is pending while the previous adapter serves: the phase is the run's, or the
+    // operator would read the new revision as finished and never create its Job.
+    FineTuneJobStatus pending = new FineTuneJobStatus();
+    pending.phase = Phase.Pending;
+    pending.message = "waiting";
+    FineTuneJobStatusAggregator.foldServing(pending, serving, 1L, "t");
+    assertThat(pending.phase).isEqualTo(Phase.Pending);
+    assertThat(pending.message).isEqualTo("waiting");
+    assertThat(Conditions.isTrue(pending.conditions, Conditions.SERVING)).isTrue();
+  }
 }
