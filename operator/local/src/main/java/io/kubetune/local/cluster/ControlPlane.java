@@ -63,6 +63,26 @@ public final class ControlPlane implements AutoCloseable {
           "root-ca-certificate-publisher-controller",
           "endpointslice-controller");
 
+  /**
+   * The API server's audit log: one JSON line per request of the operator's ServiceAccount, so
+   * tests can show it never got a 403 (see {@link #auditLog()}).
+   */
+  public static final String AUDIT_LOG = "logs/audit.log";
+
+  public static final String OPERATOR_USER = "system:serviceaccount:kubetune-system:kubetune-operator";
+
+  private static final String AUDIT_POLICY =
+      """
+      apiVersion: audit.k8s.io/v1
+      kind: Policy
+      omitStages: ["RequestReceived"]
+      rules:
+      - level: Metadata
+        users: ["%s"]
+      - level: None
+      """
+          .formatted(OPERATOR_USER);
+
   private static final Duration READY_TIMEOUT = Duration.ofMinutes(3);
   private static final String PROPERTIES = "cluster.properties";
 
@@ -99,6 +119,7 @@ public final class ControlPlane implements AutoCloseable {
     int etcdPort = freePort();
     int etcdPeerPort = freePort();
     int apiPort = freePort();
+    Files.writeString(dir.resolve("audit-policy.yaml"), AUDIT_POLICY);
     List<ProcessHandle> started = new ArrayList<>();
     try {
       Process etcd =
@@ -130,7 +151,12 @@ public final class ControlPlane implements AutoCloseable {
                   "--service-account-signing-key-file=" + pki.resolve("sa.key"),
                   "--service-cluster-ip-range=10.0.0.0/24",
                   "--authorization-mode=RBAC,Node",
+                  // The kubernetes Service's endpoint would be 127.0.0.1, which Endpoints refuse.
+                  "--endpoint-reconciler-type=none",
                   "--enable-admission-plugins=NodeRestriction,PodSecurity",
+                  "--audit-policy-file=" + dir.resolve("audit-policy.yaml"),
+                  "--audit-log-path=" + dir.resolve(AUDIT_LOG),
+                  "--audit-log-format=json",
                   "--profiling=false",
                   "--v=1"));
       started.add(apiserver.toHandle());
@@ -230,6 +256,11 @@ public final class ControlPlane implements AutoCloseable {
     return startupTime;
   }
 
+  /** The audit log of the operator's requests (JSON lines, level Metadata). */
+  public Path auditLog() {
+    return dir.resolve(AUDIT_LOG);
+  }
+
   /** The CA that signed the API server's certificate, PEM. */
   public String caPem() {
     try {
@@ -264,15 +295,17 @@ public final class ControlPlane implements AutoCloseable {
 
   /**
    * A client that authenticates with {@code token} (e.g. a ServiceAccount token from the
-   * TokenRequest API) and trusts this control plane's CA.
+   * TokenRequest API) and trusts this control plane's CA; {@code userAgent} tells its requests
+   * apart in the audit log.
    */
-  public KubernetesClient tokenClient(String token) {
+  public KubernetesClient tokenClient(String token, String userAgent) {
     Config config =
         new io.fabric8.kubernetes.client.ConfigBuilder(Config.empty())
             .withMasterUrl(server())
             .withCaCertData(
                 Base64.getEncoder().encodeToString(caPem().getBytes(StandardCharsets.UTF_8)))
             .withOauthToken(token)
+            .withUserAgent(userAgent)
             .withNamespace("default")
             .build();
     return new KubernetesClientBuilder().withConfig(config).build();

@@ -113,10 +113,10 @@ public final class RealClusterSetup {
         .getToken();
   }
 
-  /** A client that acts as the operator's ServiceAccount. */
-  public static KubernetesClient operatorClient(ControlPlane controlPlane) {
+  /** A client that acts as the operator's ServiceAccount, with user agent {@code userAgent}. */
+  public static KubernetesClient operatorClient(ControlPlane controlPlane, String userAgent) {
     try (KubernetesClient admin = controlPlane.adminClient()) {
-      return controlPlane.tokenClient(operatorToken(admin, 24 * 3600));
+      return controlPlane.tokenClient(operatorToken(admin, 24 * 3600), userAgent);
     }
   }
 }

@@ -70,8 +70,21 @@ class PodSecurityOnRealApiServerTest {
     assertThat(admin.resource(pod).dryRun().create().getMetadata().getUid()).isNotBlank();
   }
 
+  /** The examples with a serving section (the serving Deployment is built only for them). */
+  static java.util.stream.Stream<Path> servingExamples() throws IOException {
+    return examples()
+        .filter(
+            p -> {
+              try {
+                return fineTuneJob(p).getSpec().serving != null;
+              } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+              }
+            });
+  }
+
   @ParameterizedTest
-  @MethodSource("examples")
+  @MethodSource("servingExamples")
   void theServingDeploymentAndItsPodAreAdmitted(Path example) throws IOException {
     FineTuneJob job = fineTuneJob(example);
     Deployment serving =

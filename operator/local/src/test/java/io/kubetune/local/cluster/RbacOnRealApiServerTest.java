@@ -52,7 +52,7 @@ class RbacOnRealApiServerTest {
   static void setUp() throws IOException {
     KubernetesClient admin = RealCluster.admin();
     namespace = RealCluster.restrictedNamespace("rbac");
-    operator = RealCluster.controlPlane().tokenClient(RealClusterSetup.operatorToken(admin, 3600));
+    operator = RealCluster.controlPlane().tokenClient(RealClusterSetup.operatorToken(admin, 3600), "kubetune-rbac-test");
   }
 
   @AfterAll
