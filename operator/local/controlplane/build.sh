@@ -5,12 +5,15 @@
 # go.mod/go.sum beside this script.
 #
 # The binaries land in ${KUBETUNE_CONTROLPLANE_CACHE:-~/.cache/kubetune/controlplane}/<hash>/bin, where
-# <hash> covers go.mod, go.sum, cmd/ and this script: a second run with the same pins is a no-op. The
+# <hash> covers go.mod, go.sum, cmd/ and the recipe line: a second run with the same pins is a no-op. The
 # build time of the last real build is written to <hash>/build-seconds. Prints the bin folder.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache_root="${KUBETUNE_CONTROLPLANE_CACHE:-$HOME/.cache/kubetune/controlplane}"
-hash="$(cd "$here" && cat go.mod go.sum build.sh $(find cmd -type f | sort) | sha256sum | cut -c1-16)"
+# What the binaries are made of: the pins, our two mains and the recipe below (bump it when the
+# build command changes what comes out). Editing this script otherwise does not rebuild.
+recipe="recipe 1: CGO_ENABLED=0 -trimpath -ldflags=-s -w +version; etcd kubetune-pki kube-apiserver kube-controller-manager kubectl"
+hash="$( (cd "$here" && cat go.mod go.sum $(find cmd -type f | LC_ALL=C sort); echo "$recipe") | sha256sum | cut -c1-16)"
 out="$cache_root/$hash"
 bins=(etcd kube-apiserver kube-controller-manager kubectl kubetune-pki)
 complete=true
@@ -30,6 +33,8 @@ if $complete; then
   echo "$out/bin"
   exit 0
 fi
+# Go's default install folder, for environments whose PATH lacks it.
+[[ -x /usr/local/go/bin/go ]] && ! command -v go >/dev/null && PATH="$PATH:/usr/local/go/bin"
 command -v go >/dev/null || { echo "build.sh: 'go' is not on PATH; the control plane is built from Go modules (Go 1.24 or newer)" >&2; exit 2; }
 k8s_version="$(cd "$here" && go list -m -f '{{.Version}}' k8s.io/kubernetes)"
 major="${k8s_version#v}"; major="${major%%.*}"
@@ -42,6 +47,7 @@ done
 
 mkdir -p "$out"
 tmp="$(mktemp -d "$out/bin.tmp.XXXXXX")"
+chmod 755 "$tmp"
 trap 'rm -rf "$tmp"' EXIT
 echo "build.sh: building the control plane ($k8s_version) into $out/bin; the first build takes many minutes" >&2
 start=$(date +%s)

@@ -31,7 +31,8 @@ import javax.net.ssl.TrustManagerFactory;
 
 /**
  * A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver and kube-controller-manager,
- * built from Go modules by {@code operator/local/controlplane/build.sh} (see docs/control-plane.md).
+ * built from Go modules by {@code operator/local/controlplane/build.sh} (see
+ * docs/control-plane.md).
  *
  * <p>Like a real cluster: a generated CA, serving and client certificates and service-account keys;
  * authorization {@code RBAC,Node}; the PodSecurity admission plugin; Kubernetes' own Job,
@@ -69,7 +70,8 @@ public final class ControlPlane implements AutoCloseable {
    */
   public static final String AUDIT_LOG = "logs/audit.log";
 
-  public static final String OPERATOR_USER = "system:serviceaccount:kubetune-system:kubetune-operator";
+  public static final String OPERATOR_USER =
+      "system:serviceaccount:kubetune-system:kubetune-operator";
 
   private static final String AUDIT_POLICY =
       """
@@ -106,7 +108,8 @@ public final class ControlPlane implements AutoCloseable {
    */
   public static ControlPlane start(Path bin, Path dir) throws IOException, InterruptedException {
     long begin = System.nanoTime();
-    for (String name : List.of("etcd", "kube-apiserver", "kube-controller-manager", "kubetune-pki")) {
+    for (String name :
+        List.of("etcd", "kube-apiserver", "kube-controller-manager", "kubetune-pki")) {
       if (!Files.isExecutable(bin.resolve(name))) {
         throw new IllegalStateException(
             bin.resolve(name)
@@ -351,7 +354,8 @@ public final class ControlPlane implements AutoCloseable {
   }
 
   private static void run(List<String> command, Path dir) throws IOException, InterruptedException {
-    Process p = new ProcessBuilder(command).directory(dir.toFile()).redirectErrorStream(true).start();
+    Process p =
+        new ProcessBuilder(command).directory(dir.toFile()).redirectErrorStream(true).start();
     String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     if (p.waitFor() != 0) {
       throw new IOException(String.join(" ", command) + " failed: " + out);
@@ -437,7 +441,8 @@ public final class ControlPlane implements AutoCloseable {
       KeyStore keys = KeyStore.getInstance("PKCS12");
       keys.load(null, null);
       keys.setKeyEntry("key", key, new char[0], new Certificate[] {cert});
-      KeyManagerFactory kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
+      KeyManagerFactory kmf =
+          KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
       kmf.init(keys, new char[0]);
       SSLContext ctx = SSLContext.getInstance("TLS");
       ctx.init(kmf.getKeyManagers(), tmf.getTrustManagers(), null);

@@ -7,9 +7,9 @@ import java.nio.file.Path;
 import java.util.List;
 
 /**
- * Finds the control plane's binaries: {@code KUBETUNE_CONTROLPLANE_BIN} if set, else the folder that
- * {@code operator/local/controlplane/build.sh} prints (it builds them on first use, which takes
- * many minutes, and is a no-op once the pinned versions are cached).
+ * Finds the control plane's binaries: {@code KUBETUNE_CONTROLPLANE_BIN} if set, else the folder
+ * that {@code operator/local/controlplane/build.sh} prints (it builds them on first use, which
+ * takes many minutes, and is a no-op once the pinned versions are cached).
  */
 public final class ControlPlaneBinaries {
   public static final String ENV = "KUBETUNE_CONTROLPLANE_BIN";
@@ -23,7 +23,8 @@ public final class ControlPlaneBinaries {
     }
     Path script = repoRoot.resolve("operator/local/controlplane/build.sh");
     if (!Files.isRegularFile(script)) {
-      throw new IllegalStateException(script + " is missing; set " + ENV + " to a folder with the binaries");
+      throw new IllegalStateException(
+          script + " is missing; set " + ENV + " to a folder with the binaries");
     }
     Process p =
         new ProcessBuilder(List.of("bash", script.toString()))

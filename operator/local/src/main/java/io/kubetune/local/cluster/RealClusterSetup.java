@@ -13,11 +13,11 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
- * What an administrator does to a fresh cluster before KubeTune runs on it, done the way the
- * README says: the CRD from crds/ and manifests/namespace.yaml and manifests/rbac.yaml, all by
- * server-side apply; namespaces for FineTuneJobs labelled to enforce the "restricted" Pod Security
- * Standard; and a client for the operator that holds a token of its ServiceAccount, so the shipped
- * RBAC is what the API server enforces.
+ * What an administrator does to a fresh cluster before KubeTune runs on it, done the way the README
+ * says: the CRD from crds/ and manifests/namespace.yaml and manifests/rbac.yaml, all by server-side
+ * apply; namespaces for FineTuneJobs labelled to enforce the "restricted" Pod Security Standard;
+ * and a client for the operator that holds a token of its ServiceAccount, so the shipped RBAC is
+ * what the API server enforces.
  */
 public final class RealClusterSetup {
   public static final String FIELD_MANAGER = "kubetune-setup";
@@ -44,8 +44,9 @@ public final class RealClusterSetup {
   }
 
   /**
-   * Installs crds/ with server-side apply, as {@code kubectl apply --server-side -f crds/}, and
-   * waits until the CRD is Established.
+   * Installs the CRD with server-side apply, as {@code kubectl apply --server-side -k crds/}, and
+   * waits until the CRD is Established. (Not {@code -f crds/}: kubectl then also tries to apply
+   * crds/kustomization.yaml and fails.)
    */
   public static void installCrd(KubernetesClient admin, Path repoRoot) throws IOException {
     CustomResourceDefinition crd = committedCrd(admin, repoRoot);
@@ -80,7 +81,9 @@ public final class RealClusterSetup {
     }
   }
 
-  /** Labels (creating it if needed) a namespace to enforce the "restricted" Pod Security Standard. */
+  /**
+   * Labels (creating it if needed) a namespace to enforce the "restricted" Pod Security Standard.
+   */
   public static void enforceRestricted(KubernetesClient admin, String namespace) {
     admin
         .resource(

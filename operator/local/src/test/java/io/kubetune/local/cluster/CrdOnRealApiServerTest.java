@@ -23,8 +23,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * The committed CRD on a real kube-apiserver: it installs with server-side apply (so the server's
- * CEL cost estimate accepts every rule), every example passes a server-side dry run, and the
- * server rejects invalid specs with the CRD's own messages.
+ * CEL cost estimate accepts every rule), every example passes a server-side dry run, and the server
+ * rejects invalid specs with the CRD's own messages.
  */
 class CrdOnRealApiServerTest {
   private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
@@ -96,7 +96,9 @@ class CrdOnRealApiServerTest {
         invalid(
             "gate with threshold and mustBeatBase",
             "support-tickets-classification.yaml",
-            doc -> ((ObjectNode) doc.path("spec").path("serving").path("gate")).put("mustBeatBase", true),
+            doc ->
+                ((ObjectNode) doc.path("spec").path("serving").path("gate"))
+                    .put("mustBeatBase", true),
             "serving.gate needs exactly one of threshold or mustBeatBase: true"),
         invalid(
             "lora rank below its minimum",
@@ -178,7 +180,8 @@ class CrdOnRealApiServerTest {
   }
 
   private static GenericKubernetesResource copy(GenericKubernetesResource r) {
-    return YAML.convertValue(YAML.convertValue(r, ObjectNode.class), GenericKubernetesResource.class);
+    return YAML.convertValue(
+        YAML.convertValue(r, ObjectNode.class), GenericKubernetesResource.class);
   }
 
   private static ObjectNode read(Path file) throws IOException {

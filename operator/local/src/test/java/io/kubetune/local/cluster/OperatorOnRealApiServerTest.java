@@ -7,7 +7,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.fabric8.kubernetes.api.model.ConfigMap;
 import io.fabric8.kubernetes.api.model.Pod;
-import io.fabric8.kubernetes.api.model.batch.v1.Job;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.Operator;
 import io.kubetune.api.v1alpha1.FineTuneJob;
@@ -26,9 +25,9 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * The operator (JOSDK, informers, status writes) on the real API server, as its ServiceAccount
- * with the shipped ClusterRole, with production's write path (server-side apply off, see
- * operator/app's application.properties) and Kubernetes' own Job controller and garbage collector.
+ * The operator (JOSDK, informers, status writes) on the real API server, as its ServiceAccount with
+ * the shipped ClusterRole, with production's write path (server-side apply off, see operator/app's
+ * application.properties) and Kubernetes' own Job controller and garbage collector.
  */
 class OperatorOnRealApiServerTest {
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -80,7 +79,8 @@ class OperatorOnRealApiServerTest {
     // The operator creates the ConfigMap and the Job ...
     await()
         .atMost(Duration.ofSeconds(60))
-        .until(() -> admin.batch().v1().jobs().inNamespace(namespace).withName(jobName).get() != null);
+        .until(
+            () -> admin.batch().v1().jobs().inNamespace(namespace).withName(jobName).get() != null);
     ConfigMap config =
         admin.configMaps().inNamespace(namespace).withName(Names.trainerConfigMap(created)).get();
     assertThat(config).isNotNull();
@@ -89,10 +89,15 @@ class OperatorOnRealApiServerTest {
         .atMost(Duration.ofSeconds(60))
         .until(
             () ->
-                !admin.pods().inNamespace(namespace).withLabel("job-name", jobName).list()
+                !admin
+                    .pods()
+                    .inNamespace(namespace)
+                    .withLabel("job-name", jobName)
+                    .list()
                     .getItems()
                     .isEmpty());
-    Pod pod = admin.pods().inNamespace(namespace).withLabel("job-name", jobName).list().getItems().get(0);
+    Pod pod =
+        admin.pods().inNamespace(namespace).withLabel("job-name", jobName).list().getItems().get(0);
     assertThat(pod.getMetadata().getOwnerReferences().get(0).getKind()).isEqualTo("Job");
     // ... and the operator writes status through the status subresource.
     await()
@@ -100,24 +105,41 @@ class OperatorOnRealApiServerTest {
         .until(
             () -> {
               FineTuneJob current =
-                  admin.resources(FineTuneJob.class).inNamespace(namespace)
-                      .withName(created.getMetadata().getName()).get();
+                  admin
+                      .resources(FineTuneJob.class)
+                      .inNamespace(namespace)
+                      .withName(created.getMetadata().getName())
+                      .get();
               return current.getStatus() != null
                   && current.getStatus().phase != null
-                  && created.getMetadata().getGeneration().equals(current.getStatus().observedGeneration);
+                  && created
+                      .getMetadata()
+                      .getGeneration()
+                      .equals(current.getStatus().observedGeneration);
             });
 
     // Deleting the FineTuneJob: the garbage collector removes the Job, its pod and the ConfigMap.
+    // The collector notices a new CRD's resource type at its next discovery sync (every 30 s),
+    // so this can take that long when the CRD was installed just before.
     admin.resource(created).delete();
     await()
-        .atMost(Duration.ofSeconds(60))
+        .atMost(Duration.ofSeconds(120))
         .until(
             () ->
                 admin.batch().v1().jobs().inNamespace(namespace).withName(jobName).get() == null
-                    && admin.configMaps().inNamespace(namespace)
-                            .withName(Names.trainerConfigMap(created)).get() == null
-                    && admin.pods().inNamespace(namespace).withLabel("job-name", jobName).list()
-                        .getItems().isEmpty());
+                    && admin
+                            .configMaps()
+                            .inNamespace(namespace)
+                            .withName(Names.trainerConfigMap(created))
+                            .get()
+                        == null
+                    && admin
+                        .pods()
+                        .inNamespace(namespace)
+                        .withLabel("job-name", jobName)
+                        .list()
+                        .getItems()
+                        .isEmpty());
     assertThat(forbiddenOperatorRequests()).isEmpty();
   }
 

@@ -23,9 +23,9 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * The training Job and serving Deployment the operator's pure builders make for every example
- * pass the real API server's validation, and their pods are admitted in a namespace that enforces
- * the "restricted" Pod Security Standard (a dry run: there is no kubelet to run them).
+ * The training Job and serving Deployment the operator's pure builders make for every example pass
+ * the real API server's validation, and their pods are admitted in a namespace that enforces the
+ * "restricted" Pod Security Standard (a dry run: there is no kubelet to run them).
  */
 class PodSecurityOnRealApiServerTest {
   private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());

@@ -6,10 +6,8 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import io.fabric8.kubernetes.api.model.ConfigMapBuilder;
 import io.fabric8.kubernetes.api.model.EventBuilder;
 import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
-import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.api.model.apps.Deployment;
-import io.fabric8.kubernetes.api.model.authentication.TokenRequestBuilder;
 import io.fabric8.kubernetes.api.model.batch.v1.Job;
 import io.fabric8.kubernetes.api.model.coordination.v1.LeaseBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -24,9 +22,6 @@ import io.kubetune.operator.model.OperatorSettings;
 import io.kubetune.operator.model.ServingModel;
 import io.kubetune.operator.model.TrainingJobBuilder;
 import java.io.IOException;
-import java.io.InputStream;
-import java.nio.file.Files;
-import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -52,7 +47,9 @@ class RbacOnRealApiServerTest {
   static void setUp() throws IOException {
     KubernetesClient admin = RealCluster.admin();
     namespace = RealCluster.restrictedNamespace("rbac");
-    operator = RealCluster.controlPlane().tokenClient(RealClusterSetup.operatorToken(admin, 3600), "kubetune-rbac-test");
+    operator =
+        RealCluster.controlPlane()
+            .tokenClient(RealClusterSetup.operatorToken(admin, 3600), "kubetune-rbac-test");
   }
 
   @AfterAll
@@ -65,8 +62,9 @@ class RbacOnRealApiServerTest {
   @Test
   void theOperatorsCallsAreAllowed() throws Exception {
     KubernetesClient admin = RealCluster.admin();
-    FineTuneJob ftj = RealCluster.YAML.readValue(
-        RealCluster.ROOT.resolve("examples/quickstart.yaml").toFile(), FineTuneJob.class);
+    FineTuneJob ftj =
+        RealCluster.YAML.readValue(
+            RealCluster.ROOT.resolve("examples/quickstart.yaml").toFile(), FineTuneJob.class);
     ftj.getMetadata().setNamespace(namespace);
     FineTuneJob created = admin.resource(ftj).create();
 
@@ -80,8 +78,12 @@ class RbacOnRealApiServerTest {
         operator.resources(FineTuneJob.class).inAnyNamespace().watch(new NoOpWatcher<>())) {
       assertThat(watch).isNotNull();
     }
-    FineTuneJob withStatus = operator.resources(FineTuneJob.class).inNamespace(namespace)
-        .withName(created.getMetadata().getName()).get();
+    FineTuneJob withStatus =
+        operator
+            .resources(FineTuneJob.class)
+            .inNamespace(namespace)
+            .withName(created.getMetadata().getName())
+            .get();
     withStatus.setStatus(new FineTuneJobStatus());
     withStatus.getStatus().observedGeneration = 1L;
     FineTuneJob patched = operator.resource(withStatus).patchStatus();
@@ -100,11 +102,17 @@ class RbacOnRealApiServerTest {
         .create();
     Job job = TrainingJobBuilder.build(created, OperatorSettings.defaults());
     operator.resource(job).create();
-    operator.batch().v1().jobs().inNamespace(namespace).withName(job.getMetadata().getName())
-        .edit(j -> {
-          j.getSpec().setSuspend(true);
-          return j;
-        });
+    operator
+        .batch()
+        .v1()
+        .jobs()
+        .inNamespace(namespace)
+        .withName(job.getMetadata().getName())
+        .edit(
+            j -> {
+              j.getSpec().setSuspend(true);
+              return j;
+            });
     Deployment serving =
         ServingModel.deployment(
             created,
@@ -148,8 +156,19 @@ class RbacOnRealApiServerTest {
                 .endSpec()
                 .build())
         .createOr(existing -> existing.update());
-    operator.batch().v1().jobs().inNamespace(namespace).withName(job.getMetadata().getName()).delete();
-    operator.apps().deployments().inNamespace(namespace).withName(serving.getMetadata().getName()).delete();
+    operator
+        .batch()
+        .v1()
+        .jobs()
+        .inNamespace(namespace)
+        .withName(job.getMetadata().getName())
+        .delete();
+    operator
+        .apps()
+        .deployments()
+        .inNamespace(namespace)
+        .withName(serving.getMetadata().getName())
+        .delete();
   }
 
   @Test
@@ -164,15 +183,18 @@ class RbacOnRealApiServerTest {
                 .withStringData(Map.of("AWS_SECRET_ACCESS_KEY", "secret"))
                 .build())
         .create();
-    assertForbidden(() -> operator.secrets().inNamespace(namespace).withName("s3-credentials").get());
+    assertForbidden(
+        () -> operator.secrets().inNamespace(namespace).withName("s3-credentials").get());
     assertForbidden(() -> operator.secrets().inNamespace(namespace).list());
     assertForbidden(() -> operator.secrets().inAnyNamespace().list());
   }
 
   @Test
   void theOperatorCannotEditTheSpecOfAFineTuneJob() throws IOException {
-    GenericKubernetesResource ftj = RealCluster.YAML.readValue(
-        RealCluster.ROOT.resolve("examples/quickstart.yaml").toFile(), GenericKubernetesResource.class);
+    GenericKubernetesResource ftj =
+        RealCluster.YAML.readValue(
+            RealCluster.ROOT.resolve("examples/quickstart.yaml").toFile(),
+            GenericKubernetesResource.class);
     ftj.getMetadata().setNamespace(namespace);
     ftj.getMetadata().setName("not-for-the-operator");
     assertForbidden(() -> operator.genericKubernetesResources(FTJ).resource(ftj).create());

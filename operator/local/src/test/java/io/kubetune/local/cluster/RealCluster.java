@@ -32,7 +32,13 @@ final class RealCluster {
             "control plane %s started in %d ms (state in %s)%n",
             controlPlane.server(), controlPlane.startupTime().toMillis(), dir);
         ControlPlane started = controlPlane;
-        Runtime.getRuntime().addShutdownHook(new Thread(started::close));
+        Runtime.getRuntime()
+            .addShutdownHook(
+                new Thread(
+                    () -> {
+                      started.close();
+                      deleteTree(dir);
+                    }));
         admin = controlPlane.adminClient();
         RealClusterSetup.installCrd(admin, ROOT);
         RealClusterSetup.applyManifests(
@@ -45,6 +51,14 @@ final class RealCluster {
       }
     }
     return controlPlane;
+  }
+
+  private static void deleteTree(Path dir) {
+    try (java.util.stream.Stream<Path> paths = Files.walk(dir)) {
+      paths.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+    } catch (IOException ignored) {
+      // a temp folder left behind is harmless
+    }
   }
 
   /** An administrator client (group system:masters). */
