@@ -138,14 +138,23 @@ public final class OperatorScaleBenchmark {
       // 3. Resync of unchanged resources: a restarted operator reconciles everything again.
       operator.stop();
       long mark = Files.size(cp.auditLog());
-      operator = startOperator(operatorClient);
+      SimpleMeterRegistry meters = new SimpleMeterRegistry();
+      operator = startOperator(operatorClient, meters);
+      // Quiet in the audit log is not enough (a reconcile of an unchanged resource may make no
+      // request at all): also wait until the restarted operator has reconciled every one.
+      long deadline = System.nanoTime() + Duration.ofMinutes(10).toNanos();
+      while (reconciles(meters) < count && System.nanoTime() < deadline) {
+        Thread.sleep(500);
+      }
       awaitQuiet(cp.auditLog(), Duration.ofSeconds(10), Duration.ofMinutes(10));
       long[] resync = writesSince(cp.auditLog(), mark);
+      result.put("resyncReconciles", reconciles(meters));
       result.put("resyncWrites", resync[0]);
       result.put("resyncRequests", resync[1]);
       System.out.printf(
-          "resync of %d unchanged FineTuneJobs: %d writes of %d requests (goal 0 writes)%n",
-          count, resync[0], resync[1]);
+          "resync of %d unchanged FineTuneJobs: %d reconciles, %d writes of %d requests (goal 0"
+              + " writes)%n",
+          count, reconciles(meters), resync[0], resync[1]);
       operator.stop();
       operatorClient.close();
       result.put("quietCheckMillis", quietAfterFirst);
@@ -160,6 +169,10 @@ public final class OperatorScaleBenchmark {
   }
 
   private static Operator startOperator(KubernetesClient client) {
+    return startOperator(client, new SimpleMeterRegistry());
+  }
+
+  private static Operator startOperator(KubernetesClient client, SimpleMeterRegistry meters) {
     Operator operator =
         new Operator(
             o ->
@@ -168,10 +181,16 @@ public final class OperatorScaleBenchmark {
                     .withSSABasedCreateUpdateMatchForDependentResources(false)
                     .withCloseClientOnStop(false));
     operator.register(
-        new FineTuneJobReconciler(
-            OperatorSettings.defaults(), new FineTuneJobMetrics(new SimpleMeterRegistry())));
+        new FineTuneJobReconciler(OperatorSettings.defaults(), new FineTuneJobMetrics(meters)));
     operator.start();
     return operator;
+  }
+
+  private static long reconciles(SimpleMeterRegistry meters) {
+    return (long)
+        meters.find("kubetune.reconciles").counters().stream()
+            .mapToDouble(io.micrometer.core.instrument.Counter::count)
+            .sum();
   }
 
   private static FineTuneJob named(FineTuneJob template, String namespace, int i)
