@@ -5,6 +5,11 @@ import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.api.model.apiextensions.v1.CustomResourceDefinition;
 import io.fabric8.kubernetes.api.model.authentication.TokenRequestBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.javaoperatorsdk.operator.Operator;
+import io.kubetune.operator.metrics.FineTuneJobMetrics;
+import io.kubetune.operator.model.OperatorSettings;
+import io.kubetune.operator.reconciler.FineTuneJobReconciler;
+import io.micrometer.core.instrument.MeterRegistry;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -114,6 +119,24 @@ public final class RealClusterSetup {
                 .build())
         .getStatus()
         .getToken();
+  }
+
+  /**
+   * Starts the operator (plain JOSDK, without the Quarkus wiring) with production's write path:
+   * server-side apply off, as {@code quarkus.operator-sdk.enable-ssa=false} in operator/app.
+   */
+  public static Operator startOperator(
+      KubernetesClient client, OperatorSettings settings, MeterRegistry meters) {
+    Operator operator =
+        new Operator(
+            o ->
+                o.withKubernetesClient(client)
+                    .withUseSSAToPatchPrimaryResource(false)
+                    .withSSABasedCreateUpdateMatchForDependentResources(false)
+                    .withCloseClientOnStop(false));
+    operator.register(new FineTuneJobReconciler(settings, new FineTuneJobMetrics(meters)));
+    operator.start();
+    return operator;
   }
 
   /** A client that acts as the operator's ServiceAccount, with user agent {@code userAgent}. */

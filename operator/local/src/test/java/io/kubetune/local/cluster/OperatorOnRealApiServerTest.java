@@ -11,9 +11,7 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.Operator;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.operator.Names;
-import io.kubetune.operator.metrics.FineTuneJobMetrics;
 import io.kubetune.operator.model.OperatorSettings;
-import io.kubetune.operator.reconciler.FineTuneJobReconciler;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -42,17 +40,10 @@ class OperatorOnRealApiServerTest {
     namespace = RealCluster.restrictedNamespace("op");
     operatorClient = RealClusterSetup.operatorClient(controlPlane, USER_AGENT);
     operator =
-        new Operator(
-            o ->
-                o.withKubernetesClient(operatorClient)
-                    .withUseSSAToPatchPrimaryResource(false)
-                    .withSSABasedCreateUpdateMatchForDependentResources(false)
-                    .withCloseClientOnStop(false));
-    operator.register(
-        new FineTuneJobReconciler(
+        RealClusterSetup.startOperator(
+            operatorClient,
             OperatorSettings.defaults().withProgressPollInterval(Duration.ofMillis(500)),
-            new FineTuneJobMetrics(new SimpleMeterRegistry())));
-    operator.start();
+            new SimpleMeterRegistry());
   }
 
   @AfterAll

@@ -10,10 +10,8 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.Operator;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.local.KubeTuneLocal;
-import io.kubetune.operator.metrics.FineTuneJobMetrics;
 import io.kubetune.operator.model.OperatorSettings;
 import io.kubetune.operator.model.TrainingJobBuilder;
-import io.kubetune.operator.reconciler.FineTuneJobReconciler;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
@@ -173,17 +171,7 @@ public final class OperatorScaleBenchmark {
   }
 
   private static Operator startOperator(KubernetesClient client, SimpleMeterRegistry meters) {
-    Operator operator =
-        new Operator(
-            o ->
-                o.withKubernetesClient(client)
-                    .withUseSSAToPatchPrimaryResource(false)
-                    .withSSABasedCreateUpdateMatchForDependentResources(false)
-                    .withCloseClientOnStop(false));
-    operator.register(
-        new FineTuneJobReconciler(OperatorSettings.defaults(), new FineTuneJobMetrics(meters)));
-    operator.start();
-    return operator;
+    return RealClusterSetup.startOperator(client, OperatorSettings.defaults(), meters);
   }
 
   private static long reconciles(SimpleMeterRegistry meters) {
