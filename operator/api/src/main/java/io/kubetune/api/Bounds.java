@@ -60,7 +60,14 @@ public final class Bounds {
   public static final double LORA_ALPHA_MAX = 4096.0;
   public static final double LORA_ALPHA_DEFAULT = 16.0;
   public static final double LORA_DROPOUT_MIN = 0.0;
-  public static final double LORA_DROPOUT_MAX_EXCLUSIVE = 0.9;
+
+  /**
+   * Inclusive: a real API server checks an integral value (0, written {@code 0.0} or {@code 0})
+   * against a fractional bound truncated to an integer, so an exclusive maximum of 0.9 rejected
+   * {@code dropout: 0} ("should be less than 0"); see docs/control-plane.md.
+   */
+  public static final double LORA_DROPOUT_MAX = 0.9;
+
   public static final double LORA_DROPOUT_DEFAULT = 0.05;
   public static final int TRAINABLE_LAYERS_MIN = 1;
   public static final int TRAINABLE_LAYERS_MAX = 1024;
@@ -233,8 +240,8 @@ public final class Bounds {
           "method.lora.dropout",
           LORA_DROPOUT_MIN,
           true,
-          LORA_DROPOUT_MAX_EXCLUSIVE,
-          false,
+          LORA_DROPOUT_MAX,
+          true,
           LORA_DROPOUT_DEFAULT,
           false);
   public static final Bound TRAINABLE_LAYERS =

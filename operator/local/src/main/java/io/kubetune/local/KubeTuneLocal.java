@@ -730,7 +730,7 @@ public final class KubeTuneLocal {
     }
   }
 
-  static Path repoRoot() {
+  public static Path repoRoot() {
     String configured = System.getProperty("kubetune.repoRoot");
     if (configured != null) {
       return Path.of(configured).toAbsolutePath();

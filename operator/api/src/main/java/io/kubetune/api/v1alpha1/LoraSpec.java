@@ -35,7 +35,7 @@ public class LoraSpec {
   public Double alpha;
 
   @Min(Bounds.LORA_DROPOUT_MIN)
-  @Max(value = Bounds.LORA_DROPOUT_MAX_EXCLUSIVE, inclusive = false)
+  @Max(Bounds.LORA_DROPOUT_MAX)
   @JsonPropertyDescription(
       "Dropout on the adapter input during training. Default " + Bounds.LORA_DROPOUT_DEFAULT + ".")
   public Double dropout;

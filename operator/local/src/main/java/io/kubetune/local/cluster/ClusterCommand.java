@@ -1,0 +1,75 @@
+package io.kubetune.local.cluster;
+
+import io.kubetune.local.KubeTuneLocal;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Optional;
+
+/**
+ * {@code ./kubetune cluster start|status|stop}: a real control plane on 127.0.0.1 (see {@link
+ * ControlPlane}) whose state lives in {@code .kubetune/cluster/}, with an administrator kubeconfig
+ * at {@code .kubetune/kubeconfig} for kubectl. {@code start} returns once the control plane is
+ * ready; its processes keep running until {@code stop}.
+ */
+public final class ClusterCommand {
+  static final String USAGE = "usage: ./kubetune cluster start|status|stop";
+
+  private ClusterCommand() {}
+
+  public static void main(String[] args) throws Exception {
+    System.exit(run(args, KubeTuneLocal.repoRoot()));
+  }
+
+  static int run(String[] args, Path root) throws Exception {
+    if (args.length != 1) {
+      System.err.println("error: " + USAGE);
+      return 2;
+    }
+    Path state = root.resolve(".kubetune");
+    Path dir = state.resolve("cluster");
+    Path kubeconfig = state.resolve("kubeconfig");
+    Optional<ControlPlane> running = ControlPlane.attach(dir);
+    switch (args[0]) {
+      case "start" -> {
+        if (running.isPresent() && running.get().ready()) {
+          System.out.println("already running at " + running.get().server());
+          System.out.println("export KUBECONFIG=" + kubeconfig);
+          return 0;
+        }
+        running.ifPresent(ControlPlane::close);
+        ControlPlane started = ControlPlane.start(ControlPlaneBinaries.locate(root), dir);
+        Files.copy(started.kubeconfig(), kubeconfig, StandardCopyOption.REPLACE_EXISTING);
+        RealClusterSetup.prepare(started, root);
+        System.out.printf(
+            "control plane ready at %s in %.1f s (etcd, kube-apiserver, kube-controller-manager;"
+                + " logs in %s)%n",
+            started.server(), started.startupTime().toMillis() / 1000.0, dir.resolve("logs"));
+        System.out.println("export KUBECONFIG=" + kubeconfig);
+        return 0;
+      }
+      case "status" -> {
+        if (running.isEmpty()) {
+          System.out.println("stopped");
+          return 3;
+        }
+        boolean ready = running.get().ready();
+        System.out.println((ready ? "running at " : "not ready at ") + running.get().server());
+        return ready ? 0 : 1;
+      }
+      case "stop" -> {
+        if (running.isEmpty()) {
+          System.out.println("not running");
+          return 0;
+        }
+        running.get().close();
+        System.out.println("stopped");
+        return 0;
+      }
+      default -> {
+        System.err.println("error: unknown cluster command '" + args[0] + "'; " + USAGE);
+        return 2;
+      }
+    }
+  }
+}

@@ -1,0 +1,148 @@
+package io.kubetune.local.cluster;
+
+import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.api.model.NamespaceBuilder;
+import io.fabric8.kubernetes.api.model.apiextensions.v1.CustomResourceDefinition;
+import io.fabric8.kubernetes.api.model.authentication.TokenRequestBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.javaoperatorsdk.operator.Operator;
+import io.kubetune.operator.metrics.FineTuneJobMetrics;
+import io.kubetune.operator.model.OperatorSettings;
+import io.kubetune.operator.reconciler.FineTuneJobReconciler;
+import io.micrometer.core.instrument.MeterRegistry;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * What an administrator does to a fresh cluster before KubeTune runs on it, done the way the README
+ * says: the CRD from crds/ and manifests/namespace.yaml and manifests/rbac.yaml, all by server-side
+ * apply; namespaces for FineTuneJobs labelled to enforce the "restricted" Pod Security Standard;
+ * and a client for the operator that holds a token of its ServiceAccount, so the shipped RBAC is
+ * what the API server enforces.
+ */
+public final class RealClusterSetup {
+  public static final String FIELD_MANAGER = "kubetune-setup";
+  public static final String CRD_FILE = "crds/finetunejobs.kubetune.io-v1.yml";
+  public static final String OPERATOR_NAMESPACE = "kubetune-system";
+  public static final String OPERATOR_SERVICE_ACCOUNT = "kubetune-operator";
+
+  private RealClusterSetup() {}
+
+  /** The CRD, the operator's namespace and RBAC, and the default namespace labelled restricted. */
+  public static void prepare(ControlPlane controlPlane, Path repoRoot) throws IOException {
+    try (KubernetesClient admin = controlPlane.adminClient()) {
+      installCrd(admin, repoRoot);
+      applyManifests(admin, repoRoot, List.of("manifests/namespace.yaml", "manifests/rbac.yaml"));
+      enforceRestricted(admin, "default");
+    }
+  }
+
+  public static CustomResourceDefinition committedCrd(KubernetesClient client, Path repoRoot)
+      throws IOException {
+    try (InputStream in = Files.newInputStream(repoRoot.resolve(CRD_FILE))) {
+      return client.getKubernetesSerialization().unmarshal(in, CustomResourceDefinition.class);
+    }
+  }
+
+  /**
+   * Installs the CRD with server-side apply, as {@code kubectl apply --server-side -k crds/}, and
+   * waits until the CRD is Established. (Not {@code -f crds/}: kubectl then also tries to apply
+   * crds/kustomization.yaml and fails.)
+   */
+  public static void installCrd(KubernetesClient admin, Path repoRoot) throws IOException {
+    CustomResourceDefinition crd = committedCrd(admin, repoRoot);
+    admin.resource(crd).fieldManager(FIELD_MANAGER).forceConflicts().serverSideApply();
+    admin
+        .apiextensions()
+        .v1()
+        .customResourceDefinitions()
+        .withName(crd.getMetadata().getName())
+        .waitUntilCondition(
+            c ->
+                c != null
+                    && c.getStatus() != null
+                    && c.getStatus().getConditions().stream()
+                        .anyMatch(
+                            cond ->
+                                "Established".equals(cond.getType())
+                                    && "True".equals(cond.getStatus())),
+            60,
+            TimeUnit.SECONDS);
+  }
+
+  /** Every object of the given multi-document YAML files, by server-side apply. */
+  public static void applyManifests(KubernetesClient admin, Path repoRoot, List<String> files)
+      throws IOException {
+    for (String file : files) {
+      try (InputStream in = Files.newInputStream(repoRoot.resolve(file))) {
+        for (HasMetadata item : admin.load(in).items()) {
+          admin.resource(item).fieldManager(FIELD_MANAGER).forceConflicts().serverSideApply();
+        }
+      }
+    }
+  }
+
+  /**
+   * Labels (creating it if needed) a namespace to enforce the "restricted" Pod Security Standard.
+   */
+  public static void enforceRestricted(KubernetesClient admin, String namespace) {
+    admin
+        .resource(
+            new NamespaceBuilder()
+                .withNewMetadata()
+                .withName(namespace)
+                .addToLabels("pod-security.kubernetes.io/enforce", "restricted")
+                .addToLabels("pod-security.kubernetes.io/enforce-version", "latest")
+                .endMetadata()
+                .build())
+        .fieldManager(FIELD_MANAGER)
+        .forceConflicts()
+        .serverSideApply();
+  }
+
+  /** A bound token of the operator's ServiceAccount, from the TokenRequest API. */
+  public static String operatorToken(KubernetesClient admin, long expirationSeconds) {
+    return admin
+        .serviceAccounts()
+        .inNamespace(OPERATOR_NAMESPACE)
+        .withName(OPERATOR_SERVICE_ACCOUNT)
+        .tokenRequest(
+            new TokenRequestBuilder()
+                .withNewSpec()
+                .withAudiences(ControlPlane.ISSUER)
+                .withExpirationSeconds(expirationSeconds)
+                .endSpec()
+                .build())
+        .getStatus()
+        .getToken();
+  }
+
+  /**
+   * Starts the operator (plain JOSDK, without the Quarkus wiring) with production's write path:
+   * server-side apply off, as {@code quarkus.operator-sdk.enable-ssa=false} in operator/app.
+   */
+  public static Operator startOperator(
+      KubernetesClient client, OperatorSettings settings, MeterRegistry meters) {
+    Operator operator =
+        new Operator(
+            o ->
+                o.withKubernetesClient(client)
+                    .withUseSSAToPatchPrimaryResource(false)
+                    .withSSABasedCreateUpdateMatchForDependentResources(false)
+                    .withCloseClientOnStop(false));
+    operator.register(new FineTuneJobReconciler(settings, new FineTuneJobMetrics(meters)));
+    operator.start();
+    return operator;
+  }
+
+  /** A client that acts as the operator's ServiceAccount, with user agent {@code userAgent}. */
+  public static KubernetesClient operatorClient(ControlPlane controlPlane, String userAgent) {
+    try (KubernetesClient admin = controlPlane.adminClient()) {
+      return controlPlane.tokenClient(operatorToken(admin, 24 * 3600), userAgent);
+    }
+  }
+}
