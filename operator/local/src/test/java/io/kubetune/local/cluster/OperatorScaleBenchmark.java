@@ -10,6 +10,7 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.Operator;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.local.KubeTuneLocal;
+import io.kubetune.operator.model.FineTuneJobModel;
 import io.kubetune.operator.model.OperatorSettings;
 import io.kubetune.operator.model.TrainingJobBuilder;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -87,7 +88,7 @@ public final class OperatorScaleBenchmark {
       for (int i = 0; i < count; i++) {
         FineTuneJob ftj = named(template, "bench-bare", i);
         ftj.getMetadata().setUid("00000000-0000-0000-0000-" + String.format("%012d", i));
-        Job job = TrainingJobBuilder.build(ftj, OperatorSettings.defaults());
+        Job job = TrainingJobBuilder.build(FineTuneJobModel.from(ftj, OperatorSettings.defaults()));
         job.getMetadata().setOwnerReferences(List.of());
         futures.add(pool.submit(() -> admin.resource(job).create()));
       }

@@ -12,6 +12,7 @@ import io.fabric8.kubernetes.api.model.batch.v1.Job;
 import io.fabric8.kubernetes.api.model.scheduling.v1.PriorityClassBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.kubetune.api.v1alpha1.FineTuneJob;
+import io.kubetune.operator.model.FineTuneJobModel;
 import io.kubetune.operator.model.OperatorSettings;
 import io.kubetune.operator.model.ServingModel;
 import io.kubetune.operator.model.TrainingJobBuilder;
@@ -63,7 +64,8 @@ class PodSecurityOnRealApiServerTest {
   @MethodSource("examples")
   void theTrainingJobAndItsPodAreAdmitted(Path example) throws IOException {
     FineTuneJob job = fineTuneJob(example);
-    Job training = TrainingJobBuilder.build(job, OperatorSettings.defaults());
+    Job training =
+        TrainingJobBuilder.build(FineTuneJobModel.from(job, OperatorSettings.defaults()));
     KubernetesClient admin = RealCluster.admin();
     assertThat(admin.resource(training).dryRun().create().getMetadata().getUid()).isNotBlank();
     Pod pod = podOf(training.getSpec().getTemplate(), training.getMetadata().getName());
@@ -87,14 +89,13 @@ class PodSecurityOnRealApiServerTest {
   @MethodSource("servingExamples")
   void theServingDeploymentAndItsPodAreAdmitted(Path example) throws IOException {
     FineTuneJob job = fineTuneJob(example);
+    FineTuneJobModel model = FineTuneJobModel.from(job, OperatorSettings.defaults());
     Deployment serving =
         ServingModel.deployment(
-            job,
-            new ServingModel.Adapter("s3://checkpoints/example/final/", "digest-1"),
-            OperatorSettings.defaults());
+            model, new ServingModel.Adapter("s3://checkpoints/example/final/", "digest-1"));
     KubernetesClient admin = RealCluster.admin();
     assertThat(admin.resource(serving).dryRun().create().getMetadata().getUid()).isNotBlank();
-    assertThat(admin.resource(ServingModel.service(job)).dryRun().create().getMetadata().getUid())
+    assertThat(admin.resource(ServingModel.service(model)).dryRun().create().getMetadata().getUid())
         .isNotBlank();
     Pod pod = podOf(serving.getSpec().getTemplate(), serving.getMetadata().getName());
     assertThat(admin.resource(pod).dryRun().create().getMetadata().getUid()).isNotBlank();

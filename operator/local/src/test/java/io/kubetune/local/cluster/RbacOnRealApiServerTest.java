@@ -18,6 +18,7 @@ import io.fabric8.kubernetes.client.WatcherException;
 import io.fabric8.kubernetes.client.dsl.base.ResourceDefinitionContext;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.FineTuneJobStatus;
+import io.kubetune.operator.model.FineTuneJobModel;
 import io.kubetune.operator.model.OperatorSettings;
 import io.kubetune.operator.model.ServingModel;
 import io.kubetune.operator.model.TrainingJobBuilder;
@@ -100,7 +101,8 @@ class RbacOnRealApiServerTest {
                 .withData(Map.of("config.json", "{}"))
                 .build())
         .create();
-    Job job = TrainingJobBuilder.build(created, OperatorSettings.defaults());
+    FineTuneJobModel model = FineTuneJobModel.from(created, OperatorSettings.defaults());
+    Job job = TrainingJobBuilder.build(model);
     operator.resource(job).create();
     operator
         .batch()
@@ -115,11 +117,9 @@ class RbacOnRealApiServerTest {
             });
     Deployment serving =
         ServingModel.deployment(
-            created,
-            new ServingModel.Adapter("s3://checkpoints/quickstart/final/", "digest-1"),
-            OperatorSettings.defaults());
+            model, new ServingModel.Adapter("s3://checkpoints/quickstart/final/", "digest-1"));
     operator.resource(serving).create();
-    operator.resource(ServingModel.service(created)).create();
+    operator.resource(ServingModel.service(model)).create();
     assertThat(operator.pods().inNamespace(namespace).list().getItems()).isNotNull();
     assertThatThrownBy(
             () -> operator.pods().inNamespace(namespace).withName("no-such-pod").getLog())
