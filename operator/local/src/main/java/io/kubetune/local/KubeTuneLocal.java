@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.fabric8.kubernetes.api.model.Condition;
+import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.Operator;
 import io.kubetune.api.StorageUri;
 import io.kubetune.api.TrainerLayout;
@@ -144,6 +145,31 @@ public final class KubeTuneLocal {
       PrintStream out,
       boolean interactive,
       java.util.function.Consumer<LocalPodRunner> onRunner)
+      throws Exception {
+    return run(options, out, interactive, onRunner, null);
+  }
+
+  /**
+   * What a test does once the job is served, with the operator still reconciling: e.g. update the
+   * FineTuneJob (a retrain) and watch the rollout while sending requests.
+   */
+  @FunctionalInterface
+  interface WhileServing {
+    void run(KubernetesClient client, LocalServingRunner serving, FineTuneJob served)
+        throws Exception;
+  }
+
+  /**
+   * As {@link #run(Options, PrintStream, boolean, java.util.function.Consumer)}; {@code
+   * whileServing} (tests) runs once the job is served, before the operator stops; the result's
+   * final state is then read again.
+   */
+  static Result run(
+      Options options,
+      PrintStream out,
+      boolean interactive,
+      java.util.function.Consumer<LocalPodRunner> onRunner,
+      WhileServing whileServing)
       throws Exception {
     Path root = options.repoRoot();
     Path state = options.stateDir();
@@ -325,6 +351,11 @@ public final class KubeTuneLocal {
               && current.getStatus().phase == Phase.Serving;
       if (served) {
         exampleResponse = ServingExample.run(current, serving, claims, root, out);
+      }
+      if (served && whileServing != null) {
+        whileServing.run(api.client(), serving, current);
+        current =
+            api.client().resources(FineTuneJob.class).inNamespace(namespace).withName(name).get();
       }
       if (served && options.keepServing()) {
         out.println();

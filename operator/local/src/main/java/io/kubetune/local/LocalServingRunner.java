@@ -464,7 +464,13 @@ final class LocalServingRunner implements AutoCloseable {
     }
   }
 
-  private void setDeploymentStatus(Deployment deployment, int total, int updated, int ready) {
+  /**
+   * Writes the counts observed for {@code deployment} (the spec this tick reconciled) as its
+   * status. observedGeneration is that spec's generation, not the stored one: when the operator
+   * changed the Deployment since this tick listed it, the counts describe the older template, and
+   * claiming the newer generation would let a reader take the old pods as the rolled-out ones.
+   */
+  void setDeploymentStatus(Deployment deployment, int total, int updated, int ready) {
     Deployment current =
         client
             .apps()
@@ -477,7 +483,7 @@ final class LocalServingRunner implements AutoCloseable {
     }
     DeploymentStatus status =
         current.getStatus() == null ? new DeploymentStatus() : current.getStatus();
-    Long generation = current.getMetadata().getGeneration();
+    Long generation = deployment.getMetadata().getGeneration();
     if (Objects.equals(status.getReplicas(), total)
         && Objects.equals(status.getUpdatedReplicas(), updated)
         && Objects.equals(status.getReadyReplicas(), ready)

@@ -1,0 +1,382 @@
+package io.kubetune.local;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.kubetune.api.v1alpha1.CanaryDecision;
+import io.kubetune.api.v1alpha1.CanaryStatus;
+import io.kubetune.api.v1alpha1.FineTuneJob;
+import io.kubetune.api.v1alpha1.Phase;
+import io.kubetune.operator.Names;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Predicate;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The canary in local mode with the operator deciding: the real operator, the embedded API server,
+ * real trainer processes for each training run and real {@code trainer serve} processes for the
+ * serving Deployment, while a client sends requests to the Service's endpoint the whole time.
+ *
+ * <ol>
+ *   <li>Run 1 (the quick-start, gate passed) serves.
+ *   <li>A retrain (new restartNonce) trains run 2; the operator serves it as a canary at 25%, the
+ *       client gets its share from it, and after serving.canary.duration with no error the operator
+ *       promotes it: run 2 is the served adapter.
+ *   <li>A third run trains and passes the gate, but its exported weights are damaged in storage
+ *       before the canary pods load them (storage corruption after the upload): the serving process
+ *       verifies the SHA-256 the trainer reported and refuses to start, the canary's pods never
+ *       become ready, and after serving.readinessTimeout the operator rolls the canary back; run 2
+ *       keeps serving.
+ * </ol>
+ *
+ * No request fails at any step. Each run writes to its own checkpoints.uri (changed together with
+ * restartNonce): the adapter of a run is its checkpoints.uri's final/ folder, so a retrain into the
+ * same folder would overwrite the files of the adapter that is serving.
+ */
+class LocalCanaryEndToEndTest {
+  static final Path ROOT = KubeTuneLocal.repoRoot();
+  static final ObjectMapper JSON = new ObjectMapper();
+  static final HttpClient HTTP =
+      HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+  static final String TICKET = "I was charged twice for my subscription this month";
+  static final int WEIGHT = 25;
+
+  @TempDir Path state;
+
+  record Answer(Instant at, int status, String variant, String digest, String error) {}
+
+  @Test
+  void aRetrainIsACanaryPromotedByTheOperatorAndADamagedOneIsRolledBackWithNoFailedRequest()
+      throws Exception {
+    Path yaml = state.resolve("canary.yaml");
+    Files.writeString(
+        yaml,
+        Files.readString(ROOT.resolve("examples/quickstart.yaml"))
+            .replace(
+                "  serving:\n    enabled: true\n",
+                "  serving:\n"
+                    + "    enabled: true\n"
+                    + "    readinessTimeout: 60s\n"
+                    + "    canary:\n"
+                    + "      weight: "
+                    + WEIGHT
+                    + "\n"
+                    + "      duration: 40s\n"));
+    assertThat(Files.readString(yaml)).contains("canary:");
+    ByteArrayOutputStream log = new ByteArrayOutputStream();
+    List<Answer> answers = new CopyOnWriteArrayList<>();
+    Figures figures = new Figures();
+    KubeTuneLocal.Result result =
+        KubeTuneLocal.run(
+            new KubeTuneLocal.Options(yaml, 60, false, ROOT, state),
+            new PrintStream(log, true, StandardCharsets.UTF_8),
+            false,
+            null,
+            (client, serving, served) -> retrainTwice(client, serving, served, answers, figures));
+    String output = log.toString(StandardCharsets.UTF_8);
+    assertThat(result.exitCode()).as(output).isZero();
+    assertThat(figures.done).as(output).isTrue();
+
+    long canaryAnswers = answers.stream().filter(a -> "canary".equals(a.variant())).count();
+    List<Answer> failed = answers.stream().filter(a -> a.status() != 200).toList();
+    System.out.printf(
+        "local canary (operator deciding): %d requests, %d canary answers, %d failed;"
+            + " run 2: trained in %d s, canary observed for %d s (%d of %d answers in its window"
+            + " from it), promoted %d s after the retrain; run 3: rolled back %d s after its"
+            + " canary started%n",
+        answers.size(),
+        canaryAnswers,
+        failed.size(),
+        figures.run2Training.toSeconds(),
+        figures.observed.toSeconds(),
+        figures.windowCanary,
+        figures.windowTotal,
+        figures.run2Total.toSeconds(),
+        figures.rollback.toSeconds());
+    assertThat(answers).hasSizeGreaterThan(100);
+    assertThat(failed).as("failed requests").isEmpty();
+  }
+
+  /** What the test measured, for the printed figures. */
+  static final class Figures {
+    Duration run2Training = Duration.ZERO;
+    Duration observed = Duration.ZERO;
+    Duration run2Total = Duration.ZERO;
+    Duration rollback = Duration.ZERO;
+    long windowCanary;
+    long windowTotal;
+    boolean done;
+  }
+
+  private void retrainTwice(
+      KubernetesClient client,
+      LocalServingRunner serving,
+      FineTuneJob served,
+      List<Answer> answers,
+      Figures figures)
+      throws Exception {
+    String ns = served.getMetadata().getNamespace();
+    String name = served.getMetadata().getName();
+    String run1 = served.getStatus().serving.adapterDigest;
+    assertThat(run1).hasSize(64);
+    String service = Names.servingService(served);
+    AtomicBoolean stop = new AtomicBoolean();
+    Thread requests =
+        new Thread(
+            () -> {
+              while (!stop.get()) {
+                answers.add(ask(serving.endpointOf(ns, service).orElse(null), name));
+              }
+            },
+            "canary-client");
+    requests.start();
+    try {
+      await().atMost(Duration.ofSeconds(30)).until(() -> answers.size() >= 10);
+
+      // 2. Retrain: run 2 (another step count, its own checkpoints folder).
+      Instant retrained = Instant.now();
+      retrain(client, ns, name, "2", 70);
+      FineTuneJob observing =
+          awaitJob(
+              client,
+              ns,
+              name,
+              Duration.ofMinutes(6),
+              j -> canary(j) != null && canary(j).decision == CanaryDecision.Observing);
+      String run2 = canary(observing).adapterDigest;
+      figures.run2Training = Duration.between(retrained, Instant.now());
+      assertThat(run2).hasSize(64).isNotEqualTo(run1);
+      assertThat(observing.getStatus().adapter.digest).isEqualTo(run2);
+      assertThat(canary(observing).weight).isEqualTo(WEIGHT);
+      assertThat(observing.getStatus().serving.adapterDigest).isEqualTo(run1);
+      int beforeCanary = answers.size();
+
+      FineTuneJob promoted =
+          awaitJob(
+              client,
+              ns,
+              name,
+              Duration.ofMinutes(3),
+              j -> canary(j) != null && canary(j).decision != CanaryDecision.Observing);
+      assertThat(canary(promoted).decision)
+          .as(canary(promoted).message)
+          .isEqualTo(CanaryDecision.Promoted);
+      assertThat(canary(promoted).requests).isPositive();
+      assertThat(canary(promoted).errors).isZero();
+      assertThat(canary(promoted).stableErrors).isZero();
+      // The canary's answers came from run 2, about its weight's share of those in its window
+      // (the split is exact per pod; the window's edges may hold answers of the pod before).
+      List<Answer> during = List.copyOf(answers).subList(beforeCanary, answers.size());
+      int first = indexOf(during, "canary", true);
+      int last = indexOf(during, "canary", false);
+      assertThat(first).as("the client got canary answers").isNotNegative();
+      List<Answer> window = during.subList(first, last + 1);
+      figures.windowCanary = window.stream().filter(a -> "canary".equals(a.variant())).count();
+      figures.windowTotal = window.size();
+      figures.observed = Duration.between(window.get(0).at(), window.get(window.size() - 1).at());
+      assertThat(window)
+          .filteredOn(a -> "canary".equals(a.variant()))
+          .allSatisfy(a -> assertThat(a.digest()).isEqualTo(run2));
+      assertThat(window)
+          .filteredOn(a -> "stable".equals(a.variant()))
+          .allSatisfy(a -> assertThat(a.digest()).isEqualTo(run1));
+      assertThat((double) figures.windowCanary / figures.windowTotal)
+          .as("canary share of %d answers", figures.windowTotal)
+          .isBetween(WEIGHT / 100.0 - 0.1, WEIGHT / 100.0 + 0.1);
+      // The operator's tally of the canary's requests is at least what this client saw.
+      assertThat(canary(promoted).requests).isGreaterThanOrEqualTo(figures.windowCanary - 1);
+
+      // Promoted: the rollout to run 2 alone completes; run 2 is the served adapter.
+      FineTuneJob onRun2 =
+          awaitJob(
+              client,
+              ns,
+              name,
+              Duration.ofMinutes(2),
+              j ->
+                  j.getStatus().phase == Phase.Serving
+                      && run2.equals(j.getStatus().serving.adapterDigest)
+                      && j.getStatus().serving.rollout == null);
+      figures.run2Total = Duration.between(retrained, Instant.now());
+      assertThat(onRun2.getStatus().serving.adapterUri)
+          .isEqualTo("pvc://local-scratch/quickstart-run-2/final/");
+      int afterPromotion = answers.size();
+      await().atMost(Duration.ofSeconds(60)).until(() -> answers.size() >= afterPromotion + 22);
+      assertThat(List.copyOf(answers).subList(afterPromotion + 2, afterPromotion + 22))
+          .allSatisfy(
+              a -> {
+                assertThat(a.variant()).isEqualTo("stable");
+                assertThat(a.digest()).isEqualTo(run2);
+              });
+
+      // 3. A third run whose exported weights are damaged before its canary pods load them.
+      retrain(client, ns, name, "3", 50);
+      Path weights =
+          state.resolve("pvc/local-scratch/quickstart-run-3/final/adapter_model.safetensors");
+      FineTuneJob badCanary =
+          awaitJob(
+              client,
+              ns,
+              name,
+              Duration.ofMinutes(6),
+              j ->
+                  canary(j) != null
+                      && canary(j).decision == CanaryDecision.Observing
+                      && !run2.equals(canary(j).adapterDigest));
+      // The canary is recorded before the Deployment changes (the next reconcile, >= 1 s later):
+      // the weights are damaged before any serving process reads them.
+      byte[] bytes = Files.readAllBytes(weights);
+      bytes[bytes.length - 1] ^= 0x01;
+      Files.write(weights, bytes);
+      String run3 = canary(badCanary).adapterDigest;
+      Instant canaryStarted = Instant.parse(canary(badCanary).startedAt);
+      FineTuneJob rolledBack =
+          awaitJob(
+              client,
+              ns,
+              name,
+              Duration.ofMinutes(3),
+              j -> canary(j) != null && canary(j).decision != CanaryDecision.Observing);
+      figures.rollback = Duration.between(canaryStarted, Instant.now());
+      assertThat(canary(rolledBack).decision)
+          .as(canary(rolledBack).message)
+          .isEqualTo(CanaryDecision.RolledBack);
+      assertThat(canary(rolledBack).adapterDigest).isEqualTo(run3);
+      assertThat(canary(rolledBack).message).contains("did not become ready within 1m");
+      assertThat(rolledBack.getStatus().serving.adapterDigest).isEqualTo(run2);
+      assertThat(rolledBack.getStatus().serving.failedAdapterDigest).isEqualTo(run3);
+      // Why the canary pod never became ready: the serving process refused the damaged weights.
+      assertThat(serving.lastError()).contains("SHA-256");
+      // Run 2 keeps serving.
+      int afterRollback = answers.size();
+      await().atMost(Duration.ofSeconds(60)).until(() -> answers.size() >= afterRollback + 20);
+      assertThat(List.copyOf(answers).subList(afterRollback, afterRollback + 20))
+          .allSatisfy(
+              a -> {
+                assertThat(a.variant()).isEqualTo("stable");
+                assertThat(a.digest()).isEqualTo(run2);
+              });
+      assertThat(
+              client
+                  .resources(FineTuneJob.class)
+                  .inNamespace(ns)
+                  .withName(name)
+                  .get()
+                  .getStatus()
+                  .serving
+                  .adapterDigest)
+          .isEqualTo(run2);
+      figures.done = true;
+    } finally {
+      stop.set(true);
+      requests.join(TimeUnit.SECONDS.toMillis(30));
+    }
+  }
+
+  /** A new training run: restartNonce, maxSteps and its own checkpoints folder in one update. */
+  private static void retrain(
+      KubernetesClient client, String ns, String name, String nonce, int steps) {
+    client
+        .resources(FineTuneJob.class)
+        .inNamespace(ns)
+        .withName(name)
+        .edit(
+            j -> {
+              j.getSpec().restartNonce = nonce;
+              j.getSpec().hyperparameters.maxSteps = steps;
+              j.getSpec().checkpoints.uri = "pvc://local-scratch/quickstart-run-" + nonce + "/";
+              return j;
+            });
+  }
+
+  private static CanaryStatus canary(FineTuneJob job) {
+    return job.getStatus() == null || job.getStatus().serving == null
+        ? null
+        : job.getStatus().serving.canary;
+  }
+
+  private static FineTuneJob awaitJob(
+      KubernetesClient client,
+      String ns,
+      String name,
+      Duration atMost,
+      Predicate<FineTuneJob> condition) {
+    FineTuneJob[] seen = new FineTuneJob[1];
+    await()
+        .atMost(atMost)
+        .pollInterval(Duration.ofMillis(20))
+        .until(
+            () -> {
+              FineTuneJob j =
+                  client.resources(FineTuneJob.class).inNamespace(ns).withName(name).get();
+              if (j != null && j.getStatus() != null && condition.test(j)) {
+                seen[0] = j;
+                return true;
+              }
+              return false;
+            });
+    return seen[0];
+  }
+
+  private static int indexOf(List<Answer> answers, String variant, boolean first) {
+    int found = -1;
+    for (int i = 0; i < answers.size(); i++) {
+      if (variant.equals(answers.get(i).variant())) {
+        if (first) {
+          return i;
+        }
+        found = i;
+      }
+    }
+    return found;
+  }
+
+  private static Answer ask(String endpoint, String model) {
+    Instant at = Instant.now();
+    if (endpoint == null) {
+      return new Answer(at, 0, null, null, "no ready endpoint");
+    }
+    try {
+      HttpResponse<String> r =
+          HTTP.send(
+              HttpRequest.newBuilder(URI.create(endpoint + "/v1/classify"))
+                  .header("Content-Type", "application/json")
+                  .timeout(Duration.ofSeconds(30))
+                  .POST(
+                      HttpRequest.BodyPublishers.ofString(
+                          JSON.writeValueAsString(Map.of("model", model, "input", TICKET))))
+                  .build(),
+              HttpResponse.BodyHandlers.ofString());
+      return new Answer(
+          at,
+          r.statusCode(),
+          r.headers().firstValue("KubeTune-Variant").orElse(null),
+          r.headers().firstValue("KubeTune-Adapter-Digest").orElse(null),
+          r.statusCode() == 200 ? null : r.body());
+    } catch (IOException e) {
+      return new Answer(at, 0, null, null, e.toString());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return new Answer(at, 0, null, null, e.toString());
+    }
+  }
+}
