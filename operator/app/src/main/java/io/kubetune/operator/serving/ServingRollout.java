@@ -264,6 +264,22 @@ public final class ServingRollout {
         started.decision = CanaryDecision.Observing;
         started.message = "starting: " + target.uri() + " answers " + started.weight + "%";
         serving.canary = started;
+        if (target.uri().equals(current.uri())) {
+          // The new run exported into the served adapter's folder: its files are the new
+          // adapter's now, so no pod can load the served one (its digest check fails) next to
+          // the canary. Refused at once rather than after readinessTimeout.
+          return endCanary(
+              current,
+              CanaryDecision.RolledBack,
+              "refused: the new run exported into "
+                  + target.uri()
+                  + ", the folder of the adapter that is serving (digest "
+                  + current.digest()
+                  + "), which it overwrote, so no pod can load both; give each training run its"
+                  + " own spec.checkpoints.uri (change it together with spec.restartNonce), or"
+                  + " remove serving.canary to roll the new adapter out without a canary",
+              true);
+        }
         observingVerdicts(current, started);
         return outcome(run(current), Duration.ofSeconds(1));
       }

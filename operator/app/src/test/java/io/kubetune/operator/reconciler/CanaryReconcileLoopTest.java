@@ -230,6 +230,8 @@ class CanaryReconcileLoopTest {
                   .edit(
                       c -> {
                         c.getSpec().restartNonce = "run-" + digest;
+                        // Each run exports into its own folder: a canary needs both adapters.
+                        c.getSpec().checkpoints.uri = "s3://checkpoints/canary-" + digest + "/";
                         return c;
                       });
               return true;

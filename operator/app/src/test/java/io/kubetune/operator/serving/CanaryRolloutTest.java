@@ -33,7 +33,8 @@ class CanaryRolloutTest {
   static final OperatorSettings SETTINGS = OperatorSettings.defaults();
   static final Instant T0 = Instant.parse("2026-11-24T10:00:00Z");
   static final Adapter FIRST = new Adapter("s3://checkpoints/srv/final/", "digest-1");
-  static final Adapter SECOND = new Adapter("s3://checkpoints/srv/final/", "digest-2");
+  // Each run exports into its own checkpoints folder (a canary needs both adapters' files).
+  static final Adapter SECOND = new Adapter("s3://checkpoints/srv-2/final/", "digest-2");
 
   final FineTuneJob cr = canaryJob();
 
@@ -155,12 +156,37 @@ class CanaryRolloutTest {
     assertThat(ServingModel.canaryOf(run(superseded))).isNull();
 
     // The new run fails its gate: no canary.
-    Adapter third = new Adapter("s3://checkpoints/srv/final/", "digest-3");
+    Adapter third = new Adapter("s3://checkpoints/srv-3/final/", "digest-3");
     retrained(status, third, false);
     ServingOutcome kept = apply(status, ready(FIRST, null), List.of(), T0.plusSeconds(900));
     assertThat(ServingModel.adapterOf(run(kept))).isEqualTo(FIRST);
     assertThat(ServingModel.canaryOf(run(kept))).isNull();
     assertThat(status.serving.canary.adapterDigest).isEqualTo("digest-2");
+  }
+
+  @Test
+  void aRunExportedIntoTheServedAdaptersFolderIsRefusedAsACanaryAtOnce() {
+    FineTuneJobStatus status = servingFirst();
+    // Retrained into the same checkpoints.uri: its final/ now holds the new adapter's files.
+    Adapter overwritten = new Adapter(FIRST.uri(), "digest-2");
+    retrained(status, overwritten, true);
+    ServingOutcome refused = apply(status, ready(FIRST, null), List.of(), T0);
+
+    assertThat(status.serving.canary.decision).isEqualTo(CanaryDecision.RolledBack);
+    assertThat(status.serving.canary.message)
+        .contains("refused")
+        .contains("spec.checkpoints.uri")
+        .contains("spec.restartNonce")
+        .contains("keeps serving");
+    assertThat(status.serving.failedAdapterDigest).isEqualTo("digest-2");
+    assertThat(status.serving.adapterDigest).isEqualTo("digest-1");
+    assertThat(ServingModel.adapterOf(run(refused))).isEqualTo(FIRST);
+    assertThat(ServingModel.canaryOf(run(refused))).isNull();
+    assertThat(reason(status, Conditions.READY)).isEqualTo("CanaryRolledBack");
+    // Not tried again by later reconciles.
+    ServingOutcome after = apply(status, ready(FIRST, null), List.of(), T0.plusSeconds(60));
+    assertThat(ServingModel.canaryOf(run(after))).isNull();
+    assertThat(status.serving.canary.decision).isEqualTo(CanaryDecision.RolledBack);
   }
 
   @Test
