@@ -100,13 +100,13 @@ class LocalCanaryEndToEndTest {
     List<Answer> failed = answers.stream().filter(a -> a.status() != 200).toList();
     System.out.printf(
         "local canary (operator deciding): %d requests, %d canary answers, %d failed;"
-            + " run 2: trained in %d s, canary observed for %d s (%d of %d answers in its window"
+            + " run 2: trained and its canary recorded %d s after the retrain, canary answers seen for %d s (%d of %d answers in its window"
             + " from it), promoted %d s after the retrain; run 3: rolled back %d s after its"
             + " canary started%n",
         answers.size(),
         canaryAnswers,
         failed.size(),
-        figures.run2Training.toSeconds(),
+        figures.run2Canary.toSeconds(),
         figures.observed.toSeconds(),
         figures.windowCanary,
         figures.windowTotal,
@@ -118,7 +118,7 @@ class LocalCanaryEndToEndTest {
 
   /** What the test measured, for the printed figures. */
   static final class Figures {
-    Duration run2Training = Duration.ZERO;
+    Duration run2Canary = Duration.ZERO;
     Duration observed = Duration.ZERO;
     Duration run2Total = Duration.ZERO;
     Duration rollback = Duration.ZERO;
@@ -163,7 +163,7 @@ class LocalCanaryEndToEndTest {
               Duration.ofMinutes(6),
               j -> canary(j) != null && canary(j).decision == CanaryDecision.Observing);
       String run2 = canary(observing).adapterDigest;
-      figures.run2Training = Duration.between(retrained, Instant.now());
+      figures.run2Canary = Duration.between(retrained, Instant.now());
       assertThat(run2).hasSize(64).isNotEqualTo(run1);
       assertThat(observing.getStatus().adapter.digest).isEqualTo(run2);
       assertThat(canary(observing).weight).isEqualTo(WEIGHT);
