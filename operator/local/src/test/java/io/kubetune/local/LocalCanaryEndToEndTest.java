@@ -3,30 +3,22 @@ package io.kubetune.local;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.kubetune.api.v1alpha1.CanaryDecision;
 import io.kubetune.api.v1alpha1.CanaryStatus;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.Phase;
+import io.kubetune.local.ClassifyClient.Answer;
 import io.kubetune.operator.Names;
 import java.io.ByteArrayOutputStream;
-import java.io.IOException;
 import java.io.PrintStream;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Predicate;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -54,15 +46,9 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class LocalCanaryEndToEndTest {
   static final Path ROOT = KubeTuneLocal.repoRoot();
-  static final ObjectMapper JSON = new ObjectMapper();
-  static final HttpClient HTTP =
-      HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
-  static final String TICKET = "I was charged twice for my subscription this month";
   static final int WEIGHT = 25;
 
   @TempDir Path state;
-
-  record Answer(Instant at, int status, String variant, String digest, String error) {}
 
   @Test
   void aRetrainIsACanaryPromotedByTheOperatorAndADamagedOneIsRolledBackWithNoFailedRequest()
@@ -131,7 +117,7 @@ class LocalCanaryEndToEndTest {
       KubernetesClient client,
       LocalServingRunner serving,
       FineTuneJob served,
-      List<Answer> answers,
+      List<Answer> all,
       Figures figures)
       throws Exception {
     String ns = served.getMetadata().getNamespace();
@@ -139,16 +125,8 @@ class LocalCanaryEndToEndTest {
     String run1 = served.getStatus().serving.adapterDigest;
     assertThat(run1).hasSize(64);
     String service = Names.servingService(served);
-    AtomicBoolean stop = new AtomicBoolean();
-    Thread requests =
-        new Thread(
-            () -> {
-              while (!stop.get()) {
-                answers.add(ask(serving.endpointOf(ns, service).orElse(null), name));
-              }
-            },
-            "canary-client");
-    requests.start();
+    ClassifyClient requests = new ClassifyClient(() -> serving.endpointOf(ns, service), name);
+    List<Answer> answers = requests.answers;
     try {
       await().atMost(Duration.ofSeconds(30)).until(() -> answers.size() >= 10);
 
@@ -185,7 +163,9 @@ class LocalCanaryEndToEndTest {
       assertThat(canary(promoted).stableErrors).isZero();
       // The canary's answers came from run 2, about its weight's share of those in its window
       // (the split is exact per pod; the window's edges may hold answers of the pod before).
-      List<Answer> during = List.copyOf(answers).subList(beforeCanary, answers.size());
+      // A snapshot first: the client thread keeps appending.
+      List<Answer> snapshot = List.copyOf(answers);
+      List<Answer> during = snapshot.subList(beforeCanary, snapshot.size());
       int first = indexOf(during, "canary", true);
       int last = indexOf(during, "canary", false);
       assertThat(first).as("the client got canary answers").isNotNegative();
@@ -287,8 +267,8 @@ class LocalCanaryEndToEndTest {
           .isEqualTo(run2);
       figures.done = true;
     } finally {
-      stop.set(true);
-      requests.join(TimeUnit.SECONDS.toMillis(30));
+      requests.close();
+      all.addAll(answers);
     }
   }
 
@@ -348,35 +328,5 @@ class LocalCanaryEndToEndTest {
       }
     }
     return found;
-  }
-
-  private static Answer ask(String endpoint, String model) {
-    Instant at = Instant.now();
-    if (endpoint == null) {
-      return new Answer(at, 0, null, null, "no ready endpoint");
-    }
-    try {
-      HttpResponse<String> r =
-          HTTP.send(
-              HttpRequest.newBuilder(URI.create(endpoint + "/v1/classify"))
-                  .header("Content-Type", "application/json")
-                  .timeout(Duration.ofSeconds(30))
-                  .POST(
-                      HttpRequest.BodyPublishers.ofString(
-                          JSON.writeValueAsString(Map.of("model", model, "input", TICKET))))
-                  .build(),
-              HttpResponse.BodyHandlers.ofString());
-      return new Answer(
-          at,
-          r.statusCode(),
-          r.headers().firstValue("KubeTune-Variant").orElse(null),
-          r.headers().firstValue("KubeTune-Adapter-Digest").orElse(null),
-          r.statusCode() == 200 ? null : r.body());
-    } catch (IOException e) {
-      return new Answer(at, 0, null, null, e.toString());
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      return new Answer(at, 0, null, null, e.toString());
-    }
   }
 }

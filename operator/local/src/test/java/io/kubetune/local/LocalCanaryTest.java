@@ -13,6 +13,7 @@ import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.HyperparametersSpec;
 import io.kubetune.api.v1alpha1.LoraSpec;
 import io.kubetune.api.v1alpha1.MethodSpec;
+import io.kubetune.local.ClassifyClient.Answer;
 import io.kubetune.operator.Names;
 import io.kubetune.operator.model.FineTuneJobModel;
 import io.kubetune.operator.model.OperatorSettings;
@@ -23,10 +24,6 @@ import io.kubetune.operator.serving.CanaryDecider;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
@@ -35,9 +32,7 @@ import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -58,13 +53,8 @@ import org.junit.jupiter.api.io.TempDir;
 class LocalCanaryTest {
   static final Path ROOT = KubeTuneLocal.repoRoot();
   static final ObjectMapper JSON = new ObjectMapper();
-  static final HttpClient HTTP =
-      HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
-  static final String TICKET = "I was charged twice for my subscription this month";
 
   @TempDir Path state;
-
-  record Answer(int status, String variant, String digest, String error) {}
 
   @Test
   void aSecondRunIsACanaryThenPromotedAndABadThirdIsRolledBackWithNoFailedRequest()
@@ -106,17 +96,9 @@ class LocalCanaryTest {
       apply(api, ServingModel.deployment(model, first));
       awaitRolledOut(runner, api, ns, job, run1, null);
 
-      List<Answer> answers = new CopyOnWriteArrayList<>();
-      AtomicBoolean stop = new AtomicBoolean();
-      Thread client =
-          new Thread(
-              () -> {
-                while (!stop.get()) {
-                  answers.add(ask(runner.endpointOf(ns, service).orElse(null), job));
-                }
-              },
-              "canary-client");
-      client.start();
+      ClassifyClient client =
+          new ClassifyClient(() -> runner.endpointOf(ns, service), job.getMetadata().getName());
+      List<Answer> answers = client.answers;
       try {
         // 2. Run 2 rolls out as a canary next to run 1 and answers 25% of the requests.
         apply(api, ServingModel.deployment(model, first, new Canary(second, 25)));
@@ -192,8 +174,7 @@ class LocalCanaryTest {
                   assertThat(a.digest()).isEqualTo(run2);
                 });
       } finally {
-        stop.set(true);
-        client.join(TimeUnit.SECONDS.toMillis(30));
+        client.close();
       }
       System.out.printf(
           "local canary: %d requests, %d canary answers, %d failed%n",
@@ -213,35 +194,6 @@ class LocalCanaryTest {
       }
     }
     throw new AssertionError("no " + variant + " variant in " + body);
-  }
-
-  private static Answer ask(String endpoint, FineTuneJob job) {
-    if (endpoint == null) {
-      return new Answer(0, null, null, "no ready endpoint");
-    }
-    try {
-      HttpResponse<String> r =
-          HTTP.send(
-              HttpRequest.newBuilder(URI.create(endpoint + "/v1/classify"))
-                  .header("Content-Type", "application/json")
-                  .timeout(Duration.ofSeconds(30))
-                  .POST(
-                      HttpRequest.BodyPublishers.ofString(
-                          JSON.writeValueAsString(
-                              Map.of("model", job.getMetadata().getName(), "input", TICKET))))
-                  .build(),
-              HttpResponse.BodyHandlers.ofString());
-      return new Answer(
-          r.statusCode(),
-          r.headers().firstValue("KubeTune-Variant").orElse(null),
-          r.headers().firstValue("KubeTune-Adapter-Digest").orElse(null),
-          r.statusCode() == 200 ? null : r.body());
-    } catch (IOException e) {
-      return new Answer(0, null, null, e.toString());
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      return new Answer(0, null, null, e.toString());
-    }
   }
 
   /** Creates or replaces the Deployment, as the operator's dependent resource does. */
