@@ -65,6 +65,8 @@ public final class RealClusterSetup {
             c ->
                 c != null
                     && c.getStatus() != null
+                    // a just-applied CRD has a status with no conditions yet
+                    && c.getStatus().getConditions() != null
                     && c.getStatus().getConditions().stream()
                         .anyMatch(
                             cond ->

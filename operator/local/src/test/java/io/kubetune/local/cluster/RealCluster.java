@@ -27,11 +27,12 @@ final class RealCluster {
     if (controlPlane == null) {
       try {
         Path dir = Files.createTempDirectory("kubetune-controlplane-");
-        controlPlane = ControlPlane.start(ControlPlaneBinaries.locate(ROOT), dir);
+        // Published only once fully prepared: a failed setup must not leave a half-prepared
+        // cluster for the next test class to use.
+        ControlPlane started = ControlPlane.start(ControlPlaneBinaries.locate(ROOT), dir);
         System.out.printf(
             "control plane %s started in %d ms (state in %s)%n",
-            controlPlane.server(), controlPlane.startupTime().toMillis(), dir);
-        ControlPlane started = controlPlane;
+            started.server(), started.startupTime().toMillis(), dir);
         Runtime.getRuntime()
             .addShutdownHook(
                 new Thread(
@@ -39,10 +40,14 @@ final class RealCluster {
                       started.close();
                       deleteTree(dir);
                     }));
-        admin = controlPlane.adminClient();
-        RealClusterSetup.installCrd(admin, ROOT);
+        KubernetesClient startedAdmin = started.adminClient();
+        RealClusterSetup.installCrd(startedAdmin, ROOT);
         RealClusterSetup.applyManifests(
-            admin, ROOT, java.util.List.of("manifests/namespace.yaml", "manifests/rbac.yaml"));
+            startedAdmin,
+            ROOT,
+            java.util.List.of("manifests/namespace.yaml", "manifests/rbac.yaml"));
+        admin = startedAdmin;
+        controlPlane = started;
       } catch (IOException e) {
         throw new UncheckedIOException(e);
       } catch (InterruptedException e) {
