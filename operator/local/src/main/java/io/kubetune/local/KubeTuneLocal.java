@@ -352,18 +352,22 @@ public final class KubeTuneLocal {
       if (served) {
         exampleResponse = ServingExample.run(current, serving, claims, root, out);
       }
-      if (served && whileServing != null) {
-        whileServing.run(api.client(), serving, current);
-        current =
-            api.client().resources(FineTuneJob.class).inNamespace(namespace).withName(name).get();
-      }
-      if (served && options.keepServing()) {
-        out.println();
-        out.println(
-            "serving at "
-                + serving.endpointOf(namespace, Names.servingService(current)).orElse("?")
-                + " until Ctrl-C (the operator keeps reconciling)");
-        Thread.currentThread().join();
+      // While it serves, a retrain rolls out as a canary (serving.canary): show it as it goes.
+      try (CanaryProgress canaries =
+          served ? CanaryProgress.start(api.client(), namespace, name, out) : null) {
+        if (served && whileServing != null) {
+          whileServing.run(api.client(), serving, current);
+          current =
+              api.client().resources(FineTuneJob.class).inNamespace(namespace).withName(name).get();
+        }
+        if (served && options.keepServing()) {
+          out.println();
+          out.println(
+              "serving at "
+                  + serving.endpointOf(namespace, Names.servingService(current)).orElse("?")
+                  + " until Ctrl-C (the operator keeps reconciling)");
+          Thread.currentThread().join();
+        }
       }
       operator.stop();
 
@@ -729,6 +733,10 @@ public final class KubeTuneLocal {
         "attempts: "
             + (s.attempts == null ? 0 : s.attempts)
             + (s.podName == null ? "" : ", pod: " + s.podName));
+    String canary = CanaryProgress.line(s.serving);
+    if (canary != null) {
+      out.println(canary);
+    }
     if ((s.phase == Phase.Succeeded || s.phase == Phase.Serving)
         && outputDir != null
         && Files.isDirectory(outputDir)) {

@@ -99,8 +99,17 @@ class LocalCanaryEndToEndTest {
         figures.windowTotal,
         figures.run2Total.toSeconds(),
         figures.rollback.toSeconds());
+    // What a user of local mode saw of the canaries.
+    output.lines().filter(l -> l.startsWith("canary ")).forEach(System.out::println);
     assertThat(answers).hasSizeGreaterThan(100);
     assertThat(failed).as("failed requests").isEmpty();
+    // Local mode's progress output showed each canary: weight, both variants, the decision.
+    assertThat(output)
+        .contains(
+            "canary Observing at " + WEIGHT + "%: canary pvc://local-scratch/quickstart/final/")
+        .contains("canary Promoted at " + WEIGHT + "%")
+        .contains("canary RolledBack at " + WEIGHT + "%")
+        .contains("| stable pvc://local-scratch/quickstart/final/");
   }
 
   /** What the test measured, for the printed figures. */
