@@ -87,13 +87,21 @@ final class CanaryProgress implements AutoCloseable {
         + ") "
         + count(c.requests, c.errors)
         + " | stable "
-        + serving.adapterUri
-        + " ("
-        + shortDigest(serving.adapterDigest)
-        + ") "
+        + stable(serving)
         + count(c.stableRequests, c.stableErrors)
         + " | "
         + Objects.requireNonNullElse(c.message, "");
+  }
+
+  /**
+   * The stable variant the counts belong to: once a promotion completed, status.serving names the
+   * canary's adapter, and the stable counts were the replaced adapter's.
+   */
+  private static String stable(ServingStatus serving) {
+    if (Objects.equals(serving.adapterDigest, serving.canary.adapterDigest)) {
+      return "(the adapter it replaced) ";
+    }
+    return serving.adapterUri + " (" + shortDigest(serving.adapterDigest) + ") ";
   }
 
   private static String count(Long requests, Long errors) {

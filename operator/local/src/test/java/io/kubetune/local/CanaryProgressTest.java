@@ -39,6 +39,13 @@ class CanaryProgressTest {
                 + " 2b2b2b2b2b2b) 12 requests 0 errors | stable"
                 + " pvc://local-scratch/quickstart/final/aaa/ (sha256 1a1a1a1a1a1a) 36 requests 1"
                 + " errors | observing until 10:01:40");
+    // Once the promotion completed, the stable counts are the replaced adapter's.
+    ServingStatus rolledOut = observing(13);
+    rolledOut.canary.decision = CanaryDecision.Promoted;
+    rolledOut.adapterUri = rolledOut.canary.adapterUri;
+    rolledOut.adapterDigest = RUN_2;
+    assertThat(CanaryProgress.line(rolledOut))
+        .contains("| stable (the adapter it replaced) 39 requests 1 errors |");
     assertThat(CanaryProgress.line(new ServingStatus())).isNull();
     assertThat(CanaryProgress.line(null)).isNull();
   }
