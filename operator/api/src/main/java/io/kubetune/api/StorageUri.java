@@ -175,10 +175,14 @@ public record StorageUri(String scheme, String authority, String path) {
         : new StorageUri(scheme, authority, path + "/");
   }
 
-  /** The final export below this (checkpoints) location: {@code <this>/final/}. */
-  public StorageUri finalOutput() {
+  /**
+   * A training run's export below this (checkpoints) location: {@code
+   * <this>/final/<trainingRevision>/} ({@link TrainerLayout#exportFolder(String)}).
+   */
+  public StorageUri finalOutput(String trainingRevision) {
     StorageUri folder = asFolder();
-    return new StorageUri(scheme, authority, folder.path + TrainerLayout.FINAL_FOLDER);
+    return new StorageUri(
+        scheme, authority, folder.path + TrainerLayout.exportFolder(trainingRevision));
   }
 
   /** Same location with "/" appended when missing: prefixes are folders. */

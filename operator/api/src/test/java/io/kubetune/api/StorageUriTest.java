@@ -48,14 +48,27 @@ class StorageUriTest {
   }
 
   @Test
+  void anExportFolderIsOnePathSegmentPerRevision() {
+    assertThat(TrainerLayout.exportFolder("3fa9c2d1e0b4")).isEqualTo("final/3fa9c2d1e0b4/");
+    for (String bad : new String[] {null, "", "a/b", "..", "a..b", "/x", " r"}) {
+      assertThatThrownBy(() -> TrainerLayout.exportFolder(bad))
+          .as(bad)
+          .isInstanceOf(IllegalArgumentException.class)
+          .hasMessageContaining("cannot name an export folder");
+    }
+  }
+
+  @Test
   void validUrisParseAndKnowTheLayout() {
     StorageUri pvc = StorageUri.parse("f", "pvc://claim/runs/a%20b");
     assertThat(pvc.claimName()).contains("claim");
-    assertThat(pvc.finalOutput().toString()).isEqualTo("pvc://claim/runs/a%20b/final/");
-    assertThat(pvc.finalOutput().inPod())
-        .isEqualTo("file://" + TrainerLayout.PVC_MOUNT_ROOT + "/claim/runs/a%20b/final/");
+    assertThat(pvc.finalOutput("3fa9c2d1e0b4").toString())
+        .isEqualTo("pvc://claim/runs/a%20b/final/3fa9c2d1e0b4/");
+    assertThat(pvc.finalOutput("3fa9c2d1e0b4").inPod())
+        .isEqualTo(
+            "file://" + TrainerLayout.PVC_MOUNT_ROOT + "/claim/runs/a%20b/final/3fa9c2d1e0b4/");
     StorageUri s3 = StorageUri.parse("f", "s3://bucket");
-    assertThat(s3.finalOutput().toString()).isEqualTo("s3://bucket/final/");
+    assertThat(s3.finalOutput("r1").toString()).isEqualTo("s3://bucket/final/r1/");
     assertThat(s3.inPod()).isEqualTo("s3://bucket");
   }
 

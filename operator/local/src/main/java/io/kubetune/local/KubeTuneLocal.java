@@ -352,31 +352,42 @@ public final class KubeTuneLocal {
       if (served) {
         exampleResponse = ServingExample.run(current, serving, claims, root, out);
       }
-      if (served && whileServing != null) {
-        whileServing.run(api.client(), serving, current);
-        current =
-            api.client().resources(FineTuneJob.class).inNamespace(namespace).withName(name).get();
-      }
-      if (served && options.keepServing()) {
-        out.println();
-        out.println(
-            "serving at "
-                + serving.endpointOf(namespace, Names.servingService(current)).orElse("?")
-                + " until Ctrl-C (the operator keeps reconciling)");
-        Thread.currentThread().join();
+      // While it serves, a retrain rolls out as a canary (serving.canary): show it as it goes.
+      try (CanaryProgress canaries =
+          served ? CanaryProgress.start(api.client(), namespace, name, out) : null) {
+        if (served && whileServing != null) {
+          whileServing.run(api.client(), serving, current);
+          current =
+              api.client().resources(FineTuneJob.class).inNamespace(namespace).withName(name).get();
+        }
+        if (served && options.keepServing()) {
+          out.println();
+          out.println(
+              "serving at "
+                  + serving.endpointOf(namespace, Names.servingService(current)).orElse("?")
+                  + " until Ctrl-C (the operator keeps reconciling)");
+          Thread.currentThread().join();
+        }
       }
       operator.stop();
 
-      Path outputDir = outputDir(job, claims, state);
+      Path outputDir = outputDir(current, claims, state);
+      String exported = exportUri(current);
       if (s3 != null
-          && current != null
-          && current.getStatus() != null
+          && exported != null
+          && !StorageUri.parse(exported).isPvc()
           && current.getStatus().phase.isTerminal()
           && current.getStatus().phase != Phase.Failed) {
         // The result is in the embedded object store: copy it out for the summary.
-        StorageUri finalOutput = StorageUri.parse(job.getSpec().checkpoints.uri).finalOutput();
-        outputDir = state.resolve("output").resolve(name).resolve("final");
-        s3.download(finalOutput.authority(), finalOutput.path(), outputDir);
+        StorageUri export = StorageUri.parse(exported);
+        // output/<name>/final/<trainingRevision>/, as below checkpoints.uri.
+        outputDir =
+            state
+                .resolve("output")
+                .resolve(name)
+                .resolve(TrainerLayout.FINAL_FOLDER)
+                .resolve(Path.of(export.path()).getFileName().toString());
+        s3.download(export.authority(), export.path(), outputDir);
       }
       printSummary(out, current, progress, outputDir, Duration.between(started, Instant.now()));
       boolean ok = succeeded(current, servingWanted) && (!served || exampleResponse != null);
@@ -623,15 +634,29 @@ public final class KubeTuneLocal {
     out.println("  checkpoints  " + location + " (resuming this FineTuneJob's earlier local run)");
   }
 
-  /** Where the trainer exported the result: checkpoints.uri + final/, as a local folder. */
+  /**
+   * Where the latest training run exported its result, as status.adapter.uri names it
+   * (checkpoints.uri + final/&lt;trainingRevision&gt;/), or null before anything was exported.
+   */
+  static String exportUri(FineTuneJob job) {
+    return job == null || job.getStatus() == null || job.getStatus().adapter == null
+        ? null
+        : job.getStatus().adapter.uri;
+  }
+
+  /** {@link #exportUri} as a local folder when it is on a pvc:// claim, else null. */
   static Path outputDir(FineTuneJob job, Map<String, Path> claims, Path state) {
-    StorageUri finalOutput = StorageUri.parse(job.getSpec().checkpoints.uri).finalOutput();
-    if (!finalOutput.isPvc()) {
+    String uri = exportUri(job);
+    if (uri == null) {
       return null;
     }
-    String claim = finalOutput.authority();
+    StorageUri export = StorageUri.parse(uri);
+    if (!export.isPvc()) {
+      return null;
+    }
+    String claim = export.authority();
     Path base = claims.getOrDefault(claim, state.resolve("pvc").resolve(claim));
-    return base.resolve(finalOutput.path());
+    return base.resolve(export.path());
   }
 
   static void printSummary(
@@ -708,6 +733,10 @@ public final class KubeTuneLocal {
         "attempts: "
             + (s.attempts == null ? 0 : s.attempts)
             + (s.podName == null ? "" : ", pod: " + s.podName));
+    String canary = CanaryProgress.line(s.serving);
+    if (canary != null) {
+      out.println(canary);
+    }
     if ((s.phase == Phase.Succeeded || s.phase == Phase.Serving)
         && outputDir != null
         && Files.isDirectory(outputDir)) {

@@ -40,9 +40,10 @@ import org.junit.jupiter.api.io.TempDir;
  *       keeps serving.
  * </ol>
  *
- * No request fails at any step. Each run writes to its own checkpoints.uri (changed together with
- * restartNonce): the adapter of a run is its checkpoints.uri's final/ folder, so a retrain into the
- * same folder would overwrite the files of the adapter that is serving.
+ * No request fails at any step. Each retrain is the usual one: a new restartNonce (with a new
+ * maxSteps, so the runs differ) and the same checkpoints.uri; each run exports into its own
+ * final/&lt;trainingRevision&gt;/ folder below it, so the served adapter's files stay while the
+ * canary's are loaded next to them.
  */
 class LocalCanaryEndToEndTest {
   static final Path ROOT = KubeTuneLocal.repoRoot();
@@ -98,8 +99,17 @@ class LocalCanaryEndToEndTest {
         figures.windowTotal,
         figures.run2Total.toSeconds(),
         figures.rollback.toSeconds());
+    // What a user of local mode saw of the canaries.
+    output.lines().filter(l -> l.startsWith("canary ")).forEach(System.out::println);
     assertThat(answers).hasSizeGreaterThan(100);
     assertThat(failed).as("failed requests").isEmpty();
+    // Local mode's progress output showed each canary: weight, both variants, the decision.
+    assertThat(output)
+        .contains(
+            "canary Observing at " + WEIGHT + "%: canary pvc://local-scratch/quickstart/final/")
+        .contains("canary Promoted at " + WEIGHT + "%")
+        .contains("canary RolledBack at " + WEIGHT + "%")
+        .contains("| stable pvc://local-scratch/quickstart/final/");
   }
 
   /** What the test measured, for the printed figures. */
@@ -130,7 +140,7 @@ class LocalCanaryEndToEndTest {
     try {
       await().atMost(Duration.ofSeconds(30)).until(() -> answers.size() >= 10);
 
-      // 2. Retrain: run 2 (another step count, its own checkpoints folder).
+      // 2. Retrain: run 2 (a new restartNonce and another step count).
       Instant retrained = Instant.now();
       retrain(client, ns, name, "2", 70);
       FineTuneJob observing =
@@ -197,8 +207,14 @@ class LocalCanaryEndToEndTest {
                       && run2.equals(j.getStatus().serving.adapterDigest)
                       && j.getStatus().serving.rollout == null);
       figures.run2Total = Duration.between(retrained, Instant.now());
+      // Run 2's own export folder below the unchanged checkpoints.uri; run 1's files are intact.
+      String run1Uri = observing.getStatus().serving.adapterUri;
       assertThat(onRun2.getStatus().serving.adapterUri)
-          .isEqualTo("pvc://local-scratch/quickstart-run-2/final/");
+          .isEqualTo(
+              "pvc://local-scratch/quickstart/final/" + onRun2.getStatus().trainingRevision + "/")
+          .isNotEqualTo(run1Uri);
+      assertThat(run1Uri).startsWith("pvc://local-scratch/quickstart/final/");
+      assertThat(sha256(local(run1Uri).resolve("adapter_model.safetensors"))).isEqualTo(run1);
       int afterPromotion = answers.size();
       await().atMost(Duration.ofSeconds(60)).until(() -> answers.size() >= afterPromotion + 22);
       assertThat(List.copyOf(answers).subList(afterPromotion + 2, afterPromotion + 22))
@@ -210,8 +226,6 @@ class LocalCanaryEndToEndTest {
 
       // 3. A third run whose exported weights are damaged before its canary pods load them.
       retrain(client, ns, name, "3", 50);
-      Path weights =
-          state.resolve("pvc/local-scratch/quickstart-run-3/final/adapter_model.safetensors");
       FineTuneJob badCanary =
           awaitJob(
               client,
@@ -224,6 +238,7 @@ class LocalCanaryEndToEndTest {
                       && !run2.equals(canary(j).adapterDigest));
       // The canary is recorded before the Deployment changes (the next reconcile, >= 1 s later):
       // the weights are damaged before any serving process reads them.
+      Path weights = local(canary(badCanary).adapterUri).resolve("adapter_model.safetensors");
       byte[] bytes = Files.readAllBytes(weights);
       bytes[bytes.length - 1] ^= 0x01;
       Files.write(weights, bytes);
@@ -275,7 +290,7 @@ class LocalCanaryEndToEndTest {
     }
   }
 
-  /** A new training run: restartNonce, maxSteps and its own checkpoints folder in one update. */
+  /** A new training run: restartNonce and maxSteps in one update, checkpoints.uri unchanged. */
   private static void retrain(
       KubernetesClient client, String ns, String name, String nonce, int steps) {
     client
@@ -286,9 +301,21 @@ class LocalCanaryEndToEndTest {
             j -> {
               j.getSpec().restartNonce = nonce;
               j.getSpec().hyperparameters.maxSteps = steps;
-              j.getSpec().checkpoints.uri = "pvc://local-scratch/quickstart-run-" + nonce + "/";
               return j;
             });
+  }
+
+  /** A pvc://local-scratch/... URI as the local folder local mode keeps that claim in. */
+  private Path local(String pvcUri) {
+    String prefix = "pvc://local-scratch/";
+    assertThat(pvcUri).startsWith(prefix);
+    return state.resolve("pvc/local-scratch").resolve(pvcUri.substring(prefix.length()));
+  }
+
+  private static String sha256(Path file) throws Exception {
+    return java.util.HexFormat.of()
+        .formatHex(
+            java.security.MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(file)));
   }
 
   private static CanaryStatus canary(FineTuneJob job) {

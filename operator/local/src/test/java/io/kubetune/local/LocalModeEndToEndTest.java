@@ -81,8 +81,11 @@ class LocalModeEndToEndTest {
     assertThat(output).contains("kubectl get ftj").contains("Succeeded").contains("tuned model");
     // PROGRESS comes from the operator reading the trainer's log through the API.
     assertThat(result.finalState().getStatus().progress.summary).isEqualTo("60/60 (100%)");
+    // The run's own export folder: final/<trainingRevision>/ below checkpoints.uri.
+    String revision = result.finalState().getStatus().trainingRevision;
     assertThat(result.finalState().getStatus().adapter.uri)
-        .isEqualTo("pvc://local-scratch/quickstart/final/");
+        .isEqualTo("pvc://local-scratch/quickstart/final/" + revision + "/");
+    assertThat(out).endsWith(Path.of("local-scratch/quickstart/final", revision));
     String svg = Files.readString(out.resolve("loss-curve.svg"));
     assertThat(
             javax.xml.parsers.DocumentBuilderFactory.newInstance()
@@ -115,7 +118,10 @@ class LocalModeEndToEndTest {
     assertThat(result.exitCode()).as(output).isZero();
     var status = result.finalState().getStatus();
     assertThat(status.adapter.uri)
-        .isEqualTo("s3://kubetune-examples/checkpoints/support-tickets/final/");
+        .isEqualTo(
+            "s3://kubetune-examples/checkpoints/support-tickets/final/"
+                + status.trainingRevision
+                + "/");
     assertThat(status.adapter.digest).hasSize(64);
     assertThat(status.adapter.tunedMetrics.get("accuracy"))
         .isGreaterThan(status.adapter.baseMetrics.get("accuracy") + 0.25);

@@ -229,7 +229,7 @@ final class Serve implements Callable<Integer> {
           "--canary "
               + canary
               + ": expected NAME=URI of the new adapter for --adapter NAME, e.g. --canary"
-              + " support=s3://bucket/job/run-2/final/");
+              + " support=s3://bucket/job/final/<revision-2>/");
     }
     String name = canary.substring(0, eq);
     if (sources.stream().noneMatch(s -> s.name().equals(name))) {
@@ -274,7 +274,7 @@ final class Serve implements Callable<Integer> {
         throw new BadInputException(
             "--adapter "
                 + a
-                + ": expected NAME=URI, e.g. --adapter support=s3://bucket/job/final/");
+                + ": expected NAME=URI, e.g. --adapter support=s3://bucket/job/final/<revision>/");
       }
       String name = a.substring(0, eq);
       if (name.indexOf(Variants.SEPARATOR) >= 0) {

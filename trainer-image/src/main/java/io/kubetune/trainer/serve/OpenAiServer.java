@@ -24,7 +24,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
-import java.util.UUID;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Semaphore;
@@ -350,7 +349,7 @@ public final class OpenAiServer implements AutoCloseable {
       variantHeaders(response, route);
       AtomicBoolean gone = new AtomicBoolean();
       response.closeHandler(v -> gone.set(true));
-      String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID();
+      String id = ResponseIds.issue(chat ? "chatcmpl" : "cmpl", route.stats());
       long created = System.currentTimeMillis() / 1000;
       String m = modelId;
       String tag = served.id();
@@ -458,7 +457,7 @@ public final class OpenAiServer implements AutoCloseable {
       variantHeaders(ctx.response(), route);
       String m = modelId;
       String tag = served.id();
-      String id = "clf-" + UUID.randomUUID();
+      String id = ResponseIds.issue("clf", route.stats());
       submit(
           () -> {
             try {
@@ -535,7 +534,13 @@ public final class OpenAiServer implements AutoCloseable {
       RequestParser.Feedback feedback = RequestParser.feedback(body(ctx));
       Loaded state = requireLoaded();
       Variants.Stats variant =
-          state.recent().feedback(feedback.id(), feedback.score(), feedback.correction() != null);
+          state
+              .recent()
+              .feedback(
+                  feedback.id(),
+                  feedback.score(),
+                  feedback.correction() != null,
+                  state.variants().all());
       ObjectNode out = JSON.createObjectNode();
       out.put("id", feedback.id());
       out.put("object", "feedback");

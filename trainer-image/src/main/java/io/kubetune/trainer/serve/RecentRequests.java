@@ -1,13 +1,15 @@
 package io.kubetune.trainer.serve;
 
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
- * The ids of the last {@code capacity} answered requests and the variant that answered each, so
- * that {@code POST /v1/feedback} can credit the right adapter. Memory is bounded: the oldest id is
- * forgotten when a new one comes in, and feedback on it is then a 404 that says so. Each request
- * takes feedback once. Thread-safe.
+ * The ids of the last {@code capacity} answered (or rated) requests and the variant that answered
+ * each, so that {@code POST /v1/feedback} can credit the right adapter and take feedback once per
+ * answer. Memory is bounded: the oldest id is forgotten when a new one comes in. An id this pod
+ * does not remember is credited by the adapter digest it names (see {@link #feedback}).
+ * Thread-safe.
  */
 public final class RecentRequests {
   /** Default of {@code --feedback-memory}. */
@@ -45,28 +47,26 @@ public final class RecentRequests {
   }
 
   /**
-   * Records feedback on request {@code id} with the variant that answered it: 404 when the id is
-   * not among the last {@code capacity} answered here, 409 when it already had feedback.
+   * Records feedback on request {@code id} and returns the variant credited with it.
+   *
+   * <p>An id this pod answered is credited to the variant that answered it (409 when it already had
+   * feedback here). Any other id this server issues names the adapter that answered ({@link
+   * ResponseIds}): another serving pod behind the same Service answered it, and it is credited to
+   * the variant of {@code served} (this pod's) with that adapter digest, then remembered here as
+   * rated, so a second feedback sent to this pod is a 409 as well. A 404 when the id is not one
+   * this server issues, or names an adapter this pod does not serve.
+   *
+   * @param served this pod's variants ({@code Variants.all()})
    */
-  public Variants.Stats feedback(String id, Double score, boolean correction) {
+  public Variants.Stats feedback(
+      String id, Double score, boolean correction, List<Variants.Stats> served) {
     Variants.Stats variant;
     synchronized (this) {
       Entry entry = entries.get(id);
       if (entry == null) {
-        throw new ApiException(
-            404,
-            "invalid_request_error",
-            "id",
-            "request_not_found",
-            "id: no request '"
-                + id
-                + "' among the last "
-                + capacity
-                + " answered by this server (--feedback-memory); send feedback with the"
-                + " \"id\" of a completion, chat completion or classify response soon after"
-                + " it, to the pod that answered it (response header KubeTune-Pod)");
-      }
-      if (entry.rated) {
+        entry = new Entry(answeredElsewhere(id, served));
+        entries.put(id, entry);
+      } else if (entry.rated) {
         throw new ApiException(
             409,
             "invalid_request_error",
@@ -79,6 +79,55 @@ public final class RecentRequests {
     }
     variant.feedback(score, correction);
     return variant;
+  }
+
+  /** The variant of this pod that serves the adapter an id names (answered by another pod). */
+  private Variants.Stats answeredElsewhere(String id, List<Variants.Stats> served) {
+    String key =
+        ResponseIds.adapterKeyOf(id)
+            .orElseThrow(
+                () ->
+                    notFound(
+                        "id: no request '"
+                            + id
+                            + "' among the last "
+                            + capacity
+                            + " answered by this server (--feedback-memory), and not the id of"
+                            + " an answer of another serving pod; send feedback with the \"id\""
+                            + " of a completion, chat completion or classify response"));
+    List<Variants.Stats> matches =
+        served.stream().filter(s -> key.equals(ResponseIds.adapterKey(s.digest()))).toList();
+    if (matches.size() == 1) {
+      return matches.get(0);
+    }
+    if (matches.isEmpty()) {
+      throw notFound(
+          "id: request '"
+              + id
+              + "' was answered by adapter "
+              + key
+              + "…, which this pod does not serve (it serves "
+              + served.stream()
+                  .map(s -> s.model() + " " + s.variant().label() + " " + keyOf(s))
+                  .toList()
+              + "); feedback on answers of an adapter that is no longer served is not counted");
+    }
+    throw notFound(
+        "id: request '"
+            + id
+            + "' was answered by adapter "
+            + key
+            + "…, which this pod serves under several names "
+            + matches.stream().map(s -> s.model() + " " + s.variant().label()).toList()
+            + "; send the feedback to the pod that answered (response header KubeTune-Pod)");
+  }
+
+  private static String keyOf(Variants.Stats s) {
+    return ResponseIds.adapterKey(s.digest());
+  }
+
+  private static ApiException notFound(String message) {
+    return new ApiException(404, "invalid_request_error", "id", "request_not_found", message);
   }
 
   public int capacity() {

@@ -254,6 +254,64 @@ class CanaryServeTest {
     assertThat(variantOf(r)).isEqualTo("canary");
   }
 
+  @Test
+  @Order(8)
+  void feedbackSentToAnotherReplicaIsCreditedToTheAdapterThatAnswered() throws Exception {
+    // A second replica behind the same Service: same base and adapters, its own memory and counts.
+    try (OpenAiServer podB =
+        new OpenAiServer(
+            new OpenAiServer.Settings("127.0.0.1", 0, 1, 8, 64 * 1024, 8, 512, 1000), QUIET)) {
+      podB.start();
+      podB.ready(repository, new Variants(repository, Map.of(MODEL, 10), Instant.now()));
+      String b = "http://127.0.0.1:" + podB.port();
+      // Answered by this pod (A), one of them by the canary, none seen by pod B.
+      Map<String, String> answered = new LinkedHashMap<>();
+      for (int i = 0; i < 10; i++) {
+        HttpResponse<String> r = complete(i == 0 ? MODEL + ":canary" : MODEL, false);
+        answered.put(JSON.readTree(r.body()).get("id").asText(), variantOf(r));
+      }
+      long canaryScoresOnA = feedbackOf(base, 2).get("scores").asLong();
+      for (Map.Entry<String, String> e : answered.entrySet()) {
+        HttpResponse<String> r = postTo(b, "/v1/feedback", feedbackBody(e.getKey(), 1.0));
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        JsonNode body = JSON.readTree(r.body());
+        assertThat(body.get("variant").asText()).isEqualTo(e.getValue());
+        assertThat(body.get("sha256").asText())
+            .isEqualTo(e.getValue().equals("canary") ? canaryDigest : stableDigest);
+      }
+      assertThat(feedbackOf(b, 2).get("scores").asLong())
+          .isEqualTo(answered.values().stream().filter("canary"::equals).count());
+      assertThat(feedbackOf(b, 1).get("scores").asLong())
+          .isEqualTo(answered.values().stream().filter("stable"::equals).count());
+      // Counted by the replica that took it, once: pod A's counts did not move.
+      assertThat(feedbackOf(base, 2).get("scores").asLong()).isEqualTo(canaryScoresOnA);
+      String first = answered.keySet().iterator().next();
+      HttpResponse<String> again = postTo(b, "/v1/feedback", feedbackBody(first, 0.0));
+      expectError(again, 409, "id", "already has feedback");
+    }
+  }
+
+  static JsonNode feedbackOf(String server, int row) throws Exception {
+    HttpResponse<String> r =
+        HTTP.send(
+            HttpRequest.newBuilder(URI.create(server + "/v1/variants")).build(),
+            HttpResponse.BodyHandlers.ofString());
+    return JSON.readTree(r.body()).get("data").get(row).get("feedback");
+  }
+
+  static String feedbackBody(String id, double score) throws Exception {
+    return JSON.writeValueAsString(Map.of("id", id, "score", score));
+  }
+
+  static HttpResponse<String> postTo(String server, String path, String body) throws Exception {
+    return HTTP.send(
+        HttpRequest.newBuilder(URI.create(server + path))
+            .header("Content-Type", "application/json")
+            .POST(HttpRequest.BodyPublishers.ofString(body))
+            .build(),
+        HttpResponse.BodyHandlers.ofString());
+  }
+
   static void expectError(HttpResponse<String> r, int status, String param, String message)
       throws Exception {
     assertThat(r.statusCode()).as(r.body()).isEqualTo(status);

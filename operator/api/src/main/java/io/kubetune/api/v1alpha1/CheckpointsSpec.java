@@ -20,7 +20,8 @@ public class CheckpointsSpec {
   @Size(max = 1024)
   @Pattern(StorageUri.PATTERN)
   @JsonPropertyDescription(
-      "Prefix where checkpoints (step-<N>/) and the final export (final/) are written:"
+      "Prefix where checkpoints (step-<N>/) and each training run's export"
+          + " (final/<status.trainingRevision>/, named by status.adapter.uri) are written:"
           + " s3://bucket/prefix/ or pvc://claim/path/. Must not be shared by two FineTuneJobs.")
   public String uri;
 
@@ -40,7 +41,7 @@ public class CheckpointsSpec {
   public Integer keepLast;
 
   @JsonPropertyDescription(
-      "true: export (final/) the weights of the evaluation that was best on the gate's metric"
+      "true: export (final/<revision>/) the weights of the evaluation that was best on the gate's metric"
           + " (serving.gate.metric, else hyperparameters.earlyStopping.metric, else eval_loss),"
           + " not those of the last step; needs held-out data. Default false.")
   public Boolean exportBest;

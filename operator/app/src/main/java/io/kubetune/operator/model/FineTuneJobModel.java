@@ -50,7 +50,7 @@ public final class FineTuneJobModel {
     this.trainingFields = Collections.unmodifiableMap(TrainingRevision.fieldsOf(cr));
     this.checkpoints = StorageUri.parse(spec.checkpoints.uri).asFolder();
     this.userCheckpointUris = userUris(spec.checkpoints.uri);
-    this.adapterUri = checkpoints.finalOutput().toString();
+    this.adapterUri = checkpoints.finalOutput(trainingRevision).toString();
     this.baseModelInPod = StorageUri.parse(spec.baseModel.uri).asFolder().inPod();
     this.evaluationMetric = evaluationMetric(spec);
     Map<String, Boolean> claims = new LinkedHashMap<>();
@@ -136,7 +136,11 @@ public final class FineTuneJobModel {
   }
 
   /**
-   * Where the trainer exports the final adapter (checkpoints.uri + final/), as the user wrote it.
+   * Where this training run's trainer exports its adapter or weights, as the user wrote it:
+   * checkpoints.uri + {@code final/<trainingRevision>/} ({@link
+   * io.kubetune.api.TrainerLayout#exportFolder(String)}). A new run (restartNonce) gets a new
+   * folder, so the files of the adapter being served are never overwritten; a resumed run (same
+   * revision) exports into the same one.
    */
   public String adapterUri() {
     return adapterUri;

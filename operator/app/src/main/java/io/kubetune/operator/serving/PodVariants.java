@@ -26,6 +26,17 @@ public final class PodVariants implements ServingFacts {
   private static final Logger LOG = Logger.getLogger(PodVariants.class);
 
   private final HttpClient http = HttpClient.newBuilder().connectTimeout(TIMEOUT).build();
+  private final int port;
+
+  /** Asks each pod on the serving port ({@link Names#SERVING_PORT}). */
+  public PodVariants() {
+    this(Names.SERVING_PORT);
+  }
+
+  /** Asks each pod on {@code port} (tests stand in for pods on a free port). */
+  PodVariants(int port) {
+    this.port = port;
+  }
 
   @Override
   public List<VariantsReport> variants(KubernetesClient client, Deployment deployment) {
@@ -46,8 +57,7 @@ public final class PodVariants implements ServingFacts {
       try {
         HttpResponse<String> response =
             http.send(
-                HttpRequest.newBuilder(
-                        URI.create("http://" + host + ":" + Names.SERVING_PORT + "/v1/variants"))
+                HttpRequest.newBuilder(URI.create("http://" + host + ":" + port + "/v1/variants"))
                     .timeout(TIMEOUT)
                     .build(),
                 HttpResponse.BodyHandlers.ofString());

@@ -245,9 +245,11 @@ public final class ServingRollout {
         }
         return follow(current, target, canary);
       }
+      // Identical weights (same digest from another run's folder) have nothing to compare: the
+      // plain rollout just moves serving to the new folder.
       if (enabled
           && current != null
-          && !target.equals(current)
+          && !target.digest().equals(current.digest())
           && serving.rollout == null
           && deployment != null
           && isReady(deployment, run(current))) {
@@ -265,9 +267,11 @@ public final class ServingRollout {
         started.message = "starting: " + target.uri() + " answers " + started.weight + "%";
         serving.canary = started;
         if (target.uri().equals(current.uri())) {
-          // The new run exported into the served adapter's folder: its files are the new
-          // adapter's now, so no pod can load the served one (its digest check fails) next to
-          // the canary. Refused at once rather than after readinessTimeout.
+          // Each training run exports into its own folder (final/<trainingRevision>/), so this
+          // happens only when a run has the revision of the served one (restartNonce set back to
+          // that run's value, with its training fields): it exported into the served adapter's
+          // folder and overwrote its files, so no pod can load the served one (its digest check
+          // fails) next to the canary. Refused at once rather than after readinessTimeout.
           return endCanary(
               current,
               CanaryDecision.RolledBack,
@@ -275,9 +279,10 @@ public final class ServingRollout {
                   + target.uri()
                   + ", the folder of the adapter that is serving (digest "
                   + current.digest()
-                  + "), which it overwrote, so no pod can load both; give each training run its"
-                  + " own spec.checkpoints.uri (change it together with spec.restartNonce), or"
-                  + " remove serving.canary to roll the new adapter out without a canary",
+                  + "), which it overwrote: its training revision is the serving run's (the same"
+                  + " training fields and spec.restartNonce); retrain with a spec.restartNonce"
+                  + " not used before, or remove serving.canary to roll the new adapter out"
+                  + " without a canary",
               true);
         }
         observingVerdicts(current, started);

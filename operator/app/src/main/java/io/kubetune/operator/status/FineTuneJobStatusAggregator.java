@@ -253,9 +253,10 @@ public final class FineTuneJobStatusAggregator {
   }
 
   /**
-   * The exported result: where it is (checkpoints.uri + final/, as the user wrote it) and what the
-   * trainer reported in its termination message (format, digest, base and tuned metrics). Kept when
-   * the pods are gone. With an invalid spec the URI recorded for this run is kept.
+   * The exported result: where it is (checkpoints.uri + {@code final/<trainingRevision>/}, the
+   * run's own folder, as the user wrote it) and what the trainer reported in its termination
+   * message (format, digest, base and tuned metrics). Kept when the pods are gone. With an invalid
+   * spec the URI recorded for this run is kept.
    */
   private static void recordAdapter(
       FineTuneJobModel model, FineTuneJobStatus status, List<Pod> pods) {

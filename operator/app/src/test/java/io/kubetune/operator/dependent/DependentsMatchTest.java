@@ -52,7 +52,7 @@ class DependentsMatchTest {
     var dependent = new ServingDeploymentDependent(metrics);
     Deployment desired =
         ServingModel.deployment(
-            model, new ServingModel.Adapter("s3://checkpoints/dep/final/", "a"));
+            model, new ServingModel.Adapter("s3://checkpoints/dep/final/rev1/", "a"));
     Deployment scaledByHand =
         new DeploymentBuilder(desired).editSpec().withReplicas(5).endSpec().build();
     // Same hash annotation: what the operator wrote is still what it wants.
@@ -60,7 +60,7 @@ class DependentsMatchTest {
 
     Deployment other =
         ServingModel.deployment(
-            model, new ServingModel.Adapter("s3://checkpoints/dep/final/", "b"));
+            model, new ServingModel.Adapter("s3://checkpoints/dep/final/rev1/", "b"));
     assertThat(dependent.match(other, desired, cr, null).matched()).isFalse();
   }
 

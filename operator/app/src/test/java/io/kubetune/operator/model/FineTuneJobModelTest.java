@@ -3,6 +3,7 @@ package io.kubetune.operator.model;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.fabric8.kubernetes.api.model.ConfigMap;
+import io.fabric8.kubernetes.api.model.Quantity;
 import io.fabric8.kubernetes.api.model.batch.v1.Job;
 import io.kubetune.api.Bounds;
 import io.kubetune.api.trainer.TrainerConfig;
@@ -10,6 +11,7 @@ import io.kubetune.api.v1alpha1.EarlyStoppingSpec;
 import io.kubetune.api.v1alpha1.EvalMetric;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.HyperparametersSpec;
+import io.kubetune.api.v1alpha1.ResourcesSpec;
 import io.kubetune.api.v1alpha1.ServingSpec;
 import io.kubetune.api.v1alpha1.StorageSpec;
 import io.kubetune.operator.Labels;
@@ -33,9 +35,36 @@ class FineTuneJobModelTest {
     assertThat(model.trainerConfigMapName()).isEqualTo("m-trainer-config");
     assertThat(model.servingDeploymentName()).isEqualTo("m-serve");
     assertThat(model.servingEndpoint()).isEqualTo("http://m-serve.default.svc:8000/v1");
-    assertThat(model.adapterUri()).isEqualTo("s3://checkpoints/m/final/");
+    assertThat(model.adapterUri())
+        .isEqualTo("s3://checkpoints/m/final/" + model.trainingRevision() + "/");
     assertThat(model.baseModelInPod()).isEqualTo("s3://models/tiny/");
     assertThat(model.trainerClaims()).isEmpty();
+  }
+
+  @Test
+  void eachTrainingRunExportsIntoItsOwnFolderAndAResumedRunIntoTheSame() {
+    FineTuneJob cr = TestResources.minimal("runs");
+    String first = FineTuneJobModel.from(cr, SETTINGS).adapterUri();
+
+    // A retrain: only restartNonce changes, checkpoints.uri stays.
+    cr.getSpec().restartNonce = "2";
+    FineTuneJobModel retrained = FineTuneJobModel.from(cr, SETTINGS);
+    assertThat(retrained.adapterUri())
+        .startsWith("s3://checkpoints/runs/final/")
+        .isNotEqualTo(first)
+        .endsWith("/" + retrained.trainingRevision() + "/");
+
+    // The same run after a change of pod resources or serving (the Job is replaced, the trainer
+    // resumes from the run's checkpoints): same revision, same export folder.
+    cr.getSpec().resources = new ResourcesSpec();
+    cr.getSpec().resources.cpu = new Quantity("4");
+    cr.getSpec().serving = new ServingSpec();
+    cr.getSpec().serving.enabled = true;
+    cr.getSpec().suspend = true;
+    FineTuneJobModel resumed = FineTuneJobModel.from(cr, SETTINGS);
+    assertThat(resumed.runtimeRevision()).isNotEqualTo(retrained.runtimeRevision());
+    assertThat(resumed.adapterUri()).isEqualTo(retrained.adapterUri());
+    assertThat(TrainerConfigModel.from(resumed).output.uri).isEqualTo(retrained.adapterUri());
   }
 
   @Test
@@ -72,7 +101,9 @@ class FineTuneJobModelTest {
         FineTuneJobModel.from(TestResources.example("full-finetune-pvc.yaml"), SETTINGS);
     // Read-only for inputs, writable for the checkpoints, one entry per claim.
     assertThat(model.trainerClaims()).containsExactly(Map.entry("model-store", true));
-    assertThat(model.adapterUri()).isEqualTo("pvc://model-store/checkpoints/chat-full/final/");
+    assertThat(model.adapterUri())
+        .isEqualTo(
+            "pvc://model-store/checkpoints/chat-full/final/" + model.trainingRevision() + "/");
     String inPod = model.checkpoints().inPod();
     assertThat(model.userCheckpointUris().apply(inPod + "step-000000010/"))
         .isEqualTo("pvc://model-store/checkpoints/chat-full/step-000000010/");

@@ -13,7 +13,8 @@ import io.kubetune.operator.model.ServingModel.Adapter;
 import org.junit.jupiter.api.Test;
 
 class ServingModelTest {
-  static final Adapter ADAPTER = new Adapter("s3://checkpoints/house-style-lora/final/", "abc");
+  static final Adapter ADAPTER =
+      new Adapter("s3://checkpoints/house-style-lora/final/rev1/", "abc");
 
   @Test
   void deploymentServesTheAdapterSafely() {
@@ -36,7 +37,7 @@ class ServingModelTest {
     Container server = d.getSpec().getTemplate().getSpec().getContainers().get(0);
     assertThat(server.getArgs())
         .containsSubsequence("serve", "--model", "s3://models/llama-tiny/")
-        .contains("house-style-lora=s3://checkpoints/house-style-lora/final/");
+        .contains("house-style-lora=s3://checkpoints/house-style-lora/final/rev1/");
     assertThat(server.getReadinessProbe().getHttpGet().getPath()).isEqualTo("/health/ready");
     assertThat(server.getSecurityContext().getReadOnlyRootFilesystem()).isTrue();
     assertThat(server.getSecurityContext().getCapabilities().getDrop()).containsExactly("ALL");
@@ -56,18 +57,18 @@ class ServingModelTest {
     FineTuneJobModel model = FineTuneJobModel.from(cr, OperatorSettings.defaults());
     ServingModel.Canary canary =
         new ServingModel.Canary(
-            new Adapter("s3://checkpoints/house-style-lora/run-2/final/", "def"), 25);
+            new Adapter("s3://checkpoints/house-style-lora/final/rev2/", "def"), 25);
     Deployment d = ServingModel.deployment(model, ADAPTER, canary);
 
     Container server = d.getSpec().getTemplate().getSpec().getContainers().get(0);
     assertThat(server.getArgs())
         .containsSubsequence(
             "--adapter",
-            "house-style-lora=s3://checkpoints/house-style-lora/final/",
+            "house-style-lora=s3://checkpoints/house-style-lora/final/rev1/",
             "--adapter-digest",
             "abc",
             "--canary",
-            "house-style-lora=s3://checkpoints/house-style-lora/run-2/final/",
+            "house-style-lora=s3://checkpoints/house-style-lora/final/rev2/",
             "--canary-digest",
             "def",
             "--canary-weight",

@@ -65,7 +65,8 @@ class TrainerConfigModelTest {
     assertThat(config.hyperparameters.maxGradNorm).isEqualTo(1.0);
     assertThat(config.checkpoints.everySteps).isEqualTo(100);
     assertThat(config.checkpoints.keepLast).isEqualTo(3);
-    assertThat(config.output.uri).isEqualTo("s3://checkpoints/d/final/");
+    assertThat(config.output.uri)
+        .isEqualTo("s3://checkpoints/d/final/" + config.job.trainingRevision + "/");
     assertThat(config.evaluation.metric).isEqualTo(EvalMetric.EVAL_LOSS);
     assertThat(config.evaluation.compareWithBase).isTrue();
     assertThat(config.evaluation.generation.maxExamples)

@@ -94,6 +94,14 @@ class CanaryReconcileLoopTest {
     assertThat(ServingModel.adapterOf(both).digest()).isEqualTo("d1");
     assertThat(canaryDigest(both)).isEqualTo("d2");
     assertThat(ServingModel.canaryOf(both).weight()).isEqualTo(25);
+    // Both runs' exports side by side below the one checkpoints.uri, each in its run's folder.
+    String firstUri = ServingModel.adapterOf(both).uri();
+    String secondUri = ServingModel.canaryOf(both).adapter().uri();
+    assertThat(firstUri).startsWith("s3://checkpoints/canary/final/");
+    assertThat(secondUri).startsWith("s3://checkpoints/canary/final/").isNotEqualTo(firstUri);
+    assertThat(get(cr).getStatus().adapter.uri)
+        .isEqualTo(secondUri)
+        .endsWith("/" + get(cr).getStatus().trainingRevision + "/");
     FineTuneJobStatus observing =
         awaitStatus(
             cr,
@@ -215,7 +223,7 @@ class CanaryReconcileLoopTest {
     return cr;
   }
 
-  /** A new run (restartNonce) whose adapter passes the gate. */
+  /** A new run (a new restartNonce, nothing else) whose adapter passes the gate. */
   private void retrain(FineTuneJob cr, String digest) {
     String before = TrainingJobPlan.revisionOf(kubelet.job(NS, "canary-train"));
     await()
@@ -229,9 +237,9 @@ class CanaryReconcileLoopTest {
                   .withName(cr.getMetadata().getName())
                   .edit(
                       c -> {
+                        // Only the nonce: checkpoints.uri stays, each run exports into its
+                        // own final/<trainingRevision>/ below it.
                         c.getSpec().restartNonce = "run-" + digest;
-                        // Each run exports into its own folder: a canary needs both adapters.
-                        c.getSpec().checkpoints.uri = "s3://checkpoints/canary-" + digest + "/";
                         return c;
                       });
               return true;

@@ -32,9 +32,9 @@ import org.junit.jupiter.api.Test;
 class CanaryRolloutTest {
   static final OperatorSettings SETTINGS = OperatorSettings.defaults();
   static final Instant T0 = Instant.parse("2026-11-24T10:00:00Z");
-  static final Adapter FIRST = new Adapter("s3://checkpoints/srv/final/", "digest-1");
-  // Each run exports into its own checkpoints folder (a canary needs both adapters' files).
-  static final Adapter SECOND = new Adapter("s3://checkpoints/srv-2/final/", "digest-2");
+  // Each run exports into its own folder below the same checkpoints.uri.
+  static final Adapter FIRST = new Adapter("s3://checkpoints/srv/final/rev1/", "digest-1");
+  static final Adapter SECOND = new Adapter("s3://checkpoints/srv/final/rev2/", "digest-2");
 
   final FineTuneJob cr = canaryJob();
 
@@ -156,7 +156,7 @@ class CanaryRolloutTest {
     assertThat(ServingModel.canaryOf(run(superseded))).isNull();
 
     // The new run fails its gate: no canary.
-    Adapter third = new Adapter("s3://checkpoints/srv-3/final/", "digest-3");
+    Adapter third = new Adapter("s3://checkpoints/srv/final/rev3/", "digest-3");
     retrained(status, third, false);
     ServingOutcome kept = apply(status, ready(FIRST, null), List.of(), T0.plusSeconds(900));
     assertThat(ServingModel.adapterOf(run(kept))).isEqualTo(FIRST);
@@ -167,7 +167,8 @@ class CanaryRolloutTest {
   @Test
   void aRunExportedIntoTheServedAdaptersFolderIsRefusedAsACanaryAtOnce() {
     FineTuneJobStatus status = servingFirst();
-    // Retrained into the same checkpoints.uri: its final/ now holds the new adapter's files.
+    // A run with the served run's revision (restartNonce set back): it exported into the served
+    // adapter's folder, which now holds the new adapter's files.
     Adapter overwritten = new Adapter(FIRST.uri(), "digest-2");
     retrained(status, overwritten, true);
     ServingOutcome refused = apply(status, ready(FIRST, null), List.of(), T0);
@@ -175,8 +176,8 @@ class CanaryRolloutTest {
     assertThat(status.serving.canary.decision).isEqualTo(CanaryDecision.RolledBack);
     assertThat(status.serving.canary.message)
         .contains("refused")
-        .contains("spec.checkpoints.uri")
-        .contains("spec.restartNonce")
+        .contains("training revision")
+        .contains("spec.restartNonce not used before")
         .contains("keeps serving");
     assertThat(status.serving.failedAdapterDigest).isEqualTo("digest-2");
     assertThat(status.serving.adapterDigest).isEqualTo("digest-1");
@@ -187,6 +188,17 @@ class CanaryRolloutTest {
     ServingOutcome after = apply(status, ready(FIRST, null), List.of(), T0.plusSeconds(60));
     assertThat(ServingModel.canaryOf(run(after))).isNull();
     assertThat(status.serving.canary.decision).isEqualTo(CanaryDecision.RolledBack);
+  }
+
+  @Test
+  void aRetrainWithIdenticalWeightsIsRolledOutPlainlyWithoutACanary() {
+    FineTuneJobStatus status = servingFirst();
+    // Bit-identical weights in the new run's folder: no A/B to observe, serving moves folders.
+    Adapter same = new Adapter(SECOND.uri(), FIRST.digest());
+    retrained(status, same, true);
+    apply(status, ready(FIRST, null), List.of(), T0);
+    assertThat(status.serving.canary).isNull();
+    assertThat(status.serving.rollout.adapterUri).isEqualTo(SECOND.uri());
   }
 
   @Test

@@ -24,8 +24,8 @@ import org.junit.jupiter.api.Test;
 class ServingRolloutTest {
   static final OperatorSettings SETTINGS = OperatorSettings.defaults();
   static final Instant T0 = Instant.parse("2026-11-24T10:00:00Z");
-  static final Adapter FIRST = new Adapter("s3://checkpoints/srv/final/", "digest-1");
-  static final Adapter SECOND = new Adapter("s3://checkpoints/srv/final/", "digest-2");
+  static final Adapter FIRST = new Adapter("s3://checkpoints/srv/final/rev1/", "digest-1");
+  static final Adapter SECOND = new Adapter("s3://checkpoints/srv/final/rev2/", "digest-2");
 
   final FineTuneJob cr = servingJob();
 
@@ -68,7 +68,9 @@ class ServingRolloutTest {
   @Test
   void aNewAdapterThatNeverGetsReadyIsRolledBack() {
     FineTuneJobStatus status = servingFirst();
-    status.adapter.digest = SECOND.digest(); // a new training run produced another adapter
+    // A new training run produced another adapter, in its own folder.
+    status.adapter.uri = SECOND.uri();
+    status.adapter.digest = SECOND.digest();
 
     apply(status, ready(FIRST), T0); // intent
     assertThat(status.serving.rollout.adapterDigest).isEqualTo("digest-2");
@@ -108,6 +110,7 @@ class ServingRolloutTest {
   @Test
   void aFailedGateKeepsTheAdapterThatServes() {
     FineTuneJobStatus status = servingFirst();
+    status.adapter.uri = SECOND.uri();
     status.adapter.digest = SECOND.digest();
     status.conditions =
         Conditions.set(

@@ -16,6 +16,7 @@ import io.kubetune.operator.TestResources;
 import io.kubetune.operator.model.FineTuneJobModel;
 import io.kubetune.operator.model.OperatorSettings;
 import io.kubetune.operator.model.TrainingJobBuilder;
+import io.kubetune.operator.model.TrainingRevision;
 import io.kubetune.operator.validation.FineTuneJobValidator;
 import io.kubetune.operator.validation.ValidationProblem;
 import java.util.List;
@@ -406,7 +407,7 @@ class FineTuneJobStatusAggregatorTest {
     FineTuneJobStatus status = compute(job, List.of(finished), T0);
 
     assertThat(status.phase).isEqualTo(Phase.Succeeded);
-    assertThat(status.adapter.uri).isEqualTo("s3://checkpoints/agg/final/");
+    assertThat(status.adapter.uri).isEqualTo(runExport());
     assertThat(status.adapter.format).isEqualTo("peft-lora");
     assertThat(status.adapter.digest).isEqualTo("abc123");
     assertThat(status.adapter.tunedMetrics).containsEntry("eval_loss", 0.71);
@@ -431,7 +432,12 @@ class FineTuneJobStatusAggregatorTest {
             .build());
     FineTuneJobStatus status = compute(job, List.of(), T0);
     assertThat(Conditions.find(status.conditions, Conditions.PROMOTED)).isNull();
-    assertThat(status.adapter.uri).isEqualTo("s3://checkpoints/agg/final/");
+    assertThat(status.adapter.uri).isEqualTo(runExport());
+  }
+
+  /** This run's export folder: checkpoints.uri + final/ + the training revision. */
+  private String runExport() {
+    return "s3://checkpoints/agg/final/" + TrainingRevision.of(cr) + "/";
   }
 
   private FineTuneJobStatus compute(Job job, List<Pod> pods, String now) {

@@ -66,7 +66,8 @@ class ServingFoldTest {
             .build());
     FineTuneJobStatus served = assess(ready, T1).status();
     assertThat(served.phase).isEqualTo(Phase.Serving);
-    assertThat(served.message).startsWith("serving s3://checkpoints/fold/final/");
+    assertThat(served.message)
+        .startsWith("serving s3://checkpoints/fold/final/" + model.trainingRevision() + "/");
     assertThat(Conditions.isTrue(served.conditions, Conditions.READY)).isTrue();
     assertThat(Conditions.isTrue(served.conditions, Conditions.SERVING)).isTrue();
     // Training's own conditions are untouched by serving.
