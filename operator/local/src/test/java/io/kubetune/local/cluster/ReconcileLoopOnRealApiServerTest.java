@@ -206,6 +206,13 @@ class ReconcileLoopOnRealApiServerTest {
     awaitStatus(cr, s -> s.phase == Phase.Running);
 
     kubelet.disrupt(first);
+    // The Job controller replaces the pod only after its pod-failure back-off (10 s, doubling),
+    // which it applies to pods the podFailurePolicy ignores too: meanwhile the run is Queued.
+    FineTuneJobStatus interrupted =
+        awaitStatus(cr, s -> s.phase == Phase.Queued && s.message.contains("disrupted"));
+    assertThat(interrupted.message)
+        .contains(first.getMetadata().getName())
+        .contains("does not count against backoffLimit");
     Pod second = awaitRunningPod(job);
     assertThat(second.getMetadata().getName()).isNotEqualTo(first.getMetadata().getName());
     FineTuneJobStatus resumed =
