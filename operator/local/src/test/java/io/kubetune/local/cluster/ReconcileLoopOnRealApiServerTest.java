@@ -120,6 +120,9 @@ class ReconcileLoopOnRealApiServerTest {
     assertThat(
             kubectl("-n", ns, "wait", "--for=condition=Complete", "ftj/tickets", "--timeout=30s"))
         .contains("condition met");
+    // One Event per transition: the pod's success before the Job's Complete is no detour.
+    assertThat(awaitEventReasons(cr, "Succeeded"))
+        .containsExactlyInAnyOrder("JobCreated", "Queued", "Started", "Succeeded");
   }
 
   /**
@@ -151,6 +154,9 @@ class ReconcileLoopOnRealApiServerTest {
     assertThat(podsOf(job)).as("no retry").hasSize(1);
     assertThat(kubectl("-n", ns, "wait", "--for=condition=Failed", "ftj/broken", "--timeout=30s"))
         .contains("condition met");
+    // Between the pod's failure and the Job's Failed condition the run does not flicker back.
+    assertThat(awaitEventReasons(cr, "Failed"))
+        .containsExactlyInAnyOrder("JobCreated", "Queued", "Started", "Failed");
   }
 
   /**
@@ -322,8 +328,6 @@ class ReconcileLoopOnRealApiServerTest {
     assertThat(rolledBack.serving.adapterDigest).isEqualTo("d1");
     assertThat(Conditions.find(rolledBack.conditions, Conditions.READY).getReason())
         .isEqualTo("RolloutFailed");
-    assertThat(Conditions.find(rolledBack.conditions, Conditions.SERVING).getStatus())
-        .isEqualTo("True");
     await()
         .atMost(CONTROLLERS)
         .alias("the Deployment controller removes the pod of adapter d2")
@@ -345,6 +349,13 @@ class ReconcileLoopOnRealApiServerTest {
                   && Integer.valueOf(1).equals(s.getReplicas());
             });
     assertThat(readyEndpoints(ns, "served-serve")).isEqualTo(1);
+    // Serving is True again once the Deployment's status describes the rolled-back spec with no
+    // surplus pod (it is False "NotReady" while the new ReplicaSet scales down).
+    FineTuneJobStatus settled =
+        awaitStatus(cr, s -> Conditions.isTrue(s.conditions, Conditions.SERVING));
+    assertThat(settled.serving.adapterDigest).isEqualTo("d1");
+    assertThat(Conditions.find(settled.conditions, Conditions.READY).getReason())
+        .isEqualTo("RolloutFailed");
 
     // A third run whose adapter is worse than the base fails the gate: nothing is rolled out.
     String deploymentVersion = serving(ns, "served").getMetadata().getResourceVersion();
@@ -469,6 +480,28 @@ class ReconcileLoopOnRealApiServerTest {
   }
 
   // --- reading the cluster -----------------------------------------------------------------
+
+  /** The reasons of the FineTuneJob's Events, once one with {@code reason} is there. */
+  private static List<String> awaitEventReasons(FineTuneJob cr, String reason) {
+    await()
+        .atMost(CONTROLLERS)
+        .alias(reason + " event of " + cr.getMetadata().getName())
+        .until(() -> eventReasons(cr).contains(reason));
+    return eventReasons(cr);
+  }
+
+  private static List<String> eventReasons(FineTuneJob cr) {
+    return admin
+        .v1()
+        .events()
+        .inNamespace(cr.getMetadata().getNamespace())
+        .list()
+        .getItems()
+        .stream()
+        .filter(e -> cr.getMetadata().getUid().equals(e.getInvolvedObject().getUid()))
+        .map(io.fabric8.kubernetes.api.model.Event::getReason)
+        .toList();
+  }
 
   private static FineTuneJob get(FineTuneJob cr) {
     return admin

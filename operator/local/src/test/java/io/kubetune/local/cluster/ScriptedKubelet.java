@@ -215,7 +215,8 @@ final class ScriptedKubelet implements AutoCloseable {
                     .build())
             .create();
       } else if (phase == null || "Pending".equals(phase)) {
-        updateStatus(pod, this::started);
+        // Started once: a status the test wrote meanwhile (an exit) is never overwritten.
+        updateStatus(pod, current -> isPending(current) ? started(current) : current.getStatus());
       }
     } catch (KubernetesClientException e) {
       if (e.getCode() != 404) {
@@ -339,6 +340,12 @@ final class ScriptedKubelet implements AutoCloseable {
         }
       }
     }
+  }
+
+  private static boolean isPending(Pod pod) {
+    return pod.getStatus() == null
+        || pod.getStatus().getPhase() == null
+        || "Pending".equals(pod.getStatus().getPhase());
   }
 
   private static boolean isTrainer(Pod pod) {
