@@ -358,7 +358,8 @@ class ReconcileLoopOnRealApiServerTest {
         .isEqualTo("RolloutFailed");
 
     // A third run whose adapter is worse than the base fails the gate: nothing is rolled out.
-    String deploymentVersion = serving(ns, "served").getMetadata().getResourceVersion();
+    // (Its generation moves with every spec write; its status is the Deployment controller's.)
+    Long deploymentGeneration = serving(ns, "served").getMetadata().getGeneration();
     Job beforeThird = admin.batch().v1().jobs().inNamespace(ns).withName("served-train").get();
     edit(cr, c -> c.getSpec().restartNonce = "third-run");
     await()
@@ -385,9 +386,9 @@ class ReconcileLoopOnRealApiServerTest {
     assertThat(Conditions.find(gated.conditions, Conditions.PROMOTED).getReason())
         .isEqualTo("QualityGateFailed");
     assertThat(gated.serving.adapterDigest).isEqualTo("d1");
-    assertThat(serving(ns, "served").getMetadata().getResourceVersion())
-        .as("the Deployment was not touched")
-        .isEqualTo(deploymentVersion);
+    assertThat(serving(ns, "served").getMetadata().getGeneration())
+        .as("the Deployment's spec was not touched")
+        .isEqualTo(deploymentGeneration);
     assertThat(servingPods(ns, "served"))
         .extracting(p -> p.getMetadata().getUid())
         .containsExactly(d1Pod.getMetadata().getUid());
