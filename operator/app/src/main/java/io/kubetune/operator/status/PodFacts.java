@@ -134,6 +134,28 @@ public final class PodFacts {
                 .thenComparing(p -> p.getMetadata().getName()));
   }
 
+  /**
+   * The newest pod, when it failed in a way the Job counts (not preempted or disrupted, which the
+   * podFailurePolicy ignores) and the Job's status does not count it yet: the Job controller has
+   * not decided about it.
+   */
+  static Optional<Pod> failedPodNotYetCounted(Job job, List<Pod> pods) {
+    Optional<Pod> newest = newestPod(pods);
+    if (newest.isEmpty() || !isCountedFailure(newest.get())) {
+      return Optional.empty();
+    }
+    long failedPods = pods.stream().filter(PodFacts::isCountedFailure).count();
+    int counted =
+        job.getStatus() == null ? 0 : Objects.requireNonNullElse(job.getStatus().getFailed(), 0);
+    return counted < failedPods ? newest : Optional.empty();
+  }
+
+  private static boolean isCountedFailure(Pod pod) {
+    return pod.getStatus() != null
+        && "Failed".equals(pod.getStatus().getPhase())
+        && interruption(pod).isEmpty();
+  }
+
   /** The pod whose log the operator reads for progress: the newest one. */
   public static Optional<Pod> currentPod(List<Pod> pods) {
     return newestPod(pods);

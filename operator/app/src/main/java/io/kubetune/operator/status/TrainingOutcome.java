@@ -57,7 +57,11 @@ record TrainingOutcome(Phase phase, String reason, String message) {
     if (complete.isPresent()) {
       return new TrainingOutcome(Phase.Succeeded, "TrainingSucceeded", "training finished");
     }
-    Optional<JobCondition> failed = PodFacts.jobCondition(job, "Failed");
+    // FailureTarget: Kubernetes' Job controller (v1.31+) has decided the Job fails and records why
+    // before it removes the pods' finalizers; Failed, with the same reason and message, follows
+    // once no pod of the Job is left running.
+    Optional<JobCondition> failed =
+        PodFacts.jobCondition(job, "Failed").or(() -> PodFacts.jobCondition(job, "FailureTarget"));
     if (failed.isPresent()) {
       return failure(failed.get(), observed.pods());
     }
@@ -84,6 +88,17 @@ record TrainingOutcome(Phase phase, String reason, String message) {
           "TrainerFinished",
           "the trainer finished; waiting for the Job to complete");
     }
+    Optional<Pod> uncounted = PodFacts.failedPodNotYetCounted(job, observed.pods());
+    if (uncounted.isPresent()) {
+      // Likewise the Job controller counts a failed pod, and decides between another attempt and
+      // failing the Job, a moment after the pod failed: no detour through Queued meanwhile.
+      return new TrainingOutcome(
+          Phase.Running,
+          "TrainerExited",
+          "trainer pod "
+              + uncounted.get().getMetadata().getName()
+              + " failed; waiting for the Job to retry it or to fail");
+    }
     return new TrainingOutcome(Phase.Queued, "Queued", queuedMessage(job, observed.pods()));
   }
 
@@ -101,6 +116,19 @@ record TrainingOutcome(Phase phase, String reason, String message) {
           + interrupted.get()
           + "; the next attempt resumes from the latest checkpoint and does not count against"
           + " backoffLimit";
+    }
+    Optional<ContainerStateTerminated> retried =
+        newest
+            .filter(p -> "Failed".equals(p.getStatus() == null ? null : p.getStatus().getPhase()))
+            .flatMap(p -> PodFacts.lastTrainerTermination(List.of(p)));
+    if (retried.isPresent()) {
+      String detail = PodFacts.terminationDetail(retried.get());
+      return "pod "
+          + newest.get().getMetadata().getName()
+          + " failed (trainer exited with code "
+          + retried.get().getExitCode()
+          + (detail.isEmpty() ? "" : ": " + detail)
+          + "); the Job starts another attempt after its back-off";
     }
     for (Pod pod : pods) {
       if (pod.getStatus() == null) {

@@ -6,6 +6,7 @@ import io.fabric8.kubernetes.api.model.Condition;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.batch.v1.Job;
+import io.fabric8.kubernetes.api.model.batch.v1.JobCondition;
 import io.fabric8.kubernetes.api.model.batch.v1.JobConditionBuilder;
 import io.fabric8.kubernetes.api.model.batch.v1.JobStatusBuilder;
 import io.kubetune.api.v1alpha1.FineTuneJob;
@@ -167,6 +168,72 @@ class FineTuneJobStatusAggregatorTest {
     FineTuneJobStatus status = compute(job, List.of(pod("agg-train-abc", "Succeeded").build()), T0);
     assertThat(status.phase).isEqualTo(Phase.Running);
     assertThat(status.message).contains("waiting for the Job to complete");
+  }
+
+  /**
+   * Kubernetes' Job controller counts a failed pod a moment after it failed (first FailureTarget
+   * when the Job fails, then the count, then Failed): the run neither flickers back to Queued nor
+   * reports a failure before the Job decided; a retry it decided on is Queued with the reason.
+   */
+  @Test
+  void aFailedPodIsReportedAsTheJobControllerDecidesAboutIt() {
+    Pod failed = exited("agg-train-abc", 2, "{\"reason\":\"BadInput\",\"message\":\"line 3\"}");
+    job.setStatus(new JobStatusBuilder().withActive(0).build());
+    FineTuneJobStatus undecided = compute(job, List.of(failed), T1);
+    assertThat(undecided.phase).isEqualTo(Phase.Running);
+    assertThat(undecided.message).contains("agg-train-abc failed; waiting for the Job");
+    assertThat(Conditions.isTrue(undecided.conditions, Conditions.FAILED)).isFalse();
+
+    JobCondition reason =
+        new JobConditionBuilder()
+            .withStatus("True")
+            .withReason("PodFailurePolicy")
+            .withMessage("Container trainer for pod default/agg-train-abc failed with exit code 2")
+            .build();
+    job.setStatus(
+        new JobStatusBuilder()
+            .withConditions(new JobConditionBuilder(reason).withType("FailureTarget").build())
+            .build());
+    FineTuneJobStatus failing = compute(job, List.of(failed), T1);
+    job.setStatus(
+        new JobStatusBuilder()
+            .withFailed(1)
+            .withConditions(
+                new JobConditionBuilder(reason).withType("FailureTarget").build(),
+                new JobConditionBuilder(reason).withType("Failed").build())
+            .build());
+    FineTuneJobStatus finished = compute(job, List.of(failed), T1);
+    assertThat(failing.phase).isEqualTo(Phase.Failed);
+    assertThat(Conditions.find(failing.conditions, Conditions.FAILED).getReason())
+        .isEqualTo("BadInput");
+    assertThat(failing).usingRecursiveComparison().isEqualTo(finished);
+
+    Pod retryable = exited("agg-train-abd", 1, "{\"message\":\"connection refused\"}");
+    job.setStatus(new JobStatusBuilder().withFailed(1).build());
+    FineTuneJobStatus retry = compute(job, List.of(retryable), T1);
+    assertThat(retry.phase).isEqualTo(Phase.Queued);
+    assertThat(retry.message)
+        .isEqualTo(
+            "pod agg-train-abd failed (trainer exited with code 1: connection refused); the Job"
+                + " starts another attempt after its back-off");
+  }
+
+  private static Pod exited(String name, int exitCode, String terminationMessage) {
+    return pod(name, "Failed")
+        .editStatus()
+        .addNewContainerStatus()
+        .withName(Names.TRAINER_CONTAINER)
+        .withNewState()
+        .withNewTerminated()
+        .withExitCode(exitCode)
+        .withReason("Error")
+        .withFinishedAt(T1)
+        .withMessage(terminationMessage)
+        .endTerminated()
+        .endState()
+        .endContainerStatus()
+        .endStatus()
+        .build();
   }
 
   @Test

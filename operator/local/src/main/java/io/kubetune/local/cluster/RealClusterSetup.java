@@ -123,22 +123,53 @@ public final class RealClusterSetup {
         .getToken();
   }
 
+  /** operator/app's switch for server-side apply (QOSDK applies it to every JOSDK write). */
+  public static final String ENABLE_SSA = "quarkus.operator-sdk.enable-ssa";
+
   /**
    * Starts the operator (plain JOSDK, without the Quarkus wiring) with production's write path:
-   * server-side apply off, as {@code quarkus.operator-sdk.enable-ssa=false} in operator/app.
+   * server-side apply as {@link #productionUsesServerSideApply()} says, for the primary's status
+   * and for dependents alike (QOSDK maps {@code quarkus.operator-sdk.enable-ssa} to both).
    */
   public static Operator startOperator(
       KubernetesClient client, OperatorSettings settings, MeterRegistry meters) {
+    boolean ssa = productionUsesServerSideApply();
     Operator operator =
         new Operator(
             o ->
                 o.withKubernetesClient(client)
-                    .withUseSSAToPatchPrimaryResource(false)
-                    .withSSABasedCreateUpdateMatchForDependentResources(false)
+                    .withUseSSAToPatchPrimaryResource(ssa)
+                    .withSSABasedCreateUpdateMatchForDependentResources(ssa)
                     .withCloseClientOnStop(false));
     operator.register(new FineTuneJobReconciler(settings, new FineTuneJobMetrics(meters)));
     operator.start();
     return operator;
+  }
+
+  /**
+   * Whether the production operator writes with server-side apply: {@value #ENABLE_SSA} in
+   * operator/app's application.properties (QOSDK's default, true, when it is not set). Read from
+   * there so that the tests on a real API server always run the path production runs.
+   */
+  public static boolean productionUsesServerSideApply() {
+    try {
+      var resources =
+          FineTuneJobReconciler.class.getClassLoader().getResources("application.properties");
+      while (resources.hasMoreElements()) {
+        java.util.Properties properties = new java.util.Properties();
+        try (InputStream in = resources.nextElement().openStream()) {
+          properties.load(in);
+        }
+        if (properties.stringPropertyNames().stream()
+            .anyMatch(k -> k.startsWith("quarkus.operator-sdk."))) {
+          return Boolean.parseBoolean(properties.getProperty(ENABLE_SSA, "true").strip());
+        }
+      }
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+    throw new IllegalStateException(
+        "operator/app's application.properties (quarkus.operator-sdk.*) is not on the classpath");
   }
 
   /** A client that acts as the operator's ServiceAccount, with user agent {@code userAgent}. */

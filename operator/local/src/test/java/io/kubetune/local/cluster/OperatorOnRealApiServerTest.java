@@ -3,8 +3,6 @@ package io.kubetune.local.cluster;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.fabric8.kubernetes.api.model.ConfigMap;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -13,11 +11,7 @@ import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.operator.Names;
 import io.kubetune.operator.model.OperatorSettings;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -28,7 +22,6 @@ import org.junit.jupiter.api.Test;
  * application.properties) and Kubernetes' own Job controller and garbage collector.
  */
 class OperatorOnRealApiServerTest {
-  private static final ObjectMapper JSON = new ObjectMapper();
   private static final String USER_AGENT = "kubetune-operator-under-test";
   private static String namespace;
   private static KubernetesClient operatorClient;
@@ -131,24 +124,6 @@ class OperatorOnRealApiServerTest {
                         .list()
                         .getItems()
                         .isEmpty());
-    assertThat(forbiddenOperatorRequests()).isEmpty();
-  }
-
-  /**
-   * Requests of the operator (its ServiceAccount, this test's user agent) that the API server
-   * answered with 403, from the API server's audit log.
-   */
-  static List<String> forbiddenOperatorRequests() throws IOException {
-    Path log = RealCluster.controlPlane().auditLog();
-    List<String> forbidden = new java.util.ArrayList<>();
-    for (String line : Files.readAllLines(log)) {
-      JsonNode event = JSON.readTree(line);
-      if (ControlPlane.OPERATOR_USER.equals(event.path("user").path("username").asText())
-          && USER_AGENT.equals(event.path("userAgent").asText())
-          && event.path("responseStatus").path("code").asInt() == 403) {
-        forbidden.add(event.path("verb").asText() + " " + event.path("requestURI").asText());
-      }
-    }
-    return forbidden;
+    assertThat(RealCluster.forbiddenOperatorRequests(USER_AGENT)).isEmpty();
   }
 }

@@ -18,6 +18,8 @@ final class RealCluster {
   static final com.fasterxml.jackson.databind.ObjectMapper YAML =
       new com.fasterxml.jackson.databind.ObjectMapper(
           new com.fasterxml.jackson.dataformat.yaml.YAMLFactory());
+  private static final com.fasterxml.jackson.databind.ObjectMapper JSON =
+      new com.fasterxml.jackson.databind.ObjectMapper();
   private static ControlPlane controlPlane;
   private static KubernetesClient admin;
 
@@ -90,5 +92,22 @@ final class RealCluster {
                 .build())
         .create();
     return name;
+  }
+
+  /**
+   * Requests of the operator (its ServiceAccount, with user agent {@code userAgent}) that the API
+   * server answered with 403, from the API server's audit log.
+   */
+  static java.util.List<String> forbiddenOperatorRequests(String userAgent) throws IOException {
+    java.util.List<String> forbidden = new java.util.ArrayList<>();
+    for (String line : Files.readAllLines(controlPlane().auditLog())) {
+      com.fasterxml.jackson.databind.JsonNode event = JSON.readTree(line);
+      if (ControlPlane.OPERATOR_USER.equals(event.path("user").path("username").asText())
+          && userAgent.equals(event.path("userAgent").asText())
+          && event.path("responseStatus").path("code").asInt() == 403) {
+        forbidden.add(event.path("verb").asText() + " " + event.path("requestURI").asText());
+      }
+    }
+    return forbidden;
   }
 }
