@@ -157,6 +157,15 @@ public final class ControlPlane implements AutoCloseable {
                   // The kubernetes Service's endpoint would be 127.0.0.1, which Endpoints refuse.
                   "--endpoint-reconciler-type=none",
                   "--enable-admission-plugins=NodeRestriction,PodSecurity",
+                  // pods/log, exec and port-forward go to the node's kubelet (LocalKubelet), which
+                  // serves with this API server's certificate (valid for 127.0.0.1, signed by the
+                  // CA)
+                  // and accepts client certificates signed by the CA; the API server presents the
+                  // administrator's, as kubeadm's apiserver-kubelet-client is in system:masters.
+                  "--kubelet-client-certificate=" + pki.resolve("admin.crt"),
+                  "--kubelet-client-key=" + pki.resolve("admin.key"),
+                  "--kubelet-certificate-authority=" + pki.resolve("ca.crt"),
+                  "--kubelet-preferred-address-types=InternalIP",
                   "--audit-policy-file=" + dir.resolve("audit-policy.yaml"),
                   "--audit-log-path=" + dir.resolve(AUDIT_LOG),
                   "--audit-log-format=json",
@@ -271,6 +280,16 @@ public final class ControlPlane implements AutoCloseable {
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+  }
+
+  /**
+   * TLS for a node agent's HTTPS endpoint (the kubelet port the API server calls for pods/log): the
+   * API server's own key and certificate (valid for 127.0.0.1, signed by this CA, so the API server
+   * verifies it with {@code --kubelet-certificate-authority}), trusting client certificates signed
+   * by the CA.
+   */
+  public SSLContext kubeletServerTls() throws IOException {
+    return sslContext(dir.resolve("pki"), "apiserver");
   }
 
   /** Whether every process is alive and {@code /readyz} answers 200. */

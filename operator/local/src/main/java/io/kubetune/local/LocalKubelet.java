@@ -1,0 +1,790 @@
+package io.kubetune.local;
+
+import io.fabric8.kubernetes.api.model.BindingBuilder;
+import io.fabric8.kubernetes.api.model.Container;
+import io.fabric8.kubernetes.api.model.ContainerPort;
+import io.fabric8.kubernetes.api.model.ContainerState;
+import io.fabric8.kubernetes.api.model.HTTPGetAction;
+import io.fabric8.kubernetes.api.model.Node;
+import io.fabric8.kubernetes.api.model.NodeBuilder;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.api.model.PodStatus;
+import io.fabric8.kubernetes.api.model.Quantity;
+import io.fabric8.kubernetes.api.model.Service;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.fabric8.kubernetes.client.informers.SharedIndexInformer;
+import io.kubetune.api.trainer.TrainerEvent;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.io.Writer;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
+import javax.net.ssl.SSLContext;
+
+/**
+ * The node of local mode on a real control plane: a scheduler and a kubelet for one Node, as far as
+ * KubeTune's pods need them. It registers the Node (Ready, address 127.0.0.1, the kubelet port the
+ * API server calls for pods/log), binds every pod that has no node to it, runs each pod's container
+ * as a local process ({@link ContainerLauncher}: the KubeTune image only), writes pod status
+ * (container state, pod IP, the Ready condition from the readiness probe, exit code and termination
+ * message, phase), restarts containers of {@code restartPolicy: Always} pods with a growing delay,
+ * and honours deletion (SIGTERM, the grace period, SIGKILL, terminal status, then the final
+ * delete). Kubernetes' own Job and ReplicaSet/Deployment controllers do the rest.
+ *
+ * <p>Each pod gets its own loopback address ({@code 127.0.x.y}; Linux routes all of 127.0.0.0/8 to
+ * the loopback interface) as its pod IP, and a serving container listens there on its own port, as
+ * in a pod's network namespace: several serving pods use port 8000 at once, and the operator
+ * reaches them at {@code http://<podIP>:8000} as on a cluster.
+ */
+public final class LocalKubelet implements AutoCloseable {
+  public static final String DEFAULT_NODE_NAME = "kubetune-local";
+  static final String HOST_IP = "127.0.0.1";
+  private static final Duration PROBE_TIMEOUT = Duration.ofSeconds(2);
+  private static final long DEFAULT_GRACE_SECONDS = 30;
+
+  private final KubernetesClient client;
+  private final String nodeName;
+  private final Predicate<String> namespaces;
+  private final Path podsDir;
+  private final ContainerLauncher launcher;
+  private final TrainerOutputListener listener;
+  private final SSLContext tls;
+  private final HttpClient http = HttpClient.newBuilder().connectTimeout(PROBE_TIMEOUT).build();
+  private final ScheduledExecutorService loop = Executors.newSingleThreadScheduledExecutor();
+  private final ExecutorService terminations = Executors.newCachedThreadPool();
+  private final Map<String, PodRun> runs = new ConcurrentHashMap<>();
+  private final Map<String, KubeletLogServer.ContainerLog> logs = new ConcurrentHashMap<>();
+  private final Set<String> addressesInUse = ConcurrentHashMap.newKeySet();
+  private SharedIndexInformer<Pod> informer;
+  private KubeletLogServer logServer;
+  private volatile String fatalError;
+  private volatile boolean closed;
+
+  /** What the agent knows of one pod it runs. */
+  private static final class PodRun {
+    final String namespace;
+    final String name;
+    final Path dir;
+    volatile Process process;
+    String podIp;
+    String startedAt;
+    int restarts;
+    Instant restartAt;
+    boolean ready;
+    Instant nextProbe = Instant.EPOCH;
+    boolean terminal;
+    volatile boolean terminating;
+    PodStatus written;
+    Writer log;
+
+    PodRun(String namespace, String name, Path dir) {
+      this.namespace = namespace;
+      this.name = name;
+      this.dir = dir;
+    }
+  }
+
+  /**
+   * @param client a client allowed to bind pods, write pod and node status and delete pods (the
+   *     local control plane's administrator)
+   * @param tls the kubelet port's key and trust (see ControlPlane.kubeletServerTls)
+   * @param namespaces the namespaces whose pods this node takes (all, for local mode)
+   */
+  public LocalKubelet(
+      KubernetesClient client,
+      SSLContext tls,
+      String nodeName,
+      Predicate<String> namespaces,
+      Path stateDir,
+      Map<String, Path> claimFolders,
+      Path trainerLauncher,
+      TrainerOutputListener listener) {
+    this.client = client;
+    this.tls = tls;
+    this.nodeName = nodeName;
+    this.namespaces = namespaces;
+    this.podsDir = stateDir.resolve("pods");
+    this.launcher = new ContainerLauncher(client, stateDir, claimFolders, trainerLauncher);
+    this.listener = listener;
+  }
+
+  /** Registers the Node, starts the log endpoint and begins taking pods. */
+  public void start() throws IOException {
+    logServer = new KubeletLogServer(tls, key -> Optional.ofNullable(logs.get(key)));
+    registerNode(logServer.port());
+    informer = client.pods().inAnyNamespace().inform();
+    loop.scheduleWithFixedDelay(this::tickSafely, 0, 250, TimeUnit.MILLISECONDS);
+  }
+
+  /** A problem local mode cannot get past (an image it cannot run, a missing Secret), or null. */
+  public String fatalError() {
+    return fatalError;
+  }
+
+  public String nodeName() {
+    return nodeName;
+  }
+
+  /**
+   * Where a Service's traffic would go: {@code http://<podIP>:<targetPort>} of a ready pod it
+   * selects on this node (kube-proxy's job on a cluster).
+   */
+  public Optional<String> endpointOf(String namespace, String serviceName) {
+    Service service = client.services().inNamespace(namespace).withName(serviceName).get();
+    if (service == null || service.getSpec().getSelector() == null) {
+      return Optional.empty();
+    }
+    Map<String, String> selector = service.getSpec().getSelector();
+    var port = service.getSpec().getPorts().get(0).getTargetPort();
+    for (Pod pod : informer.getStore().list()) {
+      PodRun run = runs.get(pod.getMetadata().getUid());
+      if (run != null
+          && run.ready
+          && namespace.equals(pod.getMetadata().getNamespace())
+          && pod.getMetadata().getLabels() != null
+          && pod.getMetadata().getLabels().entrySet().containsAll(selector.entrySet())) {
+        Integer number =
+            port.getIntVal() != null
+                ? port.getIntVal()
+                : containerPort(pod.getSpec().getContainers().get(0), port.getStrVal());
+        if (number != null) {
+          return Optional.of("http://" + run.podIp + ":" + number);
+        }
+      }
+    }
+    return Optional.empty();
+  }
+
+  private void registerNode(int kubeletPort) {
+    int cpus = Runtime.getRuntime().availableProcessors();
+    long memory =
+        ((com.sun.management.OperatingSystemMXBean)
+                java.lang.management.ManagementFactory.getOperatingSystemMXBean())
+            .getTotalMemorySize();
+    Map<String, Quantity> capacity =
+        Map.of(
+            "cpu", new Quantity(Integer.toString(cpus)),
+            "memory", new Quantity(Long.toString(memory)),
+            "pods", new Quantity("110"));
+    Node node =
+        new NodeBuilder()
+            .withNewMetadata()
+            .withName(nodeName)
+            .addToLabels("kubernetes.io/hostname", nodeName)
+            .addToLabels("kubernetes.io/os", "linux")
+            .addToLabels("node.kubernetes.io/instance-type", "kubetune-local")
+            .endMetadata()
+            .withNewSpec()
+            .endSpec()
+            .build();
+    client.nodes().resource(node).fieldManager(nodeName).forceConflicts().serverSideApply();
+    Node current = client.nodes().withName(nodeName).get();
+    current.setStatus(
+        new io.fabric8.kubernetes.api.model.NodeStatusBuilder()
+            .addNewCondition()
+            .withType("Ready")
+            .withStatus("True")
+            .withReason("KubeletReady")
+            .withMessage("kubetune local kubelet is posting ready status")
+            .withLastHeartbeatTime(now())
+            .withLastTransitionTime(now())
+            .endCondition()
+            .addNewAddress()
+            .withType("InternalIP")
+            .withAddress(HOST_IP)
+            .endAddress()
+            .addNewAddress()
+            .withType("Hostname")
+            .withAddress(nodeName)
+            .endAddress()
+            .withNewDaemonEndpoints()
+            .withNewKubeletEndpoint()
+            .withPort(kubeletPort)
+            .endKubeletEndpoint()
+            .endDaemonEndpoints()
+            .withCapacity(capacity)
+            .withAllocatable(capacity)
+            .withNewNodeInfo()
+            .withArchitecture(System.getProperty("os.arch"))
+            .withOperatingSystem("linux")
+            .withOsImage(System.getProperty("os.name") + " " + System.getProperty("os.version"))
+            .withKernelVersion(System.getProperty("os.version"))
+            .withKubeletVersion("kubetune-local")
+            .withKubeProxyVersion("")
+            .withContainerRuntimeVersion("local-process://java-" + Runtime.version())
+            .withMachineID("")
+            .withSystemUUID("")
+            .withBootID("")
+            .endNodeInfo()
+            .build());
+    client.nodes().resource(current).updateStatus();
+  }
+
+  private void tickSafely() {
+    try {
+      tick();
+    } catch (RuntimeException e) {
+      if (!closed) {
+        System.err.println("local kubelet: " + e);
+      }
+    }
+  }
+
+  private void tick() {
+    Set<String> seen = new HashSet<>();
+    for (Pod pod : informer.getStore().list()) {
+      if (!namespaces.test(pod.getMetadata().getNamespace())) {
+        continue;
+      }
+      seen.add(pod.getMetadata().getUid());
+      String boundTo = pod.getSpec().getNodeName();
+      if (boundTo == null) {
+        if (pod.getMetadata().getDeletionTimestamp() == null) {
+          bind(pod);
+        }
+        continue;
+      }
+      if (nodeName.equals(boundTo)) {
+        try {
+          sync(pod);
+        } catch (KubernetesClientException e) {
+          // a conflict or a pod deleted meanwhile: the next tick sees the new state
+          if (e.getCode() != 404 && e.getCode() != 409) {
+            System.err.println(
+                "local kubelet: pod " + pod.getMetadata().getName() + ": " + e.getMessage());
+          }
+        }
+      }
+    }
+    // Pods gone from the API (deleted with grace 0 by someone else): stop what still runs.
+    for (var entry : List.copyOf(runs.entrySet())) {
+      if (!seen.contains(entry.getKey())) {
+        PodRun run = entry.getValue();
+        runs.remove(entry.getKey());
+        if (run.process != null && !run.terminating) {
+          terminations.submit(() -> ContainerLauncher.terminate(run.process, 0));
+        }
+        addressesInUse.remove(run.podIp);
+      }
+    }
+  }
+
+  /** The scheduler's part: every pod without a node goes to this one. */
+  private void bind(Pod pod) {
+    try {
+      client
+          .bindings()
+          .inNamespace(pod.getMetadata().getNamespace())
+          .resource(
+              new BindingBuilder()
+                  .withNewMetadata()
+                  .withName(pod.getMetadata().getName())
+                  .withUid(pod.getMetadata().getUid())
+                  .endMetadata()
+                  .withNewTarget()
+                  .withApiVersion("v1")
+                  .withKind("Node")
+                  .withName(nodeName)
+                  .endTarget()
+                  .build())
+          .create();
+    } catch (KubernetesClientException e) {
+      // already bound (the informer lags) or gone
+      if (e.getCode() != 409 && e.getCode() != 404) {
+        throw e;
+      }
+    }
+  }
+
+  private void sync(Pod pod) {
+    String uid = pod.getMetadata().getUid();
+    PodRun run = runs.get(uid);
+    if (pod.getMetadata().getDeletionTimestamp() != null) {
+      if (run == null) {
+        run = new PodRun(pod.getMetadata().getNamespace(), pod.getMetadata().getName(), null);
+        run.terminal = isTerminal(pod);
+        runs.put(uid, run);
+      }
+      if (!run.terminating) {
+        run.terminating = true;
+        PodRun terminating = run;
+        terminations.submit(() -> terminate(pod, terminating));
+      }
+      return;
+    }
+    if (run == null) {
+      run = new PodRun(pod.getMetadata().getNamespace(), pod.getMetadata().getName(), podDir(pod));
+      runs.put(uid, run);
+      if (isTerminal(pod)) {
+        run.terminal = true;
+        return;
+      }
+      if (pod.getStatus() != null
+          && pod.getStatus().getContainerStatuses() != null
+          && !pod.getStatus().getContainerStatuses().isEmpty()
+          && "Never".equals(pod.getSpec().getRestartPolicy())) {
+        // Started by an earlier run of this agent, whose process is gone with it.
+        run.podIp = pod.getStatus().getPodIP();
+        run.terminal = true;
+        write(
+            pod,
+            run,
+            KubeletPodStatus.terminated(
+                137,
+                "The container could not be located when the pod was terminated",
+                null,
+                now(),
+                null),
+            false,
+            "ContainerStatusUnknown");
+        return;
+      }
+      startContainer(pod, run);
+      return;
+    }
+    if (run.terminal || run.terminating) {
+      return;
+    }
+    Process process = run.process;
+    if (process == null) {
+      if (run.restartAt != null && Instant.now().isAfter(run.restartAt)) {
+        run.restartAt = null;
+        startContainer(pod, run);
+      }
+      return;
+    }
+    if (!process.isAlive()) {
+      containerExited(pod, run, process);
+      return;
+    }
+    probeReadiness(pod, run);
+  }
+
+  private static boolean isTerminal(Pod pod) {
+    String phase = pod.getStatus() == null ? null : pod.getStatus().getPhase();
+    return "Succeeded".equals(phase) || "Failed".equals(phase);
+  }
+
+  private Path podDir(Pod pod) {
+    return podsDir
+        .resolve(pod.getMetadata().getNamespace())
+        .resolve(pod.getMetadata().getName() + "-" + pod.getMetadata().getUid().substring(0, 8));
+  }
+
+  /** Why this node cannot run the pod, or null when it can. */
+  static String unsupported(Pod pod) {
+    var spec = pod.getSpec();
+    if (spec.getInitContainers() != null && !spec.getInitContainers().isEmpty()) {
+      return "the local kubelet runs no init containers; pod has "
+          + spec.getInitContainers().size();
+    }
+    if (spec.getContainers().size() != 1) {
+      return "the local kubelet runs pods with exactly one container; pod has "
+          + spec.getContainers().size();
+    }
+    return ContainerLauncher.unsupportedImage(spec.getContainers().get(0));
+  }
+
+  private void startContainer(Pod pod, PodRun run) {
+    String refused = unsupported(pod);
+    if (refused != null) {
+      fatalError = "pod " + run.namespace + "/" + run.name + ": " + refused;
+      write(pod, run, KubeletPodStatus.waiting("LocalModeUnsupportedImage", refused), false, null);
+      return;
+    }
+    Container container = pod.getSpec().getContainers().get(0);
+    try {
+      if (run.podIp == null) {
+        run.podIp = allocateAddress(container);
+      }
+      ContainerLauncher.Launched launched =
+          launcher.launch(
+              run.namespace,
+              pod.getSpec(),
+              run.dir,
+              container.getName(),
+              ContainerLauncher.Output.PIPE_BOTH,
+              args -> withHost(args, run.podIp));
+      Process process = launched.process();
+      Path logFile = run.dir.resolve(container.getName() + ".log");
+      run.log = Files.newBufferedWriter(logFile, StandardCharsets.UTF_8);
+      pump(process.getInputStream(), run, true);
+      pump(process.getErrorStream(), run, false);
+      logs.put(
+          run.namespace + "/" + run.name + "/" + container.getName(),
+          new KubeletLogServer.ContainerLog(
+              logFile, launched.paths()::reverse, () -> process.isAlive()));
+      run.process = process;
+      run.startedAt = now();
+      run.ready = false;
+      run.nextProbe = Instant.EPOCH;
+      write(pod, run, KubeletPodStatus.running(run.startedAt), readyWithoutProbe(container), null);
+      run.ready = readyWithoutProbe(container);
+    } catch (ContainerLauncher.MissingSecretException e) {
+      fatalError = e.getMessage();
+      write(
+          pod,
+          run,
+          KubeletPodStatus.waiting("CreateContainerConfigError", e.getMessage()),
+          false,
+          null);
+    } catch (IOException e) {
+      fatalError = "pod " + run.namespace + "/" + run.name + ": " + e.getMessage();
+      write(pod, run, KubeletPodStatus.waiting("RunContainerError", e.toString()), false, null);
+    }
+  }
+
+  private static boolean readyWithoutProbe(Container container) {
+    return container.getReadinessProbe() == null;
+  }
+
+  /** stdout and stderr into the container's one log; trainer events on stdout to the listener. */
+  private void pump(InputStream stream, PodRun run, boolean stdout) {
+    Writer log = run.log;
+    Thread pump =
+        new Thread(
+            () -> {
+              try (BufferedReader reader =
+                  new BufferedReader(new InputStreamReader(stream, StandardCharsets.UTF_8))) {
+                String line;
+                while ((line = reader.readLine()) != null) {
+                  synchronized (log) {
+                    log.write(line);
+                    log.write('\n');
+                    log.flush();
+                  }
+                  if (stdout) {
+                    String podName = run.name;
+                    TrainerEvent.parse(line).ifPresent(e -> listener.onEvent(podName, e));
+                  }
+                }
+              } catch (IOException e) {
+                // the process is gone
+              }
+            },
+            "kubelet-" + (stdout ? "stdout-" : "stderr-") + run.name);
+    pump.setDaemon(true);
+    pump.start();
+  }
+
+  private void containerExited(Pod pod, PodRun run, Process process) {
+    int exitCode = process.exitValue();
+    Container container = pod.getSpec().getContainers().get(0);
+    run.process = null;
+    run.ready = false;
+    String message = terminationMessage(run, container, exitCode);
+    String policy = Objects.requireNonNullElse(pod.getSpec().getRestartPolicy(), "Always");
+    boolean restart = "Always".equals(policy) || ("OnFailure".equals(policy) && exitCode != 0);
+    if (!restart) {
+      run.terminal = true;
+      write(
+          pod,
+          run,
+          KubeletPodStatus.terminated(
+              exitCode, message, run.startedAt, now(), "local://" + process.pid()),
+          false,
+          null);
+      return;
+    }
+    run.restarts++;
+    long delay = Math.min(300, 10L << Math.min(5, run.restarts - 1));
+    run.restartAt = Instant.now().plusSeconds(delay);
+    write(
+        pod,
+        run,
+        KubeletPodStatus.waiting(
+            "CrashLoopBackOff",
+            "back-off "
+                + delay
+                + "s restarting failed container="
+                + container.getName()
+                + " pod="
+                + run.name
+                + ": exit code "
+                + exitCode
+                + (message == null ? "" : ": " + message.strip())),
+        false,
+        null);
+  }
+
+  private static String terminationMessage(PodRun run, Container container, int exitCode) {
+    Path fallback =
+        "FallbackToLogsOnError".equals(container.getTerminationMessagePolicy())
+            ? run.dir.resolve(container.getName() + ".log")
+            : null;
+    return ContainerLauncher.terminationMessage(run.dir, fallback, exitCode);
+  }
+
+  private void probeReadiness(Pod pod, PodRun run) {
+    Container container = pod.getSpec().getContainers().get(0);
+    if (container.getReadinessProbe() == null
+        || container.getReadinessProbe().getHttpGet() == null
+        || Instant.now().isBefore(run.nextProbe)) {
+      return;
+    }
+    // Every second until ready, then at the probe's period.
+    long period = Objects.requireNonNullElse(container.getReadinessProbe().getPeriodSeconds(), 10);
+    boolean ready = probe(container, container.getReadinessProbe().getHttpGet(), run.podIp);
+    run.nextProbe = Instant.now().plusSeconds(ready ? period : 1);
+    if (ready != run.ready) {
+      run.ready = ready;
+      write(pod, run, KubeletPodStatus.running(run.startedAt), ready, null);
+    }
+  }
+
+  private boolean probe(Container container, HTTPGetAction get, String ip) {
+    Integer port =
+        get.getPort().getIntVal() != null
+            ? get.getPort().getIntVal()
+            : containerPort(container, get.getPort().getStrVal());
+    if (port == null) {
+      return false;
+    }
+    try {
+      HttpResponse<Void> response =
+          http.send(
+              HttpRequest.newBuilder(
+                      URI.create(
+                          "http://"
+                              + ip
+                              + ":"
+                              + port
+                              + Objects.requireNonNullElse(get.getPath(), "/")))
+                  .timeout(PROBE_TIMEOUT)
+                  .build(),
+              HttpResponse.BodyHandlers.discarding());
+      return response.statusCode() >= 200 && response.statusCode() < 400;
+    } catch (IOException e) {
+      return false;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return false;
+    }
+  }
+
+  private static Integer containerPort(Container container, String name) {
+    return Objects.requireNonNullElse(container.getPorts(), List.<ContainerPort>of()).stream()
+        .filter(p -> name.equals(p.getName()))
+        .map(ContainerPort::getContainerPort)
+        .findFirst()
+        .orElse(null);
+  }
+
+  /**
+   * Deletion as the kubelet does it: SIGTERM, the grace period, SIGKILL; the terminal status; then
+   * the final delete with grace 0 (finalizers such as the Job controller's still hold the pod).
+   */
+  private void terminate(Pod pod, PodRun run) {
+    try {
+      Process process = run.process;
+      if (process != null) {
+        long grace =
+            Objects.requireNonNullElse(
+                pod.getMetadata().getDeletionGracePeriodSeconds(),
+                Objects.requireNonNullElse(
+                    pod.getSpec().getTerminationGracePeriodSeconds(), DEFAULT_GRACE_SECONDS));
+        int exitCode = ContainerLauncher.terminate(process, grace);
+        Container container = pod.getSpec().getContainers().get(0);
+        Pod current = client.pods().inNamespace(run.namespace).withName(run.name).get();
+        if (current != null) {
+          write(
+              current,
+              run,
+              KubeletPodStatus.terminated(
+                  exitCode < 0 ? 137 : exitCode,
+                  terminationMessage(run, container, exitCode),
+                  run.startedAt,
+                  now(),
+                  "local://" + process.pid()),
+              false,
+              null);
+        }
+        run.process = null;
+      } else if (!run.terminal && run.dir != null && pod.getStatus() != null) {
+        // Never started (refused, or waiting to restart): nothing to stop.
+        run.terminal = true;
+      }
+      client.pods().inNamespace(run.namespace).withName(run.name).withGracePeriod(0).delete();
+    } catch (RuntimeException e) {
+      if (!closed) {
+        System.err.println("local kubelet: deleting pod " + run.name + ": " + e);
+      }
+      run.terminating = false; // the next tick tries again
+    } finally {
+      addressesInUse.remove(run.podIp);
+    }
+  }
+
+  /** Writes the pod's status when it differs from what this agent wrote last. */
+  private void write(Pod pod, PodRun run, ContainerState state, boolean ready, String reason) {
+    PodStatus status =
+        KubeletPodStatus.of(
+            pod,
+            new KubeletPodStatus.Observed(
+                state,
+                ready,
+                run.restarts,
+                run.podIp == null ? HOST_IP : run.podIp,
+                HOST_IP,
+                now()));
+    if (reason != null) {
+      status.setReason(reason);
+    }
+    if (status.equals(run.written)) {
+      return;
+    }
+    Pod patch =
+        new PodBuilder()
+            .withNewMetadata()
+            .withName(run.name)
+            .withNamespace(run.namespace)
+            .endMetadata()
+            .withStatus(status)
+            .build();
+    client.pods().inNamespace(run.namespace).resource(patch).patchStatus();
+    run.written = status;
+  }
+
+  /**
+   * A loopback address of its own for a pod (its pod IP), where every port the container declares
+   * is free. Addresses are drawn at random from 127.0.1.1-127.0.254.254 so that two agents on one
+   * machine (a test and a local run) rarely meet, and checked before use.
+   */
+  private String allocateAddress(Container container) throws IOException {
+    List<Integer> ports =
+        Objects.requireNonNullElse(container.getPorts(), List.<ContainerPort>of()).stream()
+            .map(ContainerPort::getContainerPort)
+            .toList();
+    IOException last = null;
+    for (int attempt = 0; attempt < 50; attempt++) {
+      ThreadLocalRandom random = ThreadLocalRandom.current();
+      String ip = "127.0." + random.nextInt(1, 255) + "." + random.nextInt(1, 255);
+      if (!addressesInUse.add(ip)) {
+        continue;
+      }
+      try {
+        for (int port : ports) {
+          try (ServerSocket socket = new ServerSocket()) {
+            socket.bind(new InetSocketAddress(InetAddress.getByName(ip), port));
+          }
+        }
+        return ip;
+      } catch (IOException e) {
+        addressesInUse.remove(ip);
+        last = e;
+      }
+    }
+    throw new IOException(
+        "no free loopback address for a pod (ports "
+            + ports
+            + "); pods get addresses in 127.0.0.0/8, which Linux routes to the loopback interface: "
+            + (last == null ? "" : last.getMessage()));
+  }
+
+  /**
+   * The serving container listens on its pod IP: {@code --host} set to it (the KubeTune image's
+   * serve mode listens on 0.0.0.0 by default, which would take the port on every address).
+   */
+  static List<String> withHost(List<String> args, String podIp) {
+    if (args.isEmpty() || !"serve".equals(args.get(0))) {
+      return args;
+    }
+    List<String> out = new ArrayList<>(args);
+    int i = out.indexOf("--host");
+    if (i >= 0 && i + 1 < out.size()) {
+      out.set(i + 1, podIp);
+    } else {
+      out.add("--host");
+      out.add(podIp);
+    }
+    return out;
+  }
+
+  private static String now() {
+    return Instant.now().truncatedTo(ChronoUnit.SECONDS).toString();
+  }
+
+  /**
+   * Stops every container (SIGTERM, then SIGKILL after 10 s) and marks the Node not ready, as a
+   * node going down; pods keep their last status.
+   */
+  @Override
+  public void close() {
+    closed = true;
+    loop.shutdown();
+    try {
+      loop.awaitTermination(5, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    List<Thread> stops = new ArrayList<>();
+    for (PodRun run : runs.values()) {
+      Process process = run.process;
+      if (process != null) {
+        Thread stop = new Thread(() -> ContainerLauncher.terminate(process, 10));
+        stop.start();
+        stops.add(stop);
+      }
+    }
+    for (Thread stop : stops) {
+      try {
+        stop.join();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+    terminations.shutdownNow();
+    if (informer != null) {
+      informer.close();
+    }
+    if (logServer != null) {
+      logServer.close();
+    }
+    try {
+      Node node = client.nodes().withName(nodeName).get();
+      if (node != null && node.getStatus() != null) {
+        node.getStatus().getConditions().stream()
+            .filter(c -> "Ready".equals(c.getType()))
+            .forEach(
+                c -> {
+                  c.setStatus("False");
+                  c.setReason("KubeletStopped");
+                  c.setMessage("the local kubelet stopped; its processes are gone");
+                  c.setLastTransitionTime(now());
+                });
+        client.nodes().resource(node).updateStatus();
+      }
+    } catch (KubernetesClientException e) {
+      // the control plane is gone too
+    }
+  }
+}

@@ -1,0 +1,178 @@
+package io.kubetune.local.cluster;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.fabric8.kubernetes.api.model.Condition;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.apps.Deployment;
+import io.fabric8.kubernetes.api.model.apps.ReplicaSet;
+import io.fabric8.kubernetes.api.model.batch.v1.Job;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.kubetune.api.trainer.TrainerEvent;
+import io.kubetune.api.v1alpha1.FineTuneJob;
+import io.kubetune.api.v1alpha1.Phase;
+import io.kubetune.local.ClusterLocalMode;
+import io.kubetune.local.KubeTuneLocal;
+import io.kubetune.operator.Labels;
+import io.kubetune.operator.Names;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicReference;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code ./kubetune local --cluster} end to end on the real control plane: the quick-start trains
+ * through Kubernetes' own Job controller and the {@code LocalKubelet} (bind, local process, pod
+ * status, logs served to the API server), the operator reads progress from the pod log through the
+ * API server, and the adapter is served through Kubernetes' own Deployment and ReplicaSet
+ * controllers, the pod reached at its own loopback pod IP on port 8000.
+ */
+class LocalModeOnRealClusterTest {
+  private static final String NODE = "kubetune-local-test";
+
+  @TempDir Path state;
+
+  @Test
+  void quickstartTrainsToCompleteAndServesThroughTheRealControllers() throws Exception {
+    KubernetesClient admin = RealCluster.admin();
+    ControlPlane controlPlane = RealCluster.controlPlane();
+    String namespace = RealCluster.restrictedNamespace("local");
+    ObjectMapper yaml = RealCluster.YAML;
+    ObjectNode doc =
+        (ObjectNode) yaml.readTree(RealCluster.ROOT.resolve("examples/quickstart.yaml").toFile());
+    ((ObjectNode) doc.path("metadata")).put("namespace", namespace);
+    Path file = state.resolve("quickstart.yaml");
+    yaml.writeValue(file.toFile(), doc);
+
+    ByteArrayOutputStream log = new ByteArrayOutputStream();
+    AtomicReference<String> podLog = new AtomicReference<>();
+    AtomicReference<List<Pod>> servingPods = new AtomicReference<>();
+    Instant begin = Instant.now();
+    // 60 steps: the quick-start's quality gate passes, so the adapter is served (as in
+    // LocalModeEndToEndTest on the mock).
+    KubeTuneLocal.Result result =
+        ClusterLocalMode.run(
+            new KubeTuneLocal.Options(file, 60, false, RealCluster.ROOT, state.resolve("state")),
+            controlPlane,
+            NODE,
+            namespace::equals,
+            null,
+            new PrintStream(log, true, StandardCharsets.UTF_8),
+            false,
+            done -> {
+              podLog.set(trainingPodLog(admin, namespace, done));
+              servingPods.set(
+                  admin
+                      .pods()
+                      .inNamespace(namespace)
+                      .withLabels(Labels.servingSelector(done))
+                      .list()
+                      .getItems());
+            });
+    String output = log.toString(StandardCharsets.UTF_8);
+    System.out.println(output);
+    System.out.printf(
+        "local mode on the real control plane: %d s to Serving%n",
+        Duration.between(begin, Instant.now()).toSeconds());
+
+    assertThat(result.exitCode()).as(output).isZero();
+    FineTuneJob done = result.finalState();
+    assertThat(done.getStatus().phase).as(output).isEqualTo(Phase.Serving);
+    assertThat(condition(done.getStatus().conditions, "Complete").getStatus()).isEqualTo("True");
+    // Progress came from the trainer's log, read by the operator through the API server from
+    // the kubelet's endpoint.
+    assertThat(done.getStatus().progress.summary).isEqualTo("60/60 (100%)");
+    assertThat(done.getStatus().latestCheckpoint.uri)
+        .isEqualTo("pvc://local-scratch/quickstart/step-000000060/");
+
+    // Kubernetes' Job controller ran the Job: one succeeded pod, on this node, bound by the agent.
+    Job job =
+        admin.batch().v1().jobs().inNamespace(namespace).withName(Names.trainingJob(done)).get();
+    assertThat(job.getStatus().getSucceeded()).isEqualTo(1);
+    assertThat(job.getStatus().getConditions())
+        .anyMatch(c -> c.getType().equals("Complete") && c.getStatus().equals("True"));
+    List<Pod> trainingPods =
+        admin
+            .pods()
+            .inNamespace(namespace)
+            .withLabel("job-name", job.getMetadata().getName())
+            .list()
+            .getItems();
+    assertThat(trainingPods).hasSize(1);
+    Pod trainingPod = trainingPods.get(0);
+    assertThat(trainingPod.getSpec().getNodeName()).isEqualTo(NODE);
+    assertThat(trainingPod.getStatus().getPhase()).isEqualTo("Succeeded");
+    assertThat(
+            trainingPod
+                .getStatus()
+                .getContainerStatuses()
+                .get(0)
+                .getState()
+                .getTerminated()
+                .getExitCode())
+        .isZero();
+
+    // The pod's log through the API server (pods/log -> the kubelet's /containerLogs), with the
+    // container's mount paths, as kubectl logs shows it.
+    assertThat(podLog.get().lines().map(TrainerEvent::parse))
+        .anyMatch(event -> event.isPresent() && event.get() instanceof TrainerEvent.Done);
+    assertThat(podLog.get()).doesNotContain(state.toString());
+
+    // The serving Deployment rolled out through the Deployment and ReplicaSet controllers.
+    Deployment serving =
+        admin
+            .apps()
+            .deployments()
+            .inNamespace(namespace)
+            .withName(Names.servingDeployment(done))
+            .get();
+    assertThat(serving.getStatus().getReadyReplicas()).isEqualTo(1);
+    List<ReplicaSet> replicaSets =
+        admin.apps().replicaSets().inNamespace(namespace).list().getItems();
+    assertThat(replicaSets)
+        .anyMatch(
+            rs -> rs.getMetadata().getOwnerReferences().get(0).getKind().equals("Deployment"));
+    // The example request went to the serving pod's own address, port 8000.
+    JsonNode answer = new ObjectMapper().readTree(result.exampleResponse());
+    assertThat(answer.at("/data/0/label").asText())
+        .isIn("account", "billing", "bug", "feature_request", "shipping");
+    assertThat(output).containsPattern("curl -s http://127\\.0\\.\\d+\\.\\d+:8000/v1/classify");
+    // While serving, the pod was Ready with its own loopback address and ran on this node.
+    assertThat(servingPods.get()).hasSize(1);
+    Pod servingPod = servingPods.get().get(0);
+    assertThat(servingPod.getSpec().getNodeName()).isEqualTo(NODE);
+    assertThat(servingPod.getStatus().getPodIP()).startsWith("127.0.").isNotEqualTo("127.0.0.1");
+    assertThat(servingPod.getStatus().getConditions())
+        .anyMatch(c -> c.getType().equals("Ready") && c.getStatus().equals("True"));
+  }
+
+  private static String trainingPodLog(KubernetesClient admin, String namespace, FineTuneJob done) {
+    Pod pod =
+        admin
+            .pods()
+            .inNamespace(namespace)
+            .withLabel("job-name", Names.trainingJob(done))
+            .list()
+            .getItems()
+            .get(0);
+    return admin
+        .pods()
+        .inNamespace(namespace)
+        .withName(pod.getMetadata().getName())
+        .tailingLines(50)
+        .getLog();
+  }
+
+  private static Condition condition(List<Condition> conditions, String type) {
+    return conditions.stream().filter(c -> c.getType().equals(type)).findFirst().orElseThrow();
+  }
+}
