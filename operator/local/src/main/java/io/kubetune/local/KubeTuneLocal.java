@@ -364,7 +364,7 @@ public final class KubeTuneLocal {
   }
 
   /** The claims whose contents are local folders: the examples claim is examples/. */
-  static Map<String, Path> claimFolders(Path root) {
+  public static Map<String, Path> claimFolders(Path root) {
     Map<String, Path> claims = new LinkedHashMap<>();
     claims.put(EXAMPLES_CLAIM, root.resolve("examples"));
     return claims;

@@ -1,6 +1,7 @@
 package io.kubetune.local.cluster;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -11,20 +12,29 @@ import io.fabric8.kubernetes.api.model.apps.Deployment;
 import io.fabric8.kubernetes.api.model.apps.ReplicaSet;
 import io.fabric8.kubernetes.api.model.batch.v1.Job;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.Watcher;
+import io.fabric8.kubernetes.client.WatcherException;
+import io.javaoperatorsdk.operator.Operator;
 import io.kubetune.api.trainer.TrainerEvent;
+import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.api.v1alpha1.FineTuneJob;
 import io.kubetune.api.v1alpha1.Phase;
 import io.kubetune.local.ClusterLocalMode;
 import io.kubetune.local.KubeTuneLocal;
+import io.kubetune.local.LocalKubelet;
 import io.kubetune.operator.Labels;
 import io.kubetune.operator.Names;
+import io.kubetune.operator.model.OperatorSettings;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -153,6 +163,116 @@ class LocalModeOnRealClusterTest {
     assertThat(servingPod.getStatus().getPodIP()).startsWith("127.0.").isNotEqualTo("127.0.0.1");
     assertThat(servingPod.getStatus().getConditions())
         .anyMatch(c -> c.getType().equals("Ready") && c.getStatus().equals("True"));
+  }
+
+  /**
+   * Suspending a FineTuneJob: the operator suspends the Job, Kubernetes' Job controller deletes the
+   * running pod, and the agent honours the deletion: SIGTERM (the trainer checkpoints and exits
+   * with PREEMPTED), the terminal status with that exit code, then the final delete.
+   */
+  @Test
+  void suspendDeletesTheRunningPodGracefully() throws Exception {
+    KubernetesClient admin = RealCluster.admin();
+    ControlPlane controlPlane = RealCluster.controlPlane();
+    String namespace = RealCluster.restrictedNamespace("suspend");
+    FineTuneJob cr =
+        RealCluster.YAML.readValue(
+            RealCluster.ROOT.resolve("examples/quickstart.yaml").toFile(), FineTuneJob.class);
+    cr.getMetadata().setNamespace(namespace);
+    cr.getSpec().hyperparameters.maxSteps = 100_000; // runs until suspended
+    cr.getSpec().serving = null;
+    Path local = state.resolve("suspend");
+    List<Pod> terminatedWhileDeleting = new CopyOnWriteArrayList<>();
+    try (KubernetesClient operatorClient =
+            RealClusterSetup.operatorClient(controlPlane, "kubetune-operator-suspend-test");
+        LocalKubelet kubelet =
+            new LocalKubelet(
+                admin,
+                controlPlane.kubeletServerTls(),
+                NODE,
+                namespace::equals,
+                local,
+                KubeTuneLocal.claimFolders(RealCluster.ROOT),
+                RealCluster.ROOT.resolve("trainer-image/bin/trainer"),
+                (pod, event) -> {});
+        var watch =
+            admin
+                .pods()
+                .inNamespace(namespace)
+                .watch(
+                    new Watcher<Pod>() {
+                      @Override
+                      public void eventReceived(Action action, Pod pod) {
+                        if (pod.getMetadata().getDeletionTimestamp() != null
+                            && pod.getStatus().getContainerStatuses() != null
+                            && !pod.getStatus().getContainerStatuses().isEmpty()
+                            && pod.getStatus()
+                                    .getContainerStatuses()
+                                    .get(0)
+                                    .getState()
+                                    .getTerminated()
+                                != null) {
+                          terminatedWhileDeleting.add(pod);
+                        }
+                      }
+
+                      @Override
+                      public void onClose(WatcherException cause) {}
+                    })) {
+      Operator operator =
+          RealClusterSetup.startOperator(
+              operatorClient,
+              OperatorSettings.defaults().withProgressPollInterval(Duration.ofMillis(500)),
+              new SimpleMeterRegistry());
+      try {
+        kubelet.start();
+        FineTuneJob created = admin.resource(cr).create();
+        var resource =
+            admin
+                .resources(FineTuneJob.class)
+                .inNamespace(namespace)
+                .withName(created.getMetadata().getName());
+        // Training runs: progress from the pod log (through the API server and the agent).
+        await()
+            .atMost(Duration.ofSeconds(120))
+            .until(
+                () -> {
+                  FineTuneJob current = resource.get();
+                  return current.getStatus() != null
+                      && current.getStatus().progress != null
+                      && current.getStatus().progress.step != null
+                      && current.getStatus().progress.step > 0;
+                });
+        resource.edit(
+            ftj -> {
+              ftj.getSpec().suspend = true;
+              return ftj;
+            });
+        await()
+            .atMost(Duration.ofSeconds(90))
+            .until(
+                () ->
+                    admin.pods().inNamespace(namespace).list().getItems().isEmpty()
+                        && resource.get().getStatus().phase == Phase.Suspended);
+      } finally {
+        operator.stop();
+      }
+    }
+    assertThat(terminatedWhileDeleting).isNotEmpty();
+    assertThat(
+            terminatedWhileDeleting
+                .get(0)
+                .getStatus()
+                .getContainerStatuses()
+                .get(0)
+                .getState()
+                .getTerminated()
+                .getExitCode())
+        .isEqualTo(TrainerExitCodes.PREEMPTED);
+    // The trainer checkpointed on SIGTERM.
+    try (var steps = Files.list(local.resolve("pvc/local-scratch/quickstart"))) {
+      assertThat(steps.map(p -> p.getFileName().toString())).anyMatch(n -> n.startsWith("step-"));
+    }
   }
 
   private static String trainingPodLog(KubernetesClient admin, String namespace, FineTuneJob done) {
