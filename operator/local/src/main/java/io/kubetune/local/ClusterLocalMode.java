@@ -61,11 +61,11 @@ public final class ClusterLocalMode {
             null);
     out.println();
     out.println(
-        "The control plane keeps running (./kubetune cluster stop ends it): the FineTuneJob, its Job"
-            + " and pods stay for kubectl. The node "
+        "The control plane keeps running (./kubetune cluster stop ends it): the FineTuneJob, its"
+            + " Job and pods stay for kubectl. The node "
             + LocalKubelet.DEFAULT_NODE_NAME
-            + " stopped with this command: its processes are gone and kubectl logs needs it"
-            + " (it works while ./kubetune local --cluster runs, e.g. with --keep-serving).");
+            + " stops with this command: its pods are terminated, and kubectl logs works only while"
+            + " ./kubetune local --cluster runs (--keep-serving keeps it up until Ctrl-C).");
     return result;
   }
 

@@ -734,8 +734,56 @@ public final class LocalKubelet implements AutoCloseable {
   }
 
   /**
-   * Stops every container (SIGTERM, then SIGKILL after 10 s) and marks the Node not ready, as a
-   * node going down; pods keep their last status.
+   * A container stopped because this node goes down: terminal status as the kubelet's graceful node
+   * shutdown writes it (phase by exit code, reason Terminated), so the Job and ReplicaSet
+   * controllers replace the pod (the replacement waits, unbound, for the next agent).
+   */
+  private void shutDown(PodRun run, Process process) {
+    int exitCode = ContainerLauncher.terminate(process, 10);
+    try {
+      Pod pod = client.pods().inNamespace(run.namespace).withName(run.name).get();
+      if (pod == null) {
+        return;
+      }
+      Container container = pod.getSpec().getContainers().get(0);
+      run.ready = false;
+      PodStatus status =
+          KubeletPodStatus.of(
+              pod,
+              new KubeletPodStatus.Observed(
+                  KubeletPodStatus.terminated(
+                      exitCode < 0 ? 137 : exitCode,
+                      terminationMessage(run, container, exitCode),
+                      run.startedAt,
+                      now(),
+                      "local://" + process.pid()),
+                  false,
+                  run.restarts,
+                  run.podIp,
+                  HOST_IP,
+                  now()));
+      status.setReason("Terminated");
+      status.setMessage("Pod was terminated because the local kubelet (" + nodeName + ") stopped.");
+      client
+          .pods()
+          .inNamespace(run.namespace)
+          .resource(
+              new PodBuilder()
+                  .withNewMetadata()
+                  .withName(run.name)
+                  .withNamespace(run.namespace)
+                  .endMetadata()
+                  .withStatus(status)
+                  .build())
+          .patchStatus();
+    } catch (KubernetesClientException e) {
+      // the pod or the control plane is gone
+    }
+  }
+
+  /**
+   * Stops every container (SIGTERM, then SIGKILL after 10 s) with a terminal pod status, and marks
+   * the Node not ready, as a node going down.
    */
   @Override
   public void close() {
@@ -749,8 +797,8 @@ public final class LocalKubelet implements AutoCloseable {
     List<Thread> stops = new ArrayList<>();
     for (PodRun run : runs.values()) {
       Process process = run.process;
-      if (process != null) {
-        Thread stop = new Thread(() -> ContainerLauncher.terminate(process, 10));
+      if (process != null && !run.terminating) {
+        Thread stop = new Thread(() -> shutDown(run, process));
         stop.start();
         stops.add(stop);
       }

@@ -66,6 +66,7 @@ class LocalModeOnRealClusterTest {
     ByteArrayOutputStream log = new ByteArrayOutputStream();
     AtomicReference<String> podLog = new AtomicReference<>();
     AtomicReference<List<Pod>> servingPods = new AtomicReference<>();
+    AtomicReference<Deployment> servingDeployment = new AtomicReference<>();
     Instant begin = Instant.now();
     // 60 steps: the quick-start's quality gate passes, so the adapter is served (as in
     // LocalModeEndToEndTest on the mock).
@@ -80,6 +81,13 @@ class LocalModeOnRealClusterTest {
             false,
             done -> {
               podLog.set(trainingPodLog(admin, namespace, done));
+              servingDeployment.set(
+                  admin
+                      .apps()
+                      .deployments()
+                      .inNamespace(namespace)
+                      .withName(Names.servingDeployment(done))
+                      .get());
               servingPods.set(
                   admin
                       .pods()
@@ -138,13 +146,7 @@ class LocalModeOnRealClusterTest {
     assertThat(podLog.get()).doesNotContain(state.toString());
 
     // The serving Deployment rolled out through the Deployment and ReplicaSet controllers.
-    Deployment serving =
-        admin
-            .apps()
-            .deployments()
-            .inNamespace(namespace)
-            .withName(Names.servingDeployment(done))
-            .get();
+    Deployment serving = servingDeployment.get();
     assertThat(serving.getStatus().getReadyReplicas()).isEqualTo(1);
     List<ReplicaSet> replicaSets =
         admin.apps().replicaSets().inNamespace(namespace).list().getItems();
