@@ -293,7 +293,7 @@ public final class LocalKubelet implements AutoCloseable {
         if (run.process != null && !run.terminating) {
           terminations.submit(() -> ContainerLauncher.terminate(run.process, 0));
         }
-        addressesInUse.remove(run.podIp);
+        releaseAddress(run);
       }
     }
   }
@@ -640,7 +640,7 @@ public final class LocalKubelet implements AutoCloseable {
       }
       run.terminating = false; // the next tick tries again
     } finally {
-      addressesInUse.remove(run.podIp);
+      releaseAddress(run);
     }
   }
 
@@ -672,6 +672,12 @@ public final class LocalKubelet implements AutoCloseable {
             .build();
     client.pods().inNamespace(run.namespace).resource(patch).patchStatus();
     run.written = status;
+  }
+
+  private void releaseAddress(PodRun run) {
+    if (run.podIp != null) {
+      addressesInUse.remove(run.podIp);
+    }
   }
 
   /**
