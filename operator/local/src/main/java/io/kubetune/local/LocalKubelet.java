@@ -437,12 +437,14 @@ public final class LocalKubelet implements AutoCloseable {
       Process process = launched.process();
       Path logFile = run.dir.resolve(container.getName() + ".log");
       run.log = Files.newBufferedWriter(logFile, StandardCharsets.UTF_8);
-      pump(process.getInputStream(), run, true);
-      pump(process.getErrorStream(), run, false);
+      // The log grows until both streams are drained, which may be after the process exited.
+      java.util.concurrent.CountDownLatch open = new java.util.concurrent.CountDownLatch(2);
+      pump(process.getInputStream(), run, true, open);
+      pump(process.getErrorStream(), run, false, open);
       logs.put(
           run.namespace + "/" + run.name + "/" + container.getName(),
           new KubeletLogServer.ContainerLog(
-              logFile, launched.paths()::reverse, () -> process.isAlive()));
+              logFile, launched.paths()::reverse, () -> open.getCount() > 0));
       run.process = process;
       run.startedAt = now();
       run.ready = false;
@@ -468,7 +470,8 @@ public final class LocalKubelet implements AutoCloseable {
   }
 
   /** stdout and stderr into the container's one log; trainer events on stdout to the listener. */
-  private void pump(InputStream stream, PodRun run, boolean stdout) {
+  private void pump(
+      InputStream stream, PodRun run, boolean stdout, java.util.concurrent.CountDownLatch open) {
     Writer log = run.log;
     Thread pump =
         new Thread(
@@ -489,6 +492,8 @@ public final class LocalKubelet implements AutoCloseable {
                 }
               } catch (IOException e) {
                 // the process is gone
+              } finally {
+                open.countDown();
               }
             },
             "kubelet-" + (stdout ? "stdout-" : "stderr-") + run.name);

@@ -15,6 +15,7 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.Watcher;
 import io.fabric8.kubernetes.client.WatcherException;
 import io.javaoperatorsdk.operator.Operator;
+import io.kubetune.api.serving.VariantsReport;
 import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.api.v1alpha1.FineTuneJob;
@@ -25,6 +26,7 @@ import io.kubetune.local.LocalKubelet;
 import io.kubetune.operator.Labels;
 import io.kubetune.operator.Names;
 import io.kubetune.operator.model.OperatorSettings;
+import io.kubetune.operator.serving.PodVariants;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -67,6 +69,7 @@ class LocalModeOnRealClusterTest {
     AtomicReference<String> podLog = new AtomicReference<>();
     AtomicReference<List<Pod>> servingPods = new AtomicReference<>();
     AtomicReference<Deployment> servingDeployment = new AtomicReference<>();
+    AtomicReference<List<VariantsReport>> variants = new AtomicReference<>();
     Instant begin = Instant.now();
     // 60 steps: the quick-start's quality gate passes, so the adapter is served (as in
     // LocalModeEndToEndTest on the mock).
@@ -88,6 +91,8 @@ class LocalModeOnRealClusterTest {
                       .inNamespace(namespace)
                       .withName(Names.servingDeployment(done))
                       .get());
+              // The operator's ServingFacts for clusters reaches the pod at its own pod IP.
+              variants.set(new PodVariants().variants(admin, servingDeployment.get()));
               servingPods.set(
                   admin
                       .pods()
@@ -158,6 +163,12 @@ class LocalModeOnRealClusterTest {
     assertThat(answer.at("/data/0/label").asText())
         .isIn("account", "billing", "bug", "feature_request", "shipping");
     assertThat(output).containsPattern("curl -s http://127\\.0\\.\\d+\\.\\d+:8000/v1/classify");
+    assertThat(variants.get()).hasSize(1);
+    assertThat(variants.get().get(0).data)
+        .anyMatch(
+            v ->
+                "quickstart".equals(v.model)
+                    && done.getStatus().serving.adapterDigest.equals(v.sha256));
     // While serving, the pod was Ready with its own loopback address and ran on this node.
     assertThat(servingPods.get()).hasSize(1);
     Pod servingPod = servingPods.get().get(0);
