@@ -36,8 +36,10 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -70,6 +72,7 @@ class LocalModeOnRealClusterTest {
     AtomicReference<List<Pod>> servingPods = new AtomicReference<>();
     AtomicReference<Deployment> servingDeployment = new AtomicReference<>();
     AtomicReference<List<VariantsReport>> variants = new AtomicReference<>();
+    AtomicReference<Set<String>> rolloutPeak = new AtomicReference<>();
     Instant begin = Instant.now();
     // 60 steps: the quick-start's quality gate passes, so the adapter is served (as in
     // LocalModeEndToEndTest on the mock).
@@ -93,6 +96,7 @@ class LocalModeOnRealClusterTest {
                       .get());
               // The operator's ServingFacts for clusters reaches the pod at its own pod IP.
               variants.set(new PodVariants().variants(admin, servingDeployment.get()));
+              rolloutPeak.set(restartRollout(admin, namespace, servingDeployment.get()));
               servingPods.set(
                   admin
                       .pods()
@@ -169,6 +173,9 @@ class LocalModeOnRealClusterTest {
             v ->
                 "quickstart".equals(v.model)
                     && done.getStatus().serving.adapterDigest.equals(v.sha256));
+    // A restarted rollout ran two serving pods at once (maxSurge 1, maxUnavailable 0), each on
+    // port 8000 of its own address.
+    assertThat(rolloutPeak.get()).hasSize(2);
     // While serving, the pod was Ready with its own loopback address and ran on this node.
     assertThat(servingPods.get()).hasSize(1);
     Pod servingPod = servingPods.get().get(0);
@@ -286,6 +293,53 @@ class LocalModeOnRealClusterTest {
     try (var steps = Files.list(local.resolve("pvc/local-scratch/quickstart"))) {
       assertThat(steps.map(p -> p.getFileName().toString())).anyMatch(n -> n.startsWith("step-"));
     }
+  }
+
+  /**
+   * {@code kubectl rollout restart} of the serving Deployment, with the operator still running: the
+   * Deployment controller surges a new pod next to the old one, the agent runs both and reports the
+   * new one Ready, and the old one is deleted (the agent stops it gracefully). Returns the pod IPs
+   * of the most serving pods seen running at once.
+   */
+  private static Set<String> restartRollout(
+      KubernetesClient admin, String namespace, Deployment deployment) {
+    var pods =
+        admin
+            .pods()
+            .inNamespace(namespace)
+            .withLabels(deployment.getSpec().getSelector().getMatchLabels());
+    Set<String> before =
+        pods.list().getItems().stream()
+            .map(p -> p.getMetadata().getName())
+            .collect(Collectors.toSet());
+    admin
+        .apps()
+        .deployments()
+        .inNamespace(namespace)
+        .withName(deployment.getMetadata().getName())
+        .rolling()
+        .restart();
+    AtomicReference<Set<String>> peak = new AtomicReference<>(Set.of());
+    await()
+        .atMost(Duration.ofSeconds(120))
+        .pollInterval(Duration.ofMillis(200))
+        .until(
+            () -> {
+              List<Pod> now = pods.list().getItems();
+              Set<String> running =
+                  now.stream()
+                      .filter(p -> "Running".equals(p.getStatus().getPhase()))
+                      .map(p -> p.getStatus().getPodIP())
+                      .collect(Collectors.toSet());
+              if (running.size() > peak.get().size()) {
+                peak.set(running);
+              }
+              return now.size() == 1
+                  && !before.contains(now.get(0).getMetadata().getName())
+                  && now.get(0).getStatus().getConditions().stream()
+                      .anyMatch(c -> c.getType().equals("Ready") && c.getStatus().equals("True"));
+            });
+    return peak.get();
   }
 
   private static String trainingPodLog(KubernetesClient admin, String namespace, FineTuneJob done) {
