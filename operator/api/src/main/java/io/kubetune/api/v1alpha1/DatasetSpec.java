@@ -17,6 +17,14 @@ import java.util.List;
     value = "!(has(self.validation) && has(self.validationSplit))",
     message =
         "set either dataset.validation (a file) or dataset.validationSplit (a fraction), not both")
+// The schema's minimum alone does not hold: the API server compares a whole-number value such as 0
+// with a fractional bound truncated to an integer (0.01 -> 0), so validationSplit: 0 would pass.
+@ValidationRule(
+    value = "!has(self.validationSplit) || self.validationSplit >= " + Bounds.VALIDATION_SPLIT_MIN,
+    message =
+        "dataset.validationSplit must be at least "
+            + Bounds.VALIDATION_SPLIT_MIN
+            + " (a fraction of the training file); remove it to train without a validation split")
 @ValidationRule(
     value = "!has(self.labels) || self.format == 'classification'",
     message = "dataset.labels is only used with dataset.format: classification")

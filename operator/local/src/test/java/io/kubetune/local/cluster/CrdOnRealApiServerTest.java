@@ -74,6 +74,11 @@ class CrdOnRealApiServerTest {
             doc -> spec(doc, "dataset").put("validation", "s3://bucket/v.jsonl"),
             "set either dataset.validation (a file) or dataset.validationSplit (a fraction), not both"),
         invalid(
+            "validationSplit 0 (a whole number the schema's fractional minimum lets through)",
+            "support-tickets-classification.yaml",
+            doc -> spec(doc, "dataset").put("validationSplit", 0),
+            "dataset.validationSplit must be at least 0.01"),
+        invalid(
             "labels without classification",
             "lora-completion.yaml",
             doc -> spec(doc, "dataset").putArray("labels").add("a").add("b"),
