@@ -5,12 +5,9 @@ import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.ContainerPort;
 import io.fabric8.kubernetes.api.model.ContainerState;
 import io.fabric8.kubernetes.api.model.HTTPGetAction;
-import io.fabric8.kubernetes.api.model.Node;
-import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.PodStatus;
-import io.fabric8.kubernetes.api.model.Quantity;
 import io.fabric8.kubernetes.api.model.Service;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
@@ -21,9 +18,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.io.Writer;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
-import java.net.ServerSocket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -45,7 +39,6 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
 import javax.net.ssl.SSLContext;
@@ -83,7 +76,7 @@ public final class LocalKubelet implements AutoCloseable {
   private final ExecutorService terminations = Executors.newCachedThreadPool();
   private final Map<String, PodRun> runs = new ConcurrentHashMap<>();
   private final Map<String, KubeletLogServer.ContainerLog> logs = new ConcurrentHashMap<>();
-  private final Set<String> addressesInUse = ConcurrentHashMap.newKeySet();
+  private final PodAddresses addresses = new PodAddresses();
   private SharedIndexInformer<Pod> informer;
   private KubeletLogServer logServer;
   private volatile String fatalError;
@@ -140,7 +133,7 @@ public final class LocalKubelet implements AutoCloseable {
   /** Registers the Node, starts the log endpoint and begins taking pods. */
   public void start() throws IOException {
     logServer = new KubeletLogServer(tls, key -> Optional.ofNullable(logs.get(key)));
-    registerNode(logServer.port());
+    KubeletNode.register(client, nodeName, HOST_IP, logServer.port());
     informer = client.pods().inAnyNamespace().inform();
     loop.scheduleWithFixedDelay(this::tickSafely, 0, 250, TimeUnit.MILLISECONDS);
   }
@@ -182,71 +175,6 @@ public final class LocalKubelet implements AutoCloseable {
       }
     }
     return Optional.empty();
-  }
-
-  private void registerNode(int kubeletPort) {
-    int cpus = Runtime.getRuntime().availableProcessors();
-    long memory =
-        ((com.sun.management.OperatingSystemMXBean)
-                java.lang.management.ManagementFactory.getOperatingSystemMXBean())
-            .getTotalMemorySize();
-    Map<String, Quantity> capacity =
-        Map.of(
-            "cpu", new Quantity(Integer.toString(cpus)),
-            "memory", new Quantity(Long.toString(memory)),
-            "pods", new Quantity("110"));
-    Node node =
-        new NodeBuilder()
-            .withNewMetadata()
-            .withName(nodeName)
-            .addToLabels("kubernetes.io/hostname", nodeName)
-            .addToLabels("kubernetes.io/os", "linux")
-            .addToLabels("node.kubernetes.io/instance-type", "kubetune-local")
-            .endMetadata()
-            .withNewSpec()
-            .endSpec()
-            .build();
-    client.nodes().resource(node).fieldManager(nodeName).forceConflicts().serverSideApply();
-    Node current = client.nodes().withName(nodeName).get();
-    current.setStatus(
-        new io.fabric8.kubernetes.api.model.NodeStatusBuilder()
-            .addNewCondition()
-            .withType("Ready")
-            .withStatus("True")
-            .withReason("KubeletReady")
-            .withMessage("kubetune local kubelet is posting ready status")
-            .withLastHeartbeatTime(now())
-            .withLastTransitionTime(now())
-            .endCondition()
-            .addNewAddress()
-            .withType("InternalIP")
-            .withAddress(HOST_IP)
-            .endAddress()
-            .addNewAddress()
-            .withType("Hostname")
-            .withAddress(nodeName)
-            .endAddress()
-            .withNewDaemonEndpoints()
-            .withNewKubeletEndpoint()
-            .withPort(kubeletPort)
-            .endKubeletEndpoint()
-            .endDaemonEndpoints()
-            .withCapacity(capacity)
-            .withAllocatable(capacity)
-            .withNewNodeInfo()
-            .withArchitecture(System.getProperty("os.arch"))
-            .withOperatingSystem("linux")
-            .withOsImage(System.getProperty("os.name") + " " + System.getProperty("os.version"))
-            .withKernelVersion(System.getProperty("os.version"))
-            .withKubeletVersion("kubetune-local")
-            .withKubeProxyVersion("")
-            .withContainerRuntimeVersion("local-process://java-" + Runtime.version())
-            .withMachineID("")
-            .withSystemUUID("")
-            .withBootID("")
-            .endNodeInfo()
-            .build());
-    client.nodes().resource(current).updateStatus();
   }
 
   private void tickSafely() {
@@ -424,7 +352,7 @@ public final class LocalKubelet implements AutoCloseable {
     Container container = pod.getSpec().getContainers().get(0);
     try {
       if (run.podIp == null) {
-        run.podIp = allocateAddress(container);
+        run.podIp = addresses.allocate(container);
       }
       ContainerLauncher.Launched launched =
           launcher.launch(
@@ -433,7 +361,7 @@ public final class LocalKubelet implements AutoCloseable {
               run.dir,
               container.getName(),
               ContainerLauncher.Output.PIPE_BOTH,
-              args -> withHost(args, run.podIp));
+              args -> PodAddresses.withHost(args, run.podIp));
       Process process = launched.process();
       Path logFile = run.dir.resolve(container.getName() + ".log");
       run.log = Files.newBufferedWriter(logFile, StandardCharsets.UTF_8);
@@ -681,63 +609,8 @@ public final class LocalKubelet implements AutoCloseable {
 
   private void releaseAddress(PodRun run) {
     if (run.podIp != null) {
-      addressesInUse.remove(run.podIp);
+      addresses.release(run.podIp);
     }
-  }
-
-  /**
-   * A loopback address of its own for a pod (its pod IP), where every port the container declares
-   * is free. Addresses are drawn at random from 127.0.1.1-127.0.254.254 so that two agents on one
-   * machine (a test and a local run) rarely meet, and checked before use.
-   */
-  private String allocateAddress(Container container) throws IOException {
-    List<Integer> ports =
-        Objects.requireNonNullElse(container.getPorts(), List.<ContainerPort>of()).stream()
-            .map(ContainerPort::getContainerPort)
-            .toList();
-    IOException last = null;
-    for (int attempt = 0; attempt < 50; attempt++) {
-      ThreadLocalRandom random = ThreadLocalRandom.current();
-      String ip = "127.0." + random.nextInt(1, 255) + "." + random.nextInt(1, 255);
-      if (!addressesInUse.add(ip)) {
-        continue;
-      }
-      try {
-        for (int port : ports) {
-          try (ServerSocket socket = new ServerSocket()) {
-            socket.bind(new InetSocketAddress(InetAddress.getByName(ip), port));
-          }
-        }
-        return ip;
-      } catch (IOException e) {
-        addressesInUse.remove(ip);
-        last = e;
-      }
-    }
-    throw new IOException(
-        "no free loopback address for a pod (ports "
-            + ports
-            + "); pods get addresses in 127.0.0.0/8, which Linux routes to the loopback interface: "
-            + (last == null ? "" : last.getMessage()));
-  }
-
-  /**
-   * The serving container listens on its pod IP: {@code --host} set to it (the KubeTune image's
-   * serve mode listens on 0.0.0.0 by default, which would take the port on every address).
-   */
-  static List<String> withHost(List<String> args, String podIp) {
-    if (args.isEmpty() || !"serve".equals(args.get(0))) {
-      return args;
-    }
-    List<String> out = new ArrayList<>(args);
-    int i = out.indexOf("--host");
-    if (i >= 0 && i + 1 < out.size()) {
-      out.set(i + 1, podIp);
-    } else {
-      out.add("--host");
-      out.add(podIp);
-    }
-    return out;
   }
 
   private static String now() {
@@ -828,22 +701,6 @@ public final class LocalKubelet implements AutoCloseable {
     if (logServer != null) {
       logServer.close();
     }
-    try {
-      Node node = client.nodes().withName(nodeName).get();
-      if (node != null && node.getStatus() != null) {
-        node.getStatus().getConditions().stream()
-            .filter(c -> "Ready".equals(c.getType()))
-            .forEach(
-                c -> {
-                  c.setStatus("False");
-                  c.setReason("KubeletStopped");
-                  c.setMessage("the local kubelet stopped; its processes are gone");
-                  c.setLastTransitionTime(now());
-                });
-        client.nodes().resource(node).updateStatus();
-      }
-    } catch (KubernetesClientException e) {
-      // the control plane is gone too
-    }
+    KubeletNode.markNotReady(client, nodeName);
   }
 }

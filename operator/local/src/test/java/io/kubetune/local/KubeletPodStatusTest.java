@@ -6,7 +6,6 @@ import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.PodCondition;
 import io.fabric8.kubernetes.api.model.PodStatus;
-import java.util.List;
 import org.junit.jupiter.api.Test;
 
 class KubeletPodStatusTest {
@@ -98,16 +97,6 @@ class KubeletPodStatusTest {
     assertThat(terminated.getExitCode()).isEqualTo(4);
     assertThat(terminated.getMessage()).isEqualTo("preempted");
     assertThat(terminated.getReason()).isEqualTo("Error");
-  }
-
-  @Test
-  void serveListensOnThePodIp() {
-    assertThat(LocalKubelet.withHost(List.of("serve", "--port", "8000"), "127.0.9.9"))
-        .containsExactly("serve", "--port", "8000", "--host", "127.0.9.9");
-    assertThat(LocalKubelet.withHost(List.of("serve", "--host", "0.0.0.0"), "127.0.9.9"))
-        .containsExactly("serve", "--host", "127.0.9.9");
-    assertThat(LocalKubelet.withHost(List.of("train", "--config", "/etc/x"), "127.0.9.9"))
-        .containsExactly("train", "--config", "/etc/x");
   }
 
   @Test
