@@ -33,8 +33,15 @@ public final class ClusterCommand {
     Path dir = root.resolve(".kubetune").resolve("cluster");
     Optional<ControlPlane> running = ControlPlane.attach(dir);
     if (running.isPresent() && running.get().ready()) {
-      out.println("control plane already running at " + running.get().server());
-      return running.get();
+      if (running.get().callsKubelets()) {
+        out.println("control plane already running at " + running.get().server());
+        return running.get();
+      }
+      out.println(
+          "restarting the control plane at "
+              + running.get().server()
+              + ": an older KubeTune started it without kubelet client certificates, which"
+              + " pods/log needs (its etcd data and PKI are kept)");
     }
     running.ifPresent(ControlPlane::close);
     ControlPlane started = ControlPlane.start(ControlPlaneBinaries.locate(root), dir);
