@@ -141,6 +141,8 @@ public final class ClusterLocalMode {
       Operator operator =
           RealClusterSetup.startOperator(
               operatorClient, OperatorSettings.defaults(), new SimpleMeterRegistry());
+      // Ctrl-C (e.g. with --keep-serving): the node still stops its processes and pods.
+      Runtime.getRuntime().addShutdownHook(new Thread(kubelet::close));
       kubelet.start();
       out.println("  node         " + nodeName + " (this machine; pods run as local processes)");
       replaceEarlierRun(admin, job, out);

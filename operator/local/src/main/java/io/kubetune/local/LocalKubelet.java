@@ -80,6 +80,8 @@ public final class LocalKubelet implements AutoCloseable {
   private SharedIndexInformer<Pod> informer;
   private KubeletLogServer logServer;
   private volatile String fatalError;
+  private final java.util.concurrent.atomic.AtomicBoolean closing =
+      new java.util.concurrent.atomic.AtomicBoolean();
   private volatile boolean closed;
 
   /** What the agent knows of one pod it runs. */
@@ -671,6 +673,9 @@ public final class LocalKubelet implements AutoCloseable {
    */
   @Override
   public void close() {
+    if (!closing.compareAndSet(false, true)) {
+      return; // closed already (by the owner, or by the shutdown hook at Ctrl-C)
+    }
     closed = true;
     loop.shutdown();
     try {
