@@ -33,7 +33,8 @@ import java.util.function.UnaryOperator;
  * the same arguments and environment (secretKeyRefs resolved from the API), and its volumes as
  * local folders with every mount path rewritten in arguments, environment and projected ConfigMap
  * files. Only the KubeTune trainer image can run, through the launcher {@code
- * trainer-image/bin/trainer}. Shared by the Job and the Deployment halves of local mode.
+ * trainer-image/bin/trainer}. Shared by the Job and the Deployment halves of local mode on the mock
+ * and by the node agent on the real control plane ({@link LocalKubelet}).
  */
 final class ContainerLauncher {
   static final String TRAINER_IMAGE_MARKER = "kubetune-trainer";

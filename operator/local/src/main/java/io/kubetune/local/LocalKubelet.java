@@ -137,6 +137,7 @@ public final class LocalKubelet implements AutoCloseable {
     logServer = new KubeletLogServer(tls, key -> Optional.ofNullable(logs.get(key)));
     KubeletNode.register(client, nodeName, HOST_IP, logServer.port());
     informer = client.pods().inAnyNamespace().inform();
+    removeOrphanedPodDirs();
     loop.scheduleWithFixedDelay(this::tickSafely, 0, 250, TimeUnit.MILLISECONDS);
   }
 
@@ -215,15 +216,62 @@ public final class LocalKubelet implements AutoCloseable {
         }
       }
     }
-    // Pods gone from the API (deleted with grace 0 by someone else): stop what still runs.
+    // Pods gone from the API: stop what still runs (deleted with grace 0 by someone else), and
+    // remove the pod's folder (its emptyDir volumes, its log), as the kubelet does.
     for (var entry : List.copyOf(runs.entrySet())) {
       if (!seen.contains(entry.getKey())) {
         PodRun run = entry.getValue();
         runs.remove(entry.getKey());
-        if (run.process != null && !run.terminating) {
-          terminations.submit(() -> ContainerLauncher.terminate(run.process, 0));
-        }
+        Process process = run.terminating ? null : run.process;
+        terminations.submit(
+            () -> {
+              if (process != null) {
+                ContainerLauncher.terminate(process, 0);
+              }
+              removePodDir(run);
+            });
         releaseAddress(run);
+      }
+    }
+  }
+
+  private void removePodDir(PodRun run) {
+    logs.keySet().removeIf(key -> key.startsWith(run.namespace + "/" + run.name + "/"));
+    if (run.dir == null) {
+      return;
+    }
+    try {
+      KubeTuneLocal.deleteRecursively(run.dir);
+    } catch (IOException | RuntimeException e) {
+      System.err.println("local kubelet: cannot remove " + run.dir + ": " + e.getMessage());
+    }
+  }
+
+  /**
+   * Folders of pods that no longer exist (deleted while no agent ran), as the kubelet's orphaned
+   * pod cleanup: each holds the pod's emptyDir volumes, e.g. the trainer's extracted native
+   * libraries (about 450 MB).
+   */
+  private void removeOrphanedPodDirs() throws IOException {
+    if (!Files.isDirectory(podsDir)) {
+      return;
+    }
+    Set<String> live = new HashSet<>();
+    for (Pod pod : informer.getStore().list()) {
+      live.add(podDir(pod).toString());
+    }
+    try (var namespaceDirs = Files.list(podsDir)) {
+      for (Path namespaceDir : namespaceDirs.toList()) {
+        if (!namespaces.test(namespaceDir.getFileName().toString())) {
+          continue;
+        }
+        try (var podDirs = Files.list(namespaceDir)) {
+          for (Path dir : podDirs.toList()) {
+            if (!live.contains(dir.toString())) {
+              KubeTuneLocal.deleteRecursively(dir);
+            }
+          }
+        }
       }
     }
   }

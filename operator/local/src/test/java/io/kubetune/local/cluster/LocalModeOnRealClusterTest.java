@@ -274,6 +274,17 @@ class LocalModeOnRealClusterTest {
                 () ->
                     admin.pods().inNamespace(namespace).list().getItems().isEmpty()
                         && resource.get().getStatus().phase == Phase.Suspended);
+        // The pod's folder (its emptyDir volumes, e.g. the extracted native libraries) goes with
+        // it.
+        Path podDirs = local.resolve("pods").resolve(namespace);
+        await()
+            .atMost(Duration.ofSeconds(30))
+            .until(
+                () -> {
+                  try (var dirs = Files.list(podDirs)) {
+                    return dirs.findAny().isEmpty();
+                  }
+                });
       } finally {
         operator.stop();
       }
