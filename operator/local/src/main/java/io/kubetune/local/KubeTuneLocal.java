@@ -276,7 +276,6 @@ public final class KubeTuneLocal {
       api.client().resource(job).create();
       out.println("applied finetunejob/" + name + " in namespace " + namespace);
 
-      boolean servingWanted = servingEnabled(job);
       FineTuneJob current =
           awaitOutcome(
               api.client(),
