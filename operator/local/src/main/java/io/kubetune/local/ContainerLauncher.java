@@ -25,6 +25,7 @@ import java.util.Base64;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.concurrent.TimeUnit;
 import java.util.function.UnaryOperator;
 
 /**
@@ -32,7 +33,8 @@ import java.util.function.UnaryOperator;
  * the same arguments and environment (secretKeyRefs resolved from the API), and its volumes as
  * local folders with every mount path rewritten in arguments, environment and projected ConfigMap
  * files. Only the KubeTune trainer image can run, through the launcher {@code
- * trainer-image/bin/trainer}. Shared by the Job and the Deployment halves of local mode.
+ * trainer-image/bin/trainer}. Shared by the Job and the Deployment halves of local mode on the mock
+ * and by the node agent on the real control plane ({@link LocalKubelet}).
  */
 final class ContainerLauncher {
   static final String TRAINER_IMAGE_MARKER = "kubetune-trainer";
@@ -96,22 +98,31 @@ final class ContainerLauncher {
         + "'; remove spec.trainerImage to use the default";
   }
 
-  /**
-   * Starts the container in {@code podDir} with stderr to {@code <name>.stderr.log} (and stdout to
-   * {@code <name>.stdout.log} unless {@code pipeStdout}); {@code rewriteArgs} adapts the translated
-   * arguments (e.g. a port) before the start.
-   *
-   * @throws MissingSecretException when a secretKeyRef cannot be resolved
-   */
   /** A started container: its process and the mount-path translation it runs with. */
   record Launched(Process process, PathTranslation paths) {}
 
+  /** Where a container's output goes: files in its folder, or pipes the caller reads. */
+  enum Output {
+    /** stdout to {@code <name>.stdout.log}, stderr to {@code <name>.stderr.log}. */
+    FILES,
+    /** stdout piped to the caller, stderr to {@code <name>.stderr.log}. */
+    PIPE_STDOUT,
+    /** stdout and stderr piped to the caller (a kubelet's one log per container). */
+    PIPE_BOTH
+  }
+
+  /**
+   * Starts the container in {@code podDir}, its output as {@code output} says; {@code rewriteArgs}
+   * adapts the translated arguments (e.g. a port) before the start.
+   *
+   * @throws MissingSecretException when a secretKeyRef cannot be resolved
+   */
   Launched launch(
       String namespace,
       PodSpec podSpec,
       Path podDir,
       String logName,
-      boolean pipeStdout,
+      Output output,
       UnaryOperator<List<String>> rewriteArgs)
       throws IOException {
     Container container = podSpec.getContainers().get(0);
@@ -136,11 +147,57 @@ final class ContainerLauncher {
     Files.deleteIfExists(terminationLog);
     env.put(TrainerEnvironment.TERMINATION_LOG, terminationLog.toString());
     env.put("TMPDIR", paths.apply(env.getOrDefault("TMPDIR", "/tmp")));
-    builder.redirectError(podDir.resolve(logName + ".stderr.log").toFile());
-    if (!pipeStdout) {
+    if (output != Output.PIPE_BOTH) {
+      builder.redirectError(podDir.resolve(logName + ".stderr.log").toFile());
+    }
+    if (output == Output.FILES) {
       builder.redirectOutput(podDir.resolve(logName + ".stdout.log").toFile());
     }
     return new Launched(builder.start(), paths);
+  }
+
+  /**
+   * The container's termination message, as the kubelet reads it: the termination-log file, else
+   * (FallbackToLogsOnError) the tail of {@code fallbackLog} when the container failed; or null.
+   */
+  static String terminationMessage(Path podDir, Path fallbackLog, int exitCode) {
+    try {
+      Path file = podDir.resolve("termination-log");
+      if (Files.exists(file) && Files.size(file) > 0) {
+        return tail(Files.readString(file), 4096);
+      }
+      if (exitCode != 0 && fallbackLog != null && Files.exists(fallbackLog)) {
+        return tail(Files.readString(fallbackLog), 2048);
+      }
+    } catch (IOException e) {
+      // no message
+    }
+    return null;
+  }
+
+  private static String tail(String text, int max) {
+    return text.length() <= max ? text : text.substring(text.length() - max);
+  }
+
+  /**
+   * Stops a container as the kubelet does: SIGTERM, up to {@code graceSeconds} to exit, then
+   * SIGKILL. Returns the exit code, or -1 when the process would not die.
+   */
+  static int terminate(Process process, long graceSeconds) {
+    process.destroy();
+    try {
+      if (!process.waitFor(graceSeconds, TimeUnit.SECONDS)) {
+        process.destroyForcibly();
+        if (!process.waitFor(5, TimeUnit.SECONDS)) {
+          return -1;
+        }
+      }
+      return process.exitValue();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      process.destroyForcibly();
+      return -1;
+    }
   }
 
   /** Creates the pod's volumes as local folders and returns the mount-path translation. */

@@ -31,6 +31,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.Supplier;
 import java.util.stream.Stream;
 
 /**
@@ -56,10 +57,26 @@ public final class KubeTuneLocal {
   private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
 
   /** Options of one local run. */
-  record Options(
-      Path file, Integer steps, boolean clean, Path repoRoot, Path stateDir, boolean keepServing) {
-    Options(Path file, Integer steps, boolean clean, Path repoRoot, Path stateDir) {
-      this(file, steps, clean, repoRoot, stateDir, false);
+  public record Options(
+      Path file,
+      Integer steps,
+      boolean clean,
+      Path repoRoot,
+      Path stateDir,
+      boolean keepServing,
+      boolean cluster) {
+    public Options(Path file, Integer steps, boolean clean, Path repoRoot, Path stateDir) {
+      this(file, steps, clean, repoRoot, stateDir, false, false);
+    }
+
+    Options(
+        Path file,
+        Integer steps,
+        boolean clean,
+        Path repoRoot,
+        Path stateDir,
+        boolean keepServing) {
+      this(file, steps, clean, repoRoot, stateDir, keepServing, false);
     }
   }
 
@@ -68,7 +85,8 @@ public final class KubeTuneLocal {
    *
    * @param exampleResponse the served adapter's answer to the example request, or null
    */
-  record Result(int exitCode, FineTuneJob finalState, Path outputDir, String exampleResponse) {
+  public record Result(
+      int exitCode, FineTuneJob finalState, Path outputDir, String exampleResponse) {
     Result(int exitCode, FineTuneJob finalState, Path outputDir) {
       this(exitCode, finalState, outputDir, null);
     }
@@ -81,11 +99,14 @@ public final class KubeTuneLocal {
     } catch (IllegalArgumentException e) {
       System.err.println("error: " + e.getMessage());
       System.err.println(
-          "usage: kubetune local [--clean] [--steps N] [--keep-serving] [FILE.yaml]");
+          "usage: kubetune local [--clean] [--steps N] [--keep-serving] [--cluster] [FILE.yaml]");
       System.exit(2);
       return;
     }
-    Result result = run(options, System.out, System.console() != null, null);
+    Result result =
+        options.cluster()
+            ? ClusterLocalMode.main(options, System.out, System.console() != null)
+            : run(options, System.out, System.console() != null, null);
     System.exit(result.exitCode());
   }
 
@@ -95,6 +116,7 @@ public final class KubeTuneLocal {
     Integer steps = null;
     boolean clean = false;
     boolean keepServing = false;
+    boolean cluster = false;
     List<String> rest = new ArrayList<>(List.of(args));
     if (!rest.isEmpty() && rest.get(0).equals("local")) {
       rest.remove(0);
@@ -104,6 +126,7 @@ public final class KubeTuneLocal {
       switch (arg) {
         case "--clean" -> clean = true;
         case "--keep-serving" -> keepServing = true;
+        case "--cluster" -> cluster = true;
         case "--steps" -> {
           if (i + 1 >= rest.size()) {
             throw new IllegalArgumentException("--steps needs a number, e.g. --steps 20");
@@ -136,7 +159,12 @@ public final class KubeTuneLocal {
     if (!Files.isRegularFile(file)) {
       throw new IllegalArgumentException("no such file: " + file);
     }
-    return new Options(file, steps, clean, root, root.resolve(".kubetune"), keepServing);
+    if (clean && cluster) {
+      throw new IllegalArgumentException(
+          "--clean wipes .kubetune/, which holds the running control plane with --cluster; run"
+              + " ./kubetune cluster stop and remove .kubetune/ yourself, or drop --clean");
+    }
+    return new Options(file, steps, clean, root, root.resolve(".kubetune"), keepServing, cluster);
   }
 
   /** Runs one FineTuneJob to the end. {@code onRunner} (tests) sees the pod runner once started. */
@@ -177,45 +205,15 @@ public final class KubeTuneLocal {
       deleteRecursively(state);
       out.println("wiped " + state);
     }
-    Files.createDirectories(state);
-    Path launcher = root.resolve("trainer-image/bin/trainer");
-    if (!Files.isRegularFile(root.resolve("trainer-image/target/kubetune-trainer.jar"))) {
-      out.println(
-          "error: the trainer is not built; run: mvn -B -q install -DskipTests (see README)");
-      return new Result(2, null, null);
-    }
-
-    FineTuneJob job = readFineTuneJob(options.file(), root, out);
+    FineTuneJob job = prepareJob(options, out);
     if (job == null) {
       return new Result(2, null, null);
     }
-    if (job.getMetadata().getNamespace() == null) {
-      job.getMetadata().setNamespace("default");
-    }
-    if (options.steps() != null) {
-      // A local override for quick runs; the YAML file itself is not changed.
-      if (job.getSpec().hyperparameters == null) {
-        job.getSpec().hyperparameters = new HyperparametersSpec();
-      }
-      job.getSpec().hyperparameters.epochs = null;
-      job.getSpec().hyperparameters.maxSteps = options.steps();
-      Integer warmup = job.getSpec().hyperparameters.warmupSteps;
-      if (warmup != null && warmup >= options.steps()) {
-        job.getSpec().hyperparameters.warmupSteps = options.steps() / 10;
-        out.println(
-            "note: --steps "
-                + options.steps()
-                + " also lowers warmupSteps from "
-                + warmup
-                + " to "
-                + options.steps() / 10);
-      }
-    }
+    Path launcher = root.resolve(TRAINER_LAUNCHER);
     String name = job.getMetadata().getName();
     String namespace = job.getMetadata().getNamespace();
 
-    Map<String, Path> claims = new LinkedHashMap<>();
-    claims.put(EXAMPLES_CLAIM, root.resolve("examples"));
+    Map<String, Path> claims = claimFolders(root);
 
     out.println("KubeTune local mode (a development aid: embedded API server + local pod runner)");
     out.println("  FineTuneJob  " + options.file());
@@ -278,79 +276,28 @@ public final class KubeTuneLocal {
       api.client().resource(job).create();
       out.println("applied finetunejob/" + name + " in namespace " + namespace);
 
-      FineTuneJob current = null;
-      Phase shown = null;
-      Instant applied = Instant.now();
-      Instant trainingDone = null;
-      boolean servingWanted = servingEnabled(job);
-      Instant failingSince = null;
-      while (true) {
-        current =
-            api.client().resources(FineTuneJob.class).inNamespace(namespace).withName(name).get();
-        FineTuneJobStatus status = current == null ? null : current.getStatus();
-        if (status != null && status.phase != shown) {
-          shown = status.phase;
-          if (!(interactive && progress.lastProgress() != null)) {
-            out.println(
-                "phase " + status.phase + (status.message != null ? ": " + status.message : ""));
-          }
-        }
-        if (status != null && status.phase != null && status.phase.isTerminal()) {
-          if (!servingWanted || status.phase != Phase.Succeeded) {
-            break;
-          }
-          // Training succeeded: wait for the gate and the rollout, as `kubectl wait
-          // --for=jsonpath='{.status.phase}'=Serving` would.
-          String servingVerdict = servingVerdict(status);
-          if (servingVerdict != null) {
-            break;
-          }
-          if (trainingDone == null) {
-            trainingDone = Instant.now();
-            out.println("training succeeded; waiting for the serving rollout");
-          }
-          if (Duration.between(trainingDone, Instant.now()).compareTo(SERVING_WAIT) > 0) {
-            out.println(
-                "error: the serving Deployment did not become ready within "
-                    + SERVING_WAIT.toSeconds()
-                    + " s"
-                    + (serving.lastError() == null ? "" : ": " + serving.lastError()));
-            break;
-          }
-        }
-        if (runner.fatalError() != null) {
-          out.println("error: " + runner.fatalError());
-          break;
-        }
-        if ((status == null || status.phase == null)
-            && Duration.between(applied, Instant.now()).toSeconds() > 60) {
-          out.println("error: the operator did not report a phase within 60 s");
-          break;
-        }
-        // A reconcile that keeps failing is retried by the operator; here nobody else would
-        // notice, so stop once it persisted for a while.
-        Optional<String> reconcileError =
-            status == null || !Conditions.isTrue(status.conditions, Conditions.RECONCILE_ERROR)
-                ? Optional.empty()
-                : Conditions.findMessage(status.conditions, Conditions.RECONCILE_ERROR);
-        if (reconcileError.isEmpty()) {
-          failingSince = null;
-        } else if (failingSince == null) {
-          failingSince = Instant.now();
-        } else if (Duration.between(failingSince, Instant.now()).compareTo(RECONCILE_ERROR_WAIT)
-            > 0) {
-          out.println("error: the operator cannot reconcile the job: " + reconcileError.get());
-          break;
-        }
-        Thread.sleep(250);
-      }
+      FineTuneJob current =
+          awaitOutcome(
+              api.client(),
+              job,
+              progress,
+              out,
+              interactive,
+              runner::fatalError,
+              serving::lastError);
       String exampleResponse = null;
       boolean served =
           current != null
               && current.getStatus() != null
               && current.getStatus().phase == Phase.Serving;
       if (served) {
-        exampleResponse = ServingExample.run(current, serving, claims, root, out);
+        exampleResponse =
+            ServingExample.run(
+                current,
+                serving.endpointOf(namespace, Names.servingService(current)),
+                claims,
+                root,
+                out);
       }
       // While it serves, a retrain rolls out as a canary (serving.canary): show it as it goes.
       try (CanaryProgress canaries =
@@ -371,28 +318,181 @@ public final class KubeTuneLocal {
       }
       operator.stop();
 
-      Path outputDir = outputDir(current, claims, state);
-      String exported = exportUri(current);
-      if (s3 != null
-          && exported != null
-          && !StorageUri.parse(exported).isPvc()
-          && current.getStatus().phase.isTerminal()
-          && current.getStatus().phase != Phase.Failed) {
-        // The result is in the embedded object store: copy it out for the summary.
-        StorageUri export = StorageUri.parse(exported);
-        // output/<name>/final/<trainingRevision>/, as below checkpoints.uri.
-        outputDir =
-            state
-                .resolve("output")
-                .resolve(name)
-                .resolve(TrainerLayout.FINAL_FOLDER)
-                .resolve(Path.of(export.path()).getFileName().toString());
-        s3.download(export.authority(), export.path(), outputDir);
-      }
-      printSummary(out, current, progress, outputDir, Duration.between(started, Instant.now()));
-      boolean ok = succeeded(current, servingWanted) && (!served || exampleResponse != null);
-      return new Result(ok ? 0 : 1, current, outputDir, exampleResponse);
+      return finish(
+          job, current, claims, state, s3, progress, out, started, served, exampleResponse);
     }
+  }
+
+  static final String TRAINER_LAUNCHER = "trainer-image/bin/trainer";
+
+  /**
+   * Checks that the trainer is built and reads the FineTuneJob (namespace defaulted, --steps
+   * applied); prints what is wrong and returns null when it cannot run.
+   */
+  static FineTuneJob prepareJob(Options options, PrintStream out) throws IOException {
+    Path root = options.repoRoot();
+    Files.createDirectories(options.stateDir());
+    if (!Files.isRegularFile(root.resolve("trainer-image/target/kubetune-trainer.jar"))) {
+      out.println(
+          "error: the trainer is not built; run: mvn -B -q install -DskipTests (see README)");
+      return null;
+    }
+    FineTuneJob job = readFineTuneJob(options.file(), root, out);
+    if (job == null) {
+      return null;
+    }
+    if (job.getMetadata().getNamespace() == null) {
+      job.getMetadata().setNamespace("default");
+    }
+    if (options.steps() != null) {
+      // A local override for quick runs; the YAML file itself is not changed.
+      if (job.getSpec().hyperparameters == null) {
+        job.getSpec().hyperparameters = new HyperparametersSpec();
+      }
+      job.getSpec().hyperparameters.epochs = null;
+      job.getSpec().hyperparameters.maxSteps = options.steps();
+      Integer warmup = job.getSpec().hyperparameters.warmupSteps;
+      if (warmup != null && warmup >= options.steps()) {
+        job.getSpec().hyperparameters.warmupSteps = options.steps() / 10;
+        out.println(
+            "note: --steps "
+                + options.steps()
+                + " also lowers warmupSteps from "
+                + warmup
+                + " to "
+                + options.steps() / 10);
+      }
+    }
+    return job;
+  }
+
+  /** The claims whose contents are local folders: the examples claim is examples/. */
+  public static Map<String, Path> claimFolders(Path root) {
+    Map<String, Path> claims = new LinkedHashMap<>();
+    claims.put(EXAMPLES_CLAIM, root.resolve("examples"));
+    return claims;
+  }
+
+  /**
+   * Follows the FineTuneJob until it is done (terminal, and served or refused serving when serving
+   * is enabled) or local mode must give up; prints phase changes. Returns its last state.
+   *
+   * @param fatalError a problem the pods' runner cannot get past, or null
+   * @param servingError the serving pods' last start-up error, or null
+   */
+  static FineTuneJob awaitOutcome(
+      KubernetesClient client,
+      FineTuneJob job,
+      ProgressView progress,
+      PrintStream out,
+      boolean interactive,
+      Supplier<String> fatalError,
+      Supplier<String> servingError)
+      throws InterruptedException {
+    String name = job.getMetadata().getName();
+    String namespace = job.getMetadata().getNamespace();
+    boolean servingWanted = servingEnabled(job);
+    FineTuneJob current = null;
+    Phase shown = null;
+    Instant applied = Instant.now();
+    Instant trainingDone = null;
+    Instant failingSince = null;
+    while (true) {
+      current = client.resources(FineTuneJob.class).inNamespace(namespace).withName(name).get();
+      FineTuneJobStatus status = current == null ? null : current.getStatus();
+      if (status != null && status.phase != shown) {
+        shown = status.phase;
+        if (!(interactive && progress.lastProgress() != null)) {
+          out.println(
+              "phase " + status.phase + (status.message != null ? ": " + status.message : ""));
+        }
+      }
+      if (status != null && status.phase != null && status.phase.isTerminal()) {
+        if (!servingWanted || status.phase != Phase.Succeeded) {
+          break;
+        }
+        // Training succeeded: wait for the gate and the rollout, as `kubectl wait
+        // --for=jsonpath='{.status.phase}'=Serving` would.
+        String servingVerdict = servingVerdict(status);
+        if (servingVerdict != null) {
+          break;
+        }
+        if (trainingDone == null) {
+          trainingDone = Instant.now();
+          out.println("training succeeded; waiting for the serving rollout");
+        }
+        if (Duration.between(trainingDone, Instant.now()).compareTo(SERVING_WAIT) > 0) {
+          out.println(
+              "error: the serving Deployment did not become ready within "
+                  + SERVING_WAIT.toSeconds()
+                  + " s"
+                  + (servingError.get() == null ? "" : ": " + servingError.get()));
+          break;
+        }
+      }
+      if (fatalError.get() != null) {
+        out.println("error: " + fatalError.get());
+        break;
+      }
+      if ((status == null || status.phase == null)
+          && Duration.between(applied, Instant.now()).toSeconds() > 60) {
+        out.println("error: the operator did not report a phase within 60 s");
+        break;
+      }
+      // A reconcile that keeps failing is retried by the operator; here nobody else would
+      // notice, so stop once it persisted for a while.
+      Optional<String> reconcileError =
+          status == null || !Conditions.isTrue(status.conditions, Conditions.RECONCILE_ERROR)
+              ? Optional.empty()
+              : Conditions.findMessage(status.conditions, Conditions.RECONCILE_ERROR);
+      if (reconcileError.isEmpty()) {
+        failingSince = null;
+      } else if (failingSince == null) {
+        failingSince = Instant.now();
+      } else if (Duration.between(failingSince, Instant.now()).compareTo(RECONCILE_ERROR_WAIT)
+          > 0) {
+        out.println("error: the operator cannot reconcile the job: " + reconcileError.get());
+        break;
+      }
+      Thread.sleep(250);
+    }
+    return current;
+  }
+
+  /** Copies the result out of the object store if needed, prints the summary, gives the result. */
+  static Result finish(
+      FineTuneJob job,
+      FineTuneJob current,
+      Map<String, Path> claims,
+      Path state,
+      EmbeddedObjectStore s3,
+      ProgressView progress,
+      PrintStream out,
+      Instant started,
+      boolean served,
+      String exampleResponse)
+      throws IOException {
+    Path outputDir = outputDir(current, claims, state);
+    String exported = exportUri(current);
+    if (s3 != null
+        && exported != null
+        && !StorageUri.parse(exported).isPvc()
+        && current.getStatus().phase.isTerminal()
+        && current.getStatus().phase != Phase.Failed) {
+      // The result is in the embedded object store: copy it out for the summary.
+      StorageUri export = StorageUri.parse(exported);
+      // output/<name>/final/<trainingRevision>/, as below checkpoints.uri.
+      outputDir =
+          state
+              .resolve("output")
+              .resolve(job.getMetadata().getName())
+              .resolve(TrainerLayout.FINAL_FOLDER)
+              .resolve(Path.of(export.path()).getFileName().toString());
+      s3.download(export.authority(), export.path(), outputDir);
+    }
+    printSummary(out, current, progress, outputDir, Duration.between(started, Instant.now()));
+    boolean ok = succeeded(current, servingEnabled(job)) && (!served || exampleResponse != null);
+    return new Result(ok ? 0 : 1, current, outputDir, exampleResponse);
   }
 
   /** How long local mode lets a reconcile keep failing (the operator retries) before it stops. */

@@ -202,7 +202,7 @@ final class LocalPodRunner implements AutoCloseable {
               job.getSpec().getTemplate().getSpec(),
               run.podDir,
               "trainer",
-              true,
+              ContainerLauncher.Output.PIPE_STDOUT,
               args -> args);
       run.process = launched.process();
       pumpStdout(run, podName);
@@ -313,27 +313,10 @@ final class LocalPodRunner implements AutoCloseable {
     }
   }
 
-  /** The termination-log file, else (FallbackToLogsOnError) the tail of the trainer's log. */
+  /** The termination-log file, else (FallbackToLogsOnError) the tail of the trainer's stderr. */
   private static String terminationMessage(RunState run, int exitCode) {
-    try {
-      Path file = run.podDir.resolve("termination-log");
-      if (Files.exists(file) && Files.size(file) > 0) {
-        return tail(Files.readString(file), 4096);
-      }
-      if (exitCode != 0) {
-        Path stderr = run.podDir.resolve("trainer.stderr.log");
-        if (Files.exists(stderr)) {
-          return tail(Files.readString(stderr), 2048);
-        }
-      }
-    } catch (IOException e) {
-      // no message
-    }
-    return null;
-  }
-
-  private static String tail(String text, int max) {
-    return text.length() <= max ? text : text.substring(text.length() - max);
+    return ContainerLauncher.terminationMessage(
+        run.podDir, run.podDir.resolve("trainer.stderr.log"), exitCode);
   }
 
   private void stop(RunState run, long graceSeconds) {
@@ -341,16 +324,7 @@ final class LocalPodRunner implements AutoCloseable {
     if (process == null) {
       return;
     }
-    process.destroy(); // SIGTERM: the trainer checkpoints and exits
-    try {
-      if (!process.waitFor(graceSeconds, TimeUnit.SECONDS)) {
-        process.destroyForcibly();
-        process.waitFor(5, TimeUnit.SECONDS);
-      }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      process.destroyForcibly();
-    }
+    ContainerLauncher.terminate(process, graceSeconds); // the trainer checkpoints and exits
     run.process = null;
   }
 

@@ -233,7 +233,7 @@ final class LocalServingRunner implements AutoCloseable {
                   spec,
                   r.podDir,
                   "server",
-                  false,
+                  ContainerLauncher.Output.FILES,
                   args -> withShutdownDelay(withPort(args, r.port)))
               .process();
       r.ready = false;
@@ -314,15 +314,7 @@ final class LocalServingRunner implements AutoCloseable {
     if (process == null) {
       return;
     }
-    process.destroy(); // SIGTERM: the server drains and exits
-    try {
-      if (!process.waitFor(15, TimeUnit.SECONDS)) {
-        process.destroyForcibly();
-      }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      process.destroyForcibly();
-    }
+    ContainerLauncher.terminate(process, 15); // the server drains and exits
   }
 
   /**

@@ -33,13 +33,11 @@ final class ServingExample {
   /** Sends the request and prints it; returns the response body, or null when it failed. */
   static String run(
       FineTuneJob job,
-      LocalServingRunner serving,
+      Optional<String> endpoint,
       Map<String, Path> claims,
       Path root,
       PrintStream out) {
-    String namespace = job.getMetadata().getNamespace();
-    // Phase Serving means the Deployment reported a ready replica, which the runner routes to.
-    Optional<String> endpoint = serving.endpointOf(namespace, Names.servingService(job));
+    // Phase Serving means the Deployment reported a ready replica, which the endpoint routes to.
     out.println();
     if (endpoint.isEmpty()) {
       out.println("error: no ready serving pod behind service " + Names.servingService(job));

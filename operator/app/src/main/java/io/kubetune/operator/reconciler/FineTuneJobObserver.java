@@ -32,10 +32,32 @@ final class FineTuneJobObserver {
 
   private FineTuneJobObserver() {}
 
-  static Observed observe(Context<FineTuneJob> context) {
-    Optional<Job> job = context.getSecondaryResource(Job.class, TrainingJobGate.JOBS);
+  /**
+   * Children are found by name; one that a controller reference ties to another FineTuneJob of the
+   * same name (deleted and created again, while the cache still holds the old one's Job) is not
+   * this one's: its status would be taken for this run's.
+   */
+  static Observed observe(FineTuneJob cr, Context<FineTuneJob> context) {
+    String uid = cr.getMetadata().getUid();
+    Optional<Job> job =
+        context
+            .getSecondaryResource(Job.class, TrainingJobGate.JOBS)
+            .filter(j -> controlledBy(j, uid));
     List<Pod> pods = job.map(j -> podsOf(j, context)).orElse(List.of());
-    return new Observed(job, pods, context.getSecondaryResource(Deployment.class).orElse(null));
+    Deployment serving =
+        context
+            .getSecondaryResource(Deployment.class)
+            .filter(d -> controlledBy(d, uid))
+            .orElse(null);
+    return new Observed(job, pods, serving);
+  }
+
+  /** Whether {@code child} has no controller reference, or one to the object {@code uid}. */
+  static boolean controlledBy(HasMetadata child, String uid) {
+    return child.getMetadata().getOwnerReferences() == null
+        || child.getMetadata().getOwnerReferences().stream()
+            .filter(o -> Boolean.TRUE.equals(o.getController()))
+            .allMatch(o -> Objects.equals(o.getUid(), uid));
   }
 
   /**

@@ -97,7 +97,7 @@ public class FineTuneJobReconciler implements Reconciler<FineTuneJob> {
   public UpdateControl<FineTuneJob> reconcile(FineTuneJob cr, Context<FineTuneJob> context) {
     Timer.Sample sample = metrics.startReconcile();
     metrics.watch(context.getPrimaryCache());
-    FineTuneJobObserver.Observed observed = FineTuneJobObserver.observe(context);
+    FineTuneJobObserver.Observed observed = FineTuneJobObserver.observe(cr, context);
     List<ValidationProblem> problems = FineTuneJobValidator.validate(cr);
     // Resolved once; every builder and the status read it. Children only for a valid spec: an
     // invalid edit must not disturb a running Job.

@@ -1,6 +1,8 @@
 package io.kubetune.local.cluster;
 
 import io.kubetune.local.KubeTuneLocal;
+import java.io.IOException;
+import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -21,6 +23,40 @@ public final class ClusterCommand {
     System.exit(run(args, KubeTuneLocal.repoRoot()));
   }
 
+  /**
+   * The control plane of {@code ./kubetune cluster}: the running one, else a new one started with
+   * its state in {@code .kubetune/cluster/}, prepared (CRD, RBAC) and its administrator kubeconfig
+   * copied to {@code .kubetune/kubeconfig}.
+   */
+  public static ControlPlane ensureRunning(Path root, PrintStream out)
+      throws IOException, InterruptedException {
+    Path dir = root.resolve(".kubetune").resolve("cluster");
+    Optional<ControlPlane> running = ControlPlane.attach(dir);
+    if (running.isPresent() && running.get().ready()) {
+      if (running.get().callsKubelets()) {
+        out.println("control plane already running at " + running.get().server());
+        return running.get();
+      }
+      out.println(
+          "restarting the control plane at "
+              + running.get().server()
+              + ": an older KubeTune started it without kubelet client certificates, which"
+              + " pods/log needs (its etcd data and PKI are kept)");
+    }
+    running.ifPresent(ControlPlane::close);
+    ControlPlane started = ControlPlane.start(ControlPlaneBinaries.locate(root), dir);
+    Files.copy(
+        started.kubeconfig(),
+        root.resolve(".kubetune").resolve("kubeconfig"),
+        StandardCopyOption.REPLACE_EXISTING);
+    RealClusterSetup.prepare(started, root);
+    out.printf(
+        "control plane ready at %s in %.1f s (etcd, kube-apiserver, kube-controller-manager;"
+            + " logs in %s)%n",
+        started.server(), started.startupTime().toMillis() / 1000.0, dir.resolve("logs"));
+    return started;
+  }
+
   static int run(String[] args, Path root) throws Exception {
     if (args.length != 1) {
       System.err.println("error: " + USAGE);
@@ -32,19 +68,7 @@ public final class ClusterCommand {
     Optional<ControlPlane> running = ControlPlane.attach(dir);
     switch (args[0]) {
       case "start" -> {
-        if (running.isPresent() && running.get().ready()) {
-          System.out.println("already running at " + running.get().server());
-          System.out.println("export KUBECONFIG=" + kubeconfig);
-          return 0;
-        }
-        running.ifPresent(ControlPlane::close);
-        ControlPlane started = ControlPlane.start(ControlPlaneBinaries.locate(root), dir);
-        Files.copy(started.kubeconfig(), kubeconfig, StandardCopyOption.REPLACE_EXISTING);
-        RealClusterSetup.prepare(started, root);
-        System.out.printf(
-            "control plane ready at %s in %.1f s (etcd, kube-apiserver, kube-controller-manager;"
-                + " logs in %s)%n",
-            started.server(), started.startupTime().toMillis() / 1000.0, dir.resolve("logs"));
+        ensureRunning(root, System.out);
         System.out.println("export KUBECONFIG=" + kubeconfig);
         return 0;
       }

@@ -88,16 +88,26 @@ public final class ControlPlane implements AutoCloseable {
   private static final Duration READY_TIMEOUT = Duration.ofMinutes(3);
   private static final String PROPERTIES = "cluster.properties";
 
+  /** Set in cluster.properties by a control plane whose API server can call a kubelet. */
+  private static final String KUBELET_CLIENT = "kubeletClient";
+
   private final Path dir;
   private final int apiPort;
   private final List<ProcessHandle> processes;
   private final Duration startupTime;
+  private final boolean kubeletClient;
 
-  private ControlPlane(Path dir, int apiPort, List<ProcessHandle> processes, Duration startup) {
+  private ControlPlane(
+      Path dir,
+      int apiPort,
+      List<ProcessHandle> processes,
+      Duration startup,
+      boolean kubeletClient) {
     this.dir = dir;
     this.apiPort = apiPort;
     this.processes = processes;
     this.startupTime = startup;
+    this.kubeletClient = kubeletClient;
   }
 
   /**
@@ -157,6 +167,15 @@ public final class ControlPlane implements AutoCloseable {
                   // The kubernetes Service's endpoint would be 127.0.0.1, which Endpoints refuse.
                   "--endpoint-reconciler-type=none",
                   "--enable-admission-plugins=NodeRestriction,PodSecurity",
+                  // pods/log, exec and port-forward go to the node's kubelet (LocalKubelet), which
+                  // serves with this API server's certificate (valid for 127.0.0.1, signed by the
+                  // CA)
+                  // and accepts client certificates signed by the CA; the API server presents the
+                  // administrator's, as kubeadm's apiserver-kubelet-client is in system:masters.
+                  "--kubelet-client-certificate=" + pki.resolve("admin.crt"),
+                  "--kubelet-client-key=" + pki.resolve("admin.key"),
+                  "--kubelet-certificate-authority=" + pki.resolve("ca.crt"),
+                  "--kubelet-preferred-address-types=InternalIP",
                   "--audit-policy-file=" + dir.resolve("audit-policy.yaml"),
                   "--audit-log-path=" + dir.resolve(AUDIT_LOG),
                   "--audit-log-format=json",
@@ -202,11 +221,12 @@ public final class ControlPlane implements AutoCloseable {
       props.setProperty("apiPort", Integer.toString(apiPort));
       props.setProperty("etcdPort", Integer.toString(etcdPort));
       props.setProperty("pids", pids(started));
+      props.setProperty(KUBELET_CLIENT, "true");
       try (var out = Files.newOutputStream(dir.resolve(PROPERTIES))) {
         props.store(out, "KubeTune control plane");
       }
       return new ControlPlane(
-          dir, apiPort, List.copyOf(started), Duration.ofNanos(System.nanoTime() - begin));
+          dir, apiPort, List.copyOf(started), Duration.ofNanos(System.nanoTime() - begin), true);
     } catch (IOException | InterruptedException | RuntimeException e) {
       stopAll(started);
       throw e;
@@ -237,7 +257,11 @@ public final class ControlPlane implements AutoCloseable {
     }
     return java.util.Optional.of(
         new ControlPlane(
-            dir, Integer.parseInt(props.getProperty("apiPort")), handles, Duration.ZERO));
+            dir,
+            Integer.parseInt(props.getProperty("apiPort")),
+            handles,
+            Duration.ZERO,
+            Boolean.parseBoolean(props.getProperty(KUBELET_CLIENT))));
   }
 
   /** The administrator kubeconfig (client certificate in group system:masters). */
@@ -271,6 +295,24 @@ public final class ControlPlane implements AutoCloseable {
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+  }
+
+  /**
+   * TLS for a node agent's HTTPS endpoint (the kubelet port the API server calls for pods/log): the
+   * API server's own key and certificate (valid for 127.0.0.1, signed by this CA, so the API server
+   * verifies it with {@code --kubelet-certificate-authority}), trusting client certificates signed
+   * by the CA.
+   */
+  public SSLContext kubeletServerTls() throws IOException {
+    return sslContext(dir.resolve("pki"), "apiserver");
+  }
+
+  /**
+   * Whether the API server was started with kubelet client certificates (pods/log through a node
+   * agent); false for a control plane an older KubeTune started.
+   */
+  public boolean callsKubelets() {
+    return kubeletClient;
   }
 
   /** Whether every process is alive and {@code /readyz} answers 200. */
