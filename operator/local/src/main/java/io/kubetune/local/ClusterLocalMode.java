@@ -175,16 +175,20 @@ public final class ClusterLocalMode {
                 root,
                 out);
       }
-      if (whileUp != null) {
-        whileUp.run(current);
-      }
-      if (served && options.keepServing()) {
-        out.println();
-        out.println(
-            "serving at "
-                + kubelet.endpointOf(namespace, Names.servingService(current)).orElse("?")
-                + " until Ctrl-C (the operator keeps reconciling)");
-        Thread.currentThread().join();
+      // While it serves, a retrain (kubectl patch ... restartNonce) rolls out as a canary: show it.
+      try (CanaryProgress canaries =
+          served ? CanaryProgress.start(admin, namespace, name, out) : null) {
+        if (whileUp != null) {
+          whileUp.run(current);
+        }
+        if (served && options.keepServing()) {
+          out.println();
+          out.println(
+              "serving at "
+                  + kubelet.endpointOf(namespace, Names.servingService(current)).orElse("?")
+                  + " until Ctrl-C (the operator keeps reconciling)");
+          Thread.currentThread().join();
+        }
       }
       operator.stop();
       return KubeTuneLocal.finish(
