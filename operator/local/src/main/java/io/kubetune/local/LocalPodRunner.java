@@ -131,11 +131,10 @@ final class LocalPodRunner implements AutoCloseable {
     Set<String> live = new HashSet<>();
     for (Job job : jobs) {
       live.add(job.getMetadata().getUid());
-      RunState run = runs.computeIfAbsent(job.getMetadata().getUid(), uid -> new RunState());
-      reconcile(job, run);
     }
     // Jobs deleted (a new training revision, or the FineTuneJob is gone): stop their trainer and
-    // remove their pods, as the garbage collector would.
+    // remove their pods, as the garbage collector would. First, because a Job replaced under the
+    // same name starts its pods' numbering again and must not find the old pod's name taken.
     for (var entry : new ArrayList<>(runs.entrySet())) {
       if (!live.contains(entry.getKey())) {
         RunState run = entry.getValue();
@@ -145,6 +144,10 @@ final class LocalPodRunner implements AutoCloseable {
         }
         runs.remove(entry.getKey());
       }
+    }
+    for (Job job : jobs) {
+      RunState run = runs.computeIfAbsent(job.getMetadata().getUid(), uid -> new RunState());
+      reconcile(job, run);
     }
   }
 
