@@ -537,24 +537,9 @@ public final class LlamaModel implements AutoCloseable {
     NDManager scope = inputIds.getManager();
     int seq = (int) inputIds.getShape().get(1);
     int past = cache == null ? 0 : cache.length();
-    int headDim = config.headDim();
-
-    NDArray x =
-        inputIds
-            .getNDArrayInternal()
-            .embedding(inputIds, weights.get(EMBED), SparseFormat.DENSE)
-            .singletonOrThrow();
-    // Arrays made from Java memory (tables, masks, scalars) enter the autograd graph and must
-    // outlive the backward pass: they stay in the caller's scope (see scalar()).
-    NDArray[] rope = ropeTables(scope, past, seq);
-    NDArray mask = causalMask(scope, past, seq, null);
-    NDArray slidingMask =
-        config.slidingWindow() == null
-            ? null
-            : causalMask(scope, past, seq, config.slidingWindow());
-    NDArray scale = scalar(scope, 1.0 / Math.sqrt(headDim));
-    NDArray eps = scalar(scope, config.rmsNormEps());
-
+    NDArray x = embed(inputIds);
+    Tables tables = tables(scope, past, seq);
+    int[] seeds = dropoutSeeds(scope, training);
     for (int l = 0; l < config.numHiddenLayers(); l++) {
       // Each layer's intermediates live in a scope of their own, closed when the layer is done:
       // closing an array only drops DJL's handle, and libtorch keeps whatever autograd saved for
@@ -562,20 +547,149 @@ public final class LlamaModel implements AutoCloseable {
       // instead of at the end of the step.
       try (NDManager layerScope = scope.newSubManager()) {
         x.attach(layerScope);
-        NDArray layerMask = config.slidingWindowAt(l) ? slidingMask : mask;
-        x = decoderLayer(x, l, cache, training, new Constants(rope, layerMask, scale, eps, scope));
+        seedDropout(seeds, l);
+        x = decoderLayer(x, l, cache, training, tables.at(l));
         x.attach(scope);
       }
     }
     if (cache != null) {
       cache.advance(seq);
     }
-    return rmsNorm(x, weights.get(FINAL_NORM), eps);
+    return rmsNorm(x, weights.get(FINAL_NORM), tables.eps());
   }
 
   /**
-   * Arrays one forward pass shares across layers, all in the step's scope: rotary tables, the
-   * layer's additive mask, 1/sqrt(head_dim), the RMSNorm epsilon, and that scope for LoRA scalings.
+   * One training pass with activation recomputation (gradient checkpointing): the decoder runs once
+   * without recording anything for autograd, keeping only each layer's input; the loss is computed
+   * and differentiated from the last layer's output; then, from the top layer down, each layer runs
+   * again from its saved input with autograd on and is differentiated with the gradient of its
+   * output ({@code sum(output * gradient)} has exactly that gradient), which yields the gradient of
+   * its input for the layer below. So at most one layer's autograd graph exists at a time, at the
+   * price of a second forward pass. Dropout masks are reproduced by reseeding each layer (as {@link
+   * #hiddenStates} does), so the gradients are those of the plain pass.
+   *
+   * @param inputIds int64 (batch, seq), created in the step's manager
+   * @param lossOfHidden the objective of the final-normed hidden states
+   * @param collector the active gradient collector; gradients accumulate into the trained arrays
+   * @return the loss (already differentiated)
+   */
+  public NDArray backwardWithRecomputation(
+      NDArray inputIds,
+      java.util.function.Function<NDArray, NDArray> lossOfHidden,
+      ai.djl.training.GradientCollector collector) {
+    NDManager scope = inputIds.getManager();
+    int seq = (int) inputIds.getShape().get(1);
+    int layers = config.numHiddenLayers();
+    Tables tables = tables(scope, 0, seq);
+    int[] seeds = dropoutSeeds(scope, true);
+    NDArray embedded = embed(inputIds);
+    NDArray[] inputs = new NDArray[layers + 1];
+    inputs[0] = embedded.stopGradient();
+    boolean gradMode = ai.djl.pytorch.jni.JniUtils.isGradMode();
+    ai.djl.pytorch.jni.JniUtils.setGradMode(false);
+    try {
+      for (int l = 0; l < layers; l++) {
+        try (NDManager layerScope = scope.newSubManager()) {
+          NDArray in = inputs[l].stopGradient();
+          in.attach(layerScope);
+          seedDropout(seeds, l);
+          NDArray out = decoderLayer(in, l, null, true, tables.at(l));
+          out.attach(scope);
+          inputs[l + 1] = out;
+        }
+      }
+    } finally {
+      ai.djl.pytorch.jni.JniUtils.setGradMode(gradMode);
+    }
+    NDArray last = inputs[layers];
+    last.setRequiresGradient(true);
+    NDArray loss = lossOfHidden.apply(rmsNorm(last, weights.get(FINAL_NORM), tables.eps()));
+    collector.backward(loss);
+    NDArray gradient = last.getGradient();
+    gradient.attach(scope);
+    for (int l = layers - 1; l >= 0; l--) {
+      try (NDManager layerScope = scope.newSubManager()) {
+        NDArray in = inputs[l].stopGradient();
+        in.attach(layerScope);
+        in.setRequiresGradient(true);
+        seedDropout(seeds, l);
+        NDArray out = decoderLayer(in, l, null, true, tables.at(l));
+        collector.backward(out.mul(gradient).sum());
+        gradient = in.getGradient();
+        gradient.attach(scope);
+      }
+    }
+    if (weights.get(EMBED).hasGradient()) {
+      collector.backward(embedded.mul(gradient).sum());
+    }
+    return loss;
+  }
+
+  private NDArray embed(NDArray inputIds) {
+    return inputIds
+        .getNDArrayInternal()
+        .embedding(inputIds, weights.get(EMBED), SparseFormat.DENSE)
+        .singletonOrThrow();
+  }
+
+  /**
+   * One engine seed per layer when LoRA dropout is on in training, drawn from the engine's
+   * generator (itself seeded per step by the training loop), else null. Each layer reseeds before
+   * it runs, so a layer's masks do not depend on what ran before it and a recomputation draws the
+   * same ones.
+   */
+  private int[] dropoutSeeds(NDManager scope, boolean training) {
+    if (!training || adapter == null || adapter.dropout() <= 0) {
+      return null;
+    }
+    try (NDArray drawn =
+        scope.randomInteger(
+            0, Integer.MAX_VALUE, new Shape(config.numHiddenLayers()), DataType.INT32)) {
+      return drawn.toIntArray();
+    }
+  }
+
+  private static void seedDropout(int[] seeds, int layer) {
+    if (seeds != null) {
+      ai.djl.engine.Engine.getInstance().setRandomSeed(seeds[layer]);
+    }
+  }
+
+  /**
+   * Arrays one forward pass shares across layers, in the step's scope: rotary tables, the causal
+   * and sliding-window masks, 1/sqrt(head_dim) and the RMSNorm epsilon. Arrays made from Java
+   * memory enter the autograd graph and must outlive the backward pass (see scalar()).
+   */
+  private record Tables(
+      NDArray[] rope,
+      NDArray mask,
+      NDArray slidingMask,
+      NDArray scale,
+      NDArray eps,
+      NDManager step,
+      LlamaConfig config) {
+    Constants at(int layer) {
+      return new Constants(
+          rope, config.slidingWindowAt(layer) ? slidingMask : mask, scale, eps, step);
+    }
+  }
+
+  private Tables tables(NDManager scope, int past, int seq) {
+    return new Tables(
+        ropeTables(scope, past, seq),
+        causalMask(scope, past, seq, null),
+        config.slidingWindow() == null
+            ? null
+            : causalMask(scope, past, seq, config.slidingWindow()),
+        scalar(scope, 1.0 / Math.sqrt(config.headDim())),
+        scalar(scope, config.rmsNormEps()),
+        scope,
+        config);
+  }
+
+  /**
+   * What one layer uses, all in the step's scope: rotary tables, the layer's additive mask,
+   * 1/sqrt(head_dim), the RMSNorm epsilon, and that scope for LoRA scalings.
    */
   private record Constants(
       NDArray[] rope, NDArray mask, NDArray scale, NDArray eps, NDManager step) {}
