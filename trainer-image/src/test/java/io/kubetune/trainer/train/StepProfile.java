@@ -22,7 +22,9 @@ import java.util.Set;
  * optimizer update of LoRA or full fine-tuning on a model folder, timed separately over random
  * token ids. libtorch runs eagerly on the CPU, so each phase's wall time is its own.
  *
- * <p>{@code StepProfile MODEL_DIR lora|full BATCH SEQ STEPS [dropout]}
+ * <p>{@code StepProfile MODEL_DIR lora|full BATCH SEQ STEPS [dropout [recompute]]}: with {@code
+ * recompute}, gradient checkpointing (forward, loss and backward are then one figure, under
+ * "backward"). Ends with the process's peak resident set.
  */
 public final class StepProfile {
   private StepProfile() {}
@@ -34,6 +36,7 @@ public final class StepProfile {
     int seq = Integer.parseInt(args[3]);
     int steps = Integer.parseInt(args[4]);
     double dropout = args.length > 5 ? Double.parseDouble(args[5]) : 0.05;
+    boolean recompute = args.length > 6 && args[6].equals("recompute");
     Engine.getInstance().setRandomSeed(1);
     try (NDManager root = NDManager.newBaseManager();
         LlamaModel model = LlamaModel.load(dir, root)) {
@@ -90,19 +93,24 @@ public final class StepProfile {
           try (NDManager scope = root.newSubManager()) {
             long t0 = System.nanoTime();
             try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
-              NDArray hidden = model.hiddenStates(batch.tokens(scope), null, true);
-              long t1 = System.nanoTime();
-              NDArray value =
-                  ChunkedCrossEntropy.summedNll(
-                          hidden, model.lmHead(), batch.targets, batch.targetWeights, scope, true)
-                      .div(LlamaModel.scalar(scope, batch.targetCount()));
-              value.getFloat();
-              long t2 = System.nanoTime();
-              collector.backward(value);
-              long t3 = System.nanoTime();
-              t[0] = (t1 - t0) / 1e6;
-              t[1] = (t2 - t1) / 1e6;
-              t[2] = (t3 - t2) / 1e6;
+              if (recompute) {
+                loss.accumulateGradients(scope, batch, batch.targetCount(), collector, true);
+                t[2] = (System.nanoTime() - t0) / 1e6;
+              } else {
+                NDArray hidden = model.hiddenStates(batch.tokens(scope), null, true);
+                long t1 = System.nanoTime();
+                NDArray value =
+                    ChunkedCrossEntropy.summedNll(
+                            hidden, model.lmHead(), batch.targets, batch.targetWeights, scope, true)
+                        .div(LlamaModel.scalar(scope, batch.targetCount()));
+                value.getFloat();
+                long t2 = System.nanoTime();
+                collector.backward(value);
+                long t3 = System.nanoTime();
+                t[0] = (t1 - t0) / 1e6;
+                t[1] = (t2 - t1) / 1e6;
+                t[2] = (t3 - t2) / 1e6;
+              }
             }
             long t4 = System.nanoTime();
             scope.tempAttachAll(trainable.values().toArray(new NDArray[0]));
@@ -156,6 +164,26 @@ public final class StepProfile {
           batchSize * seq * timed / (sum / 1000),
           cpuTotal / timed,
           processTotal / timed);
+      System.out.printf(
+          Locale.ROOT,
+          "%s%s peak RSS %d MiB%n",
+          args[1],
+          recompute ? " (gradient checkpointing)" : "",
+          peakRssMiB());
     }
+  }
+
+  /** The process's peak resident set (VmHWM), MiB. */
+  private static long peakRssMiB() {
+    try {
+      for (String line : java.nio.file.Files.readAllLines(Path.of("/proc/self/status"))) {
+        if (line.startsWith("VmHWM:")) {
+          return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024;
+        }
+      }
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+    return -1;
   }
 }
