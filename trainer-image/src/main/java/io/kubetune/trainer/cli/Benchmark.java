@@ -110,10 +110,21 @@ final class Benchmark implements Callable<Integer> {
               + " compared against.")
   List<String> peerPrecisions;
 
+  @Option(
+      names = "--gradient-checkpointing",
+      description =
+          "Also train LoRA with gradient checkpointing (activation recomputation) and report its"
+              + " speed and peak RSS.")
+  boolean gradientCheckpointing;
+
+  /** The scratch directory of this run (training output goes under it). */
+  private Path scratch;
+
   @Override
   public Integer call() throws IOException {
     Path dir = workDir != null ? workDir : Files.createTempDirectory("kubetune-benchmark");
     Files.createDirectories(dir);
+    scratch = dir;
     Path model = modelDir;
     if (model == null) {
       model = dir.resolve("model");
@@ -143,32 +154,12 @@ final class Benchmark implements Callable<Integer> {
     List<Double> gemmSamples = new ArrayList<>();
     gemmSamples.add(gemmGflops());
     Map<TrainingMethod, double[]> runs = new LinkedHashMap<>();
-    int tokensPerRow = 0;
     for (TrainingMethod method : List.of(TrainingMethod.LORA, TrainingMethod.FULL)) {
-      TrainingOptions options =
-          TrainingOptions.defaults(model, data, DatasetFormat.COMPLETION, dir.resolve("out"))
-              .withMethod(method, loraRank, 2.0 * loraRank, TARGETS, config.numHiddenLayers())
-              .withSchedule(steps, 1, 1e-4, batchSize, 1, 0)
-              .withMaxSequenceLength(
-                  Math.min(config.maxPositionEmbeddings(), Math.max(512, 2 * sequenceLength)));
-      // Each method's peak resident set is its own: the kernel's high-water mark is reset first.
-      resetPeakRss();
-      FineTuner.Result run;
-      try (FineTuner tuner = new FineTuner(options, ProgressReporter.silent())) {
-        tokensPerRow = rowLength(tuner);
-        run = tuner.train();
-      }
-      double[] start = run.trainLoss().get(warmupSteps - 1);
-      double[] end = run.trainLoss().get(run.trainLoss().size() - 1);
-      double tokensPerSecond = (end[3] - start[3]) / (end[2] - start[2]);
-      double secondsPerStep = (end[2] - start[2]) / (end[0] - start[0]);
-      runs.put(
-          method,
-          new double[] {
-            tokensPerSecond, run.trainableParameters(), secondsPerStep, peakRssMiB(),
-          });
+      runs.put(method, train(model, data, config, method, false));
       gemmSamples.add(gemmGflops());
     }
+    double[] recomputed =
+        gradientCheckpointing ? train(model, data, config, TrainingMethod.LORA, true) : null;
     result.put("sequenceLength", tokensPerRow);
     double gemm = gemmSamples.stream().mapToDouble(Double::doubleValue).max().orElseThrow();
     result.put("gemmGflops", round(gemm));
@@ -187,6 +178,13 @@ final class Benchmark implements Callable<Integer> {
       node.put("secondsPerStep", round(e.getValue()[2]));
       node.put("peakRssMiB", (long) e.getValue()[3]);
     }
+    if (recomputed != null) {
+      // The same LoRA run with gradient checkpointing: memory against time.
+      ObjectNode node = result.putObject("loraGradientCheckpointing");
+      node.put("tokensPerSecond", round(recomputed[0]));
+      node.put("secondsPerStep", round(recomputed[2]));
+      node.put("peakRssMiB", (long) recomputed[3]);
+    }
     double loraOverFull = runs.get(TrainingMethod.LORA)[0] / runs.get(TrainingMethod.FULL)[0];
     result.put("loraSpeedupOverFull", round(loraOverFull));
     result.put(
@@ -202,6 +200,38 @@ final class Benchmark implements Callable<Integer> {
       Files.writeString(output, text);
     }
     return 0;
+  }
+
+  /** Tokens per generated row under the model's tokenizer (set by the first run). */
+  private int tokensPerRow;
+
+  /**
+   * One KubeTune run through the real trainer: {tokens/s after the warm-up, trainable parameters,
+   * seconds per step, peak RSS in MiB}.
+   */
+  private double[] train(
+      Path model, Path data, LlamaConfig config, TrainingMethod method, boolean recompute) {
+    TrainingOptions options =
+        TrainingOptions.defaults(model, data, DatasetFormat.COMPLETION, scratch.resolve("out"))
+            .withMethod(method, loraRank, 2.0 * loraRank, TARGETS, config.numHiddenLayers())
+            .withSchedule(steps, 1, 1e-4, batchSize, 1, 0)
+            .withMaxSequenceLength(
+                Math.min(config.maxPositionEmbeddings(), Math.max(512, 2 * sequenceLength)))
+            .withGradientCheckpointing(recompute);
+    // Each run's peak resident set is its own: the kernel's high-water mark is reset first.
+    resetPeakRss();
+    FineTuner.Result run;
+    try (FineTuner tuner = new FineTuner(options, ProgressReporter.silent())) {
+      tokensPerRow = rowLength(tuner);
+      run = tuner.train();
+    }
+    double[] start = run.trainLoss().get(warmupSteps - 1);
+    double[] end = run.trainLoss().get(run.trainLoss().size() - 1);
+    double tokensPerSecond = (end[3] - start[3]) / (end[2] - start[2]);
+    double secondsPerStep = (end[2] - start[2]) / (end[0] - start[0]);
+    return new double[] {
+      tokensPerSecond, run.trainableParameters(), secondsPerStep, peakRssMiB(),
+    };
   }
 
   /**

@@ -49,18 +49,44 @@ public final class LlamaModel implements AutoCloseable {
 
   public static final List<String> MLP_MODULES = List.of("gate_proj", "up_proj", "down_proj");
 
+  /**
+   * Projections of the same input whose frozen weights {@link #fuseFrozenProjections} concatenates,
+   * so that one matrix product replaces several.
+   */
+  static final List<List<String>> FUSABLE_GROUPS =
+      List.of(List.of("q_proj", "k_proj", "v_proj"), List.of("gate_proj", "up_proj"));
+
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private final LlamaConfig config;
   private final NDManager manager;
   private final Map<String, NDArray> weights;
+
+  /** Fused frozen projections by the module name of the group's first member. */
+  private final Map<String, Fused> fused;
+
   private LoraAdapter adapter;
 
   public LlamaModel(LlamaConfig config, NDManager manager, Map<String, NDArray> weights) {
+    this(config, manager, weights, new java.util.concurrent.ConcurrentHashMap<>());
+  }
+
+  private LlamaModel(
+      LlamaConfig config,
+      NDManager manager,
+      Map<String, NDArray> weights,
+      Map<String, Fused> fused) {
     this.config = config;
     this.manager = manager;
     this.weights = weights;
+    this.fused = fused;
   }
+
+  /**
+   * Frozen weights of projections that read the same input, concatenated along the output axis, and
+   * where each member's output starts and ends.
+   */
+  private record Fused(NDArray weight, NDArray bias, long[] splitPoints) {}
 
   public LlamaConfig config() {
     return config;
@@ -89,9 +115,75 @@ public final class LlamaModel implements AutoCloseable {
    * this model's manager: close only the original.
    */
   public LlamaModel withAdapter(LoraAdapter other) {
-    LlamaModel view = new LlamaModel(config, manager, weights);
+    LlamaModel view = new LlamaModel(config, manager, weights, fused);
     view.adapter = other;
     return view;
+  }
+
+  /**
+   * Concatenates the weights (and biases) of q/k/v and of gate/up in every layer where none of them
+   * is trained, so the forward pass runs one matrix product per group instead of one per module,
+   * and the backward pass one for the input gradient. The weight map then holds views into the
+   * fused arrays (same values, no second copy), so exports and {@link LoraAdapter#mergeInto} still
+   * see and change each module's own weight. Each output element is the same dot product as before.
+   *
+   * @param trained whether a base weight (by name) is trained; trained weights are never fused
+   */
+  public void fuseFrozenProjections(java.util.function.Predicate<String> trained) {
+    for (int l = 0; l < config.numHiddenLayers(); l++) {
+      for (List<String> group : FUSABLE_GROUPS) {
+        String first = moduleName(l, group.get(0));
+        if (fused.containsKey(first)) {
+          continue;
+        }
+        List<String> names = new ArrayList<>();
+        for (String module : group) {
+          names.add(moduleName(l, module));
+        }
+        boolean hasBias = weights.containsKey(names.get(0) + ".bias");
+        boolean anyTrained = false;
+        for (String name : names) {
+          anyTrained |= trained.test(name + ".weight");
+          anyTrained |= hasBias && trained.test(name + ".bias");
+        }
+        if (anyTrained) {
+          continue;
+        }
+        NDArray weight = concatAndView(names, ".weight");
+        NDArray bias = hasBias ? concatAndView(names, ".bias") : null;
+        long[] splitPoints = new long[names.size() - 1];
+        long end = 0;
+        for (int i = 0; i + 1 < names.size(); i++) {
+          end += weights.get(names.get(i) + ".weight").getShape().get(0);
+          splitPoints[i] = end;
+        }
+        fused.put(first, new Fused(weight, bias, splitPoints));
+      }
+    }
+  }
+
+  /**
+   * One array holding {@code names}' tensors (suffix .weight or .bias) one after another along axis
+   * 0; each name's entry becomes a view of its rows and the original is released.
+   */
+  private NDArray concatAndView(List<String> names, String suffix) {
+    ai.djl.ndarray.NDList parts = new ai.djl.ndarray.NDList();
+    for (String name : names) {
+      parts.add(weights.get(name + suffix));
+    }
+    NDArray joined = ai.djl.ndarray.NDArrays.concat(parts, 0);
+    joined.attach(manager);
+    long start = 0;
+    for (String name : names) {
+      NDArray original = weights.get(name + suffix);
+      long rows = original.getShape().get(0);
+      NDArray view = joined.get(new NDIndex("{}:{}", start, start + rows));
+      view.attach(manager);
+      weights.put(name + suffix, view);
+      original.close();
+      start += rows;
+    }
+    return joined;
   }
 
   public static String layerPrefix(int layer) {
@@ -445,24 +537,9 @@ public final class LlamaModel implements AutoCloseable {
     NDManager scope = inputIds.getManager();
     int seq = (int) inputIds.getShape().get(1);
     int past = cache == null ? 0 : cache.length();
-    int headDim = config.headDim();
-
-    NDArray x =
-        inputIds
-            .getNDArrayInternal()
-            .embedding(inputIds, weights.get(EMBED), SparseFormat.DENSE)
-            .singletonOrThrow();
-    // Arrays made from Java memory (tables, masks, scalars) enter the autograd graph and must
-    // outlive the backward pass: they stay in the caller's scope (see scalar()).
-    NDArray[] rope = ropeTables(scope, past, seq);
-    NDArray mask = causalMask(scope, past, seq, null);
-    NDArray slidingMask =
-        config.slidingWindow() == null
-            ? null
-            : causalMask(scope, past, seq, config.slidingWindow());
-    NDArray scale = scalar(scope, 1.0 / Math.sqrt(headDim));
-    NDArray eps = scalar(scope, config.rmsNormEps());
-
+    NDArray x = embed(inputIds);
+    Tables tables = tables(scope, past, seq);
+    int[] seeds = dropoutSeeds(scope, training);
     for (int l = 0; l < config.numHiddenLayers(); l++) {
       // Each layer's intermediates live in a scope of their own, closed when the layer is done:
       // closing an array only drops DJL's handle, and libtorch keeps whatever autograd saved for
@@ -470,20 +547,149 @@ public final class LlamaModel implements AutoCloseable {
       // instead of at the end of the step.
       try (NDManager layerScope = scope.newSubManager()) {
         x.attach(layerScope);
-        NDArray layerMask = config.slidingWindowAt(l) ? slidingMask : mask;
-        x = decoderLayer(x, l, cache, training, new Constants(rope, layerMask, scale, eps, scope));
+        seedDropout(seeds, l);
+        x = decoderLayer(x, l, cache, training, tables.at(l));
         x.attach(scope);
       }
     }
     if (cache != null) {
       cache.advance(seq);
     }
-    return rmsNorm(x, weights.get(FINAL_NORM), eps);
+    return rmsNorm(x, weights.get(FINAL_NORM), tables.eps());
   }
 
   /**
-   * Arrays one forward pass shares across layers, all in the step's scope: rotary tables, the
-   * layer's additive mask, 1/sqrt(head_dim), the RMSNorm epsilon, and that scope for LoRA scalings.
+   * One training pass with activation recomputation (gradient checkpointing): the decoder runs once
+   * without recording anything for autograd, keeping only each layer's input; the loss is computed
+   * and differentiated from the last layer's output; then, from the top layer down, each layer runs
+   * again from its saved input with autograd on and is differentiated with the gradient of its
+   * output ({@code sum(output * gradient)} has exactly that gradient), which yields the gradient of
+   * its input for the layer below. So at most one layer's autograd graph exists at a time, at the
+   * price of a second forward pass. Dropout masks are reproduced by reseeding each layer (as {@link
+   * #hiddenStates} does), so the gradients are those of the plain pass.
+   *
+   * @param inputIds int64 (batch, seq), created in the step's manager
+   * @param lossOfHidden the objective of the final-normed hidden states
+   * @param collector the active gradient collector; gradients accumulate into the trained arrays
+   * @return the loss (already differentiated)
+   */
+  public NDArray backwardWithRecomputation(
+      NDArray inputIds,
+      java.util.function.Function<NDArray, NDArray> lossOfHidden,
+      ai.djl.training.GradientCollector collector) {
+    NDManager scope = inputIds.getManager();
+    int seq = (int) inputIds.getShape().get(1);
+    int layers = config.numHiddenLayers();
+    Tables tables = tables(scope, 0, seq);
+    int[] seeds = dropoutSeeds(scope, true);
+    NDArray embedded = embed(inputIds);
+    NDArray[] inputs = new NDArray[layers + 1];
+    inputs[0] = embedded.stopGradient();
+    boolean gradMode = ai.djl.pytorch.jni.JniUtils.isGradMode();
+    ai.djl.pytorch.jni.JniUtils.setGradMode(false);
+    try {
+      for (int l = 0; l < layers; l++) {
+        try (NDManager layerScope = scope.newSubManager()) {
+          NDArray in = inputs[l].stopGradient();
+          in.attach(layerScope);
+          seedDropout(seeds, l);
+          NDArray out = decoderLayer(in, l, null, true, tables.at(l));
+          out.attach(scope);
+          inputs[l + 1] = out;
+        }
+      }
+    } finally {
+      ai.djl.pytorch.jni.JniUtils.setGradMode(gradMode);
+    }
+    NDArray last = inputs[layers];
+    last.setRequiresGradient(true);
+    NDArray loss = lossOfHidden.apply(rmsNorm(last, weights.get(FINAL_NORM), tables.eps()));
+    collector.backward(loss);
+    NDArray gradient = last.getGradient();
+    gradient.attach(scope);
+    for (int l = layers - 1; l >= 0; l--) {
+      try (NDManager layerScope = scope.newSubManager()) {
+        NDArray in = inputs[l].stopGradient();
+        in.attach(layerScope);
+        in.setRequiresGradient(true);
+        seedDropout(seeds, l);
+        NDArray out = decoderLayer(in, l, null, true, tables.at(l));
+        collector.backward(out.mul(gradient).sum());
+        gradient = in.getGradient();
+        gradient.attach(scope);
+      }
+    }
+    if (weights.get(EMBED).hasGradient()) {
+      collector.backward(embedded.mul(gradient).sum());
+    }
+    return loss;
+  }
+
+  private NDArray embed(NDArray inputIds) {
+    return inputIds
+        .getNDArrayInternal()
+        .embedding(inputIds, weights.get(EMBED), SparseFormat.DENSE)
+        .singletonOrThrow();
+  }
+
+  /**
+   * One engine seed per layer when LoRA dropout is on in training, drawn from the engine's
+   * generator (itself seeded per step by the training loop), else null. Each layer reseeds before
+   * it runs, so a layer's masks do not depend on what ran before it and a recomputation draws the
+   * same ones.
+   */
+  private int[] dropoutSeeds(NDManager scope, boolean training) {
+    if (!training || adapter == null || adapter.dropout() <= 0) {
+      return null;
+    }
+    try (NDArray drawn =
+        scope.randomInteger(
+            0, Integer.MAX_VALUE, new Shape(config.numHiddenLayers()), DataType.INT32)) {
+      return drawn.toIntArray();
+    }
+  }
+
+  private static void seedDropout(int[] seeds, int layer) {
+    if (seeds != null) {
+      ai.djl.engine.Engine.getInstance().setRandomSeed(seeds[layer]);
+    }
+  }
+
+  /**
+   * Arrays one forward pass shares across layers, in the step's scope: rotary tables, the causal
+   * and sliding-window masks, 1/sqrt(head_dim) and the RMSNorm epsilon. Arrays made from Java
+   * memory enter the autograd graph and must outlive the backward pass (see scalar()).
+   */
+  private record Tables(
+      NDArray[] rope,
+      NDArray mask,
+      NDArray slidingMask,
+      NDArray scale,
+      NDArray eps,
+      NDManager step,
+      LlamaConfig config) {
+    Constants at(int layer) {
+      return new Constants(
+          rope, config.slidingWindowAt(layer) ? slidingMask : mask, scale, eps, step);
+    }
+  }
+
+  private Tables tables(NDManager scope, int past, int seq) {
+    return new Tables(
+        ropeTables(scope, past, seq),
+        causalMask(scope, past, seq, null),
+        config.slidingWindow() == null
+            ? null
+            : causalMask(scope, past, seq, config.slidingWindow()),
+        scalar(scope, 1.0 / Math.sqrt(config.headDim())),
+        scalar(scope, config.rmsNormEps()),
+        scope,
+        config);
+  }
+
+  /**
+   * What one layer uses, all in the step's scope: rotary tables, the layer's additive mask,
+   * 1/sqrt(head_dim), the RMSNorm epsilon, and that scope for LoRA scalings.
    */
   private record Constants(
       NDArray[] rope, NDArray mask, NDArray scale, NDArray eps, NDManager step) {}
@@ -497,9 +703,10 @@ public final class LlamaModel implements AutoCloseable {
     int headDim = config.headDim();
     String p = layerPrefix(l);
     NDArray n = rmsNorm(x, weights.get(p + "input_layernorm.weight"), c.eps());
-    NDArray q = heads(linear(n, l, "q_proj", training, c), batch, seq, heads, headDim);
-    NDArray k = heads(linear(n, l, "k_proj", training, c), batch, seq, kvHeads, headDim);
-    NDArray v = heads(linear(n, l, "v_proj", training, c), batch, seq, kvHeads, headDim);
+    NDArray[] qkv = linears(n, l, FUSABLE_GROUPS.get(0), training, c);
+    NDArray q = heads(qkv[0], batch, seq, heads, headDim);
+    NDArray k = heads(qkv[1], batch, seq, kvHeads, headDim);
+    NDArray v = heads(qkv[2], batch, seq, kvHeads, headDim);
     if (config.qkNorm()) {
       // Qwen3: RMSNorm over each head's head_dim values, before the rotation.
       q = rmsNorm(q, weights.get(p + "self_attn.q_norm.weight"), c.eps());
@@ -520,8 +727,9 @@ public final class LlamaModel implements AutoCloseable {
     x = x.add(linear(attention, l, "o_proj", training, c));
 
     NDArray n2 = rmsNorm(x, weights.get(p + "post_attention_layernorm.weight"), c.eps());
-    NDArray gate = linear(n2, l, "gate_proj", training, c);
-    NDArray up = linear(n2, l, "up_proj", training, c);
+    NDArray[] gateUp = linears(n2, l, FUSABLE_GROUPS.get(1), training, c);
+    NDArray gate = gateUp[0];
+    NDArray up = gateUp[1];
     NDArray act = gate.mul(Activation.sigmoid(gate)).mul(up);
     return x.add(linear(act, l, "down_proj", training, c));
   }
@@ -531,6 +739,29 @@ public final class LlamaModel implements AutoCloseable {
     return hidden.getNDArrayInternal().linear(hidden, lmHead(), null).singletonOrThrow();
   }
 
+  /**
+   * The projections {@code modules} of the same input: one product with their fused weights split
+   * into each module's output when they were fused, else one per module; then each module's
+   * adapter.
+   */
+  private NDArray[] linears(
+      NDArray x, int layer, List<String> modules, boolean training, Constants c) {
+    NDArray[] out = new NDArray[modules.size()];
+    Fused f = fused.get(moduleName(layer, modules.get(0)));
+    if (f == null) {
+      for (int i = 0; i < out.length; i++) {
+        out[i] = linear(x, layer, modules.get(i), training, c);
+      }
+      return out;
+    }
+    NDArray y = x.getNDArrayInternal().linear(x, f.weight(), f.bias()).singletonOrThrow();
+    ai.djl.ndarray.NDList parts = y.split(f.splitPoints(), y.getShape().dimension() - 1);
+    for (int i = 0; i < out.length; i++) {
+      out[i] = withAdapter(x, parts.get(i), layer, modules.get(i), training, c);
+    }
+    return out;
+  }
+
   /** Base projection plus, when an adapter targets this module, scaling·B·A·dropout(x). */
   private NDArray linear(NDArray x, int layer, String module, boolean training, Constants c) {
     String name = moduleName(layer, module);
@@ -538,6 +769,13 @@ public final class LlamaModel implements AutoCloseable {
         x.getNDArrayInternal()
             .linear(x, weights.get(name + ".weight"), weights.get(name + ".bias"))
             .singletonOrThrow();
+    return withAdapter(x, y, layer, module, training, c);
+  }
+
+  /** {@code y} (the base projection of x) plus the adapter's term when it targets the module. */
+  private NDArray withAdapter(
+      NDArray x, NDArray y, int layer, String module, boolean training, Constants c) {
+    String name = moduleName(layer, module);
     if (adapter != null && adapter.targets(module)) {
       NDArray in = x;
       if (training && adapter.dropout() > 0) {

@@ -179,6 +179,7 @@ public final class TrainerConfigMapping {
         generationMaxExamples,
         generationMaxNewTokens,
         exportBest,
+        Boolean.TRUE.equals(hp.gradientCheckpointing),
         resolve.apply(config.output.uri));
   }
 

@@ -98,12 +98,12 @@ final class TrainingLoop {
       try (NDManager scope = root.newSubManager()) {
         for (Batch batch : batches) {
           try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
-            NDArray microLoss = loss.microBatchLoss(scope, batch, targets);
-            float value = microLoss.getFloat();
+            float value =
+                loss.accumulateGradients(
+                    scope, batch, targets, collector, options.gradientCheckpointing());
             if (!Float.isFinite(value)) {
               throw new LossNotFiniteException(state.step + 1, value);
             }
-            collector.backward(microLoss);
             stepLoss += value;
           }
         }

@@ -2,6 +2,7 @@ package io.kubetune.trainer.train;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.training.GradientCollector;
 import io.kubetune.trainer.model.LlamaModel;
 
 /**
@@ -30,11 +31,53 @@ final class TrainingLoss {
   }
 
   /**
+   * Differentiates one micro-batch's {@link #microBatchLoss} into the trained arrays' gradients and
+   * returns its value; with {@code recompute}, through {@link LlamaModel#backwardWithRecomputation}
+   * (gradient checkpointing: the same gradients, one layer's activations alive at a time, a second
+   * forward pass).
+   */
+  float accumulateGradients(
+      NDManager scope,
+      Batch batch,
+      int targetsInStep,
+      GradientCollector collector,
+      boolean recompute) {
+    NDArray loss;
+    if (recompute) {
+      loss =
+          model.backwardWithRecomputation(
+              batch.tokens(scope),
+              hidden ->
+                  nllOfHidden(hidden, scope, batch, true, null)
+                      .div(LlamaModel.scalar(scope, targetsInStep)),
+              collector);
+    } else {
+      loss = microBatchLoss(scope, batch, targetsInStep);
+      float value = loss.getFloat();
+      if (!Float.isFinite(value)) {
+        return value;
+      }
+      collector.backward(loss);
+    }
+    return loss.getFloat();
+  }
+
+  /**
    * Summed negative log-likelihood of the batch's targets (next tokens, or the class label). When
    * {@code predictions} is given, the predicted class of each row is written into it.
    */
   NDArray negativeLogLikelihood(NDManager scope, Batch batch, boolean training, int[] predictions) {
-    NDArray hidden = model.hiddenStates(batch.tokens(scope), null, training);
+    return nllOfHidden(
+        model.hiddenStates(batch.tokens(scope), null, training),
+        scope,
+        batch,
+        training,
+        predictions);
+  }
+
+  /** {@link #negativeLogLikelihood} of the final-normed hidden states. */
+  private NDArray nllOfHidden(
+      NDArray hidden, NDManager scope, Batch batch, boolean training, int[] predictions) {
     if (batch.classification()) {
       int h = model.config().hiddenSize();
       NDArray last = hidden.gather(batch.lastIndex(scope, h), 1).reshape(batch.size, h);

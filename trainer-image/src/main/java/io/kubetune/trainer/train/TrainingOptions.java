@@ -23,6 +23,8 @@ import java.util.List;
  * @param generationMaxNewTokens most tokens generated per answer
  * @param exportBest export the weights of the best checkpoint by {@code metric}, not the last
  *     step's
+ * @param gradientCheckpointing recompute each decoder layer's activations in the backward pass
+ *     instead of keeping them (same gradients, less memory, about one more forward pass of time)
  */
 public record TrainingOptions(
     Path baseModel,
@@ -56,6 +58,7 @@ public record TrainingOptions(
     int generationMaxExamples,
     int generationMaxNewTokens,
     boolean exportBest,
+    boolean gradientCheckpointing,
     Path output) {
 
   /** The API's defaults (the shared table in {@code io.kubetune.api.Bounds}) for a LoRA run. */
@@ -92,6 +95,7 @@ public record TrainingOptions(
         EvalMetric.EVAL_LOSS.higherIsBetter(),
         0,
         Bounds.GENERATION_MAX_NEW_TOKENS_DEFAULT,
+        false,
         false,
         output);
   }
@@ -155,6 +159,10 @@ public record TrainingOptions(
         .build();
   }
 
+  public TrainingOptions withGradientCheckpointing(boolean on) {
+    return toBuilder().gradientCheckpointing(on).build();
+  }
+
   public TrainingOptions withMaxSequenceLength(int length) {
     return toBuilder().maxSequenceLength(length).build();
   }
@@ -201,6 +209,7 @@ public record TrainingOptions(
     private int generationMaxExamples;
     private int generationMaxNewTokens;
     private boolean exportBest;
+    private boolean gradientCheckpointing;
     private Path output;
 
     private Builder(TrainingOptions o) {
@@ -235,6 +244,7 @@ public record TrainingOptions(
       generationMaxExamples = o.generationMaxExamples;
       generationMaxNewTokens = o.generationMaxNewTokens;
       exportBest = o.exportBest;
+      gradientCheckpointing = o.gradientCheckpointing;
       output = o.output;
     }
 
@@ -393,6 +403,11 @@ public record TrainingOptions(
       return this;
     }
 
+    public Builder gradientCheckpointing(boolean value) {
+      gradientCheckpointing = value;
+      return this;
+    }
+
     public Builder output(Path value) {
       output = value;
       return this;
@@ -431,6 +446,7 @@ public record TrainingOptions(
           generationMaxExamples,
           generationMaxNewTokens,
           exportBest,
+          gradientCheckpointing,
           output);
     }
   }

@@ -220,6 +220,7 @@ final class TrainingSetup implements AutoCloseable {
       trainable.put(LlamaModel.SCORE, classifierHead);
     }
     trainable.values().forEach(a -> a.setRequiresGradient(true));
+    model.fuseFrozenProjections(trainable::containsKey);
   }
 
   /** Optimizer steps the run plans: maxSteps, or epochs over the micro-batches. */

@@ -210,6 +210,75 @@ class LlamaModelTest {
   }
 
   @Test
+  void fusedFrozenProjectionsGiveTheSameLogitsAndGradientsAndStayEachModulesWeight()
+      throws Exception {
+    Path copy = dir.resolve("fused");
+    TinyLlama.write(copy, TinyLlama.TEST_SIZE, true, 13);
+    try (NDManager scope = root.newSubManager()) {
+      LlamaModel local = LlamaModel.load(copy, scope);
+      long[][] ids = {{3, 1, 4, 1, 5, 9, 2, 6}, {2, 7, 1, 8, 2, 8, 1, 8}};
+      LoraAdapter adapter =
+          LoraAdapter.create(
+              local,
+              4,
+              8,
+              0.0,
+              List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+              1);
+      for (String module : adapter.targetModules()) {
+        for (int l = 0; l < local.config().numHiddenLayers(); l++) {
+          NDArray b = adapter.b(LlamaModel.moduleName(l, module));
+          b.addi(scope.randomNormal(0, 0.5f, b.getShape(), b.getDataType()));
+        }
+      }
+      local.setAdapter(adapter);
+      String key = "model.layers.0.self_attn.k_proj.weight";
+      float[] keyWeight = local.weights().get(key).toFloatArray();
+      float[][] separate = logitsAndGradients(local, adapter, scope, ids);
+
+      // Layer 1's MLP counts as trained here: its gate/up stay separate, everything else fuses.
+      local.fuseFrozenProjections(name -> name.startsWith("model.layers.1.mlp."));
+      assertThat(local.weights().get(key).toFloatArray()).containsExactly(keyWeight);
+      float[][] fusedRun = logitsAndGradients(local, adapter, scope, ids);
+      // The same products, summed in another order in the input gradient: float noise only.
+      for (int i = 0; i < separate.length; i++) {
+        float scale = maxAbsDiff(separate[i], new float[separate[i].length]);
+        assertThat(scale).as("array %d", i).isGreaterThan(0f);
+        assertThat(maxAbsDiff(fusedRun[i], separate[i]))
+            .as("array %d", i)
+            .isLessThanOrEqualTo(1e-5f * scale);
+      }
+
+      // Merging writes through the views into the fused arrays the forward pass multiplies by.
+      float[] adapted = separate[0];
+      adapter.mergeInto(local);
+      local.setAdapter(null);
+      assertThat(maxAbsDiff(model(local, scope, ids), adapted)).isLessThan(1e-4f);
+    }
+  }
+
+  /** Logits, then the gradients of every adapter array for the sum of the logits times a ramp. */
+  private static float[][] logitsAndGradients(
+      LlamaModel m, LoraAdapter adapter, NDManager scope, long[][] ids) {
+    List<float[]> out = new java.util.ArrayList<>();
+    adapter.peftTensors().values().forEach(a -> a.setRequiresGradient(true));
+    try (NDManager step = scope.newSubManager();
+        ai.djl.training.GradientCollector collector =
+            ai.djl.engine.Engine.getInstance().newGradientCollector()) {
+      NDArray logits = m.logits(m.hiddenStates(LlamaModel.ids(step, ids), null, true));
+      out.add(logits.toFloatArray());
+      NDArray ramp = step.arange((float) logits.size()).reshape(logits.getShape());
+      collector.backward(logits.mul(ramp.div(step.create((float) logits.size()))).sum());
+      for (NDArray a : adapter.peftTensors().values()) {
+        NDArray gradient = a.getGradient();
+        out.add(gradient.toFloatArray());
+        gradient.subi(gradient);
+      }
+    }
+    return out.toArray(new float[0][]);
+  }
+
+  @Test
   void peftAdapterRoundTripsAndForeignTargetsAreBadInput() throws Exception {
     try (NDManager scope = root.newSubManager()) {
       LoraAdapter adapter = LoraAdapter.create(model, 2, 4, 0.0, List.of("k_proj", "down_proj"), 9);

@@ -55,14 +55,17 @@ class TrainerConfigMappingTest {
     assertThat(o.generationMaxNewTokens())
         .isEqualTo(io.kubetune.api.Bounds.GENERATION_MAX_NEW_TOKENS_DEFAULT);
     assertThat(o.exportBest()).isFalse();
+    assertThat(o.gradientCheckpointing()).isFalse();
 
     TrainerConfig config = read("lora-completion.json");
     config.hyperparameters.earlyStopping.metric = io.kubetune.api.v1alpha1.EvalMetric.BLEU;
     config.checkpoints.exportBest = true;
+    config.hyperparameters.gradientCheckpointing = true;
     TrainingOptions bleu = TrainerConfigMapping.toOptions(config, uri -> Paths.get("/mnt", "x"));
     assertThat(bleu.metric()).isEqualTo("bleu");
     assertThat(bleu.metricHigherIsBetter()).isTrue();
     assertThat(bleu.exportBest()).isTrue();
+    assertThat(bleu.gradientCheckpointing()).isTrue();
 
     // A generation metric without generation, or generation on classification data: refused.
     config.evaluation.generation.maxExamples = 0;

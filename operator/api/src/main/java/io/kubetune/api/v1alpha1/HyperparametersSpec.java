@@ -99,4 +99,10 @@ public class HyperparametersSpec {
 
   @JsonPropertyDescription("Stop when the validation metric stops improving.")
   public EarlyStoppingSpec earlyStopping;
+
+  @JsonPropertyDescription(
+      "Gradient checkpointing: keep only each decoder layer's input during the forward pass and"
+          + " recompute the layer's activations in the backward pass. Same gradients, much less"
+          + " activation memory, about one more forward pass of time per step. Default false.")
+  public Boolean gradientCheckpointing;
 }
