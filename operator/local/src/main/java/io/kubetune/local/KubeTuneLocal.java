@@ -190,7 +190,7 @@ public final class KubeTuneLocal {
   /**
    * As {@link #run(Options, PrintStream, boolean, java.util.function.Consumer)}; {@code
    * whileServing} (tests) runs once the job is served, before the operator stops; the result's
-   * final state is then read again.
+   * final state is then awaited again.
    */
   static Result run(
       Options options,
@@ -304,8 +304,18 @@ public final class KubeTuneLocal {
           served ? CanaryProgress.start(api.client(), namespace, name, out) : null) {
         if (served && whileServing != null) {
           whileServing.run(api.client(), serving, current);
+          // Read the outcome once it has settled, as after the first rollout: right after a
+          // canary's rollback the Deployment still counts the canary's pods until they are gone,
+          // so Serving is False (and the phase Succeeded) for a moment while the stable pods serve.
           current =
-              api.client().resources(FineTuneJob.class).inNamespace(namespace).withName(name).get();
+              awaitOutcome(
+                  api.client(),
+                  job,
+                  progress,
+                  out,
+                  interactive,
+                  runner::fatalError,
+                  serving::lastError);
         }
         if (served && options.keepServing()) {
           out.println();
