@@ -5,7 +5,6 @@ import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.Operator;
 import io.kubetune.api.v1alpha1.FineTuneJob;
-import io.kubetune.api.v1alpha1.Phase;
 import io.kubetune.local.cluster.ClusterCommand;
 import io.kubetune.local.cluster.ControlPlane;
 import io.kubetune.local.cluster.ControlPlaneBinaries;
@@ -161,20 +160,16 @@ public final class ClusterLocalMode {
       FineTuneJob current =
           KubeTuneLocal.awaitOutcome(
               admin, job, progress, out, interactive, kubelet::fatalError, () -> null);
-      String exampleResponse = null;
-      boolean served =
-          current != null
-              && current.getStatus() != null
-              && current.getStatus().phase == Phase.Serving;
-      if (served) {
-        exampleResponse =
-            ServingExample.run(
-                current,
-                kubelet.endpointOf(namespace, Names.servingService(current)),
-                claims,
-                root,
-                out);
-      }
+      boolean served = KubeTuneLocal.isServing(current);
+      String exampleResponse =
+          served
+              ? ServingExample.run(
+                  current,
+                  kubelet.endpointOf(namespace, Names.servingService(current)),
+                  claims,
+                  root,
+                  out)
+              : null;
       // While it serves, a retrain (kubectl patch ... restartNonce) rolls out as a canary: show it.
       try (CanaryProgress canaries =
           served ? CanaryProgress.start(admin, namespace, name, out) : null) {

@@ -285,20 +285,16 @@ public final class KubeTuneLocal {
               interactive,
               runner::fatalError,
               serving::lastError);
-      String exampleResponse = null;
-      boolean served =
-          current != null
-              && current.getStatus() != null
-              && current.getStatus().phase == Phase.Serving;
-      if (served) {
-        exampleResponse =
-            ServingExample.run(
-                current,
-                serving.endpointOf(namespace, Names.servingService(current)),
-                claims,
-                root,
-                out);
-      }
+      boolean served = isServing(current);
+      String exampleResponse =
+          served
+              ? ServingExample.run(
+                  current,
+                  serving.endpointOf(namespace, Names.servingService(current)),
+                  claims,
+                  root,
+                  out)
+              : null;
       // While it serves, a retrain rolls out as a canary (serving.canary): show it as it goes.
       try (CanaryProgress canaries =
           served ? CanaryProgress.start(api.client(), namespace, name, out) : null) {
@@ -510,6 +506,11 @@ public final class KubeTuneLocal {
 
   /** How long local mode waits for the serving rollout after training succeeded. */
   static final Duration SERVING_WAIT = Duration.ofMinutes(3);
+
+  /** The FineTuneJob reached phase Serving (a ready replica serves its adapter). */
+  static boolean isServing(FineTuneJob job) {
+    return job != null && job.getStatus() != null && job.getStatus().phase == Phase.Serving;
+  }
 
   static boolean servingEnabled(FineTuneJob job) {
     return job.getSpec().serving != null && Boolean.TRUE.equals(job.getSpec().serving.enabled);
