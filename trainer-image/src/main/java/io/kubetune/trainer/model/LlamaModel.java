@@ -7,7 +7,6 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.Activation;
-import ai.djl.nn.norm.Dropout;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.kubetune.api.trainer.TrainerEvent;
@@ -66,6 +65,8 @@ public final class LlamaModel implements AutoCloseable {
   private final Map<String, Fused> fused;
 
   private LoraAdapter adapter;
+  private LoraKernels dropoutKernels;
+  private double dropoutKernelsP;
 
   public LlamaModel(LlamaConfig config, NDManager manager, Map<String, NDArray> weights) {
     this(config, manager, weights, new java.util.concurrent.ConcurrentHashMap<>());
@@ -778,18 +779,34 @@ public final class LlamaModel implements AutoCloseable {
     String name = moduleName(layer, module);
     if (adapter != null && adapter.targets(module)) {
       NDArray in = x;
+      double scaling = adapter.scaling(name);
       if (training && adapter.dropout() > 0) {
-        in = Dropout.dropout(x, (float) adapter.dropout(), true).singletonOrThrow();
+        in = dropoutKernels().dropout(x);
+        // The kept inputs are not rescaled by 1/(1-p) (see LoraKernels): the rank-r activations
+        // are, which is the same product with a much smaller multiply.
+        scaling /= 1 - adapter.dropout();
       }
       // Scaling the rank-r activations instead of the full-width delta saves a large multiply.
       NDArray down =
           in.getNDArrayInternal()
               .linear(in, adapter.a(name), null)
               .singletonOrThrow()
-              .mul(scalar(c.step(), adapter.scaling(name)));
+              .mul(scalar(c.step(), scaling));
       y = y.add(down.getNDArrayInternal().linear(down, adapter.b(name), null).singletonOrThrow());
     }
     return y;
+  }
+
+  /** The dropout kernels for the adapter's dropout probability, compiled on first use. */
+  private LoraKernels dropoutKernels() {
+    if (dropoutKernels == null || dropoutKernelsP != adapter.dropout()) {
+      if (dropoutKernels != null) {
+        dropoutKernels.close();
+      }
+      dropoutKernels = LoraKernels.compile(manager, adapter.dropout());
+      dropoutKernelsP = adapter.dropout();
+    }
+    return dropoutKernels;
   }
 
   /**
