@@ -131,7 +131,9 @@ public final class TrainerCli {
   @Command(
       name = "init-tiny-model",
       description =
-          "Write a small seeded Llama model (config.json, model.safetensors, tokenizer.json).")
+          "Write a seeded random-weight Llama or Qwen2 model (config.json, model.safetensors,"
+              + " tokenizer.json) with the tiny tokenizer, small by default or at a real model's"
+              + " shape.")
   static final class InitTinyModel implements Callable<Integer> {
     @Option(names = "--output", required = true)
     Path output;
@@ -154,14 +156,53 @@ public final class TrainerCli {
     @Option(names = "--intermediate", defaultValue = "128")
     int intermediate;
 
-    @Option(names = "--tie-embeddings", defaultValue = "true", negatable = true)
+    // True by default, so picocli wants the negative name: with "--tie-embeddings" as the name,
+    // giving that flag set false and "--no-tie-embeddings" set true.
+    @Option(
+        names = "--no-tie-embeddings",
+        defaultValue = "true",
+        negatable = true,
+        description = "Share the embedding with the LM head (default) or not.")
     boolean tie;
+
+    @Option(
+        names = "--vocab-size",
+        description =
+            "Rows of the embedding and the LM head (default: the tokenizer's vocabulary). A larger"
+                + " value gives a real model's vocabulary-wide logits; the tokenizer stays the"
+                + " tiny one.")
+    Integer vocabSize;
+
+    @Option(
+        names = "--architecture",
+        defaultValue = "llama",
+        description = "model_type to write: llama, or qwen2 (biases on q/k/v_proj).")
+    String architecture;
 
     @Override
     public Integer call() throws IOException {
+      if (!TinyLlama.MODEL_TYPES.contains(architecture)) {
+        throw new BadInputException(
+            "--architecture must be one of "
+                + String.join(", ", TinyLlama.MODEL_TYPES)
+                + ", got "
+                + architecture);
+      }
+      int vocab = vocabSize == null ? TinyLlama.minVocabSize() : vocabSize;
+      if (vocab < TinyLlama.minVocabSize()) {
+        throw new BadInputException(
+            "--vocab-size must be at least "
+                + TinyLlama.minVocabSize()
+                + " (the tokenizer's vocabulary), got "
+                + vocab);
+      }
       var config =
-          TinyLlama.write(
-              output, new TinyLlama.Size(hidden, layers, heads, kvHeads, intermediate), tie, seed);
+          TinyLlama.config(
+              new TinyLlama.Size(hidden, layers, heads, kvHeads, intermediate),
+              tie,
+              architecture,
+              vocab);
+      TinyLlama.write(output, config, seed);
       Context.out.println(
           JSON.writeValueAsString(
               Map.of("output", output.toString(), "parameters", config.parameterCount())));
