@@ -66,6 +66,7 @@ public final class LlamaModel implements AutoCloseable {
 
   private LoraAdapter adapter;
   private LoraKernels dropoutKernels;
+  private FusedAttention fusedAttention;
   private double dropoutKernelsP;
 
   public LlamaModel(LlamaConfig config, NDManager manager, Map<String, NDArray> weights) {
@@ -722,9 +723,15 @@ public final class LlamaModel implements AutoCloseable {
     }
     k = repeatKv(k, heads / kvHeads);
     v = repeatKv(v, heads / kvHeads);
-    NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(c.scale()).add(c.mask());
-    NDArray attention =
-        scores.softmax(3).matMul(v).transpose(0, 2, 1, 3).reshape(batch, seq, heads * headDim);
+    NDArray context;
+    if (cache == null && !config.slidingWindowAt(l)) {
+      // A whole sequence under the plain causal mask: the fused kernel.
+      context = fusedAttention().causal(q, k, v);
+    } else {
+      NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(c.scale()).add(c.mask());
+      context = scores.softmax(3).matMul(v);
+    }
+    NDArray attention = context.transpose(0, 2, 1, 3).reshape(batch, seq, heads * headDim);
     x = x.add(linear(attention, l, "o_proj", training, c));
 
     NDArray n2 = rmsNorm(x, weights.get(p + "post_attention_layernorm.weight"), c.eps());
@@ -795,6 +802,14 @@ public final class LlamaModel implements AutoCloseable {
       y = y.add(down.getNDArrayInternal().linear(down, adapter.b(name), null).singletonOrThrow());
     }
     return y;
+  }
+
+  /** The fused attention kernel, compiled on first use. */
+  private synchronized FusedAttention fusedAttention() {
+    if (fusedAttention == null) {
+      fusedAttention = FusedAttention.compile(manager);
+    }
+    return fusedAttention;
   }
 
   /** The dropout kernels for the adapter's dropout probability, compiled on first use. */

@@ -12,8 +12,8 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
-import java.util.HashMap;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.zip.CRC32;
 import java.util.zip.ZipEntry;
 import java.util.zip.ZipOutputStream;
@@ -33,7 +33,7 @@ final class ScriptedModule implements AutoCloseable {
 
   private final PtSymbolBlock module;
   private final NDManager manager;
-  private final Map<String, NDArray> methodMarkers = new HashMap<>();
+  private final Map<String, NDArray> methodMarkers = new ConcurrentHashMap<>();
 
   private ScriptedModule(PtSymbolBlock module, NDManager manager) {
     this.module = module;

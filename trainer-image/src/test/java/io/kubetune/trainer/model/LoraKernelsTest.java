@@ -9,22 +9,27 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 class LoraKernelsTest {
   @Test
-  void keepThresholdDropsRoundedPOverTwoToThe31() {
-    assertThat(LoraKernels.keepThreshold(0.05)).isEqualTo(107374182L);
-    assertThat(LoraKernels.keepThreshold(0.5)).isEqualTo(1L << 30);
-    assertThatThrownBy(() -> LoraKernels.keepThreshold(0)).hasMessageContaining("(0, 1)");
-    assertThatThrownBy(() -> LoraKernels.keepThreshold(1)).hasMessageContaining("(0, 1)");
+  void refusesProbabilitiesOutsideTheOpenUnitInterval() {
+    assertThatThrownBy(() -> LoraKernels.source(0, 6)).hasMessageContaining("(0, 1)");
+    assertThatThrownBy(() -> LoraKernels.source(1, 6)).hasMessageContaining("(0, 1)");
   }
 
-  @Test
-  void dropsEachElementIndependentlyWithProbabilityPAndKeepsTheRestUnscaled() {
-    double p = 0.05;
+  /**
+   * p = 0.7 draws the kept positions instead of the dropped ones; a margin of -3 sigmas draws too
+   * few gaps at first, so the top-up loop runs.
+   */
+  @ParameterizedTest
+  @CsvSource({"0.05, 6", "0.5, 6", "0.7, 6", "0.05, -3"})
+  void dropsEachElementIndependentlyWithProbabilityPAndKeepsTheRestUnscaled(
+      double p, double marginSigmas) {
     Shape shape = new Shape(1023, 1025);
     try (NDManager manager = NDManager.newBaseManager();
-        LoraKernels kernels = LoraKernels.compile(manager, p)) {
+        LoraKernels kernels = LoraKernels.compile(manager, p, marginSigmas)) {
       NDArray x = manager.randomUniform(1f, 2f, shape);
       float[] in = x.toFloatArray();
       float[] first = kernels.dropout(x).toFloatArray();
