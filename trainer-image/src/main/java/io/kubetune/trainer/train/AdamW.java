@@ -85,14 +85,24 @@ public final class AdamW implements AutoCloseable {
       NDArray m = firstMoment.computeIfAbsent(name, n -> manager.zeros(param.getShape()));
       NDArray v = secondMoment.computeIfAbsent(name, n -> manager.zeros(param.getShape()));
       scope.tempAttachAll(m, v);
-      m.muli((float) BETA1).addi(grad.mul((float) (1 - BETA1)));
-      v.muli((float) BETA2).addi(grad.square().muli((float) (1 - BETA2)));
+      // Every temporary is as large as the parameter and closed as soon as it is used: left to
+      // the step's scope they would add up to several times the model's size (22.9 GB of peak
+      // RSS for full fine-tuning at the Qwen2.5-0.5B shape, against 10.7 GB for the peer).
+      try (NDArray scaledGrad = grad.mul((float) (1 - BETA1))) {
+        m.muli((float) BETA1).addi(scaledGrad);
+      }
+      try (NDArray squaredGrad = grad.square()) {
+        v.muli((float) BETA2).addi(squaredGrad.muli((float) (1 - BETA2)));
+      }
       if (weightDecay > 0 && !noDecay.contains(name)) {
         param.muli((float) (1 - learningRate * weightDecay));
       }
-      NDArray denominator = v.div((float) correction2).sqrt().addi((float) EPSILON);
-      NDArray update = m.div((float) correction1).divi(denominator).muli((float) learningRate);
-      param.subi(update);
+      try (NDArray correctedV = v.div((float) correction2);
+          NDArray denominator = correctedV.sqrt();
+          NDArray update = m.div((float) correction1)) {
+        denominator.addi((float) EPSILON);
+        param.subi(update.divi(denominator).muli((float) learningRate));
+      }
     }
   }
 

@@ -148,7 +148,12 @@ final class TrainingLoop {
     for (Map.Entry<String, NDArray> e : trainable.entrySet()) {
       NDArray grad = e.getValue().getGradient();
       gradients.put(e.getKey(), grad);
-      squares += grad.square().sum().getFloat();
+      // Closed at once: a parameter-sized temporary per array would otherwise live until the
+      // end of the step.
+      try (NDArray squared = grad.square();
+          NDArray sum = squared.sum()) {
+        squares += sum.getFloat();
+      }
     }
     double norm = Math.sqrt(squares);
     if (!Double.isFinite(norm)) {
