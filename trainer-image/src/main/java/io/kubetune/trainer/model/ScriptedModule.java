@@ -27,7 +27,7 @@ import java.util.zip.ZipOutputStream;
  * gradients flow through them. Their arguments are tensors only (DJL passes nothing else with grad
  * mode kept); anything else a method needs is written into its source.
  */
-final class ScriptedModule implements AutoCloseable {
+public final class ScriptedModule implements AutoCloseable {
   /** IValueUtils picks the method from an input array named like this; it is not passed on. */
   private static final String METHOD_PREFIX = "module_method:";
 
@@ -45,7 +45,7 @@ final class ScriptedModule implements AutoCloseable {
    * torch.jit.save} writes it (methods typed, {@code self: __torch__.<className>}), on the
    * manager's device. Close it (or the manager) when done.
    */
-  static ScriptedModule compile(NDManager manager, String className, String source) {
+  public static ScriptedModule compile(NDManager manager, String className, String source) {
     try {
       PtSymbolBlock module =
           JniUtils.loadModule(
@@ -60,7 +60,12 @@ final class ScriptedModule implements AutoCloseable {
   }
 
   /** Runs {@code method} ({@code forward} when null) on unnamed tensors; one tensor comes back. */
-  NDArray call(String method, NDArray... inputs) {
+  public NDArray call(String method, NDArray... inputs) {
+    return callForAll(method, inputs).singletonOrThrow();
+  }
+
+  /** As {@link #call} for a method that returns a tuple of tensors. */
+  public NDList callForAll(String method, NDArray... inputs) {
     NDList list = new NDList(inputs.length + 1);
     for (NDArray input : inputs) {
       // IValueUtils reads a dotted or bracketed name as a dict/list/tuple input.
@@ -77,7 +82,7 @@ final class ScriptedModule implements AutoCloseable {
     // per thread in libtorch, so set it on the calling thread.
     JniUtils.setGraphExecutorOptimize(false);
     // isTrain=true: run with the caller's grad mode (false would be InferenceMode).
-    return IValueUtils.forward(module, list, true).singletonOrThrow();
+    return IValueUtils.forward(module, list, true);
   }
 
   private NDArray marker(String method) {

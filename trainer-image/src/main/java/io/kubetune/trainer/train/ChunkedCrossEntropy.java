@@ -25,8 +25,12 @@ import java.util.List;
  * its gradient equals that of {@code -sum w log_softmax(h W^T)[t]}.
  */
 final class ChunkedCrossEntropy {
-  /** Logit elements per chunk: 32 MiB of fp32 (55 rows at a 151,936-token vocabulary). */
-  static final long CHUNK_ELEMENTS = 8L << 20;
+  /**
+   * Logit elements per chunk: 128 MiB of fp32 (220 rows at a 151,936-token vocabulary). The softmax
+   * is computed in place (LogitKernels), so this is about all the chunk costs; larger chunks mean
+   * fewer passes over the head weight.
+   */
+  static final long CHUNK_ELEMENTS = 32L << 20;
 
   private ChunkedCrossEntropy() {}
 
@@ -38,6 +42,7 @@ final class ChunkedCrossEntropy {
    * @param scope the step's manager; arrays made here must outlive the backward pass
    * @param training whether a backward pass follows (the hidden states then need gradients; DJL's
    *     {@code hasGradient()} answers false for results of ops, so it is not asked)
+   * @param kernels the per-chunk computation, compiled on the head's device
    */
   static NDArray summedNll(
       NDArray hidden,
@@ -45,8 +50,9 @@ final class ChunkedCrossEntropy {
       long[] targets,
       float[] weights,
       NDManager scope,
-      boolean training) {
-    return summedNll(hidden, head, targets, weights, scope, training, CHUNK_ELEMENTS);
+      boolean training,
+      LogitKernels kernels) {
+    return summedNll(hidden, head, targets, weights, scope, training, kernels, CHUNK_ELEMENTS);
   }
 
   /** As above with a chosen chunk size (logit elements), for tests. */
@@ -57,6 +63,7 @@ final class ChunkedCrossEntropy {
       float[] weights,
       NDManager scope,
       boolean training,
+      LogitKernels kernels,
       long chunkElements) {
     long width = hidden.getShape().get(hidden.getShape().dimension() - 1);
     long vocab = head.getShape().get(0);
@@ -108,24 +115,28 @@ final class ChunkedCrossEntropy {
         NDArray wc = w.get(new NDIndex("{}:{}", from, to));
         hc.attach(chunkScope);
         wc.attach(chunkScope);
-        NDArray logits = hc.getNDArrayInternal().linear(hc, weight, null).singletonOrThrow();
-        NDArray max = logits.max(new int[] {1}, true);
-        NDArray exp = logits.sub(max).exp();
-        NDArray sumExp = exp.sum(new int[] {1}, true);
-        lseSum += sumExp.log().add(max).mul(wc).sum().getFloat();
-        if (needsGradient) {
-          NDArray weightedSoftmax = exp.div(sumExp).mul(wc);
-          NDArray gh = weightedSoftmax.matMul(weight);
-          gh.attach(scope);
-          hiddenGradients.add(gh);
-          if (headTrained) {
-            NDArray gw = weightedSoftmax.transpose().matMul(hc);
-            if (headGradient == null) {
-              gw.attach(scope);
-              headGradient = gw;
-            } else {
-              headGradient.addi(gw);
-            }
+        if (!needsGradient) {
+          NDArray chunkLseSum = kernels.lseSum(hc, weight, wc);
+          chunkLseSum.attach(chunkScope);
+          lseSum += chunkLseSum.getFloat();
+          continue;
+        }
+        NDList results =
+            headTrained
+                ? kernels.withGradients(hc, weight, wc)
+                : kernels.withHiddenGradient(hc, weight, wc);
+        results.attach(chunkScope);
+        lseSum += results.get(0).getFloat();
+        NDArray gh = results.get(1);
+        gh.attach(scope);
+        hiddenGradients.add(gh);
+        if (headTrained) {
+          NDArray gw = results.get(2);
+          if (headGradient == null) {
+            gw.attach(scope);
+            headGradient = gw;
+          } else {
+            headGradient.addi(gw);
           }
         }
       }

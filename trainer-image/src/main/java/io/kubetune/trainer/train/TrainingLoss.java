@@ -16,6 +16,9 @@ final class TrainingLoss {
   /** The sequence-classification head, or null for causal language modelling. */
   private final NDArray classifierHead;
 
+  /** The vocabulary-wide loss kernels, compiled on first use in the model's manager. */
+  private LogitKernels logitKernels;
+
   TrainingLoss(LlamaModel model, NDArray classifierHead) {
     this.model = model;
     this.classifierHead = classifierHead;
@@ -91,7 +94,10 @@ final class TrainingLoss {
       }
       return scores.logSoftmax(1).gather(batch.labels(scope), 1).sum().neg();
     }
+    if (logitKernels == null) {
+      logitKernels = LogitKernels.compile(model.manager());
+    }
     return ChunkedCrossEntropy.summedNll(
-        hidden, model.lmHead(), batch.targets, batch.targetWeights, scope, training);
+        hidden, model.lmHead(), batch.targets, batch.targetWeights, scope, training, logitKernels);
   }
 }

@@ -79,8 +79,16 @@ class ChunkedCrossEntropyTest {
                   .sum()
                   .neg();
         } else {
+          LogitKernels kernels = LogitKernels.compile(scope);
           nll =
-              ChunkedCrossEntropy.summedNll(h, head, targets, weights, scope, true, chunkElements);
+              ChunkedCrossEntropy.summedNll(
+                  h, head, targets, weights, scope, true, kernels, chunkElements);
+          // Without a backward pass (evaluation) only the value is computed: the same value.
+          float evaluated =
+              ChunkedCrossEntropy.summedNll(
+                      h, head, targets, weights, scope, false, kernels, chunkElements)
+                  .getFloat();
+          assertThat(evaluated).isCloseTo(nll.getFloat(), within(1e-5f * nll.getFloat()));
         }
         loss = nll.getFloat();
         collector.backward(nll.div(scope.create(3f)));

@@ -63,6 +63,7 @@ public final class StepProfile {
       Set<String> noDecay = new HashSet<>();
       trainable.keySet().stream().filter(AdamW::exemptFromDecay).forEach(noDecay::add);
       TrainingLoss loss = new TrainingLoss(model, null);
+      LogitKernels logitKernels = LogitKernels.compile(root);
       Random random = new Random(2);
       int vocab = model.config().vocabSize();
       double[] totals = new double[4];
@@ -101,7 +102,13 @@ public final class StepProfile {
                 long t1 = System.nanoTime();
                 NDArray value =
                     ChunkedCrossEntropy.summedNll(
-                            hidden, model.lmHead(), batch.targets, batch.targetWeights, scope, true)
+                            hidden,
+                            model.lmHead(),
+                            batch.targets,
+                            batch.targetWeights,
+                            scope,
+                            true,
+                            logitKernels)
                         .div(LlamaModel.scalar(scope, batch.targetCount()));
                 value.getFloat();
                 long t2 = System.nanoTime();

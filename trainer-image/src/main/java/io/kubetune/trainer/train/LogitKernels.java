@@ -1,0 +1,85 @@
+package io.kubetune.trainer.train;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import io.kubetune.trainer.model.ScriptedModule;
+
+/**
+ * One chunk of {@link ChunkedCrossEntropy}'s vocabulary-wide work as one libtorch call: the logits
+ * of a few rows, their log-sum-exp and the gradients, with the softmax computed in place in the
+ * logits' buffer. The same math as separate DJL ops, with half the passes over the chunk and no
+ * chunk-sized temporaries (each would be a fresh allocation the kernel must zero).
+ *
+ * <p>Inputs are outside autograd (detached): h (rows, hidden), the head weight (vocab, hidden) and
+ * the row weights w (rows, 1). Results: {@code sum_i w_i lse_i}; with gradients, also {@code g_h =
+ * (w_i softmax_i) W} and, when the head is trained, {@code g_W = (w softmax)^T h}.
+ */
+final class LogitKernels implements AutoCloseable {
+  static final String SOURCE =
+      """
+      class LogitKernels(Module):
+        __parameters__ = []
+        __buffers__ = []
+        training : bool
+        def forward(self: __torch__.LogitKernels,
+          h: Tensor,
+          weight: Tensor,
+          w: Tensor) -> Tensor:
+          logits = torch.linear(h, weight)
+          return torch.sum(torch.mul(torch.logsumexp(logits, [1], True), w))
+        def weighted_softmax(self: __torch__.LogitKernels,
+          h: Tensor,
+          weight: Tensor,
+          w: Tensor) -> Tuple[Tensor, Tensor]:
+          logits = torch.linear(h, weight)
+          maxes = torch.amax(logits, [1], True)
+          exps = torch.exp_(torch.sub_(logits, maxes))
+          sums = torch.sum(exps, [1], True)
+          lse_sum = torch.sum(torch.mul(torch.add(torch.log(sums), maxes), w))
+          return (lse_sum, torch.mul_(exps, torch.div(w, sums)))
+        def hidden_gradient(self: __torch__.LogitKernels,
+          h: Tensor,
+          weight: Tensor,
+          w: Tensor) -> Tuple[Tensor, Tensor]:
+          lse_sum, weighted = (self).weighted_softmax(h, weight, w)
+          return (lse_sum, torch.matmul(weighted, weight))
+        def gradients(self: __torch__.LogitKernels,
+          h: Tensor,
+          weight: Tensor,
+          w: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+          lse_sum, weighted = (self).weighted_softmax(h, weight, w)
+          return (lse_sum, torch.matmul(weighted, weight), torch.matmul(torch.t(weighted), h))
+      """;
+
+  private final ScriptedModule module;
+
+  private LogitKernels(ScriptedModule module) {
+    this.module = module;
+  }
+
+  /** Compiles the kernels on the manager's device; close them (or the manager) when done. */
+  static LogitKernels compile(NDManager manager) {
+    return new LogitKernels(ScriptedModule.compile(manager, "LogitKernels", SOURCE));
+  }
+
+  /** {@code sum_i w_i lse_i} of the chunk, a scalar. */
+  NDArray lseSum(NDArray h, NDArray weight, NDArray w) {
+    return module.call(null, h, weight, w);
+  }
+
+  /** [lse sum, g_h]. */
+  NDList withHiddenGradient(NDArray h, NDArray weight, NDArray w) {
+    return module.callForAll("hidden_gradient", h, weight, w);
+  }
+
+  /** [lse sum, g_h, g_W]. */
+  NDList withGradients(NDArray h, NDArray weight, NDArray w) {
+    return module.callForAll("gradients", h, weight, w);
+  }
+
+  @Override
+  public void close() {
+    module.close();
+  }
+}
