@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
+import io.kubetune.trainer.model.Bf16Ops;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -33,6 +34,8 @@ final class ChunkedCrossEntropy {
   /**
    * @param hidden final hidden states (batch, seq, hidden)
    * @param head the output projection (vocab, hidden)
+   * @param headBf16 the model's bf16 ops when {@code head} is held in bf16 (products then run in
+   *     bf16 with fp32 accumulation; logits, softmax and the loss stay fp32), else null
    * @param targets next-token ids per position, flattened (batch * seq)
    * @param weights per position: 1 where the position has a target, 0 elsewhere
    * @param scope the step's manager; arrays made here must outlive the backward pass
@@ -42,17 +45,19 @@ final class ChunkedCrossEntropy {
   static NDArray summedNll(
       NDArray hidden,
       NDArray head,
+      Bf16Ops headBf16,
       long[] targets,
       float[] weights,
       NDManager scope,
       boolean training) {
-    return summedNll(hidden, head, targets, weights, scope, training, CHUNK_ELEMENTS);
+    return summedNll(hidden, head, headBf16, targets, weights, scope, training, CHUNK_ELEMENTS);
   }
 
   /** As above with a chosen chunk size (logit elements), for tests. */
   static NDArray summedNll(
       NDArray hidden,
       NDArray head,
+      Bf16Ops headBf16,
       long[] targets,
       float[] weights,
       NDManager scope,
@@ -89,11 +94,15 @@ final class ChunkedCrossEntropy {
     // Arrays derived from the head would join the model's manager: keep them in the step's.
     NDArray headRows = rowsOf(head, targetIndex);
     headRows.attach(scope);
+    if (headBf16 != null) {
+      headRows = headBf16.toFloat32(headRows); // exact
+    }
     NDArray z = selected.mul(headRows).sum(new int[] {1}, true);
     NDArray zTerm = z.mul(w).sum();
 
     boolean needsGradient = training;
-    boolean headTrained = head.hasGradient();
+    // A bf16 head is frozen by construction (only frozen weights are converted).
+    boolean headTrained = headBf16 == null && head.hasGradient();
     NDArray h = selected.stopGradient();
     NDArray weight = head.stopGradient();
     weight.attach(scope);
@@ -108,14 +117,20 @@ final class ChunkedCrossEntropy {
         NDArray wc = w.get(new NDIndex("{}:{}", from, to));
         hc.attach(chunkScope);
         wc.attach(chunkScope);
-        NDArray logits = hc.getNDArrayInternal().linear(hc, weight, null).singletonOrThrow();
+        NDArray logits =
+            headBf16 != null
+                ? headBf16.linear(hc, weight)
+                : hc.getNDArrayInternal().linear(hc, weight, null).singletonOrThrow();
         NDArray max = logits.max(new int[] {1}, true);
         NDArray exp = logits.sub(max).exp();
         NDArray sumExp = exp.sum(new int[] {1}, true);
         lseSum += sumExp.log().add(max).mul(wc).sum().getFloat();
         if (needsGradient) {
           NDArray weightedSoftmax = exp.div(sumExp).mul(wc);
-          NDArray gh = weightedSoftmax.matMul(weight);
+          NDArray gh =
+              headBf16 != null
+                  ? headBf16.matMul(weightedSoftmax, weight)
+                  : weightedSoftmax.matMul(weight);
           gh.attach(scope);
           hiddenGradients.add(gh);
           if (headTrained) {

@@ -92,6 +92,12 @@ final class TrainingLoss {
       return scores.logSoftmax(1).gather(batch.labels(scope), 1).sum().neg();
     }
     return ChunkedCrossEntropy.summedNll(
-        hidden, model.lmHead(), batch.targets, batch.targetWeights, scope, training);
+        hidden,
+        model.lmHead(),
+        model.lmHeadIsBf16() ? model.bf16Ops() : null,
+        batch.targets,
+        batch.targetWeights,
+        scope,
+        training);
   }
 }

@@ -80,7 +80,8 @@ class ChunkedCrossEntropyTest {
                   .neg();
         } else {
           nll =
-              ChunkedCrossEntropy.summedNll(h, head, targets, weights, scope, true, chunkElements);
+              ChunkedCrossEntropy.summedNll(
+                  h, head, null, targets, weights, scope, true, chunkElements);
         }
         loss = nll.getFloat();
         collector.backward(nll.div(scope.create(3f)));

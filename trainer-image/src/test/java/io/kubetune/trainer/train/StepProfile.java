@@ -101,7 +101,13 @@ public final class StepProfile {
                 long t1 = System.nanoTime();
                 NDArray value =
                     ChunkedCrossEntropy.summedNll(
-                            hidden, model.lmHead(), batch.targets, batch.targetWeights, scope, true)
+                            hidden,
+                            model.lmHead(),
+                            model.lmHeadIsBf16() ? model.bf16Ops() : null,
+                            batch.targets,
+                            batch.targetWeights,
+                            scope,
+                            true)
                         .div(LlamaModel.scalar(scope, batch.targetCount()));
                 value.getFloat();
                 long t2 = System.nanoTime();
