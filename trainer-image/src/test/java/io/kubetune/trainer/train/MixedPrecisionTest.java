@@ -112,6 +112,45 @@ class MixedPrecisionTest {
     }
   }
 
+  /**
+   * FreezeLayers in bf16: the top layer and the tied head train in fp32, the frozen bottom layer is
+   * bf16 and is exported widened to fp32, holding exactly the bf16 rounding of the base's values.
+   */
+  @Test
+  void freezeLayersInBf16TrainsTheTopAndExportsTheFrozenLayersWidened() throws Exception {
+    Path modelDir = dir.resolve("freeze-model");
+    TinyLlama.write(modelDir, TinyLlama.TEST_SIZE, true, 5);
+    Path output = dir.resolve("freeze-out");
+    TrainingOptions options =
+        TrainingOptions.defaults(
+                modelDir,
+                io.kubetune.trainer.Fixtures.completions(dir.resolve("freeze.jsonl"), 16, 9),
+                DatasetFormat.COMPLETION,
+                output)
+            .withMethod(TrainingMethod.FREEZE_LAYERS, 0, 0, List.of(), 1)
+            .withSchedule(3, 1, 1e-3, 8, 1, 0)
+            .withPrecision(Precision.bf16);
+    String frozen = "model.layers.0.mlp.up_proj.weight";
+    String trained = "model.layers.1.mlp.up_proj.weight";
+    try (FineTuner tuner = new FineTuner(options, ProgressReporter.silent())) {
+      FineTuner.Result result = tuner.train();
+      assertThat(tuner.model().isBf16(frozen)).isTrue();
+      assertThat(tuner.model().isBf16(trained)).isFalse();
+      assertThat(tuner.model().isBf16(LlamaModel.EMBED)).as("tied head trains").isFalse();
+      tuner.export(result);
+    }
+    try (Safetensors.Reader base = Safetensors.open(modelDir.resolve("model.safetensors"));
+        Safetensors.Reader exported = Safetensors.open(output.resolve("model.safetensors"))) {
+      float[] original = base.readFloats(frozen);
+      float[] written = exported.readFloats(frozen);
+      for (int i = 0; i < original.length; i++) {
+        assertThat(written[i])
+            .isEqualTo(Safetensors.bf16ToFloat(Safetensors.floatToBf16(original[i])));
+      }
+      assertThat(exported.readFloats(trained)).isNotEqualTo(base.readFloats(trained));
+    }
+  }
+
   @Test
   void fullFineTuningInBf16IsRefusedNamingTheField() {
     Path somewhere = Paths.get("/nonexistent");
