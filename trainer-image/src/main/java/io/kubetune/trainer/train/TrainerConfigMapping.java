@@ -12,6 +12,7 @@ import io.kubetune.api.v1alpha1.EvalMetric;
 import io.kubetune.api.v1alpha1.GenerationEvalSpec;
 import io.kubetune.api.v1alpha1.HyperparametersSpec;
 import io.kubetune.api.v1alpha1.LoraSpec;
+import io.kubetune.api.v1alpha1.MethodSpec;
 import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.data.DatasetFormat;
 import io.kubetune.trainer.data.JsonlDataset;
@@ -249,7 +250,7 @@ public final class TrainerConfigMapping {
               + String.join("; ", outOfBounds.stream().map(Bounds.Violation::toString).toList()));
     }
     if (config.method != null
-        && config.method.type == io.kubetune.api.v1alpha1.MethodSpec.Type.Full
+        && config.method.type == MethodSpec.Type.Full
         && config.hyperparameters != null) {
       TrainingSetup.checkPrecision(TrainingMethod.FULL, config.hyperparameters.precision);
     }

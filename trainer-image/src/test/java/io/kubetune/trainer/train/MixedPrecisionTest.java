@@ -151,6 +151,33 @@ class MixedPrecisionTest {
     }
   }
 
+  /** Results of the bf16 ops land in the step's scopes, not the model's: nothing accumulates. */
+  @Test
+  void bf16LoraRunsKeepTheLiveArraysFlat() throws Exception {
+    Path modelDir = dir.resolve("leak-model");
+    TinyLlama.write(modelDir, TinyLlama.TEST_SIZE, true, 5);
+    TrainingOptions options =
+        TrainingOptions.defaults(
+                modelDir,
+                io.kubetune.trainer.Fixtures.completions(dir.resolve("leak.jsonl"), 16, 4),
+                DatasetFormat.COMPLETION,
+                dir.resolve("leak-out"))
+            .withValidationSplit(0.25)
+            .withMethod(TrainingMethod.LORA, 4, 8, ALL_MODULES, 0)
+            .withEvaluation(5, 0, "eval_loss", false)
+            .withPrecision(Precision.bf16);
+    int shortRun = liveArraysAfter(options.withSchedule(2, 1, 1e-3, 4, 1, 0));
+    int longRun = liveArraysAfter(options.withSchedule(20, 1, 1e-3, 4, 1, 0));
+    assertThat(longRun).isEqualTo(shortRun);
+  }
+
+  private static int liveArraysAfter(TrainingOptions options) {
+    try (FineTuner tuner = new FineTuner(options, ProgressReporter.silent())) {
+      tuner.train();
+      return tuner.liveArrays();
+    }
+  }
+
   @Test
   void fullFineTuningInBf16IsRefusedNamingTheField() {
     Path somewhere = Paths.get("/nonexistent");
