@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kubetune.api.Bounds;
+import io.kubetune.api.v1alpha1.HyperparametersSpec.Precision;
 import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.data.DatasetFormat;
 import io.kubetune.trainer.model.LlamaConfig;
@@ -117,6 +118,15 @@ final class Benchmark implements Callable<Integer> {
               + " speed and peak RSS.")
   boolean gradientCheckpointing;
 
+  @Option(
+      names = "--precision",
+      defaultValue = "fp32",
+      description =
+          "KubeTune's precision for the LoRA runs: fp32, or bf16 (frozen base weights held and"
+              + " multiplied in bf16, see docs/trainer.md). Full fine-tuning freezes nothing and"
+              + " always runs in fp32.")
+  Precision precision;
+
   /** The scratch directory of this run (training output goes under it). */
   private Path scratch;
 
@@ -149,6 +159,7 @@ final class Benchmark implements Callable<Integer> {
     modelNode.put("vocab", config.vocabSize());
     result.put("batchSize", batchSize);
     result.put("engine", engine);
+    result.put("precision", precision.name());
     // The GEMM peak is sampled before, between and after the runs and the best is used: on a
     // shared machine a single sample can land on a busy moment.
     List<Double> gemmSamples = new ArrayList<>();
@@ -170,6 +181,7 @@ final class Benchmark implements Callable<Integer> {
       double flopsPerToken = flopsPerToken(config, e.getKey(), tokensPerRow);
       double achieved = tokensPerSecond * flopsPerToken / 1e9;
       ObjectNode node = result.putObject(e.getKey().name().toLowerCase(Locale.ROOT));
+      node.put("precision", precisionOf(e.getKey()).name());
       node.put("tokensPerSecond", round(tokensPerSecond));
       node.put("trainableParameters", (long) e.getValue()[1]);
       node.put("modelGflopsPerToken", round(flopsPerToken / 1e9));
@@ -202,6 +214,11 @@ final class Benchmark implements Callable<Integer> {
     return 0;
   }
 
+  /** {@link #precision} for LoRA; fp32 for full fine-tuning, where no weight is frozen. */
+  private Precision precisionOf(TrainingMethod method) {
+    return method == TrainingMethod.FULL ? Precision.fp32 : precision;
+  }
+
   /** Tokens per generated row under the model's tokenizer (set by the first run). */
   private int tokensPerRow;
 
@@ -217,7 +234,8 @@ final class Benchmark implements Callable<Integer> {
             .withSchedule(steps, 1, 1e-4, batchSize, 1, 0)
             .withMaxSequenceLength(
                 Math.min(config.maxPositionEmbeddings(), Math.max(512, 2 * sequenceLength)))
-            .withGradientCheckpointing(recompute);
+            .withGradientCheckpointing(recompute)
+            .withPrecision(precisionOf(method));
     // Each run's peak resident set is its own: the kernel's high-water mark is reset first.
     resetPeakRss();
     FineTuner.Result run;

@@ -6,7 +6,6 @@ import io.kubetune.api.trainer.TrainerEnvironment;
 import io.kubetune.api.trainer.TrainerEvent;
 import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.api.trainer.TrainerTermination;
-import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.storage.FileDigest;
 import io.kubetune.trainer.storage.StorageSettings;
 import io.kubetune.trainer.storage.TrainingStaging;
@@ -57,13 +56,7 @@ final class TrainCommand implements Callable<Integer> {
   public Integer call() throws IOException {
     Preemption preemption =
         Preemption.install(Duration.ofSeconds(preemptionBudgetSeconds), System.err);
-    TrainerConfig trainerConfig;
-    try {
-      trainerConfig = JSON.readValue(config.toFile(), TrainerConfig.class);
-    } catch (IOException e) {
-      throw new BadInputException(
-          "cannot read trainer config " + config + ": " + TrainerCli.oneLine(e), e);
-    }
+    TrainerConfig trainerConfig = TrainerConfigMapping.read(config);
     TrainerConfigMapping.checkBounds(trainerConfig); // before any download
     // s3:// inputs are downloaded first and an s3:// output is uploaded after the export: the
     // training code only sees local files.

@@ -38,6 +38,10 @@ public final class Bf16Ops implements AutoCloseable {
           x: Tensor,
           weight: Tensor) -> Tensor:
           return torch.to(torch.linear(torch.to(x, 15), weight), 6)
+        def matmul(self: __torch__.Bf16Ops,
+          x: Tensor,
+          other: Tensor) -> Tensor:
+          return torch.to(torch.matmul(torch.to(x, 15), other), 6)
       """;
 
   private final ScriptedModule module;
@@ -68,6 +72,14 @@ public final class Bf16Ops implements AutoCloseable {
    */
   public NDArray linear(NDArray x, NDArray weight) {
     return run("linear", x, weight);
+  }
+
+  /**
+   * fp32 {@code x (..., k)} times bf16 {@code other (k, n)} as fp32 {@code (..., n)}, rounded like
+   * {@link #linear}; differentiable with respect to x.
+   */
+  public NDArray matMul(NDArray x, NDArray other) {
+    return run("matmul", x, other);
   }
 
   private NDArray run(String method, NDArray... inputs) {

@@ -64,24 +64,38 @@ public final class LlamaModel implements AutoCloseable {
   /** Fused frozen projections by the module name of the group's first member. */
   private final Map<String, Fused> fused;
 
+  /**
+   * Names of the base weights held in bf16 ({@link #convertFrozenToBf16}). DJL reports a bf16
+   * array's type as UNKNOWN, so the model keeps track of them itself.
+   */
+  private final java.util.Set<String> bf16Weights;
+
   private LoraAdapter adapter;
   private LoraKernels dropoutKernels;
   private FusedAttention fusedAttention;
+  private Bf16Ops bf16Ops;
   private double dropoutKernelsP;
 
   public LlamaModel(LlamaConfig config, NDManager manager, Map<String, NDArray> weights) {
-    this(config, manager, weights, new java.util.concurrent.ConcurrentHashMap<>());
+    this(
+        config,
+        manager,
+        weights,
+        new java.util.concurrent.ConcurrentHashMap<>(),
+        java.util.concurrent.ConcurrentHashMap.newKeySet());
   }
 
   private LlamaModel(
       LlamaConfig config,
       NDManager manager,
       Map<String, NDArray> weights,
-      Map<String, Fused> fused) {
+      Map<String, Fused> fused,
+      java.util.Set<String> bf16Weights) {
     this.config = config;
     this.manager = manager;
     this.weights = weights;
     this.fused = fused;
+    this.bf16Weights = bf16Weights;
   }
 
   /**
@@ -117,9 +131,72 @@ public final class LlamaModel implements AutoCloseable {
    * this model's manager: close only the original.
    */
   public LlamaModel withAdapter(LoraAdapter other) {
-    LlamaModel view = new LlamaModel(config, manager, weights, fused);
+    LlamaModel view = new LlamaModel(config, manager, weights, fused, bf16Weights);
     view.adapter = other;
     return view;
+  }
+
+  /**
+   * Mixed precision: replaces every frozen matrix among the base weights (the projections, the
+   * embedding and an untied head; not biases or norm weights, which are vectors) by a bf16 copy,
+   * halving its memory. Products with a bf16 weight then run in bf16 with fp32 accumulation and
+   * come back as fp32 ({@link Bf16Ops#linear}); an embedding lookup in a bf16 table comes back as
+   * fp32 too, so every activation, norm, softmax and loss stays fp32. Trained weights are never
+   * converted: they, their gradients and the optimizer's moments stay fp32. Call before {@link
+   * #fuseFrozenProjections} (the fused arrays are then bf16 as well).
+   *
+   * @param trained whether a base weight (by name) is trained
+   * @return the names converted
+   */
+  public java.util.Set<String> convertFrozenToBf16(java.util.function.Predicate<String> trained) {
+    if (!fused.isEmpty()) {
+      throw new IllegalStateException("convert to bf16 before fusing frozen projections");
+    }
+    for (Map.Entry<String, NDArray> e : weights.entrySet()) {
+      NDArray weight = e.getValue();
+      String name = e.getKey();
+      if (weight.getShape().dimension() != 2 || trained.test(name) || bf16Weights.contains(name)) {
+        continue;
+      }
+      NDArray half = bf16Ops().toBf16(weight);
+      half.attach(manager);
+      e.setValue(half);
+      weight.close();
+      bf16Weights.add(name);
+    }
+    return java.util.Collections.unmodifiableSet(bf16Weights);
+  }
+
+  /** Whether the base weight {@code name} is held in bf16 ({@link #convertFrozenToBf16}). */
+  public boolean isBf16(String name) {
+    return bf16Weights.contains(name);
+  }
+
+  /** Whether the output projection ({@link #lmHead}) is held in bf16. */
+  public boolean lmHeadIsBf16() {
+    return isBf16(config.tieWordEmbeddings() ? EMBED : LM_HEAD);
+  }
+
+  /** The bf16 casts and products of this model, compiled on first use. */
+  public synchronized Bf16Ops bf16Ops() {
+    if (bf16Ops == null) {
+      bf16Ops = Bf16Ops.load(manager);
+    }
+    return bf16Ops;
+  }
+
+  /**
+   * Base weight {@code name} as an fp32 tensor for export: a bf16 weight is widened exactly (DJL's
+   * own conversion cannot take a bf16 array, see {@link Bf16Ops}).
+   */
+  public Safetensors.FloatTensor floatTensor(String name) {
+    NDArray weight = weights.get(name);
+    if (!isBf16(name)) {
+      return toFloatTensor(weight);
+    }
+    try (NDArray wide = bf16Ops().toFloat32(weight)) {
+      return toFloatTensor(wide);
+    }
   }
 
   /**
@@ -628,10 +705,13 @@ public final class LlamaModel implements AutoCloseable {
   }
 
   private NDArray embed(NDArray inputIds) {
-    return inputIds
-        .getNDArrayInternal()
-        .embedding(inputIds, weights.get(EMBED), SparseFormat.DENSE)
-        .singletonOrThrow();
+    NDArray embedded =
+        inputIds
+            .getNDArrayInternal()
+            .embedding(inputIds, weights.get(EMBED), SparseFormat.DENSE)
+            .singletonOrThrow();
+    // Rows of a bf16 table widen exactly to fp32: the layers run on fp32 activations.
+    return isBf16(EMBED) ? bf16Ops().toFloat32(embedded) : embedded;
   }
 
   /**
@@ -744,7 +824,7 @@ public final class LlamaModel implements AutoCloseable {
 
   /** Vocabulary logits (batch, seq, vocab) of final hidden states. */
   public NDArray logits(NDArray hidden) {
-    return hidden.getNDArrayInternal().linear(hidden, lmHead(), null).singletonOrThrow();
+    return project(hidden, lmHead(), null, lmHeadIsBf16());
   }
 
   /**
@@ -762,7 +842,8 @@ public final class LlamaModel implements AutoCloseable {
       }
       return out;
     }
-    NDArray y = x.getNDArrayInternal().linear(x, f.weight(), f.bias()).singletonOrThrow();
+    boolean bf16 = isBf16(moduleName(layer, modules.get(0)) + ".weight");
+    NDArray y = project(x, f.weight(), f.bias(), bf16);
     ai.djl.ndarray.NDList parts = y.split(f.splitPoints(), y.getShape().dimension() - 1);
     for (int i = 0; i < out.length; i++) {
       out[i] = withAdapter(x, parts.get(i), layer, modules.get(i), training, c);
@@ -774,10 +855,21 @@ public final class LlamaModel implements AutoCloseable {
   private NDArray linear(NDArray x, int layer, String module, boolean training, Constants c) {
     String name = moduleName(layer, module);
     NDArray y =
-        x.getNDArrayInternal()
-            .linear(x, weights.get(name + ".weight"), weights.get(name + ".bias"))
-            .singletonOrThrow();
+        project(
+            x,
+            weights.get(name + ".weight"),
+            weights.get(name + ".bias"),
+            isBf16(name + ".weight"));
     return withAdapter(x, y, layer, module, training, c);
+  }
+
+  /** {@code x W^T + b}; in bf16 with fp32 accumulation when W is bf16 (the bias stays fp32). */
+  private NDArray project(NDArray x, NDArray weight, NDArray bias, boolean bf16) {
+    if (!bf16) {
+      return x.getNDArrayInternal().linear(x, weight, bias).singletonOrThrow();
+    }
+    NDArray y = bf16Ops().linear(x, weight);
+    return bias == null ? y : y.add(bias);
   }
 
   /** {@code y} (the base projection of x) plus the adapter's term when it targets the module. */
@@ -918,13 +1010,14 @@ public final class LlamaModel implements AutoCloseable {
   public void saveHuggingFace(Path dir) throws IOException {
     Files.createDirectories(dir);
     Map<String, Safetensors.FloatTensor> tensors = new LinkedHashMap<>();
-    for (Map.Entry<String, NDArray> e : weights.entrySet()) {
-      tensors.put(e.getKey(), toFloatTensor(e.getValue()));
+    for (String name : weights.keySet()) {
+      tensors.put(name, floatTensor(name));
     }
     Safetensors.writeFloats(dir.resolve("model.safetensors"), tensors);
     config.write(dir.resolve("config.json"));
   }
 
+  /** An fp32 (or fp16) array as an fp32 tensor; for a base weight use {@link #floatTensor}. */
   public static Safetensors.FloatTensor toFloatTensor(NDArray array) {
     return new Safetensors.FloatTensor(
         array.getShape().getShape(), array.toType(DataType.FLOAT32, false).toFloatArray());

@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
+import io.kubetune.trainer.model.Bf16Ops;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -37,28 +38,33 @@ final class ChunkedCrossEntropy {
   /**
    * @param hidden final hidden states (batch, seq, hidden)
    * @param head the output projection (vocab, hidden)
+   * @param headBf16 the model's bf16 ops when {@code head} is held in bf16 (products then run in
+   *     bf16 with fp32 accumulation; logits, softmax and the loss stay fp32), else null
    * @param targets next-token ids per position, flattened (batch * seq)
    * @param weights per position: 1 where the position has a target, 0 elsewhere
    * @param scope the step's manager; arrays made here must outlive the backward pass
    * @param training whether a backward pass follows (the hidden states then need gradients; DJL's
    *     {@code hasGradient()} answers false for results of ops, so it is not asked)
-   * @param kernels the per-chunk computation, compiled on the head's device
+   * @param kernels the per-chunk computation, compiled on the head's device for its precision
    */
   static NDArray summedNll(
       NDArray hidden,
       NDArray head,
+      Bf16Ops headBf16,
       long[] targets,
       float[] weights,
       NDManager scope,
       boolean training,
       LogitKernels kernels) {
-    return summedNll(hidden, head, targets, weights, scope, training, kernels, CHUNK_ELEMENTS);
+    return summedNll(
+        hidden, head, headBf16, targets, weights, scope, training, kernels, CHUNK_ELEMENTS);
   }
 
   /** As above with a chosen chunk size (logit elements), for tests. */
   static NDArray summedNll(
       NDArray hidden,
       NDArray head,
+      Bf16Ops headBf16,
       long[] targets,
       float[] weights,
       NDManager scope,
@@ -96,11 +102,15 @@ final class ChunkedCrossEntropy {
     // Arrays derived from the head would join the model's manager: keep them in the step's.
     NDArray headRows = rowsOf(head, targetIndex);
     headRows.attach(scope);
+    if (headBf16 != null) {
+      headRows = headBf16.toFloat32(headRows); // exact
+    }
     NDArray z = selected.mul(headRows).sum(new int[] {1}, true);
     NDArray zTerm = z.mul(w).sum();
 
     boolean needsGradient = training;
-    boolean headTrained = head.hasGradient();
+    // A bf16 head is frozen by construction (only frozen weights are converted).
+    boolean headTrained = headBf16 == null && head.hasGradient();
     NDArray h = selected.stopGradient();
     NDArray weight = head.stopGradient();
     weight.attach(scope);

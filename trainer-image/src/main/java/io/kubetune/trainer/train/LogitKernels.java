@@ -16,8 +16,21 @@ import io.kubetune.trainer.model.ScriptedModule;
  * (w_i softmax_i) W} and, when the head is trained, {@code g_W = (w softmax)^T h}.
  */
 final class LogitKernels implements AutoCloseable {
-  static final String SOURCE =
-      """
+  /**
+   * The module's source. With a bf16 head the two products with it cast their fp32 operand to bf16
+   * and the product back to fp32 (fp32 accumulation inside the GEMM), as under torch.autocast;
+   * logits, softmax and loss stay fp32. (A trained head is never bf16, so g_W is fp32 only.)
+   */
+  static String source(boolean bf16Head) {
+    String logits =
+        bf16Head ? "torch.to(torch.linear(torch.to(h, 15), weight), 6)" : "torch.linear(h, weight)";
+    String hiddenGradient =
+        bf16Head
+            ? "torch.to(torch.matmul(torch.to(weighted, 15), weight), 6)"
+            : "torch.matmul(weighted, weight)";
+    return String.format(
+        java.util.Locale.ROOT,
+        """
       class LogitKernels(Module):
         __parameters__ = []
         __buffers__ = []
@@ -26,13 +39,13 @@ final class LogitKernels implements AutoCloseable {
           h: Tensor,
           weight: Tensor,
           w: Tensor) -> Tensor:
-          logits = torch.linear(h, weight)
+          logits = %1$s
           return torch.sum(torch.mul(torch.logsumexp(logits, [1], True), w))
         def weighted_softmax(self: __torch__.LogitKernels,
           h: Tensor,
           weight: Tensor,
           w: Tensor) -> Tuple[Tensor, Tensor]:
-          logits = torch.linear(h, weight)
+          logits = %1$s
           maxes = torch.amax(logits, [1], True)
           exps = torch.exp_(torch.sub_(logits, maxes))
           sums = torch.sum(exps, [1], True)
@@ -43,14 +56,17 @@ final class LogitKernels implements AutoCloseable {
           weight: Tensor,
           w: Tensor) -> Tuple[Tensor, Tensor]:
           lse_sum, weighted = (self).weighted_softmax(h, weight, w)
-          return (lse_sum, torch.matmul(weighted, weight))
+          return (lse_sum, %2$s)
         def gradients(self: __torch__.LogitKernels,
           h: Tensor,
           weight: Tensor,
           w: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
           lse_sum, weighted = (self).weighted_softmax(h, weight, w)
-          return (lse_sum, torch.matmul(weighted, weight), torch.matmul(torch.t(weighted), h))
-      """;
+          return (lse_sum, %2$s, torch.matmul(torch.t(weighted), h))
+      """,
+        logits,
+        hiddenGradient);
+  }
 
   private final ScriptedModule module;
 
@@ -58,9 +74,12 @@ final class LogitKernels implements AutoCloseable {
     this.module = module;
   }
 
-  /** Compiles the kernels on the manager's device; close them (or the manager) when done. */
-  static LogitKernels compile(NDManager manager) {
-    return new LogitKernels(ScriptedModule.compile(manager, "LogitKernels", SOURCE));
+  /**
+   * Compiles the kernels for a head held in fp32 or bf16 on the manager's device; close them (or
+   * the manager) when done.
+   */
+  static LogitKernels compile(NDManager manager, boolean bf16Head) {
+    return new LogitKernels(ScriptedModule.compile(manager, "LogitKernels", source(bf16Head)));
   }
 
   /** {@code sum_i w_i lse_i} of the chunk, a scalar. */

@@ -68,7 +68,7 @@ public final class OutputWriter {
               record);
     } else {
       Map<String, Safetensors.FloatTensor> tensors = new LinkedHashMap<>();
-      model.weights().forEach((n, a) -> tensors.put(n, LlamaModel.toFloatTensor(a)));
+      model.weights().keySet().forEach(n -> tensors.put(n, model.floatTensor(n)));
       // Keep the base model's config.json (Qwen2/Mistral fields, rope scaling, token ids) as is.
       ObjectNode config = (ObjectNode) JSON.readTree(base.resolve("config.json").toFile());
       if (hf.padTokenId() != null) {

@@ -1,6 +1,8 @@
 package io.kubetune.trainer.train;
 
+import com.fasterxml.jackson.databind.JsonMappingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.exc.InvalidFormatException;
 import io.kubetune.api.Bounds;
 import io.kubetune.api.InvalidFieldException;
 import io.kubetune.api.trainer.TrainerConfig;
@@ -10,11 +12,13 @@ import io.kubetune.api.v1alpha1.EvalMetric;
 import io.kubetune.api.v1alpha1.GenerationEvalSpec;
 import io.kubetune.api.v1alpha1.HyperparametersSpec;
 import io.kubetune.api.v1alpha1.LoraSpec;
+import io.kubetune.api.v1alpha1.MethodSpec;
 import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.data.DatasetFormat;
 import io.kubetune.trainer.data.JsonlDataset;
 import io.kubetune.trainer.storage.StorageSettings;
 import io.kubetune.trainer.storage.StorageUri;
+import java.io.IOException;
 import java.net.URI;
 import java.nio.file.Path;
 import java.nio.file.Paths;
@@ -49,6 +53,54 @@ public final class TrainerConfigMapping {
               + " is not supported by this trainer build; use file:// or a mounted path (pvc://)");
     }
     return Paths.get(uri);
+  }
+
+  /**
+   * Parses a trainer config file. A value outside an enum's set ({@code hyperparameters.precision:
+   * fp16}) is refused naming the field and the accepted values, instead of Jackson's message about
+   * Java classes.
+   */
+  public static TrainerConfig read(Path file) {
+    try {
+      return TREE.readValue(file.toFile(), TrainerConfig.class);
+    } catch (InvalidFormatException e) {
+      if (e.getTargetType() != null && e.getTargetType().isEnum()) {
+        StringBuilder field = new StringBuilder();
+        for (JsonMappingException.Reference ref : e.getPath()) {
+          if (ref.getFieldName() != null) {
+            field.append(field.isEmpty() ? "" : ".").append(ref.getFieldName());
+          } else {
+            field.append('[').append(ref.getIndex()).append(']');
+          }
+        }
+        List<String> accepted =
+            java.util.Arrays.stream(e.getTargetType().getEnumConstants())
+                .map(c -> TREE.convertValue(c, String.class))
+                .toList();
+        throw new BadInputException(
+            "trainer config "
+                + field
+                + " is '"
+                + e.getValue()
+                + "'; use one of "
+                + String.join(", ", accepted),
+            e);
+      }
+      throw cannotRead(file, e);
+    } catch (IOException e) {
+      throw cannotRead(file, e);
+    }
+  }
+
+  private static BadInputException cannotRead(Path file, IOException e) {
+    return new BadInputException(
+        "cannot read trainer config "
+            + file
+            + ": "
+            + e.getClass().getSimpleName()
+            + ": "
+            + String.valueOf(e.getMessage()).replace('\n', ' '),
+        e);
   }
 
   public static TrainingOptions toOptions(TrainerConfig config) {
@@ -180,6 +232,7 @@ public final class TrainerConfigMapping {
         generationMaxNewTokens,
         exportBest,
         Boolean.TRUE.equals(hp.gradientCheckpointing),
+        or(hp.precision, HyperparametersSpec.DEFAULT_PRECISION),
         resolve.apply(config.output.uri));
   }
 
@@ -195,6 +248,11 @@ public final class TrainerConfigMapping {
       throw new BadInputException(
           "trainer config: "
               + String.join("; ", outOfBounds.stream().map(Bounds.Violation::toString).toList()));
+    }
+    if (config.method != null
+        && config.method.type == MethodSpec.Type.Full
+        && config.hyperparameters != null) {
+      TrainingSetup.checkPrecision(TrainingMethod.FULL, config.hyperparameters.precision);
     }
     try {
       if (config.baseModel != null) {

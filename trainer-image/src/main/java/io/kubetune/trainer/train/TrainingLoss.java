@@ -19,6 +19,8 @@ final class TrainingLoss {
   /** The vocabulary-wide loss kernels, compiled on first use in the model's manager. */
   private LogitKernels logitKernels;
 
+  private boolean logitKernelsBf16;
+
   TrainingLoss(LlamaModel model, NDArray classifierHead) {
     this.model = model;
     this.classifierHead = classifierHead;
@@ -94,10 +96,19 @@ final class TrainingLoss {
       }
       return scores.logSoftmax(1).gather(batch.labels(scope), 1).sum().neg();
     }
-    if (logitKernels == null) {
-      logitKernels = LogitKernels.compile(model.manager());
+    boolean bf16Head = model.lmHeadIsBf16();
+    if (logitKernels == null || logitKernelsBf16 != bf16Head) {
+      logitKernels = LogitKernels.compile(model.manager(), bf16Head);
+      logitKernelsBf16 = bf16Head;
     }
     return ChunkedCrossEntropy.summedNll(
-        hidden, model.lmHead(), batch.targets, batch.targetWeights, scope, training, logitKernels);
+        hidden,
+        model.lmHead(),
+        bf16Head ? model.bf16Ops() : null,
+        batch.targets,
+        batch.targetWeights,
+        scope,
+        training,
+        logitKernels);
   }
 }

@@ -2,6 +2,8 @@ package io.kubetune.trainer.train;
 
 import io.kubetune.api.Bounds;
 import io.kubetune.api.v1alpha1.EvalMetric;
+import io.kubetune.api.v1alpha1.HyperparametersSpec;
+import io.kubetune.api.v1alpha1.HyperparametersSpec.Precision;
 import io.kubetune.api.v1alpha1.LoraSpec;
 import io.kubetune.trainer.data.DatasetFormat;
 import io.kubetune.trainer.data.JsonlDataset;
@@ -25,6 +27,7 @@ import java.util.List;
  *     step's
  * @param gradientCheckpointing recompute each decoder layer's activations in the backward pass
  *     instead of keeping them (same gradients, less memory, about one more forward pass of time)
+ * @param precision bf16: frozen base weights held and multiplied in bf16 (see docs/trainer.md)
  */
 public record TrainingOptions(
     Path baseModel,
@@ -59,6 +62,7 @@ public record TrainingOptions(
     int generationMaxNewTokens,
     boolean exportBest,
     boolean gradientCheckpointing,
+    Precision precision,
     Path output) {
 
   /** The API's defaults (the shared table in {@code io.kubetune.api.Bounds}) for a LoRA run. */
@@ -97,6 +101,7 @@ public record TrainingOptions(
         Bounds.GENERATION_MAX_NEW_TOKENS_DEFAULT,
         false,
         false,
+        HyperparametersSpec.DEFAULT_PRECISION,
         output);
   }
 
@@ -163,6 +168,10 @@ public record TrainingOptions(
     return toBuilder().gradientCheckpointing(on).build();
   }
 
+  public TrainingOptions withPrecision(Precision value) {
+    return toBuilder().precision(value).build();
+  }
+
   public TrainingOptions withMaxSequenceLength(int length) {
     return toBuilder().maxSequenceLength(length).build();
   }
@@ -210,6 +219,7 @@ public record TrainingOptions(
     private int generationMaxNewTokens;
     private boolean exportBest;
     private boolean gradientCheckpointing;
+    private Precision precision;
     private Path output;
 
     private Builder(TrainingOptions o) {
@@ -245,6 +255,7 @@ public record TrainingOptions(
       generationMaxNewTokens = o.generationMaxNewTokens;
       exportBest = o.exportBest;
       gradientCheckpointing = o.gradientCheckpointing;
+      precision = o.precision;
       output = o.output;
     }
 
@@ -408,6 +419,11 @@ public record TrainingOptions(
       return this;
     }
 
+    public Builder precision(Precision value) {
+      precision = value;
+      return this;
+    }
+
     public Builder output(Path value) {
       output = value;
       return this;
@@ -447,6 +463,7 @@ public record TrainingOptions(
           generationMaxNewTokens,
           exportBest,
           gradientCheckpointing,
+          precision,
           output);
     }
   }

@@ -4,6 +4,7 @@ import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import io.kubetune.api.v1alpha1.HyperparametersSpec.Precision;
 import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.data.ChatTemplate;
 import io.kubetune.trainer.data.DataOrder;
@@ -81,6 +82,7 @@ final class TrainingSetup implements AutoCloseable {
 
   /** Loads everything {@code options} names; a bad input is refused naming its field. */
   static TrainingSetup load(TrainingOptions options, ProgressReporter progress) {
+    checkPrecision(options.method(), options.precision());
     requireExists(options.baseModel(), "baseModel.uri");
     requireExists(options.train(), "dataset.train");
     if (options.validation() != null) {
@@ -158,6 +160,19 @@ final class TrainingSetup implements AutoCloseable {
     }
   }
 
+  /**
+   * bf16 applies to frozen weights only; full fine-tuning freezes none, so it would silently train
+   * in fp32: refused instead.
+   */
+  static void checkPrecision(TrainingMethod method, Precision precision) {
+    if (precision == Precision.bf16 && method == TrainingMethod.FULL) {
+      throw new BadInputException(
+          "hyperparameters.precision bf16 keeps the frozen base weights in bf16, and method Full"
+              + " trains (and keeps in fp32) every weight, so nothing would change: use precision"
+              + " fp32 with method Full, or method LoRA or FreezeLayers with bf16");
+    }
+  }
+
   private static void requireExists(Path path, String field) {
     if (path == null || !Files.exists(path)) {
       throw new BadInputException(path + " does not exist; check " + field);
@@ -220,6 +235,9 @@ final class TrainingSetup implements AutoCloseable {
       trainable.put(LlamaModel.SCORE, classifierHead);
     }
     trainable.values().forEach(a -> a.setRequiresGradient(true));
+    if (options.precision() == Precision.bf16) {
+      model.convertFrozenToBf16(trainable::containsKey);
+    }
     model.fuseFrozenProjections(trainable::containsKey);
   }
 

@@ -79,14 +79,14 @@ class ChunkedCrossEntropyTest {
                   .sum()
                   .neg();
         } else {
-          LogitKernels kernels = LogitKernels.compile(scope);
+          LogitKernels kernels = LogitKernels.compile(scope, false);
           nll =
               ChunkedCrossEntropy.summedNll(
-                  h, head, targets, weights, scope, true, kernels, chunkElements);
+                  h, head, null, targets, weights, scope, true, kernels, chunkElements);
           // Without a backward pass (evaluation) only the value is computed: the same value.
           float evaluated =
               ChunkedCrossEntropy.summedNll(
-                      h, head, targets, weights, scope, false, kernels, chunkElements)
+                      h, head, null, targets, weights, scope, false, kernels, chunkElements)
                   .getFloat();
           assertThat(evaluated).isCloseTo(nll.getFloat(), within(1e-5f * nll.getFloat()));
         }

@@ -63,7 +63,7 @@ public final class StepProfile {
       Set<String> noDecay = new HashSet<>();
       trainable.keySet().stream().filter(AdamW::exemptFromDecay).forEach(noDecay::add);
       TrainingLoss loss = new TrainingLoss(model, null);
-      LogitKernels logitKernels = LogitKernels.compile(root);
+      LogitKernels logitKernels = LogitKernels.compile(root, false);
       Random random = new Random(2);
       int vocab = model.config().vocabSize();
       double[] totals = new double[4];
@@ -104,6 +104,7 @@ public final class StepProfile {
                     ChunkedCrossEntropy.summedNll(
                             hidden,
                             model.lmHead(),
+                            null,
                             batch.targets,
                             batch.targetWeights,
                             scope,

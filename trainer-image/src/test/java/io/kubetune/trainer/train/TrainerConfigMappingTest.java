@@ -6,12 +6,14 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kubetune.api.trainer.TrainerConfig;
+import io.kubetune.api.v1alpha1.HyperparametersSpec.Precision;
 import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.data.DatasetFormat;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -78,6 +80,40 @@ class TrainerConfigMappingTest {
     assertThatThrownBy(() -> TrainerConfigMapping.toOptions(cls, uri -> Paths.get("/mnt")))
         .isInstanceOf(BadInputException.class)
         .hasMessageContaining("drop evaluation.generation");
+  }
+
+  @Test
+  void precisionDefaultsToFp32AndBf16IsMapped() throws Exception {
+    assertThat(map("lora-completion.json").precision()).isEqualTo(Precision.fp32);
+    TrainerConfig config = read("lora-completion.json");
+    config.hyperparameters.precision = Precision.bf16;
+    assertThat(TrainerConfigMapping.toOptions(config, uri -> Paths.get("/mnt")).precision())
+        .isEqualTo(Precision.bf16);
+  }
+
+  @Test
+  void unknownPrecisionIsBadInputNamingTheFieldAndTheValues(@TempDir Path tmp) throws Exception {
+    ObjectMapper json = new ObjectMapper();
+    ObjectNode tree = (ObjectNode) json.readTree(FIXTURES.resolve("lora-completion.json").toFile());
+    tree.with("hyperparameters").put("precision", "fp16");
+    Path file = tmp.resolve("config.json");
+    json.writeValue(file.toFile(), tree);
+
+    assertThatThrownBy(() -> TrainerConfigMapping.read(file))
+        .isInstanceOf(BadInputException.class)
+        .hasMessage("trainer config hyperparameters.precision is 'fp16'; use one of fp32, bf16");
+  }
+
+  @Test
+  void bf16WithFullFineTuningIsBadInputBeforeAnyDownload() throws Exception {
+    TrainerConfig config = read("lora-completion.json");
+    config.method.type = io.kubetune.api.v1alpha1.MethodSpec.Type.Full;
+    config.method.lora = null;
+    config.hyperparameters.precision = Precision.bf16;
+    assertThatThrownBy(() -> TrainerConfigMapping.checkBounds(config))
+        .isInstanceOf(BadInputException.class)
+        .hasMessageContaining("hyperparameters.precision bf16")
+        .hasMessageContaining("method Full");
   }
 
   private static TrainerConfig read(String fixture) throws Exception {

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Max;
 import io.fabric8.generator.annotation.Min;
+import io.fabric8.generator.annotation.Size;
 import io.fabric8.generator.annotation.ValidationRule;
 import io.kubetune.api.Bounds;
 
@@ -24,6 +25,20 @@ public class HyperparametersSpec {
   public static final double DEFAULT_MAX_GRAD_NORM = Bounds.MAX_GRAD_NORM_DEFAULT;
   public static final long DEFAULT_SEED = Bounds.SEED_DEFAULT;
   public static final int DEFAULT_EVAL_EVERY_STEPS = Bounds.EVAL_EVERY_STEPS_DEFAULT;
+  // A string so the description below can name it (annotation values are constants).
+  private static final String DEFAULT_PRECISION_NAME = "fp32";
+  public static final Precision DEFAULT_PRECISION = Precision.valueOf(DEFAULT_PRECISION_NAME);
+
+  /** Number format of the frozen base weights and their matrix products. */
+  public enum Precision {
+    /** Everything in fp32. */
+    fp32,
+    /**
+     * Frozen base weights stored and multiplied in bf16 (fp32 accumulation); trained weights,
+     * gradients, optimizer state, norms, softmax and the loss in fp32.
+     */
+    bf16
+  }
 
   @Min(Bounds.EPOCHS_MIN)
   @Max(Bounds.EPOCHS_MAX)
@@ -105,4 +120,15 @@ public class HyperparametersSpec {
           + " recompute the layer's activations in the backward pass. Same gradients, much less"
           + " activation memory, about one more forward pass of time per step. Default false.")
   public Boolean gradientCheckpointing;
+
+  @Size(max = 8)
+  @JsonPropertyDescription(
+      "Mixed precision: bf16 stores the frozen base weights in bfloat16 (half the memory) and"
+          + " multiplies by them in bf16 with fp32 accumulation; trained weights (LoRA adapters,"
+          + " unfrozen layers), gradients, optimizer state, norms, softmax and the loss stay in"
+          + " fp32. Faster on GPUs and CPUs with native bf16 (AMX, AVX512-BF16), slower on CPUs"
+          + " without it. Not for method Full, which freezes nothing. fp32 or bf16; default "
+          + DEFAULT_PRECISION_NAME
+          + ".")
+  public Precision precision;
 }

@@ -210,6 +210,17 @@ public final class FineTuneJobValidator {
               "(" + h.warmupSteps + ") is not below maxSteps (" + h.maxSteps + ")",
               "use fewer warm-up steps than training steps"));
     }
+    if (h.precision == HyperparametersSpec.Precision.bf16
+        && spec.method != null
+        && spec.method.type == MethodSpec.Type.Full) {
+      // bf16 applies to frozen weights; Full freezes none, so it would silently train in fp32.
+      problems.add(
+          new ValidationProblem(
+              "spec.hyperparameters.precision",
+              "is bf16, which keeps the frozen base weights in bf16, but method Full trains every"
+                  + " weight in fp32",
+              "use precision fp32 with method Full, or method LoRA or FreezeLayers with bf16"));
+    }
     if (h.earlyStopping != null) {
       if (!hasValidationData(spec)) {
         problems.add(

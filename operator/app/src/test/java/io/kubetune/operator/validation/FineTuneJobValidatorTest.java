@@ -51,6 +51,27 @@ class FineTuneJobValidatorTest {
   }
 
   @Test
+  void bf16WithFullFineTuningIsRejected() {
+    assertProblem(
+        cr -> {
+          cr.getSpec().method.type = MethodSpec.Type.Full;
+          cr.getSpec().method.lora = null;
+          cr.getSpec().hyperparameters = new HyperparametersSpec();
+          cr.getSpec().hyperparameters.precision = HyperparametersSpec.Precision.bf16;
+        },
+        "spec.hyperparameters.precision",
+        "use precision fp32 with method Full");
+  }
+
+  @Test
+  void bf16WithLoraIsValid() {
+    FineTuneJob job = TestResources.minimal("bf16");
+    job.getSpec().hyperparameters = new HyperparametersSpec();
+    job.getSpec().hyperparameters.precision = HyperparametersSpec.Precision.bf16;
+    assertThat(FineTuneJobValidator.validate(job)).isEmpty();
+  }
+
+  @Test
   void unknownTargetModuleIsNamed() {
     assertProblem(
         cr -> {
