@@ -19,15 +19,9 @@ import ai.djl.ndarray.NDManager;
  * that forwards its dtype (zeros/onesLike, softmax, toFloatArray), which aborts or throws.
  */
 public final class Bf16Ops implements AutoCloseable {
-  /**
-   * The module's TorchScript, as {@code torch.jit.save} writes it. ScalarType 15: bf16, 6: fp32.
-   */
+  /** The module's methods, as {@code torch.jit.save} writes them. ScalarType 15: bf16, 6: fp32. */
   static final String SOURCE =
       """
-      class Bf16Ops(Module):
-        __parameters__ = []
-        __buffers__ = []
-        training : bool
         def forward(self: __torch__.Bf16Ops,
           x: Tensor) -> Tensor:
           return torch.to(x, 15)

@@ -13,10 +13,6 @@ import ai.djl.ndarray.NDManager;
 final class FusedAttention implements AutoCloseable {
   static final String SOURCE =
       """
-      class FusedAttention(Module):
-        __parameters__ = []
-        __buffers__ = []
-        training : bool
         def forward(self: __torch__.FusedAttention,
           q: Tensor,
           k: Tensor,

@@ -59,10 +59,6 @@ final class LoraKernels implements AutoCloseable {
     return String.format(
         Locale.ROOT,
         """
-        class LoraKernels(Module):
-          __parameters__ = []
-          __buffers__ = []
-          training : bool
           def forward(self: __torch__.LoraKernels,
             x: Tensor) -> Tensor:
             return x

@@ -41,11 +41,20 @@ public final class ScriptedModule implements AutoCloseable {
   }
 
   /**
-   * Compiles {@code source}, the body of a TorchScript class {@code className} as {@code
-   * torch.jit.save} writes it (methods typed, {@code self: __torch__.<className>}), on the
-   * manager's device. Close it (or the manager) when done.
+   * Compiles a TorchScript module class {@code className} on the manager's device. {@code methods}
+   * are its methods as {@code torch.jit.save} writes them (typed, {@code self:
+   * __torch__.<className>}, indented by two spaces), {@code forward} among them; the class header
+   * is added here. Close the module (or the manager) when done.
    */
-  public static ScriptedModule compile(NDManager manager, String className, String source) {
+  public static ScriptedModule compile(NDManager manager, String className, String methods) {
+    String source =
+        "class "
+            + className
+            + "(Module):\n"
+            + "  __parameters__ = []\n"
+            + "  __buffers__ = []\n"
+            + "  training : bool\n"
+            + methods;
     try {
       PtSymbolBlock module =
           JniUtils.loadModule(

@@ -31,10 +31,6 @@ final class LogitKernels implements AutoCloseable {
     return String.format(
         java.util.Locale.ROOT,
         """
-      class LogitKernels(Module):
-        __parameters__ = []
-        __buffers__ = []
-        training : bool
         def forward(self: __torch__.LogitKernels,
           h: Tensor,
           weight: Tensor,

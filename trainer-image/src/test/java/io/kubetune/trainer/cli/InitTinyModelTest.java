@@ -10,9 +10,6 @@ import io.kubetune.api.trainer.TrainerExitCodes;
 import io.kubetune.trainer.Testbed;
 import io.kubetune.trainer.model.LlamaModel;
 import io.kubetune.trainer.model.TinyLlama;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -32,21 +29,7 @@ class InitTinyModelTest {
 
   @TempDir Path dir;
 
-  private record Run(int code, String out, String err) {}
-
-  private static Run run(String... args) {
-    var out = new ByteArrayOutputStream();
-    var err = new ByteArrayOutputStream();
-    int code =
-        TrainerCli.run(
-            args,
-            new PrintStream(out, true, StandardCharsets.UTF_8),
-            new PrintStream(err, true, StandardCharsets.UTF_8));
-    return new Run(
-        code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-  }
-
-  private static Run init(Path output, String... extra) {
+  private static TrainerCliTest.Run init(Path output, String... extra) {
     String[] shape = {
       "init-tiny-model",
       "--output",
@@ -66,14 +49,15 @@ class InitTinyModelTest {
     };
     String[] args = Arrays.copyOf(shape, shape.length + extra.length);
     System.arraycopy(extra, 0, args, shape.length, extra.length);
-    return run(args);
+    return TrainerCliTest.run(args);
   }
 
   @Test
   void qwen2WithALargerVocabularyLoadsWithItsShapesAndBiasesInJavaAndTransformers()
       throws Exception {
     Path model = dir.resolve("qwen2");
-    Run init = init(model, "--architecture", "qwen2", "--vocab-size", String.valueOf(VOCAB));
+    TrainerCliTest.Run init =
+        init(model, "--architecture", "qwen2", "--vocab-size", String.valueOf(VOCAB));
     assertThat(init.code()).as(init.err()).isZero();
     JsonNode config = JSON.readTree(model.resolve("config.json").toFile());
     assertThat(config.get("model_type").asText()).isEqualTo("qwen2");
@@ -150,7 +134,7 @@ class InitTinyModelTest {
   @Test
   void defaultsToLlamaWithTheTokenizersVocabulary() throws Exception {
     Path model = dir.resolve("llama");
-    Run init = init(model);
+    TrainerCliTest.Run init = init(model);
     assertThat(init.code()).as(init.err()).isZero();
     JsonNode config = JSON.readTree(model.resolve("config.json").toFile());
     assertThat(config.get("model_type").asText()).isEqualTo("llama");
@@ -174,7 +158,7 @@ class InitTinyModelTest {
 
   @Test
   void refusesAVocabularySmallerThanTheTokenizersNamingTheOptionAndTheMinimum() {
-    Run init =
+    TrainerCliTest.Run init =
         init(dir.resolve("small"), "--vocab-size", String.valueOf(TinyLlama.minVocabSize() - 1));
     assertThat(init.code()).isEqualTo(TrainerExitCodes.BAD_INPUT);
     assertThat(init.err())
@@ -185,7 +169,7 @@ class InitTinyModelTest {
 
   @Test
   void refusesAnUnknownArchitectureNamingTheChoices() {
-    Run init = init(dir.resolve("mistral"), "--architecture", "mistral");
+    TrainerCliTest.Run init = init(dir.resolve("mistral"), "--architecture", "mistral");
     assertThat(init.code()).isEqualTo(TrainerExitCodes.BAD_INPUT);
     assertThat(init.err()).contains("--architecture must be one of llama, qwen2");
   }
