@@ -70,11 +70,36 @@ public final class LlamaModel implements AutoCloseable {
    */
   private final java.util.Set<String> bf16Weights;
 
+  /** TorchScript modules compiled on first use, shared with the adapter views. */
+  private final SharedKernels shared;
+
   private LoraAdapter adapter;
   private LoraKernels dropoutKernels;
-  private FusedAttention fusedAttention;
-  private Bf16Ops bf16Ops;
   private double dropoutKernelsP;
+
+  /**
+   * The model's compiled modules, one set for the model and all its {@link #withAdapter} views (a
+   * served model may load and drop many adapters over its life; each view compiling its own would
+   * leave one more module in the model's manager every time).
+   */
+  private static final class SharedKernels {
+    private FusedAttention fusedAttention;
+    private Bf16Ops bf16Ops;
+
+    synchronized FusedAttention fusedAttention(NDManager manager) {
+      if (fusedAttention == null) {
+        fusedAttention = FusedAttention.compile(manager);
+      }
+      return fusedAttention;
+    }
+
+    synchronized Bf16Ops bf16Ops(NDManager manager) {
+      if (bf16Ops == null) {
+        bf16Ops = Bf16Ops.load(manager);
+      }
+      return bf16Ops;
+    }
+  }
 
   public LlamaModel(LlamaConfig config, NDManager manager, Map<String, NDArray> weights) {
     this(
@@ -82,7 +107,8 @@ public final class LlamaModel implements AutoCloseable {
         manager,
         weights,
         new java.util.concurrent.ConcurrentHashMap<>(),
-        java.util.concurrent.ConcurrentHashMap.newKeySet());
+        java.util.concurrent.ConcurrentHashMap.newKeySet(),
+        new SharedKernels());
   }
 
   private LlamaModel(
@@ -90,12 +116,14 @@ public final class LlamaModel implements AutoCloseable {
       NDManager manager,
       Map<String, NDArray> weights,
       Map<String, Fused> fused,
-      java.util.Set<String> bf16Weights) {
+      java.util.Set<String> bf16Weights,
+      SharedKernels shared) {
     this.config = config;
     this.manager = manager;
     this.weights = weights;
     this.fused = fused;
     this.bf16Weights = bf16Weights;
+    this.shared = shared;
   }
 
   /**
@@ -131,7 +159,7 @@ public final class LlamaModel implements AutoCloseable {
    * this model's manager: close only the original.
    */
   public LlamaModel withAdapter(LoraAdapter other) {
-    LlamaModel view = new LlamaModel(config, manager, weights, fused, bf16Weights);
+    LlamaModel view = new LlamaModel(config, manager, weights, fused, bf16Weights, shared);
     view.adapter = other;
     return view;
   }
@@ -178,11 +206,8 @@ public final class LlamaModel implements AutoCloseable {
   }
 
   /** The bf16 casts and products of this model, compiled on first use. */
-  public synchronized Bf16Ops bf16Ops() {
-    if (bf16Ops == null) {
-      bf16Ops = Bf16Ops.load(manager);
-    }
-    return bf16Ops;
+  public Bf16Ops bf16Ops() {
+    return shared.bf16Ops(manager);
   }
 
   /**
@@ -897,11 +922,8 @@ public final class LlamaModel implements AutoCloseable {
   }
 
   /** The fused attention kernel, compiled on first use. */
-  private synchronized FusedAttention fusedAttention() {
-    if (fusedAttention == null) {
-      fusedAttention = FusedAttention.compile(manager);
-    }
-    return fusedAttention;
+  private FusedAttention fusedAttention() {
+    return shared.fusedAttention(manager);
   }
 
   /** The dropout kernels for the adapter's dropout probability, compiled on first use. */
