@@ -140,8 +140,20 @@ final class TrainingLoop {
     return false;
   }
 
-  /** Clips gradients by global norm, runs AdamW, zeroes gradients; returns the norm. */
   private double applyUpdate(double lr, NDManager scope) {
+    return applyUpdate(trainable, optimizer, lr, options.maxGradNorm(), scope);
+  }
+
+  /**
+   * Clips the gradients of {@code trainable} by global norm (when {@code maxGradNorm} > 0), runs
+   * AdamW, zeroes the gradients; returns the norm (and updates nothing when it is not finite).
+   */
+  static double applyUpdate(
+      Map<String, NDArray> trainable,
+      AdamW optimizer,
+      double lr,
+      double maxGradNorm,
+      NDManager scope) {
     scope.tempAttachAll(trainable.values().toArray(new NDArray[0]));
     Map<String, NDArray> gradients = new LinkedHashMap<>();
     double squares = 0;
@@ -159,8 +171,8 @@ final class TrainingLoop {
     if (!Double.isFinite(norm)) {
       return norm;
     }
-    if (options.maxGradNorm() > 0 && norm > options.maxGradNorm()) {
-      float scale = (float) (options.maxGradNorm() / (norm + 1e-6));
+    if (maxGradNorm > 0 && norm > maxGradNorm) {
+      float scale = (float) (maxGradNorm / (norm + 1e-6));
       gradients.values().forEach(g -> g.muli(scale));
     }
     optimizer.update(trainable, gradients, lr, scope);

@@ -121,16 +121,8 @@ public final class StepProfile {
               }
             }
             long t4 = System.nanoTime();
-            scope.tempAttachAll(trainable.values().toArray(new NDArray[0]));
-            Map<String, NDArray> gradients = new LinkedHashMap<>();
-            double squares = 0;
-            for (Map.Entry<String, NDArray> e : trainable.entrySet()) {
-              NDArray grad = e.getValue().getGradient();
-              gradients.put(e.getKey(), grad);
-              squares += grad.square().sum().getFloat();
-            }
-            optimizer.update(trainable, gradients, 1e-4, scope);
-            gradients.values().forEach(g -> g.subi(g));
+            // The trainer's own update, without clipping.
+            TrainingLoop.applyUpdate(trainable, optimizer, 1e-4, 0, scope);
             t[3] = (System.nanoTime() - t4) / 1e6;
           }
           double cpu = (threads.getCurrentThreadCpuTime() - cpu0) / 1e6;
