@@ -6,7 +6,6 @@ import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
-import ai.djl.nn.Activation;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.kubetune.api.trainer.TrainerEvent;
@@ -84,6 +83,7 @@ public final class LlamaModel implements AutoCloseable {
    */
   private static final class SharedKernels {
     private FusedAttention fusedAttention;
+    private SwiGlu swiGlu;
     private Bf16Ops bf16Ops;
 
     synchronized FusedAttention fusedAttention(NDManager manager) {
@@ -91,6 +91,13 @@ public final class LlamaModel implements AutoCloseable {
         fusedAttention = FusedAttention.compile(manager);
       }
       return fusedAttention;
+    }
+
+    synchronized SwiGlu swiGlu(NDManager manager) {
+      if (swiGlu == null) {
+        swiGlu = SwiGlu.compile(manager);
+      }
+      return swiGlu;
     }
 
     synchronized Bf16Ops bf16Ops(NDManager manager) {
@@ -843,7 +850,7 @@ public final class LlamaModel implements AutoCloseable {
     NDArray[] gateUp = linears(n2, l, FUSABLE_GROUPS.get(1), training, c);
     NDArray gate = gateUp[0];
     NDArray up = gateUp[1];
-    NDArray act = gate.mul(Activation.sigmoid(gate)).mul(up);
+    NDArray act = shared.swiGlu(manager).apply(gate, up);
     return x.add(linear(act, l, "down_proj", training, c));
   }
 
