@@ -24,7 +24,9 @@ import java.util.Set;
  *
  * <p>{@code StepProfile MODEL_DIR lora|full BATCH SEQ STEPS [dropout [recompute]]}: with {@code
  * recompute}, gradient checkpointing (forward, loss and backward are then one figure, under
- * "backward"). Ends with the process's peak resident set.
+ * "backward"). Ends with the process's peak resident set. With {@code -Dtrace=FILE}, the last step
+ * also runs under libtorch's profiler, which writes a Chrome trace of every op to FILE (to compare
+ * op by op with {@code torch.profiler} on the peer).
  */
 public final class StepProfile {
   private StepProfile() {}
@@ -37,6 +39,7 @@ public final class StepProfile {
     int steps = Integer.parseInt(args[4]);
     double dropout = args.length > 5 ? Double.parseDouble(args[5]) : 0.05;
     boolean recompute = args.length > 6 && args[6].equals("recompute");
+    String trace = System.getProperty("trace");
     Engine.getInstance().setRandomSeed(1);
     try (NDManager root = NDManager.newBaseManager();
         LlamaModel model = LlamaModel.load(dir, root)) {
@@ -88,6 +91,10 @@ public final class StepProfile {
             indices[b] = b;
           }
           Batch batch = Batch.of(examples, indices, 0);
+          boolean traced = trace != null && step == steps - 1;
+          if (traced) {
+            ai.djl.pytorch.jni.JniUtils.startProfile(false, true, false);
+          }
           double[] t = new double[4];
           long cpu0 = threads.getCurrentThreadCpuTime();
           long process0 = os.getProcessCpuTime();
@@ -124,6 +131,9 @@ public final class StepProfile {
             // The trainer's own update, without clipping.
             TrainingLoop.applyUpdate(trainable, optimizer, 1e-4, 0, scope);
             t[3] = (System.nanoTime() - t4) / 1e6;
+          }
+          if (traced) {
+            ai.djl.pytorch.jni.JniUtils.stopProfile(trace);
           }
           double cpu = (threads.getCurrentThreadCpuTime() - cpu0) / 1e6;
           double process = (os.getProcessCpuTime() - process0) / 1e6;
