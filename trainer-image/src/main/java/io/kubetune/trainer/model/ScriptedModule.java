@@ -12,6 +12,8 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.zip.CRC32;
@@ -76,6 +78,41 @@ public final class ScriptedModule implements AutoCloseable {
   /** As {@link #call} for a method that returns a tuple of tensors. */
   public NDList callForAll(String method, NDArray... inputs) {
     NDList list = new NDList(inputs.length + 1);
+    addUnnamed(list, inputs);
+    return run(method, list);
+  }
+
+  /**
+   * Runs {@code method} with each of {@code lists} as one {@code List[Tensor]} argument, in order,
+   * then {@code tensors}; one tensor comes back. DJL builds a list argument from the input arrays
+   * that share a name, so each array is named for the call and gets its own name back after it: an
+   * array must not appear twice, and no list may be empty (DJL could not pass it).
+   */
+  public NDArray callWithLists(String method, List<List<NDArray>> lists, NDArray... tensors) {
+    NDList inputs = new NDList();
+    List<String> names = new ArrayList<>();
+    try {
+      for (int i = 0; i < lists.size(); i++) {
+        if (lists.get(i).isEmpty()) {
+          throw new IllegalArgumentException(
+              "list argument " + i + " of " + method + " is empty: DJL cannot pass an empty list");
+        }
+        for (NDArray array : lists.get(i)) {
+          names.add(array.getName());
+          array.setName("list" + i + "[]");
+          inputs.add(array);
+        }
+      }
+      addUnnamed(inputs, tensors);
+      return run(method, inputs).singletonOrThrow();
+    } finally {
+      for (int i = 0; i < names.size(); i++) {
+        inputs.get(i).setName(names.get(i));
+      }
+    }
+  }
+
+  private static void addUnnamed(NDList list, NDArray[] inputs) {
     for (NDArray input : inputs) {
       // IValueUtils reads a dotted or bracketed name as a dict/list/tuple input.
       if (input.getName() != null) {
@@ -84,14 +121,17 @@ public final class ScriptedModule implements AutoCloseable {
       }
       list.add(input);
     }
+  }
+
+  private NDList run(String method, NDList inputs) {
     if (method != null) {
-      list.add(methodMarkers.computeIfAbsent(method, this::marker));
+      inputs.add(methodMarkers.computeIfAbsent(method, this::marker));
     }
     // The profiling executor's bookkeeping costs ~80 us a call for a one-op graph; the flag is
     // per thread in libtorch, so set it on the calling thread.
     JniUtils.setGraphExecutorOptimize(false);
     // isTrain=true: run with the caller's grad mode (false would be InferenceMode).
-    return IValueUtils.forward(module, list, true);
+    return IValueUtils.forward(module, inputs, true);
   }
 
   private NDArray marker(String method) {

@@ -156,27 +156,20 @@ final class TrainingLoop {
       NDManager scope) {
     scope.tempAttachAll(trainable.values().toArray(new NDArray[0]));
     Map<String, NDArray> gradients = new LinkedHashMap<>();
-    double squares = 0;
     for (Map.Entry<String, NDArray> e : trainable.entrySet()) {
-      NDArray grad = e.getValue().getGradient();
-      gradients.put(e.getKey(), grad);
-      // Closed at once: a parameter-sized temporary per array would otherwise live until the
-      // end of the step.
-      try (NDArray squared = grad.square();
-          NDArray sum = squared.sum()) {
-        squares += sum.getFloat();
-      }
+      gradients.put(e.getKey(), e.getValue().getGradient());
+    }
+    double squares = 0;
+    for (float sum : optimizer.kernels().sumsOfSquares(List.copyOf(gradients.values()))) {
+      squares += sum;
     }
     double norm = Math.sqrt(squares);
     if (!Double.isFinite(norm)) {
       return norm;
     }
-    if (maxGradNorm > 0 && norm > maxGradNorm) {
-      float scale = (float) (maxGradNorm / (norm + 1e-6));
-      gradients.values().forEach(g -> g.muli(scale));
-    }
-    optimizer.update(trainable, gradients, lr, scope);
-    gradients.values().forEach(g -> g.subi(g));
+    double scale = maxGradNorm > 0 && norm > maxGradNorm ? maxGradNorm / (norm + 1e-6) : 1.0;
+    optimizer.update(trainable, gradients, lr, scale, scope);
+    optimizer.kernels().zero(List.copyOf(gradients.values()));
     return norm;
   }
 
