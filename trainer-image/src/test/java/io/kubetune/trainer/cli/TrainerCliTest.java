@@ -1,6 +1,7 @@
 package io.kubetune.trainer.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -319,9 +320,17 @@ class TrainerCliTest {
             "--steps",
             "4",
             "--warmup-steps",
-            "1");
+            "1",
+            "--rounds",
+            "2");
     assertThat(run.code()).as(run.err()).isZero();
     JsonNode result = JSON.readTree(json.toFile());
+    assertThat(result.get("rounds")).hasSize(2);
+    // Two rounds: each figure is the mean of the rounds' figures (the median of two).
+    double first = result.get("rounds").get(0).get("lora").get("tokensPerSecond").asDouble();
+    double second = result.get("rounds").get(1).get("lora").get("tokensPerSecond").asDouble();
+    assertThat(result.get("lora").get("tokensPerSecond").asDouble())
+        .isCloseTo((first + second) / 2, within(0.002));
     assertThat(result.get("gemmGflops").asDouble()).isPositive();
     assertThat(result.get("lora").get("tokensPerSecond").asDouble()).isPositive();
     assertThat(result.get("full").get("shareOfGemmPeak").asDouble()).isPositive();
