@@ -331,6 +331,9 @@ class TrainerCliTest {
     double second = result.get("rounds").get(1).get("lora").get("tokensPerSecond").asDouble();
     assertThat(result.get("lora").get("tokensPerSecond").asDouble())
         .isCloseTo((first + second) / 2, within(0.002));
+    // Memory comes from the first round (later ones inherit the process's retained memory).
+    assertThat(result.get("lora").get("peakRssMiB").asLong())
+        .isEqualTo(result.get("rounds").get(0).get("lora").get("peakRssMiB").asLong());
     assertThat(result.get("gemmGflops").asDouble()).isPositive();
     assertThat(result.get("lora").get("tokensPerSecond").asDouble()).isPositive();
     assertThat(result.get("full").get("shareOfGemmPeak").asDouble()).isPositive();
