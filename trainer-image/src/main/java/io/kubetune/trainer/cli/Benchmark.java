@@ -145,6 +145,9 @@ final class Benchmark implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
+    if (rounds < 1) {
+      throw new BadInputException("--rounds must be at least 1, got " + rounds);
+    }
     Path dir = workDir != null ? workDir : Files.createTempDirectory("kubetune-benchmark");
     Files.createDirectories(dir);
     scratch = dir;
@@ -173,9 +176,6 @@ final class Benchmark implements Callable<Integer> {
     result.put("batchSize", batchSize);
     result.put("engine", engine);
     result.put("precision", precision.name());
-    if (rounds < 1) {
-      throw new BadInputException("--rounds must be at least 1, got " + rounds);
-    }
     List<ObjectNode> measured = new ArrayList<>();
     for (int round = 0; round < rounds; round++) {
       measured.add(measureRound(model, data, config));
