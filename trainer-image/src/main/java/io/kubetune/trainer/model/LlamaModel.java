@@ -84,6 +84,7 @@ public final class LlamaModel implements AutoCloseable {
   private static final class SharedKernels {
     private FusedAttention fusedAttention;
     private SwiGlu swiGlu;
+    private LoraProducts loraProducts;
     private Bf16Ops bf16Ops;
 
     synchronized FusedAttention fusedAttention(NDManager manager) {
@@ -98,6 +99,13 @@ public final class LlamaModel implements AutoCloseable {
         swiGlu = SwiGlu.compile(manager);
       }
       return swiGlu;
+    }
+
+    synchronized LoraProducts loraProducts(NDManager manager) {
+      if (loraProducts == null) {
+        loraProducts = LoraProducts.compile(manager);
+      }
+      return loraProducts;
     }
 
     synchronized Bf16Ops bf16Ops(NDManager manager) {
@@ -861,8 +869,7 @@ public final class LlamaModel implements AutoCloseable {
 
   /**
    * The projections {@code modules} of the same input: one product with their fused weights split
-   * into each module's output when they were fused, else one per module; then each module's
-   * adapter.
+   * into each module's output when they were fused, else one per module; each with its adapter.
    */
   private NDArray[] linears(
       NDArray x, int layer, List<String> modules, boolean training, Constants c) {
@@ -875,10 +882,11 @@ public final class LlamaModel implements AutoCloseable {
       return out;
     }
     boolean bf16 = isBf16(moduleName(layer, modules.get(0)) + ".weight");
-    NDArray y = project(x, f.weight(), f.bias(), bf16);
+    NDArray y =
+        withAdapters(x, project(rows(x), f.weight(), f.bias(), bf16), layer, modules, training, c);
     ai.djl.ndarray.NDList parts = y.split(f.splitPoints(), y.getShape().dimension() - 1);
     for (int i = 0; i < out.length; i++) {
-      out[i] = withAdapter(x, parts.get(i), layer, modules.get(i), training, c);
+      out[i] = parts.get(i);
     }
     return out;
   }
@@ -888,11 +896,21 @@ public final class LlamaModel implements AutoCloseable {
     String name = moduleName(layer, module);
     NDArray y =
         project(
-            x,
+            rows(x),
             weights.get(name + ".weight"),
             weights.get(name + ".bias"),
             isBf16(name + ".weight"));
-    return withAdapter(x, y, layer, module, training, c);
+    return withAdapters(x, y, layer, List.of(module), training, c);
+  }
+
+  /** The output width of {@code module} in {@code layer}. */
+  private long outFeatures(int layer, String module) {
+    return weights.get(moduleName(layer, module) + ".weight").getShape().get(0);
+  }
+
+  /** x (..., in) as a (rows, in) view. */
+  private static NDArray rows(NDArray x) {
+    return x.reshape(-1, x.getShape().get(x.getShape().dimension() - 1));
   }
 
   /** {@code x W^T + b}; in bf16 with fp32 accumulation when W is bf16 (the bias stays fp32). */
@@ -904,28 +922,49 @@ public final class LlamaModel implements AutoCloseable {
     return bias == null ? y : y.add(bias);
   }
 
-  /** {@code y} (the base projection of x) plus the adapter's term when it targets the module. */
-  private NDArray withAdapter(
-      NDArray x, NDArray y, int layer, String module, boolean training, Constants c) {
-    String name = moduleName(layer, module);
-    if (adapter != null && adapter.targets(module)) {
-      NDArray in = x;
-      double scaling = adapter.scaling(name);
-      if (training && adapter.dropout() > 0) {
-        in = dropoutKernels().dropout(x);
-        // The kept inputs are not rescaled by 1/(1-p) (see LoraKernels): the rank-r activations
-        // are, which is the same product with a much smaller multiply.
-        scaling /= 1 - adapter.dropout();
+  /**
+   * {@code y (rows, out)}, the base projections of x by {@code modules} side by side, plus each
+   * targeted module's scaling·B·A·dropout(x), shaped like x with the last axis {@code out}. The
+   * rank-r activations are computed per module (each draws its own dropout mask, as PEFT does); the
+   * up-projections are added into y in place by one product (see {@link LoraProducts}).
+   */
+  private NDArray withAdapters(
+      NDArray x, NDArray y, int layer, List<String> modules, boolean training, Constants c) {
+    List<NDArray> activations = new ArrayList<>(modules.size());
+    List<NDArray> upTransposed = new ArrayList<>(modules.size());
+    NDManager scope = x.getManager();
+    for (String module : modules) {
+      String name = moduleName(layer, module);
+      NDArray bt;
+      if (adapter != null && adapter.targets(module)) {
+        NDArray in = x;
+        double scaling = adapter.scaling(name);
+        if (training && adapter.dropout() > 0) {
+          in = dropoutKernels().dropout(x);
+          // The kept inputs are not rescaled by 1/(1-p) (see LoraKernels): the rank-r activations
+          // are, which is the same product with a much smaller multiply.
+          scaling /= 1 - adapter.dropout();
+        }
+        activations.add(
+            in.getNDArrayInternal()
+                .linear(in, adapter.a(name), null)
+                .singletonOrThrow()
+                .mul(scalar(c.step(), scaling)));
+        // A view of the adapter's B with a handle of this layer's own: the call renames it.
+        bt = adapter.b(name).transpose();
+      } else {
+        bt = scope.zeros(new Shape(0, outFeatures(layer, module)));
       }
-      // Scaling the rank-r activations instead of the full-width delta saves a large multiply.
-      NDArray down =
-          in.getNDArrayInternal()
-              .linear(in, adapter.a(name), null)
-              .singletonOrThrow()
-              .mul(scalar(c.step(), scaling));
-      y = y.add(down.getNDArrayInternal().linear(down, adapter.b(name), null).singletonOrThrow());
+      bt.attach(scope);
+      upTransposed.add(bt);
     }
-    return y;
+    if (!activations.isEmpty()) {
+      y = shared.loraProducts(manager).addInto(activations, upTransposed, y);
+    }
+    // A copy: Shape.getShape() hands out the shape's own array.
+    long[] shape = x.getShape().getShape().clone();
+    shape[shape.length - 1] = y.getShape().get(1);
+    return y.reshape(new Shape(shape));
   }
 
   /** The fused attention kernel, compiled on first use. */

@@ -1,0 +1,89 @@
+package io.kubetune.trainer.model;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class LoraProductsTest {
+  /**
+   * A fused group of three members, the second without an adapter (a block of zero rows): each
+   * member's columns get its own {@code h_i B_i^T} and the second's are left as they were; the
+   * gradients of h, B and the base output are those of the per-member products and adds.
+   */
+  @Test
+  void addsEachMembersUpProjectionIntoItsOwnColumnsWithThePerMemberGradients() {
+    Engine.getInstance().setRandomSeed(7);
+    long rows = 6;
+    long[] widths = {5, 3, 4};
+    try (NDManager manager = NDManager.newBaseManager();
+        LoraProducts products = LoraProducts.compile(manager)) {
+      NDArray h0 = manager.randomNormal(new Shape(2, 3, 2));
+      NDArray h2 = manager.randomNormal(new Shape(2, 3, 2));
+      NDArray b0 = manager.randomNormal(new Shape(widths[0], 2));
+      NDArray b2 = manager.randomNormal(new Shape(widths[2], 2));
+      NDArray base = manager.randomNormal(new Shape(rows, 12));
+      NDArray weight = manager.randomNormal(new Shape(rows, 12));
+      for (NDArray a : List.of(h0, h2, b0, b2, base)) {
+        a.setRequiresGradient(true);
+      }
+
+      float[] fused;
+      float[][] fusedGradients;
+      try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+        // A fresh array, as a projection's output is: the kernel writes into it.
+        NDArray y = base.add(manager.zeros(base.getShape()));
+        NDArray out =
+            products.addInto(
+                List.of(h0, h2),
+                List.of(b0.transpose(), manager.zeros(new Shape(0, widths[1])), b2.transpose()),
+                y);
+        fused = out.toFloatArray();
+        collector.backward(out.mul(weight).sum());
+        fusedGradients = gradients(h0, h2, b0, b2, base);
+      }
+      for (NDArray a : List.of(h0, h2, b0, b2, base)) {
+        a.getGradient().muli(0);
+      }
+
+      float[] separate;
+      float[][] separateGradients;
+      try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+        NDArray d0 = h0.reshape(rows, 2).matMul(b0.transpose());
+        NDArray d1 = manager.zeros(new Shape(rows, widths[1]));
+        NDArray d2 = h2.reshape(rows, 2).matMul(b2.transpose());
+        NDArray out = base.add(d0.concat(d1, 1).concat(d2, 1));
+        separate = out.toFloatArray();
+        collector.backward(out.mul(weight).sum());
+        separateGradients = gradients(h0, h2, b0, b2, base);
+      }
+
+      assertThat(fused).containsExactly(separate, within(1e-5f));
+      float[] plain = base.toFloatArray();
+      for (int r = 0; r < rows; r++) {
+        for (int c = 5; c < 8; c++) {
+          assertThat(fused[r * 12 + c]).as("untargeted column %d", c).isEqualTo(plain[r * 12 + c]);
+        }
+      }
+      for (int i = 0; i < fusedGradients.length; i++) {
+        assertThat(fusedGradients[i])
+            .as("gradient %d", i)
+            .containsExactly(separateGradients[i], within(1e-5f));
+      }
+    }
+  }
+
+  private static float[][] gradients(NDArray... arrays) {
+    float[][] out = new float[arrays.length][];
+    for (int i = 0; i < arrays.length; i++) {
+      out[i] = arrays[i].getGradient().toFloatArray();
+    }
+    return out;
+  }
+}
