@@ -85,6 +85,7 @@ public final class LlamaModel implements AutoCloseable {
     private FusedAttention fusedAttention;
     private SwiGlu swiGlu;
     private LoraProducts loraProducts;
+    private RmsNorm rmsNorm;
     private Bf16Ops bf16Ops;
 
     synchronized FusedAttention fusedAttention(NDManager manager) {
@@ -99,6 +100,13 @@ public final class LlamaModel implements AutoCloseable {
         swiGlu = SwiGlu.compile(manager);
       }
       return swiGlu;
+    }
+
+    synchronized RmsNorm rmsNorm(NDManager manager) {
+      if (rmsNorm == null) {
+        rmsNorm = RmsNorm.compile(manager);
+      }
+      return rmsNorm;
     }
 
     synchronized LoraProducts loraProducts(NDManager manager) {
@@ -1009,10 +1017,8 @@ public final class LlamaModel implements AutoCloseable {
         .reshape(s.get(0), s.get(1) * repeats, s.get(2), s.get(3));
   }
 
-  private static NDArray rmsNorm(NDArray x, NDArray weight, NDArray eps) {
-    int last = x.getShape().dimension() - 1;
-    NDArray variance = x.square().mean(new int[] {last}, true);
-    return x.div(variance.add(eps).sqrt()).mul(weight);
+  private NDArray rmsNorm(NDArray x, NDArray weight, NDArray eps) {
+    return shared.rmsNorm(manager).apply(x, weight, eps);
   }
 
   /** cos and sin tables (1, 1, seq, headDim) for positions past..past+seq-1. */
