@@ -82,38 +82,14 @@ public final class LlamaModel implements AutoCloseable {
    * leave one more module in the model's manager every time).
    */
   private static final class SharedKernels {
-    private FusedAttention fusedAttention;
-    private SwiGlu swiGlu;
-    private LoraProducts loraProducts;
-    private RmsNorm rmsNorm;
+    private LayerKernels layerKernels;
     private Bf16Ops bf16Ops;
 
-    synchronized FusedAttention fusedAttention(NDManager manager) {
-      if (fusedAttention == null) {
-        fusedAttention = FusedAttention.compile(manager);
+    synchronized LayerKernels layerKernels(NDManager manager) {
+      if (layerKernels == null) {
+        layerKernels = LayerKernels.compile(manager);
       }
-      return fusedAttention;
-    }
-
-    synchronized SwiGlu swiGlu(NDManager manager) {
-      if (swiGlu == null) {
-        swiGlu = SwiGlu.compile(manager);
-      }
-      return swiGlu;
-    }
-
-    synchronized RmsNorm rmsNorm(NDManager manager) {
-      if (rmsNorm == null) {
-        rmsNorm = RmsNorm.compile(manager);
-      }
-      return rmsNorm;
-    }
-
-    synchronized LoraProducts loraProducts(NDManager manager) {
-      if (loraProducts == null) {
-        loraProducts = LoraProducts.compile(manager);
-      }
-      return loraProducts;
+      return layerKernels;
     }
 
     synchronized Bf16Ops bf16Ops(NDManager manager) {
@@ -854,7 +830,7 @@ public final class LlamaModel implements AutoCloseable {
     NDArray context;
     if (cache == null && !config.slidingWindowAt(l)) {
       // A whole sequence under the plain causal mask: the fused kernel.
-      context = fusedAttention().causal(q, k, v);
+      context = layerKernels().causalAttention(q, k, v);
     } else {
       NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(c.scale()).add(c.mask());
       context = scores.softmax(3).matMul(v);
@@ -866,7 +842,7 @@ public final class LlamaModel implements AutoCloseable {
     NDArray[] gateUp = linears(n2, l, FUSABLE_GROUPS.get(1), training, c);
     NDArray gate = gateUp[0];
     NDArray up = gateUp[1];
-    NDArray act = shared.swiGlu(manager).apply(gate, up);
+    NDArray act = layerKernels().swiGlu(gate, up);
     return x.add(linear(act, l, "down_proj", training, c));
   }
 
@@ -934,7 +910,8 @@ public final class LlamaModel implements AutoCloseable {
    * {@code y (rows, out)}, the base projections of x by {@code modules} side by side, plus each
    * targeted module's scaling·B·A·dropout(x), shaped like x with the last axis {@code out}. The
    * rank-r activations are computed per module (each draws its own dropout mask, as PEFT does); the
-   * up-projections are added into y in place by one product (see {@link LoraProducts}).
+   * up-projections are added into y in place by one product (see {@link
+   * LayerKernels#addUpProjections}).
    */
   private NDArray withAdapters(
       NDArray x, NDArray y, int layer, List<String> modules, boolean training, Constants c) {
@@ -967,7 +944,7 @@ public final class LlamaModel implements AutoCloseable {
       upTransposed.add(bt);
     }
     if (!activations.isEmpty()) {
-      y = shared.loraProducts(manager).addInto(activations, upTransposed, y);
+      y = layerKernels().addUpProjections(activations, upTransposed, y);
     }
     // A copy: Shape.getShape() hands out the shape's own array.
     long[] shape = x.getShape().getShape().clone();
@@ -975,9 +952,9 @@ public final class LlamaModel implements AutoCloseable {
     return y.reshape(new Shape(shape));
   }
 
-  /** The fused attention kernel, compiled on first use. */
-  private FusedAttention fusedAttention() {
-    return shared.fusedAttention(manager);
+  /** The layer's kernels, compiled on first use. */
+  private LayerKernels layerKernels() {
+    return shared.layerKernels(manager);
   }
 
   /** The dropout kernels for the adapter's dropout probability, compiled on first use. */
@@ -1018,7 +995,7 @@ public final class LlamaModel implements AutoCloseable {
   }
 
   private NDArray rmsNorm(NDArray x, NDArray weight, NDArray eps) {
-    return shared.rmsNorm(manager).apply(x, weight, eps);
+    return layerKernels().rmsNorm(x, weight, eps);
   }
 
   /** cos and sin tables (1, 1, seq, headDim) for positions past..past+seq-1. */

@@ -11,7 +11,7 @@ import ai.djl.training.GradientCollector;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
-class LoraProductsTest {
+class LayerKernelsTest {
   /**
    * A fused group of three members, the second without an adapter (a block of zero rows): each
    * member's columns get its own {@code h_i B_i^T} and the second's are left as they were; the
@@ -23,7 +23,7 @@ class LoraProductsTest {
     long rows = 6;
     long[] widths = {5, 3, 4};
     try (NDManager manager = NDManager.newBaseManager();
-        LoraProducts products = LoraProducts.compile(manager)) {
+        LayerKernels kernels = LayerKernels.compile(manager)) {
       NDArray h0 = manager.randomNormal(new Shape(2, 3, 2));
       NDArray h2 = manager.randomNormal(new Shape(2, 3, 2));
       NDArray b0 = manager.randomNormal(new Shape(widths[0], 2));
@@ -40,7 +40,7 @@ class LoraProductsTest {
         // A fresh array, as a projection's output is: the kernel writes into it.
         NDArray y = base.add(manager.zeros(base.getShape()));
         NDArray out =
-            products.addInto(
+            kernels.addUpProjections(
                 List.of(h0, h2),
                 List.of(b0.transpose(), manager.zeros(new Shape(0, widths[1])), b2.transpose()),
                 y);
