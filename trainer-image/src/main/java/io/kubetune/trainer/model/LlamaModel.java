@@ -915,13 +915,25 @@ public final class LlamaModel implements AutoCloseable {
    */
   private NDArray withAdapters(
       NDArray x, NDArray y, int layer, List<String> modules, boolean training, Constants c) {
+    if (adapter != null && modules.stream().anyMatch(adapter::targets)) {
+      y = addAdapters(x, y, layer, modules, training, c);
+    }
+    // A copy: Shape.getShape() hands out the shape's own array.
+    long[] shape = x.getShape().getShape().clone();
+    shape[shape.length - 1] = y.getShape().get(1);
+    return y.reshape(new Shape(shape));
+  }
+
+  /** {@link #withAdapters}' sum, still (rows, out), when the adapter targets one of the modules. */
+  private NDArray addAdapters(
+      NDArray x, NDArray y, int layer, List<String> modules, boolean training, Constants c) {
     List<NDArray> activations = new ArrayList<>(modules.size());
     List<NDArray> upTransposed = new ArrayList<>(modules.size());
     NDManager scope = x.getManager();
     for (String module : modules) {
       String name = moduleName(layer, module);
       NDArray bt;
-      if (adapter != null && adapter.targets(module)) {
+      if (adapter.targets(module)) {
         NDArray in = x;
         double scaling = adapter.scaling(name);
         if (training && adapter.dropout() > 0) {
@@ -943,13 +955,7 @@ public final class LlamaModel implements AutoCloseable {
       bt.attach(scope);
       upTransposed.add(bt);
     }
-    if (!activations.isEmpty()) {
-      y = layerKernels().addUpProjections(activations, upTransposed, y);
-    }
-    // A copy: Shape.getShape() hands out the shape's own array.
-    long[] shape = x.getShape().getShape().clone();
-    shape[shape.length - 1] = y.getShape().get(1);
-    return y.reshape(new Shape(shape));
+    return layerKernels().addUpProjections(activations, upTransposed, y);
   }
 
   /** The layer's kernels, compiled on first use. */
