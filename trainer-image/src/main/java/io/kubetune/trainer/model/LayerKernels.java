@@ -31,6 +31,11 @@ final class LayerKernels implements AutoCloseable {
           eps: Tensor) -> Tensor:
           variance = torch.mean(torch.pow(x, 2), [-1], True)
           return torch.mul(torch.mul(x, torch.rsqrt(torch.add(variance, eps))), weight)
+        def down_projections(self: __torch__.LayerKernels,
+          a: List[Tensor],
+          x: Tensor,
+          scaling: Tensor) -> Tensor:
+          return torch.mul(torch.linear(x, torch.cat(a, 0), None), scaling)
         def add_up_projections(self: __torch__.LayerKernels,
           h: List[Tensor],
           bt: List[Tensor],
@@ -90,6 +95,27 @@ final class LayerKernels implements AutoCloseable {
    */
   NDArray rmsNorm(NDArray x, NDArray weight, NDArray eps) {
     return module.call("rms_norm", x, weight, eps);
+  }
+
+  /**
+   * The scaled rank-r activations of adapters that read the same input, side by side: {@code (x ·
+   * cat(A)^T) · scaling}, of shape (..., r_1 + ... + r_n).
+   *
+   * <p>Without dropout (evaluation, serving, or training with dropout 0) the members of a fused
+   * group (q/k/v, gate/up) all read x, so one product with their stacked A's reads x once instead
+   * of once per member, forward and for A's gradient, and autograd adds one input gradient into x's
+   * instead of one per member. With dropout each member reads its own masked copy of x, and this is
+   * called once per member. The stacked A is row-major {@code (r, in)} as PEFT stores it, so A's
+   * gradient is computed as {@code grad^T · x}, the orientation MKL runs fast at rank 8.
+   *
+   * @param a each member's {@code A (r_i, in)}, in member order; arrays of the caller's own (they
+   *     are renamed during the call); not empty
+   * @param scaling a scalar when the members share one scaling, else (r_1 + ... + r_n) with each
+   *     member's scaling repeated r_i times; it must outlive the backward pass (see {@link
+   *     LlamaModel#scalar})
+   */
+  NDArray downProjections(NDArray x, List<NDArray> a, NDArray scaling) {
+    return module.callWithLists("down_projections", List.of(a), x, scaling);
   }
 
   /**

@@ -909,14 +909,15 @@ public final class LlamaModel implements AutoCloseable {
   /**
    * {@code y (rows, out)}, the base projections of x by {@code modules} side by side, plus each
    * targeted module's scaling·B·A·dropout(x), shaped like x with the last axis {@code out}. The
-   * rank-r activations are computed per module (each draws its own dropout mask, as PEFT does); the
-   * up-projections are added into y in place by one product (see {@link
-   * LayerKernels#addUpProjections}).
+   * rank-r activations come from one product for the whole group when the members read the same x
+   * (no dropout), else from one product per member (each draws its own dropout mask, as PEFT does);
+   * see {@link LayerKernels#downProjections}. The up-projections are added into y in place by one
+   * product (see {@link LayerKernels#addUpProjections}).
    */
   private NDArray withAdapters(
       NDArray x, NDArray y, int layer, List<String> modules, boolean training, Constants c) {
     if (adapter != null && modules.stream().anyMatch(adapter::targets)) {
-      y = addAdapters(x, y, layer, modules, training, c);
+      y = addAdapters(rows(x), y, layer, modules, training, c);
     }
     // A copy: Shape.getShape() hands out the shape's own array.
     long[] shape = x.getShape().getShape().clone();
@@ -927,27 +928,35 @@ public final class LlamaModel implements AutoCloseable {
   /** {@link #withAdapters}' sum, still (rows, out), when the adapter targets one of the modules. */
   private NDArray addAdapters(
       NDArray x, NDArray y, int layer, List<String> modules, boolean training, Constants c) {
+    boolean dropout = training && adapter.dropout() > 0;
     List<NDArray> activations = new ArrayList<>(modules.size());
+    List<NDArray> downs = new ArrayList<>(modules.size());
+    List<Double> scalings = new ArrayList<>(modules.size());
     List<NDArray> upTransposed = new ArrayList<>(modules.size());
     NDManager scope = x.getManager();
     for (String module : modules) {
       String name = moduleName(layer, module);
       NDArray bt;
       if (adapter.targets(module)) {
-        NDArray in = x;
+        // Views of the adapter's A and B with handles of this layer's own: the calls rename them.
+        NDArray a = adapter.a(name).reshape(adapter.a(name).getShape());
+        a.attach(scope);
         double scaling = adapter.scaling(name);
-        if (training && adapter.dropout() > 0) {
-          in = dropoutKernels().dropout(x);
+        if (dropout) {
           // The kept inputs are not rescaled by 1/(1-p) (see LoraKernels): the rank-r activations
           // are, which is the same product with a much smaller multiply.
-          scaling /= 1 - adapter.dropout();
+          activations.add(
+              layerKernels()
+                  .downProjections(
+                      dropoutKernels().dropout(x),
+                      List.of(a),
+                      scalar(c.step(), scaling / (1 - adapter.dropout()))));
+        } else {
+          downs.add(a);
+          for (long i = a.getShape().get(0); i > 0; i--) {
+            scalings.add(scaling);
+          }
         }
-        activations.add(
-            in.getNDArrayInternal()
-                .linear(in, adapter.a(name), null)
-                .singletonOrThrow()
-                .mul(scalar(c.step(), scaling)));
-        // A view of the adapter's B with a handle of this layer's own: the call renames it.
         bt = adapter.b(name).transpose();
       } else {
         bt = scope.zeros(new Shape(0, outFeatures(layer, module)));
@@ -955,7 +964,22 @@ public final class LlamaModel implements AutoCloseable {
       bt.attach(scope);
       upTransposed.add(bt);
     }
+    if (!dropout) {
+      activations.add(layerKernels().downProjections(x, downs, scalingArray(c.step(), scalings)));
+    }
     return layerKernels().addUpProjections(activations, upTransposed, y);
+  }
+
+  /** One scalar when all ranks' scalings are equal (the usual case), else one per rank column. */
+  private static NDArray scalingArray(NDManager step, List<Double> scalings) {
+    if (scalings.stream().distinct().count() == 1) {
+      return scalar(step, scalings.get(0));
+    }
+    float[] values = new float[scalings.size()];
+    for (int i = 0; i < values.length; i++) {
+      values[i] = scalings.get(i).floatValue();
+    }
+    return step.create(values);
   }
 
   /** The layer's kernels, compiled on first use. */

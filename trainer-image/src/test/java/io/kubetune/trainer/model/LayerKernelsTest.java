@@ -79,6 +79,60 @@ class LayerKernelsTest {
     }
   }
 
+  /**
+   * Members of different ranks and scalings that read the same x: the stacked product gives each
+   * member's {@code (x A_i^T) s_i} in its own columns, with the gradients of x and each A of the
+   * per-member products.
+   */
+  @Test
+  void stacksTheMembersDownProjectionsWithThePerMemberGradients() {
+    Engine.getInstance().setRandomSeed(11);
+    try (NDManager manager = NDManager.newBaseManager();
+        LayerKernels kernels = LayerKernels.compile(manager)) {
+      NDArray x = manager.randomNormal(new Shape(6, 5));
+      NDArray a0 = manager.randomNormal(new Shape(2, 5));
+      NDArray a1 = manager.randomNormal(new Shape(3, 5));
+      NDArray weight = manager.randomNormal(new Shape(6, 5));
+      for (NDArray a : List.of(x, a0, a1)) {
+        a.setRequiresGradient(true);
+      }
+
+      float[] stacked;
+      float[][] stackedGradients;
+      try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+        NDArray out =
+            kernels.downProjections(
+                x,
+                List.of(a0.reshape(2, 5), a1.reshape(3, 5)),
+                manager.create(new float[] {0.5f, 0.5f, 2f, 2f, 2f}));
+        stacked = out.toFloatArray();
+        collector.backward(out.mul(weight).sum());
+        stackedGradients = gradients(x, a0, a1);
+      }
+      for (NDArray a : List.of(x, a0, a1)) {
+        a.getGradient().muli(0);
+      }
+
+      float[] separate;
+      float[][] separateGradients;
+      try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+        NDArray h0 = x.matMul(a0.transpose()).mul(0.5f);
+        NDArray h1 = x.matMul(a1.transpose()).mul(2f);
+        NDArray out = h0.concat(h1, 1);
+        separate = out.toFloatArray();
+        collector.backward(out.mul(weight).sum());
+        separateGradients = gradients(x, a0, a1);
+      }
+
+      assertThat(stacked).containsExactly(separate, within(1e-5f));
+      for (int i = 0; i < stackedGradients.length; i++) {
+        assertThat(stackedGradients[i])
+            .as("gradient %d", i)
+            .containsExactly(separateGradients[i], within(1e-5f));
+      }
+    }
+  }
+
   private static float[][] gradients(NDArray... arrays) {
     float[][] out = new float[arrays.length][];
     for (int i = 0; i < arrays.length; i++) {
