@@ -115,6 +115,7 @@ def main():
         "tokensPerSecond": round(timed * args.batch_size * args.sequence_length / seconds, 3),
         "secondsPerStep": round(seconds / timed, 4),
         "trainableParameters": sum(q.numel() for q in params),
+        "loraDropout": args.lora_dropout if args.method == "lora" else None,
         "losses": losses,
         "peakRssMiB": peak_rss_mib(),
     }

@@ -27,6 +27,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Random;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -85,6 +86,14 @@ final class Benchmark implements Callable<Integer> {
 
   @Option(names = "--lora-rank", defaultValue = "8")
   int loraRank;
+
+  @Option(
+      names = "--lora-dropout",
+      defaultValue = "" + Bounds.LORA_DROPOUT_DEFAULT,
+      description =
+          "LoRA dropout on both sides (default: the FineTuneJob's default). Without dropout the"
+              + " members of a fused group share one down-projection product.")
+  double loraDropout;
 
   @Option(
       names = "--model",
@@ -148,6 +157,10 @@ final class Benchmark implements Callable<Integer> {
     if (rounds < 1) {
       throw new BadInputException("--rounds must be at least 1, got " + rounds);
     }
+    Optional<String> dropoutProblem = Bounds.LORA_DROPOUT.problem(loraDropout);
+    if (dropoutProblem.isPresent()) {
+      throw new BadInputException("--lora-dropout " + dropoutProblem.get());
+    }
     Path dir = workDir != null ? workDir : Files.createTempDirectory("kubetune-benchmark");
     Files.createDirectories(dir);
     scratch = dir;
@@ -174,6 +187,7 @@ final class Benchmark implements Callable<Integer> {
     modelNode.put("intermediate", config.intermediateSize());
     modelNode.put("vocab", config.vocabSize());
     result.put("batchSize", batchSize);
+    result.put("loraDropout", loraDropout);
     result.put("engine", engine);
     result.put("precision", precision.name());
     List<ObjectNode> measured = new ArrayList<>();
@@ -325,8 +339,12 @@ final class Benchmark implements Callable<Integer> {
    */
   private double[] train(
       Path model, Path data, LlamaConfig config, TrainingMethod method, boolean recompute) {
+    TrainingOptions defaults =
+        TrainingOptions.defaults(model, data, DatasetFormat.COMPLETION, scratch.resolve("out"));
     TrainingOptions options =
-        TrainingOptions.defaults(model, data, DatasetFormat.COMPLETION, scratch.resolve("out"))
+        defaults
+            .withRegularisation(
+                defaults.weightDecay(), defaults.maxGradNorm(), loraDropout, defaults.seed())
             .withMethod(method, loraRank, 2.0 * loraRank, TARGETS, config.numHiddenLayers())
             .withSchedule(steps, 1, 1e-4, batchSize, 1, 0)
             .withMaxSequenceLength(
@@ -470,7 +488,7 @@ final class Benchmark implements Callable<Integer> {
                 "--lora-alpha",
                 String.valueOf(2.0 * loraRank),
                 "--lora-dropout",
-                String.valueOf(Bounds.LORA_DROPOUT_DEFAULT),
+                String.valueOf(loraDropout),
                 "--target-modules",
                 String.join(",", TARGETS),
                 "--learning-rate",

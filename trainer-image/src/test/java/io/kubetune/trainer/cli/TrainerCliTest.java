@@ -368,10 +368,15 @@ class TrainerCliTest {
             "--peer-script",
             Testbed.script("peft_benchmark.py").toString(),
             "--peer-precisions",
-            "fp32");
+            "fp32",
+            "--lora-dropout",
+            "0");
     assertThat(run.code()).as(run.err()).isZero();
     JsonNode result = JSON.readTree(json.toFile());
     JsonNode peer = result.get("peer");
+    // Both sides train with the dropout asked for.
+    assertThat(result.get("loraDropout").asDouble()).isZero();
+    assertThat(peer.get("lora").get("fp32").get("loraDropout").asDouble()).isZero();
     assertThat(peer.get("engine").asText()).startsWith("torch ");
     assertThat(peer.get("gemmGflops").asDouble()).isPositive();
     for (String method : List.of("lora", "full")) {
@@ -387,6 +392,13 @@ class TrainerCliTest {
           .isEqualTo(result.get(method).get("trainableParameters").asLong());
     }
     assertThat(result.get("targets").get("loraSpeedupOverFull").has("met")).isTrue();
+  }
+
+  @Test
+  void benchmarkRefusesALoraDropoutOutsideTheFineTuneJobsRange() {
+    Run run = run("benchmark", "--lora-dropout", "1.5", "--work-dir", dir.toString());
+    assertThat(run.code()).isEqualTo(TrainerExitCodes.BAD_INPUT);
+    assertThat(run.err()).contains("--lora-dropout is 1.5; use a value in [0, 0.9]");
   }
 
   @Test
