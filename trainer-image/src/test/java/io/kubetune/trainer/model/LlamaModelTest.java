@@ -214,6 +214,8 @@ class LlamaModelTest {
       throws Exception {
     Path copy = dir.resolve("fused");
     TinyLlama.write(copy, TinyLlama.TEST_SIZE, true, 13);
+    // The B's below come from the engine's generator: seeded, they do not depend on test order.
+    ai.djl.engine.Engine.getInstance().setRandomSeed(13);
     try (NDManager scope = root.newSubManager()) {
       LlamaModel local = LlamaModel.load(copy, scope);
       long[][] ids = {{3, 1, 4, 1, 5, 9, 2, 6}, {2, 7, 1, 8, 2, 8, 1, 8}};
@@ -240,13 +242,18 @@ class LlamaModelTest {
       local.fuseFrozenProjections(name -> name.startsWith("model.layers.1.mlp."));
       assertThat(local.weights().get(key).toFloatArray()).containsExactly(keyWeight);
       float[][] fusedRun = logitsAndGradients(local, adapter, scope, ids);
-      // The same products, summed in another order in the input gradient: float noise only.
+      // The same products, summed in another order: float noise only. Fused, the q/k/v adapters
+      // also share one down-projection, which sums their input gradients inside one GEMM. This
+      // small network with large random B's amplifies rounding: scaling every B by (1 + 1e-7),
+      // about one ulp, moved these gradients by up to 2e-5 of their largest value (30 seeds), and
+      // fused against separate differed by up to 5.5e-5. A wrong member order or scaling would
+      // differ by the size of the values themselves.
       for (int i = 0; i < separate.length; i++) {
         float scale = maxAbsDiff(separate[i], new float[separate[i].length]);
         assertThat(scale).as("array %d", i).isGreaterThan(0f);
         assertThat(maxAbsDiff(fusedRun[i], separate[i]))
             .as("array %d", i)
-            .isLessThanOrEqualTo(1e-5f * scale);
+            .isLessThanOrEqualTo(2e-4f * scale);
       }
 
       // Merging writes through the views into the fused arrays the forward pass multiplies by.
