@@ -7,10 +7,12 @@ attention, sdpa), LoRA via peft.LoraConfig on the given modules (or every parame
 full fine-tuning), torch.optim.AdamW, gradient clipping by global norm, batch x length random
 token ids as inputs and labels (the model shifts them, as for KubeTune's completion rows).
 `--precision bf16` runs forward and loss under torch.autocast("cpu", torch.bfloat16), the peer's
-mixed-precision setting on CPU; weights, gradients and optimizer state stay fp32.
+mixed-precision setting on CPU; weights, gradients and optimizer state stay fp32. `--compile`
+wraps the model in torch.compile (the default inductor backend: fused C++ kernels for the
+element-wise chains, compiled with the host's C++ compiler during the warm-up steps).
 
-Prints one JSON object: tokensPerSecond, secondsPerStep, trainableParameters, losses,
-peakRssMiB, and (with --gemm) the fp32 and bf16 GEMM rates of this torch build.
+Prints one JSON object: tokensPerSecond, secondsPerStep, stepSeconds (every step, warm-up
+included), trainableParameters, losses, peakRssMiB, and (with --gemm) the fp32 and bf16 GEMM rates of this torch build.
 """
 import argparse
 import contextlib
@@ -57,6 +59,7 @@ def main():
     p.add_argument("--learning-rate", type=float, default=1e-4)
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--max-grad-norm", type=float, default=1.0)
+    p.add_argument("--compile", action="store_true", help="train the torch.compile'd model")
     p.add_argument("--gemm", action="store_true", help="also measure fp32 and bf16 GEMM rates")
     args = p.parse_args()
     if args.warmup_steps < 1 or args.steps <= args.warmup_steps:
@@ -79,6 +82,8 @@ def main():
         )
         model = get_peft_model(model, config)
     model.train()
+    if args.compile:
+        model = torch.compile(model)
     params = [q for q in model.parameters() if q.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.weight_decay)
     vocab = model.config.vocab_size
@@ -89,10 +94,12 @@ def main():
         else contextlib.nullcontext
     )
     losses = []
+    step_seconds = []
     started = None
     for step in range(args.steps):
+        step_started = time.perf_counter()
         if step == args.warmup_steps:
-            started = time.perf_counter()
+            started = step_started
         ids = torch.randint(0, vocab, (args.batch_size, args.sequence_length), generator=generator)
         with autocast():
             loss = model(input_ids=ids, labels=ids).loss
@@ -102,6 +109,7 @@ def main():
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(round(loss.item(), 6))
+        step_seconds.append(round(time.perf_counter() - step_started, 4))
     seconds = time.perf_counter() - started
     timed = args.steps - args.warmup_steps
     result = {
@@ -111,9 +119,11 @@ def main():
         "attention": getattr(model.config, "_attn_implementation", None),
         "method": args.method,
         "precision": args.precision,
+        "compiled": args.compile,
         "threads": torch.get_num_threads(),
         "tokensPerSecond": round(timed * args.batch_size * args.sequence_length / seconds, 3),
         "secondsPerStep": round(seconds / timed, 4),
+        "stepSeconds": step_seconds,
         "trainableParameters": sum(q.numel() for q in params),
         "loraDropout": args.lora_dropout if args.method == "lora" else None,
         "losses": losses,

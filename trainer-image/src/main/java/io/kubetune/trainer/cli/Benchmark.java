@@ -38,11 +38,11 @@ import picocli.CommandLine.Option;
  * or any Hugging Face folder ({@code --model}), next to the fp32 GEMM rate measured in the same
  * process. With {@code --peer-python} the same configuration (model, batch, LoRA on the same
  * modules, AdamW, clipping) also runs through transformers + PEFT
- * (src/test/python/peft_benchmark.py, one process per method and precision), and the JSON holds
- * both sides, the ratios and issue 10's targets. With {@code --rounds N} the whole measurement
- * repeats N times and every figure is the median over the rounds (each round kept under {@code
- * rounds}): this machine's speed drifts by up to a quarter within minutes. Writes JSON to stdout
- * and to {@code --output}.
+ * (src/test/python/peft_benchmark.py, one process per method and setting), and the JSON holds both
+ * sides, the ratios and issue 10's targets. With {@code --rounds N} the whole measurement repeats N
+ * times and every figure is the median over the rounds (each round kept under {@code rounds}): this
+ * machine's speed drifts by up to a quarter within minutes. Writes JSON to stdout and to {@code
+ * --output}.
  */
 @Command(
     name = "benchmark",
@@ -116,13 +116,14 @@ final class Benchmark implements Callable<Integer> {
   Path peerScript;
 
   @Option(
-      names = "--peer-precisions",
+      names = {"--peer-settings", "--peer-precisions"},
       split = ",",
       defaultValue = "fp32,bf16",
       description =
-          "The peer's settings to run: fp32, and bf16 (torch.autocast on CPU); the fastest is"
-              + " compared against.")
-  List<String> peerPrecisions;
+          "The peer's settings to run: fp32, bf16 (torch.autocast on CPU), and either with"
+              + " -compiled (torch.compile, inductor): fp32-compiled, bf16-compiled; the fastest"
+              + " is compared against.")
+  List<String> peerSettings;
 
   @Option(
       names = "--gradient-checkpointing",
@@ -161,6 +162,8 @@ final class Benchmark implements Callable<Integer> {
     if (dropoutProblem.isPresent()) {
       throw new BadInputException("--lora-dropout " + dropoutProblem.get());
     }
+    // Refused before anything runs, not after KubeTune's runs.
+    peerSettings.forEach(PeerSetting::parse);
     Path dir = workDir != null ? workDir : Files.createTempDirectory("kubetune-benchmark");
     Files.createDirectories(dir);
     scratch = dir;
@@ -368,8 +371,8 @@ final class Benchmark implements Callable<Integer> {
   }
 
   /**
-   * Runs every (method, precision) of the peer, each in its own process, adds {@code peer} with the
-   * fastest precision per method, and {@code ratios} and {@code targets} (issue 10's goals) to the
+   * Runs every (method, setting) of the peer, each in its own process, adds {@code peer} with the
+   * fastest setting per method, and {@code ratios} and {@code targets} (issue 10's goals) to the
    * result. Ratios above 1 favour KubeTune for speed; for memory, below 1 does.
    */
   private void comparePeer(ObjectNode result, Path model, int tokensPerRow) throws IOException {
@@ -378,13 +381,11 @@ final class Benchmark implements Callable<Integer> {
     Map<String, ObjectNode> fastest = new LinkedHashMap<>();
     boolean gemmMeasured = false;
     for (String method : List.of("lora", "full")) {
-      ObjectNode byPrecision = peer.putObject(method);
-      for (String precision : peerPrecisions) {
-        if (!precision.equals("fp32") && !precision.equals("bf16")) {
-          throw new BadInputException(
-              "--peer-precisions: unknown setting '" + precision + "'; use fp32 and/or bf16");
-        }
-        ObjectNode run = runPeer(model, method, precision, tokensPerRow, !gemmMeasured);
+      ObjectNode bySetting = peer.putObject(method);
+      for (String name : peerSettings) {
+        ObjectNode run =
+            runPeer(model, method, PeerSetting.parse(name), tokensPerRow, !gemmMeasured);
+        run.put("setting", name);
         if (!gemmMeasured) {
           peer.put("engine", run.path("engine").asText());
           peer.put("transformers", run.path("transformers").asText());
@@ -397,7 +398,7 @@ final class Benchmark implements Callable<Integer> {
         for (String key : List.of("engine", "transformers", "peft", "attention", "method")) {
           run.remove(key);
         }
-        byPrecision.set(precision, run);
+        bySetting.set(name, run);
         ObjectNode best = fastest.get(method);
         if (best == null
             || run.get("tokensPerSecond").asDouble() > best.get("tokensPerSecond").asDouble()) {
@@ -405,11 +406,11 @@ final class Benchmark implements Callable<Integer> {
         }
       }
       ObjectNode best = fastest.get(method);
-      byPrecision.put("fastest", best.get("precision").asText());
+      bySetting.put("fastest", best.get("setting").asText());
       ObjectNode ours = (ObjectNode) result.get(method);
       double speed =
           ours.get("tokensPerSecond").asDouble() / best.get("tokensPerSecond").asDouble();
-      ObjectNode fp32 = (ObjectNode) byPrecision.get("fp32");
+      ObjectNode fp32 = (ObjectNode) bySetting.get("fp32");
       ObjectNode ratio = ratios.putObject(method);
       ratio.put("tokensPerSecondVsPeerFastest", round(speed));
       if (fp32 != null) {
@@ -432,6 +433,27 @@ final class Benchmark implements Callable<Integer> {
         "gemmVsPeer",
         round(result.get("gemmGflops").asDouble() / peer.get("gemmGflops").asDouble()));
     putTargets(result);
+  }
+
+  /**
+   * One configuration of the peer: a precision, run eagerly or under {@code torch.compile} (the
+   * default inductor backend, which generates fused C++ kernels for the element-wise chains).
+   */
+  record PeerSetting(String precision, boolean compiled) {
+    private static final String COMPILED = "-compiled";
+
+    /** The setting {@code name} (fp32, bf16, fp32-compiled, bf16-compiled), or bad input. */
+    static PeerSetting parse(String name) {
+      boolean compiled = name.endsWith(COMPILED);
+      String precision = compiled ? name.substring(0, name.length() - COMPILED.length()) : name;
+      if (!precision.equals("fp32") && !precision.equals("bf16")) {
+        throw new BadInputException(
+            "--peer-settings: unknown setting '"
+                + name
+                + "'; use fp32, bf16, fp32-compiled or bf16-compiled");
+      }
+      return new PeerSetting(precision, compiled);
+    }
   }
 
   /** Issue 10's goals, judged on {@code result}'s ratios and LoRA-over-full speed-up. */
@@ -460,7 +482,7 @@ final class Benchmark implements Callable<Integer> {
 
   /** One peer configuration in its own Python process, with the same intra-op thread count. */
   private ObjectNode runPeer(
-      Path model, String method, String precision, int tokensPerRow, boolean gemm)
+      Path model, String method, PeerSetting setting, int tokensPerRow, boolean gemm)
       throws IOException {
     List<String> command =
         new ArrayList<>(
@@ -472,7 +494,7 @@ final class Benchmark implements Callable<Integer> {
                 "--method",
                 method,
                 "--precision",
-                precision,
+                setting.precision(),
                 "--threads",
                 String.valueOf(JniUtils.getNumThreads()),
                 "--batch-size",
@@ -497,6 +519,9 @@ final class Benchmark implements Callable<Integer> {
                 String.valueOf(Bounds.WEIGHT_DECAY_DEFAULT),
                 "--max-grad-norm",
                 String.valueOf(Bounds.MAX_GRAD_NORM_DEFAULT)));
+    if (setting.compiled()) {
+      command.add("--compile");
+    }
     if (gemm) {
       command.add("--gemm");
     }

@@ -367,8 +367,8 @@ class TrainerCliTest {
             Testbed.python().toString(),
             "--peer-script",
             Testbed.script("peft_benchmark.py").toString(),
-            "--peer-precisions",
-            "fp32",
+            "--peer-settings",
+            "fp32,fp32-compiled",
             "--lora-dropout",
             "0");
     assertThat(run.code()).as(run.err()).isZero();
@@ -381,9 +381,24 @@ class TrainerCliTest {
     assertThat(peer.get("gemmGflops").asDouble()).isPositive();
     for (String method : List.of("lora", "full")) {
       JsonNode fp32 = peer.get(method).get("fp32");
+      JsonNode compiled = peer.get(method).get("fp32-compiled");
       assertThat(fp32.get("tokensPerSecond").asDouble()).isPositive();
       assertThat(fp32.get("peakRssMiB").asLong()).isPositive();
-      assertThat(peer.get(method).get("fastest").asText()).isEqualTo("fp32");
+      assertThat(fp32.get("compiled").asBoolean()).isFalse();
+      // The same training under torch.compile: the same losses up to the fused kernels' rounding.
+      assertThat(compiled.get("compiled").asBoolean()).isTrue();
+      assertThat(compiled.get("precision").asText()).isEqualTo("fp32");
+      assertThat(compiled.get("tokensPerSecond").asDouble()).isPositive();
+      assertThat(compiled.get("losses").get(0).asDouble())
+          .isCloseTo(fp32.get("losses").get(0).asDouble(), within(1e-3));
+      // The ratio is taken against whichever setting was faster.
+      String fastest = peer.get(method).get("fastest").asText();
+      assertThat(fastest).isIn("fp32", "fp32-compiled");
+      assertThat(peer.get(method).get(fastest).get("tokensPerSecond").asDouble())
+          .isEqualTo(
+              Math.max(
+                  fp32.get("tokensPerSecond").asDouble(),
+                  compiled.get("tokensPerSecond").asDouble()));
       assertThat(result.get(method).get("peakRssMiB").asLong()).isPositive();
       assertThat(result.get("ratios").get(method).get("tokensPerSecondVsPeerFastest").asDouble())
           .isPositive();
@@ -399,6 +414,19 @@ class TrainerCliTest {
     Run run = run("benchmark", "--lora-dropout", "1.5", "--work-dir", dir.toString());
     assertThat(run.code()).isEqualTo(TrainerExitCodes.BAD_INPUT);
     assertThat(run.err()).contains("--lora-dropout is 1.5; use a value in [0, 0.9]");
+  }
+
+  @Test
+  void benchmarkRefusesAnUnknownPeerSettingBeforeRunningAnything() {
+    Path work = dir.resolve("refused-peer-setting");
+    Run run = run("benchmark", "--peer-settings", "fp32,fp16", "--work-dir", work.toString());
+    assertThat(run.code()).isEqualTo(TrainerExitCodes.BAD_INPUT);
+    assertThat(run.err())
+        .contains(
+            "--peer-settings: unknown setting 'fp16'; use fp32, bf16, fp32-compiled or"
+                + " bf16-compiled");
+    // Refused up front: no model was generated, no training ran.
+    assertThat(work.resolve("model")).doesNotExist();
   }
 
   @Test
