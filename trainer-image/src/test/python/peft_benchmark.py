@@ -11,8 +11,9 @@ mixed-precision setting on CPU; weights, gradients and optimizer state stay fp32
 wraps the model in torch.compile (the default inductor backend: fused C++ kernels for the
 element-wise chains, compiled with the host's C++ compiler during the warm-up steps).
 
-Prints one JSON object: tokensPerSecond, secondsPerStep, stepSeconds (every step, warm-up
-included), trainableParameters, losses, peakRssMiB, and (with --gemm) the fp32 and bf16 GEMM rates of this torch build.
+Prints one JSON object: precision, compiled, tokensPerSecond, secondsPerStep, stepSeconds (every
+step, warm-up included), trainableParameters, losses, peakRssMiB, and (with --gemm) the fp32 and
+bf16 GEMM rates of this torch build.
 """
 import argparse
 import contextlib
