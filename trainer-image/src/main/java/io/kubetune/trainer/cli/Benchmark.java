@@ -14,6 +14,7 @@ import io.kubetune.api.v1alpha1.HyperparametersSpec.Precision;
 import io.kubetune.trainer.BadInputException;
 import io.kubetune.trainer.data.DatasetFormat;
 import io.kubetune.trainer.model.LlamaConfig;
+import io.kubetune.trainer.model.NativeKernels;
 import io.kubetune.trainer.model.TinyLlama;
 import io.kubetune.trainer.train.FineTuner;
 import io.kubetune.trainer.train.ProgressReporter;
@@ -192,6 +193,12 @@ final class Benchmark implements Callable<Integer> {
     result.put("batchSize", batchSize);
     result.put("loraDropout", loraDropout);
     result.put("engine", engine);
+    // Whether LoRA dropout ran through KubeTune's native operator (see NativeKernels).
+    NativeKernels.Status kernels = NativeKernels.status();
+    result
+        .putObject("nativeKernels")
+        .put("loaded", kernels.loaded())
+        .put("detail", kernels.detail());
     result.put("precision", precision.name());
     List<ObjectNode> measured = new ArrayList<>();
     for (int round = 0; round < rounds; round++) {

@@ -909,10 +909,11 @@ public final class LlamaModel implements AutoCloseable {
   /**
    * {@code y (rows, out)}, the base projections of x by {@code modules} side by side, plus each
    * targeted module's scaling·B·A·dropout(x), shaped like x with the last axis {@code out}. The
-   * rank-r activations come from one product for the whole group when the members read the same x
-   * (no dropout), else from one product per member (each draws its own dropout mask, as PEFT does);
-   * see {@link LayerKernels#downProjections}. The up-projections are added into y in place by one
-   * product (see {@link LayerKernels#addUpProjections}).
+   * rank-r activations of the whole group come from one call: without dropout one product ({@link
+   * LayerKernels#downProjections}), with it {@link LoraKernels#downProjections}, where each member
+   * draws its own dropout mask, as PEFT does (one call per member when their ranks differ). The
+   * up-projections are added into y in place by one product (see {@link
+   * LayerKernels#addUpProjections}).
    */
   private NDArray withAdapters(
       NDArray x, NDArray y, int layer, List<String> modules, boolean training, Constants c) {
@@ -929,7 +930,8 @@ public final class LlamaModel implements AutoCloseable {
   private NDArray addAdapters(
       NDArray x, NDArray y, int layer, List<String> modules, boolean training, Constants c) {
     boolean dropout = training && adapter.dropout() > 0;
-    List<NDArray> activations = new ArrayList<>(modules.size());
+    // Kept inputs are not rescaled by 1/(1-p) (see LoraKernels): the rank-r activations are.
+    double keptScale = dropout ? 1 / (1 - adapter.dropout()) : 1;
     List<NDArray> downs = new ArrayList<>(modules.size());
     List<Double> scalings = new ArrayList<>(modules.size());
     List<NDArray> upTransposed = new ArrayList<>(modules.size());
@@ -941,21 +943,9 @@ public final class LlamaModel implements AutoCloseable {
         // Views of the adapter's A and B with handles of this layer's own: the calls rename them.
         NDArray a = adapter.a(name).reshape(adapter.a(name).getShape());
         a.attach(scope);
-        double scaling = adapter.scaling(name);
-        if (dropout) {
-          // The kept inputs are not rescaled by 1/(1-p) (see LoraKernels): the rank-r activations
-          // are, which is the same product with a much smaller multiply.
-          activations.add(
-              layerKernels()
-                  .downProjections(
-                      dropoutKernels().dropout(x),
-                      List.of(a),
-                      scalar(c.step(), scaling / (1 - adapter.dropout()))));
-        } else {
-          downs.add(a);
-          for (long i = a.getShape().get(0); i > 0; i--) {
-            scalings.add(scaling);
-          }
+        downs.add(a);
+        for (long i = a.getShape().get(0); i > 0; i--) {
+          scalings.add(adapter.scaling(name) * keptScale);
         }
         bt = adapter.b(name).transpose();
       } else {
@@ -964,8 +954,21 @@ public final class LlamaModel implements AutoCloseable {
       bt.attach(scope);
       upTransposed.add(bt);
     }
+    List<NDArray> activations = new ArrayList<>(modules.size());
     if (!dropout) {
       activations.add(layerKernels().downProjections(x, downs, scalingArray(c.step(), scalings)));
+    } else if (downs.stream().map(a -> a.getShape().get(0)).distinct().count() == 1) {
+      activations.add(dropoutKernels().downProjections(x, downs, scalingArray(c.step(), scalings)));
+    } else {
+      // Members of different ranks (a rank pattern): one call each, each with its own mask.
+      int column = 0;
+      for (NDArray a : downs) {
+        int rank = (int) a.getShape().get(0);
+        List<Double> own = scalings.subList(column, column + rank);
+        activations.add(
+            dropoutKernels().downProjections(x, List.of(a), scalingArray(c.step(), own)));
+        column += rank;
+      }
     }
     return layerKernels().addUpProjections(activations, upTransposed, y);
   }

@@ -2,12 +2,19 @@ package io.kubetune.trainer.model;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
+import static org.assertj.core.api.Assumptions.assumeThat;
 
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.BiFunction;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -15,84 +22,193 @@ import org.junit.jupiter.params.provider.CsvSource;
 class LoraKernelsTest {
   @Test
   void refusesProbabilitiesOutsideTheOpenUnitInterval() {
-    assertThatThrownBy(() -> LoraKernels.source(0, 6)).hasMessageContaining("(0, 1)");
-    assertThatThrownBy(() -> LoraKernels.source(1, 6)).hasMessageContaining("(0, 1)");
+    assertThatThrownBy(() -> LoraKernels.source(0, 6, true)).hasMessageContaining("(0, 1)");
+    assertThatThrownBy(() -> LoraKernels.source(1, 6, false)).hasMessageContaining("(0, 1)");
   }
 
-  /**
-   * p = 0.7 draws the kept positions instead of the dropped ones; a margin of -3 sigmas draws too
-   * few gaps at first, so the top-up loop runs.
-   */
-  @ParameterizedTest
-  @CsvSource({"0.05, 6", "0.5, 6", "0.7, 6", "0.05, -3"})
-  void dropsEachElementIndependentlyWithProbabilityPAndKeepsTheRestUnscaled(
-      double p, double marginSigmas) {
-    Shape shape = new Shape(1023, 1025);
+  /** The build makes the native operator for this platform; its absence here is a build fault. */
+  @Test
+  void nativeKernelsLoadOnLinuxX86_64AndAreUsedOnTheCpu() {
+    assumeThat(System.getProperty("os.name") + "-" + System.getProperty("os.arch"))
+        .isEqualTo("Linux-amd64");
+    assertThat(NativeKernels.status().loaded()).as(NativeKernels.status().detail()).isTrue();
     try (NDManager manager = NDManager.newBaseManager();
-        LoraKernels kernels = LoraKernels.compile(manager, p, marginSigmas)) {
-      NDArray x = manager.randomUniform(1f, 2f, shape);
-      float[] in = x.toFloatArray();
-      float[] first = kernels.dropout(x).toFloatArray();
-      float[] second = kernels.dropout(x).toFloatArray();
-      long n = in.length;
-      long dropped = 0;
-      long droppedBoth = 0;
-      long droppedWithNeighbour = 0;
-      // Neighbouring elements must be independent too.
-      for (int i = 0; i < n; i++) {
-        assertThat(first[i] == 0f || first[i] == in[i]).as("element %d", i).isTrue();
-        boolean gone = first[i] == 0f;
-        dropped += gone ? 1 : 0;
-        droppedBoth += gone && second[i] == 0f ? 1 : 0;
-        droppedWithNeighbour += gone && i + 1 < n && first[i + 1] == 0f ? 1 : 0;
-      }
-      double sigma = Math.sqrt(n * p * (1 - p));
-      assertThat((double) dropped).isBetween(n * p - 5 * sigma, n * p + 5 * sigma);
-      double pairSigma = Math.sqrt(n * p * p);
-      assertThat((double) droppedBoth)
-          .isBetween(n * p * p - 5 * pairSigma, n * p * p + 5 * pairSigma);
-      assertThat((double) droppedWithNeighbour)
-          .isBetween(n * p * p - 5 * pairSigma, n * p * p + 5 * pairSigma);
+        LoraKernels kernels = LoraKernels.compile(manager, 0.05)) {
+      assertThat(kernels.nativeKernel()).isTrue();
     }
   }
 
-  @Test
-  void reseedingTheEngineDrawsTheSameMask() {
+  /**
+   * With identity A's (rank = in) member i's block is dropout_i(x) itself, so the masks can be read
+   * off. p = 0.7 draws the kept positions instead of the dropped ones; a margin of -3 sigmas draws
+   * too few gaps at first, so the top-up loop runs.
+   */
+  @ParameterizedTest
+  @CsvSource({
+    "0.05, 6, true",
+    "0.5, 6, true",
+    "0.7, 6, true",
+    "0.05, -3, true",
+    "0.05, 6, false",
+    "0.7, 6, false",
+    "0.05, -3, false"
+  })
+  void eachMemberDropsEachElementIndependentlyWithProbabilityPAndKeepsTheRestUnscaled(
+      double p, double marginSigmas, boolean nativeKernel) {
+    int rows = 1023;
+    int width = 65;
     try (NDManager manager = NDManager.newBaseManager();
-        LoraKernels kernels = LoraKernels.compile(manager, 0.3)) {
+        LoraKernels kernels = LoraKernels.compile(manager, p, marginSigmas, nativeKernel)) {
+      NDArray x = manager.randomUniform(1f, 2f, new Shape(rows, width));
+      float[] in = x.toFloatArray();
+      List<NDArray> identities = List.of(manager.eye(width), manager.eye(width));
+      float[] first = kernels.downProjections(x, identities, manager.create(1f)).toFloatArray();
+      float[] second = kernels.downProjections(x, identities, manager.create(1f)).toFloatArray();
+      long n = (long) rows * width;
+      long[] dropped = new long[2];
+      long droppedByBothMembers = 0;
+      long droppedInBothCalls = 0;
+      long droppedWithNeighbour = 0;
+      for (int row = 0; row < rows; row++) {
+        for (int col = 0; col < width; col++) {
+          float value = in[row * width + col];
+          boolean[] gone = new boolean[2];
+          for (int member = 0; member < 2; member++) {
+            int at = row * 2 * width + member * width + col;
+            assertThat(first[at] == 0f || first[at] == value)
+                .as("member %d, element (%d, %d): %s of %s", member, row, col, first[at], value)
+                .isTrue();
+            gone[member] = first[at] == 0f;
+            dropped[member] += gone[member] ? 1 : 0;
+          }
+          int at = row * 2 * width + col;
+          droppedByBothMembers += gone[0] && gone[1] ? 1 : 0;
+          droppedInBothCalls += gone[0] && second[at] == 0f ? 1 : 0;
+          // Neighbouring elements must be independent too.
+          droppedWithNeighbour += gone[0] && col + 1 < width && first[at + 1] == 0f ? 1 : 0;
+        }
+      }
+      double sigma = Math.sqrt(n * p * (1 - p));
+      for (long count : dropped) {
+        assertThat((double) count).isBetween(n * p - 5 * sigma, n * p + 5 * sigma);
+      }
+      double pairSigma = Math.sqrt(n * p * p);
+      double pairs = n * p * p;
+      assertThat((double) droppedByBothMembers)
+          .isBetween(pairs - 5 * pairSigma, pairs + 5 * pairSigma);
+      assertThat((double) droppedInBothCalls)
+          .isBetween(pairs - 5 * pairSigma, pairs + 5 * pairSigma);
+      double neighbours = rows * (width - 1) * p * p;
+      assertThat((double) droppedWithNeighbour)
+          .isBetween(neighbours - 5 * pairSigma, neighbours + 5 * pairSigma);
+    }
+  }
+
+  @ParameterizedTest
+  @CsvSource({"true", "false"})
+  void reseedingTheEngineDrawsTheSameMasks(boolean nativeKernel) {
+    try (NDManager manager = NDManager.newBaseManager();
+        LoraKernels kernels = LoraKernels.compile(manager, 0.3, 6, nativeKernel)) {
       NDArray x = manager.ones(new Shape(64, 33));
+      List<NDArray> a = List.of(manager.eye(33));
       Engine.getInstance().setRandomSeed(7);
-      float[] first = kernels.dropout(x).toFloatArray();
-      float[] other = kernels.dropout(x).toFloatArray();
+      float[] first = kernels.downProjections(x, a, manager.create(1f)).toFloatArray();
+      float[] other = kernels.downProjections(x, a, manager.create(1f)).toFloatArray();
       Engine.getInstance().setRandomSeed(7);
-      float[] again = kernels.dropout(x).toFloatArray();
+      float[] again = kernels.downProjections(x, a, manager.create(1f)).toFloatArray();
       assertThat(again).containsExactly(first);
       assertThat(other).isNotEqualTo(first);
     }
   }
 
-  @Test
-  void gradientPassesThroughKeptElementsOnly() {
+  /**
+   * Output and gradients equal masking x and multiplying, the way PEFT computes it, for three
+   * members of rank 4 and a per-column scaling. The masks come from a run with identity A's under
+   * the same seed: the draws depend only on the number of positions, members · rows · in.
+   */
+  @ParameterizedTest
+  @CsvSource({"0.1, true", "0.7, true", "0.1, false", "0.7, false"})
+  void activationsAndGradientsEqualMaskingThenMultiplying(double p, boolean nativeKernel) {
+    int rows = 48;
+    int width = 40;
+    int rank = 4;
+    int members = 3;
     try (NDManager manager = NDManager.newBaseManager();
-        LoraKernels kernels = LoraKernels.compile(manager, 0.4)) {
-      NDArray x = manager.randomUniform(1f, 2f, new Shape(16, 40));
-      NDArray w = manager.randomUniform(-1f, 1f, new Shape(16, 40));
-      x.setRequiresGradient(true);
-      float[] out;
-      try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
-        NDArray y = kernels.dropout(x);
-        out = y.toFloatArray();
-        collector.backward(y.mul(w).sum());
+        LoraKernels kernels = LoraKernels.compile(manager, p, 6, nativeKernel)) {
+      List<NDArray> identities = new ArrayList<>();
+      for (int i = 0; i < members; i++) {
+        identities.add(manager.eye(width));
       }
-      float[] gradient = x.getGradient().toFloatArray();
-      float[] weights = w.toFloatArray();
-      int kept = 0;
-      for (int i = 0; i < out.length; i++) {
-        boolean keptHere = out[i] != 0f;
-        kept += keptHere ? 1 : 0;
-        assertThat(gradient[i]).isEqualTo(keptHere ? weights[i] : 0f);
+      Engine.getInstance().setRandomSeed(11);
+      NDArray masks =
+          kernels
+              .downProjections(manager.ones(new Shape(rows, width)), identities, manager.create(1f))
+              .reshape(rows, members, width);
+
+      NDArray x = manager.randomUniform(-1f, 1f, new Shape(rows, width));
+      List<NDArray> a = new ArrayList<>();
+      for (int i = 0; i < members; i++) {
+        a.add(manager.randomUniform(-1f, 1f, new Shape(rank, width)));
       }
-      assertThat(kept).isBetween(1, out.length - 1);
+      float[] columnScaling = new float[members * rank];
+      for (int i = 0; i < columnScaling.length; i++) {
+        columnScaling[i] = 0.5f + i / 8f;
+      }
+      NDArray scaling = manager.create(columnScaling);
+      NDArray weights = manager.randomUniform(-1f, 1f, new Shape(rows, members * rank));
+
+      Engine.getInstance().setRandomSeed(11);
+      Gradients fast =
+          gradients(x, a, weights, (xs, as) -> kernels.downProjections(xs, as, scaling));
+      Gradients reference =
+          gradients(
+              x,
+              a,
+              weights,
+              (xs, as) -> {
+                NDArray[] blocks = new NDArray[members];
+                for (int i = 0; i < members; i++) {
+                  NDArray mask = masks.get(":, " + i + ", :");
+                  blocks[i] = xs.mul(mask).matMul(as.get(i).transpose());
+                }
+                return NDArrays.concat(new NDList(blocks), 1).mul(scaling);
+              });
+      assertClose(fast.output(), reference.output());
+      assertClose(fast.x(), reference.x());
+      for (int i = 0; i < members; i++) {
+        assertClose(fast.a().get(i), reference.a().get(i));
+      }
+    }
+  }
+
+  private record Gradients(float[] output, float[] x, List<float[]> a) {}
+
+  /** f's output and the gradients of sum(f(x, a) · weights), on fresh copies of x and the A's. */
+  private static Gradients gradients(
+      NDArray x, List<NDArray> a, NDArray weights, BiFunction<NDArray, List<NDArray>, NDArray> f) {
+    NDArray xs = x.duplicate();
+    xs.setRequiresGradient(true);
+    List<NDArray> as = new ArrayList<>();
+    for (NDArray m : a) {
+      NDArray copy = m.duplicate();
+      copy.setRequiresGradient(true);
+      as.add(copy);
+    }
+    float[] output;
+    try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+      NDArray y = f.apply(xs, as);
+      output = y.toFloatArray();
+      collector.backward(y.mul(weights).sum());
+    }
+    List<float[]> aGradients = new ArrayList<>();
+    as.forEach(m -> aGradients.add(m.getGradient().toFloatArray()));
+    return new Gradients(output, xs.getGradient().toFloatArray(), aGradients);
+  }
+
+  private static void assertClose(float[] actual, float[] expected) {
+    assertThat(actual).hasSameSizeAs(expected);
+    for (int i = 0; i < actual.length; i++) {
+      assertThat(actual[i]).as("element %d", i).isCloseTo(expected[i], within(1e-5f));
     }
   }
 }

@@ -1,0 +1,95 @@
+package io.kubetune.trainer.model;
+
+import ai.djl.engine.Engine;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+
+/**
+ * KubeTune's own libtorch operators ({@code src/main/native/kubetune_kernels.cpp}, registered as
+ * {@code torch.ops.kubetune.*}), loaded once into the process.
+ *
+ * <p>The build puts the library into the jar for linux-x86_64 only. It links against libtorch by
+ * name, so it is loaded after DJL's engine has loaded libtorch, from a copy in DJL's cache
+ * directory (named by the library's hash, so builds do not overwrite each other's copy). Where the
+ * jar has no library for the platform, the kernels that use it fall back to libtorch's ops and
+ * {@link #status} says why; a library that is there but fails to load is an error, not a fallback.
+ */
+public final class NativeKernels {
+  private static final String RESOURCE = "/native/linux-x86_64/libkubetune_kernels.so";
+
+  private static Status status;
+
+  /**
+   * @param loaded whether the operators are registered in this process
+   * @param detail where the library was loaded from, or why it was not
+   */
+  public record Status(boolean loaded, String detail) {}
+
+  private NativeKernels() {}
+
+  /** Loads the library on the first call; whether it is loaded, and from where or why not. */
+  public static synchronized Status status() {
+    if (status == null) {
+      status = load();
+    }
+    return status;
+  }
+
+  private static Status load() {
+    String platform = System.getProperty("os.name") + "-" + System.getProperty("os.arch");
+    if (!platform.equals("Linux-amd64")) {
+      return new Status(false, "not built for " + platform + " (linux-x86_64 only)");
+    }
+    byte[] library;
+    try (InputStream in = NativeKernels.class.getResourceAsStream(RESOURCE)) {
+      if (in == null) {
+        return new Status(false, "not in this build (no " + RESOURCE + " on the classpath)");
+      }
+      library = in.readAllBytes();
+    } catch (IOException e) {
+      throw new UncheckedIOException("reading " + RESOURCE, e);
+    }
+    // libtorch first: the library's references to it resolve against the loaded copy.
+    Engine.getEngine("PyTorch");
+    Path file = cacheDirectory().resolve("kubetune-kernels-" + sha256(library) + ".so");
+    try {
+      if (!Files.exists(file)) {
+        Files.createDirectories(file.getParent());
+        Path partial = Files.createTempFile(file.getParent(), "kubetune-kernels", ".tmp");
+        Files.write(partial, library);
+        Files.move(partial, file, StandardCopyOption.ATOMIC_MOVE);
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("writing the native kernels to " + file, e);
+    }
+    try {
+      System.load(file.toString());
+    } catch (UnsatisfiedLinkError e) {
+      throw new IllegalStateException(
+          "the native kernels in " + file + " do not load into this libtorch: " + e.getMessage(),
+          e);
+    }
+    return new Status(true, file.toString());
+  }
+
+  /** DJL's cache directory (where it extracts libtorch), else the temporary directory. */
+  private static Path cacheDirectory() {
+    String dir = System.getProperty("DJL_CACHE_DIR", System.getenv("DJL_CACHE_DIR"));
+    return Path.of(dir != null ? dir : System.getProperty("java.io.tmpdir"));
+  }
+
+  private static String sha256(byte[] bytes) {
+    try {
+      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes), 0, 8);
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+}
