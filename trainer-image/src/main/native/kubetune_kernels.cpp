@@ -14,6 +14,23 @@ using at::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
+// Where position p = (member * rows + row) * width + col of the members' virtual copies of x
+// (rows, width) lands: x's flat index, the offset of the member's r activations in row `row`
+// ((rows, members * r) activations), and of its r weights for column `col` ((members, width, r)).
+struct Place {
+  int64_t within;
+  int64_t activations;
+  int64_t weights;
+};
+
+inline Place place(int64_t p, int64_t rows, int64_t width, int64_t members, int64_t rank) {
+  int64_t member = p / (rows * width);
+  int64_t within = p - member * rows * width;
+  int64_t row = within / width;
+  int64_t col = within - row * width;
+  return {within, (row * members + member) * rank, (member * width + col) * rank};
+}
+
 // What the dropped (or, for p > 0.5, the kept) elements of x contribute to the adapters'
 // down-projections, side by side: for each position p = (member * rows + row) * in + col of the
 // sorted positions, rare[row, member * r + j] += x[row, col] * a[member * r + j, col], where a is
@@ -38,15 +55,11 @@ class RareDownProjections : public torch::autograd::Function<RareDownProjections
     const float* cp = columns.data_ptr<float>();
     const int64_t* pp = sorted.data_ptr<int64_t>();
     float* rp = rare.data_ptr<float>();
-    int64_t perMember = rows * width;
     for (int64_t k = 0, n = sorted.numel(); k < n; k++) {
-      int64_t member = pp[k] / perMember;
-      int64_t within = pp[k] - member * perMember;
-      int64_t row = within / width;
-      int64_t col = within - row * width;
-      float value = xp[within];
-      const float* weights = cp + (member * width + col) * rank;
-      float* out = rp + row * members * rank + member * rank;
+      Place at = place(pp[k], rows, width, members, rank);
+      float value = xp[at.within];
+      const float* weights = cp + at.weights;
+      float* out = rp + at.activations;
       for (int64_t j = 0; j < rank; j++) {
         out[j] += value * weights[j];
       }
@@ -76,23 +89,19 @@ class RareDownProjections : public torch::autograd::Function<RareDownProjections
     const int64_t* pp = sorted.data_ptr<int64_t>();
     float* gxp = wantX ? gx.data_ptr<float>() : nullptr;
     float* gcp = wantA ? gColumns.data_ptr<float>() : nullptr;
-    int64_t perMember = rows * width;
     for (int64_t k = 0, n = sorted.numel(); k < n; k++) {
-      int64_t member = pp[k] / perMember;
-      int64_t within = pp[k] - member * perMember;
-      int64_t row = within / width;
-      int64_t col = within - row * width;
-      const float* gradient = gp + row * members * rank + member * rank;
-      int64_t column = (member * width + col) * rank;
+      Place at = place(pp[k], rows, width, members, rank);
+      const float* gradient = gp + at.activations;
+      int64_t column = at.weights;
       if (wantX) {
         float sum = 0.f;
         for (int64_t j = 0; j < rank; j++) {
           sum += gradient[j] * cp[column + j];
         }
-        gxp[within] += sum;
+        gxp[at.within] += sum;
       }
       if (wantA) {
-        float value = xp[within];
+        float value = xp[at.within];
         for (int64_t j = 0; j < rank; j++) {
           gcp[column + j] += value * gradient[j];
         }
