@@ -15,11 +15,14 @@ import java.util.Locale;
  * the dropped elements (of the kept ones when p > 0.5) are the running sums of geometric gaps,
  * which is exactly how the successes of independent Bernoulli(p) trials are spaced. That is n·p
  * draws instead of n, about 20x fewer at the usual p = 0.05. The dropout is then applied to the
- * adapters' down-projections by position (see {@link #downProjections}): no mask and no masked copy
- * of the input is built, and autograd keeps the positions and the gathered values (about 12 bytes
- * per dropped element) instead. The draws come from libtorch's default generator and their number
- * depends only on the draws themselves, so reseeding the generator reproduces the masks (resume and
- * recomputation rely on that); on CUDA they come from its Philox generator.
+ * adapters' down-projections by position (see {@link #downProjections}): no float mask is built.
+ * With KubeTune's native operator no masked copy of the input is made either, and autograd keeps
+ * only the positions (8 bytes per dropped element) besides x and the A's, which the undropped
+ * product keeps anyway; without it (other platforms, GPUs) each member zeroes its dropped elements
+ * in a copy of x ({@code index_fill} by position), which autograd keeps. The draws come from
+ * libtorch's default generator and their number depends only on the draws themselves, so reseeding
+ * the generator reproduces the masks (resume and recomputation rely on that); on CUDA they come
+ * from its Philox generator.
  *
  * <p>Kept elements are not rescaled by 1/(1-p): the caller folds that factor into the adapter's
  * scaling, which multiplies the rank-r activations, a much smaller array.
