@@ -335,6 +335,8 @@ class TrainerCliTest {
     assertThat(result.get("lora").get("peakRssMiB").asLong())
         .isEqualTo(result.get("rounds").get(0).get("lora").get("peakRssMiB").asLong());
     assertThat(result.get("gemmGflops").asDouble()).isPositive();
+    assertThat(result.get("gemmGflopsBf16").asDouble()).isPositive();
+    assertThat(result.get("gemmGflopsBf16Samples")).hasSize(3);
     assertThat(result.get("lora").get("tokensPerSecond").asDouble()).isPositive();
     assertThat(result.get("full").get("shareOfGemmPeak").asDouble()).isPositive();
     assertThat(result.get("lora").get("trainableParameters").asLong())
@@ -379,6 +381,11 @@ class TrainerCliTest {
     assertThat(peer.get("lora").get("fp32").get("loraDropout").asDouble()).isZero();
     assertThat(peer.get("engine").asText()).startsWith("torch ");
     assertThat(peer.get("gemmGflops").asDouble()).isPositive();
+    // Both engines' bf16 GEMM rates, side by side.
+    assertThat(result.get("ratios").get("gemmBf16VsPeer").asDouble())
+        .isCloseTo(
+            result.get("gemmGflopsBf16").asDouble() / peer.get("gemmGflopsBf16").asDouble(),
+            within(0.002));
     for (String method : List.of("lora", "full")) {
       JsonNode fp32 = peer.get(method).get("fp32");
       JsonNode compiled = peer.get(method).get("fp32-compiled");
