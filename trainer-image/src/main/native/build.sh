@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds libkubetune_kernels.so (kubetune_kernels.cpp) into OUTPUT_DIR/native/linux-x86_64/, where
+# Builds libkubetune_kernels.so (kubetune_kernels.cpp, kubetune_vectorized.cpp) into OUTPUT_DIR/native/linux-x86_64/, where
 # NativeKernels finds it on the classpath. Maven runs it in the compile phase.
 #
 # Needs g++ and the libtorch 2.7.1 C++ headers, the version DJL 0.36 runs; an operator built
@@ -21,9 +21,13 @@ if [ "$(uname -s)-$(uname -m)" != "Linux-x86_64" ]; then
 fi
 command -v g++ >/dev/null || { echo "native kernels: g++ is required to build them" >&2; exit 1; }
 
-source_file="$here/kubetune_kernels.cpp"
+sources=("$here/kubetune_kernels.cpp" "$here/kubetune_vectorized.cpp" "$here/kubetune_vectorized.h" "$0")
 library="$out_dir/libkubetune_kernels.so"
-if [ -f "$library" ] && [ "$library" -nt "$source_file" ] && [ "$library" -nt "$0" ]; then
+up_to_date=true
+for source in "${sources[@]}"; do
+  [ -f "$library" ] && [ "$library" -nt "$source" ] || up_to_date=false
+done
+if $up_to_date; then
   exit 0
 fi
 
@@ -57,15 +61,23 @@ fi
 }
 
 mkdir -p "$out_dir"
-stubs=$(mktemp -d)
+work=$(mktemp -d)
 for name in libc10.so libtorch_cpu.so; do
-  echo "" | gcc -x c -shared -fPIC -Wl,-soname,$name -o "$stubs/$name" -
+  echo "" | gcc -x c -shared -fPIC -Wl,-soname,$name -o "$work/$name" -
 done
-# -O3 for any x86-64 CPU (no -march): the kernels are loops over gathered positions, not wide
-# arithmetic. _GLIBCXX_USE_CXX11_ABI=1 as DJL's libtorch was built.
-g++ -std=c++17 -O3 -fPIC -shared -D_GLIBCXX_USE_CXX11_ABI=1 \
-  -isystem "$include" -isystem "$include/torch/csrc/api/include" \
-  "$source_file" -L"$stubs" -Wl,--no-as-needed -l:libc10.so -l:libtorch_cpu.so -o "$library.tmp"
-rm -rf "$stubs"
+# _GLIBCXX_USE_CXX11_ABI=1 as DJL's libtorch was built.
+common=(-std=c++17 -O3 -fPIC -D_GLIBCXX_USE_CXX11_ABI=1
+  -isystem "$include" -isystem "$include/torch/csrc/api/include")
+# The operators for any x86-64 CPU (no -march): they check the CPU before calling the vectorized
+# kernels, which are built for AVX2 + FMA with libtorch's at::vec (CPU_CAPABILITY as libtorch's own
+# AVX2 kernels are built) and OpenMP for at::parallel_for.
+g++ "${common[@]}" -c "$here/kubetune_kernels.cpp" -o "$work/kernels.o"
+g++ "${common[@]}" -mavx2 -mfma -DCPU_CAPABILITY=AVX2 -DCPU_CAPABILITY_AVX2 -fopenmp \
+  -c "$here/kubetune_vectorized.cpp" -o "$work/vectorized.o"
+# -fopenmp links libgomp.so.1 by name: at run time that is the copy libtorch loaded (same soname),
+# so the kernels share libtorch's OpenMP threads.
+g++ -shared -fopenmp "$work/kernels.o" "$work/vectorized.o" -L"$work" -Wl,--no-as-needed \
+  -l:libc10.so -l:libtorch_cpu.so -o "$library.tmp"
+rm -rf "$work"
 mv "$library.tmp" "$library"
 echo "native kernels: built $library"

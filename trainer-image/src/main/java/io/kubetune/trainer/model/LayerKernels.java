@@ -25,12 +25,6 @@ final class LayerKernels implements AutoCloseable {
           gate: Tensor,
           up: Tensor) -> Tensor:
           return torch.mul(torch.silu(gate), up)
-        def rms_norm(self: __torch__.LayerKernels,
-          x: Tensor,
-          weight: Tensor,
-          eps: Tensor) -> Tensor:
-          variance = torch.mean(torch.pow(x, 2), [-1], True)
-          return torch.mul(torch.mul(x, torch.rsqrt(torch.add(variance, eps))), weight)
         def down_projections(self: __torch__.LayerKernels,
           a: List[Tensor],
           x: Tensor,
@@ -45,15 +39,55 @@ final class LayerKernels implements AutoCloseable {
           return torch.addmm_(y, activations, torch.block_diag(bt))
       """;
 
+  /** {@link #swiGluPacked} and {@link #rmsNorm} through KubeTune's native operators. */
+  static final String NATIVE =
+      """
+        def swiglu_packed(self: __torch__.LayerKernels,
+          gate_up: Tensor) -> Tensor:
+          return ops.kubetune.swiglu_packed(gate_up)
+        def rms_norm(self: __torch__.LayerKernels,
+          x: Tensor,
+          weight: Tensor,
+          eps: Tensor) -> Tensor:
+          return ops.kubetune.rms_norm(x, weight, eps)
+      """;
+
+  /** {@link #swiGluPacked} and {@link #rmsNorm} with libtorch's ops. */
+  static final String LIBTORCH =
+      """
+        def swiglu_packed(self: __torch__.LayerKernels,
+          gate_up: Tensor) -> Tensor:
+          halves = torch.chunk(gate_up, 2, -1)
+          return torch.mul(torch.silu(halves[0]), halves[1])
+        def rms_norm(self: __torch__.LayerKernels,
+          x: Tensor,
+          weight: Tensor,
+          eps: Tensor) -> Tensor:
+          variance = torch.mean(torch.pow(x, 2), [-1], True)
+          return torch.mul(torch.mul(x, torch.rsqrt(torch.add(variance, eps))), weight)
+      """;
+
   private final ScriptedModule module;
 
   private LayerKernels(ScriptedModule module) {
     this.module = module;
   }
 
-  /** Compiles the module on the manager's device; close it (or the manager) when done. */
+  /**
+   * Compiles the module on the manager's device, with KubeTune's native operators on a CPU where
+   * {@link NativeKernels} loaded them; close it (or the manager) when done.
+   */
   static LayerKernels compile(NDManager manager) {
-    return new LayerKernels(ScriptedModule.compile(manager, "LayerKernels", SOURCE));
+    boolean nativeKernels =
+        ai.djl.Device.Type.CPU.equals(manager.getDevice().getDeviceType())
+            && NativeKernels.status().loaded();
+    return compile(manager, nativeKernels);
+  }
+
+  /** As {@link #compile(NDManager)}, with the native operators or not. */
+  static LayerKernels compile(NDManager manager, boolean nativeKernels) {
+    String source = SOURCE + (nativeKernels ? NATIVE : LIBTORCH);
+    return new LayerKernels(ScriptedModule.compile(manager, "LayerKernels", source));
   }
 
   /**
@@ -84,12 +118,29 @@ final class LayerKernels implements AutoCloseable {
   }
 
   /**
+   * {@link #swiGlu} of the fused gate/up projection's output {@code (..., 2 · intermediate)}, gate
+   * first, as {@code (..., intermediate)}.
+   *
+   * <p>With KubeTune's native operator ({@code kubetune::swiglu_packed}) forward and backward are
+   * one pass each over the packed array, and the backward writes the packed gradient that the fused
+   * projection's backward reads. With libtorch's ops the halves are views: silu and a product
+   * forward; backward two products, silu_backward, and autograd's concatenation of the halves'
+   * gradients. Same formulas in the same order as libtorch's kernels.
+   */
+  NDArray swiGluPacked(NDArray gateUp) {
+    return module.call("swiglu_packed", gateUp);
+  }
+
+  /**
    * RMSNorm over the last axis, {@code x · rsqrt(mean(x²) + eps) · weight}.
    *
-   * <p>Written as transformers' {@code LlamaRMSNorm} writes it: one native call instead of six, and
-   * a multiply by the reciprocal square root instead of a division by the square root, whose
-   * backward pass takes two more full-width passes (the quotient rule). The reciprocal rounds
-   * differently from the quotient in the last bit; it is the reference's formula.
+   * <p>Written as transformers' {@code LlamaRMSNorm} writes it: a multiply by the reciprocal square
+   * root instead of a division by the square root, whose backward pass takes two more full-width
+   * passes (the quotient rule). The reciprocal rounds differently from the quotient in the last
+   * bit; it is the reference's formula. With KubeTune's native operator ({@code
+   * kubetune::rms_norm}) forward and backward are one pass each and autograd keeps x and one float
+   * per row; with libtorch's ops, one call of six ops that keeps the normalized x as well. The
+   * native mean sums in another order: last-bit differences.
    *
    * @param eps a scalar array that outlives the backward pass (see {@link LlamaModel#scalar})
    */

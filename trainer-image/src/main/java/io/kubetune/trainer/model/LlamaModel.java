@@ -839,10 +839,15 @@ public final class LlamaModel implements AutoCloseable {
     x = x.add(linear(attention, l, "o_proj", training, c));
 
     NDArray n2 = rmsNorm(x, weights.get(p + "post_attention_layernorm.weight"), c.eps());
-    NDArray[] gateUp = linears(n2, l, FUSABLE_GROUPS.get(1), training, c);
-    NDArray gate = gateUp[0];
-    NDArray up = gateUp[1];
-    NDArray act = layerKernels().swiGlu(gate, up);
+    List<String> gateUpModules = FUSABLE_GROUPS.get(1);
+    NDArray act;
+    if (fused.containsKey(moduleName(l, gateUpModules.get(0)))) {
+      // Frozen gate/up fused: the activation reads their packed output, gate first.
+      act = layerKernels().swiGluPacked(fusedLinears(n2, l, gateUpModules, training, c));
+    } else {
+      NDArray[] gateUp = linears(n2, l, gateUpModules, training, c);
+      act = layerKernels().swiGlu(gateUp[0], gateUp[1]);
+    }
     return x.add(linear(act, l, "down_proj", training, c));
   }
 
@@ -865,14 +870,25 @@ public final class LlamaModel implements AutoCloseable {
       }
       return out;
     }
-    boolean bf16 = isBf16(moduleName(layer, modules.get(0)) + ".weight");
-    NDArray y =
-        withAdapters(x, project(rows(x), f.weight(), f.bias(), bf16), layer, modules, training, c);
+    NDArray y = fusedLinears(x, layer, modules, training, c);
     ai.djl.ndarray.NDList parts = y.split(f.splitPoints(), y.getShape().dimension() - 1);
     for (int i = 0; i < out.length; i++) {
       out[i] = parts.get(i);
     }
     return out;
+  }
+
+  /**
+   * The projections {@code modules} of x, fused (see {@link #fuseFrozenProjections}), with their
+   * adapters: their outputs side by side in module order, shaped like x with the last axis the sum
+   * of their widths.
+   */
+  private NDArray fusedLinears(
+      NDArray x, int layer, List<String> modules, boolean training, Constants c) {
+    Fused f = fused.get(moduleName(layer, modules.get(0)));
+    boolean bf16 = isBf16(moduleName(layer, modules.get(0)) + ".weight");
+    return withAdapters(
+        x, project(rows(x), f.weight(), f.bias(), bf16), layer, modules, training, c);
   }
 
   /** Base projection plus, when an adapter targets this module, scaling·B·A·dropout(x). */

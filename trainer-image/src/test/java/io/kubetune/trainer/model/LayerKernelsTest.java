@@ -133,6 +133,131 @@ class LayerKernelsTest {
     }
   }
 
+  /**
+   * The gated activation on the packed gate/up output, through KubeTune's native operator (where it
+   * loads) and through libtorch's ops: both equal silu(gate) * up of the two halves written with
+   * DJL's ops, and the packed gradient equals the halves' gradients side by side.
+   */
+  @Test
+  void packedGatedActivationEqualsSiluTimesUpOnBothPaths() {
+    onEachPathWidthAndThreadCount(
+        (kernels, width) -> {
+          NDManager manager = kernels.manager;
+          NDArray packed = manager.randomNormal(new Shape(3, 11, 2 * width)).mul(3);
+          NDArray weight = manager.randomNormal(new Shape(3, 11, width));
+          packed.setRequiresGradient(true);
+          float[][] kernel;
+          try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+            NDArray out = kernels.layer.swiGluPacked(packed);
+            assertThat(out.getShape()).isEqualTo(new Shape(3, 11, width));
+            collector.backward(out.mul(weight).sum());
+            kernel = new float[][] {out.toFloatArray(), packed.getGradient().toFloatArray()};
+          }
+          packed.getGradient().muli(0);
+          float[][] reference;
+          try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+            ai.djl.ndarray.NDList halves = packed.split(2, 2);
+            NDArray gate = halves.get(0);
+            NDArray out = gate.mul(gate.getNDArrayInternal().sigmoid()).mul(halves.get(1));
+            collector.backward(out.mul(weight).sum());
+            reference = new float[][] {out.toFloatArray(), packed.getGradient().toFloatArray()};
+          }
+          return new float[][][] {kernel, reference};
+        });
+  }
+
+  /**
+   * RMSNorm through KubeTune's native operator (where it loads) and through libtorch's ops: both
+   * equal {@code x · rsqrt(mean(x²) + eps) · weight} written with DJL's ops, with the gradients of
+   * x and of the weight (trained in full fine-tuning).
+   */
+  @Test
+  void rmsNormEqualsTheReferenceFormulaWithItsGradientsOnBothPaths() {
+    onEachPathWidthAndThreadCount(
+        (kernels, width) -> {
+          NDManager manager = kernels.manager;
+          NDArray x = manager.randomNormal(new Shape(3, 11, width)).mul(2);
+          NDArray normWeight = manager.randomNormal(new Shape(width)).add(1);
+          NDArray weight = manager.randomNormal(new Shape(3, 11, width));
+          NDArray eps = manager.create(1e-5f);
+          x.setRequiresGradient(true);
+          normWeight.setRequiresGradient(true);
+          float[][] kernel;
+          try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+            NDArray out = kernels.layer.rmsNorm(x, normWeight, eps);
+            assertThat(out.getShape()).isEqualTo(x.getShape());
+            collector.backward(out.mul(weight).sum());
+            kernel =
+                new float[][] {
+                  out.toFloatArray(),
+                  x.getGradient().toFloatArray(),
+                  normWeight.getGradient().toFloatArray()
+                };
+          }
+          x.getGradient().muli(0);
+          normWeight.getGradient().muli(0);
+          float[][] reference;
+          try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+            NDArray meanSquare = x.mul(x).mean(new int[] {2}, true);
+            NDArray out = x.div(meanSquare.add(1e-5f).sqrt()).mul(normWeight);
+            collector.backward(out.mul(weight).sum());
+            reference =
+                new float[][] {
+                  out.toFloatArray(),
+                  x.getGradient().toFloatArray(),
+                  normWeight.getGradient().toFloatArray()
+                };
+          }
+          return new float[][][] {kernel, reference};
+        });
+  }
+
+  private record Kernels(NDManager manager, LayerKernels layer) {}
+
+  /** A check's outputs and gradients: {kernel's, reference's}, each a list of arrays. */
+  private interface Check {
+    float[][][] run(Kernels kernels, int width);
+  }
+
+  /**
+   * Runs {@code check} with the native operators (where they load) and with libtorch's ops, at
+   * widths 13 (the vector loop's tail only) and 40 (full lanes and a tail), on one and on two
+   * intra-op threads (tests run on one; the kernels split rows over threads and RMSNorm's weight
+   * gradient sums the threads' partial sums), and compares the kernel's arrays with the
+   * reference's.
+   */
+  private static void onEachPathWidthAndThreadCount(Check check) {
+    List<Boolean> paths = NativeKernels.status().loaded() ? List.of(true, false) : List.of(false);
+    int threads = ai.djl.pytorch.jni.JniUtils.getNumThreads();
+    try {
+      for (int threadCount : new int[] {1, 2}) {
+        ai.djl.pytorch.jni.JniUtils.setNumThreads(threadCount);
+        for (boolean nativeKernels : paths) {
+          for (int width : new int[] {13, 40}) {
+            Engine.getInstance().setRandomSeed(width);
+            try (NDManager manager = NDManager.newBaseManager();
+                LayerKernels layer = LayerKernels.compile(manager, nativeKernels)) {
+              float[][][] results = check.run(new Kernels(manager, layer), width);
+              String path =
+                  (nativeKernels ? "native" : "libtorch")
+                      + ", width "
+                      + width
+                      + ", threads "
+                      + threadCount;
+              for (int i = 0; i < results[0].length; i++) {
+                assertThat(results[0][i])
+                    .as(path + ", array " + i)
+                    .containsExactly(results[1][i], within(1e-4f));
+              }
+            }
+          }
+        }
+      }
+    } finally {
+      ai.djl.pytorch.jni.JniUtils.setNumThreads(threads);
+    }
+  }
+
   private static float[][] gradients(NDArray... arrays) {
     float[][] out = new float[arrays.length][];
     for (int i = 0; i < arrays.length; i++) {

@@ -26,7 +26,8 @@ import java.util.Set;
  * recompute}, gradient checkpointing (forward, loss and backward are then one figure, under
  * "backward"). Ends with the process's peak resident set. With {@code -Dtrace=FILE}, the last step
  * also runs under libtorch's profiler, which writes a Chrome trace of every op to FILE (to compare
- * op by op with {@code torch.profiler} on the peer).
+ * op by op with {@code torch.profiler} on the peer). With {@code -Dbf16=true}, the frozen weights
+ * are held in bf16 ({@code hyperparameters.precision: bf16}).
  */
 public final class StepProfile {
   private StepProfile() {}
@@ -61,12 +62,16 @@ public final class StepProfile {
         trainable.putAll(model.weights());
       }
       trainable.values().forEach(a -> a.setRequiresGradient(true));
-      // As the trainer does (TrainingSetup): frozen q/k/v and gate/up weights fused.
+      // As the trainer does (TrainingSetup): frozen weights in bf16 with -Dbf16=true, then the
+      // frozen q/k/v and gate/up weights fused.
+      if (Boolean.getBoolean("bf16")) {
+        model.convertFrozenToBf16(trainable::containsKey);
+      }
       model.fuseFrozenProjections(trainable::containsKey);
       Set<String> noDecay = new HashSet<>();
       trainable.keySet().stream().filter(AdamW::exemptFromDecay).forEach(noDecay::add);
       TrainingLoss loss = new TrainingLoss(model, null);
-      LogitKernels logitKernels = LogitKernels.compile(root, false);
+      LogitKernels logitKernels = LogitKernels.compile(root, model.lmHeadIsBf16());
       Random random = new Random(2);
       int vocab = model.config().vocabSize();
       double[] totals = new double[4];
@@ -93,7 +98,7 @@ public final class StepProfile {
           Batch batch = Batch.of(examples, indices, 0);
           boolean traced = trace != null && step == steps - 1;
           if (traced) {
-            ai.djl.pytorch.jni.JniUtils.startProfile(false, true, false);
+            ai.djl.pytorch.jni.JniUtils.startProfile(false, true, true);
           }
           double[] t = new double[4];
           long cpu0 = threads.getCurrentThreadCpuTime();

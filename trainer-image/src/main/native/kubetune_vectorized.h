@@ -1,0 +1,34 @@
+// Element-wise kernels of KubeTune's operators that are worth SIMD code and threads: declared
+// here, defined in kubetune_vectorized.cpp, which build.sh compiles for AVX2 + FMA with OpenMP
+// (libtorch's at::vec and at::parallel_for). kubetune_kernels.cpp calls them only on a CPU that
+// has AVX2 and FMA (vectorized_kernels_supported()) and runs libtorch's ops elsewhere.
+#pragma once
+
+#include <cstdint>
+
+namespace kubetune {
+
+// Whether this CPU runs the kernels below (AVX2 and FMA).
+bool vectorized_kernels_supported();
+
+// act[r, j] = silu(gate_up[r, j]) * gate_up[r, width + j] for rows r of the packed (rows, 2 * width)
+// gate/up projection; act is (rows, width).
+void swiglu_packed_forward(const float* gate_up, float* act, int64_t rows, int64_t width);
+
+// The gradient of swiglu_packed_forward, written packed like its input: for g = gate_up[r, j],
+// u = gate_up[r, width + j], s = sigmoid(g) and d = grad_act[r, j],
+// grad[r, j] = d * u * s * (1 + g * (1 - s)) and grad[r, width + j] = d * silu(g).
+void swiglu_packed_backward(
+    const float* gate_up, const float* grad_act, float* grad, int64_t rows, int64_t width);
+
+// RMSNorm of rows r of x (rows, width): rstd[r] = 1 / sqrt(mean(x[r]^2) + eps) and
+// y[r, j] = x[r, j] * rstd[r] * weight[j].
+void rms_norm_forward(const float* x, const float* weight, double eps, float* y, float* rstd,
+                      int64_t rows, int64_t width);
+
+// Its gradient: for h = x * rstd and e = dy * weight, dx[r, j] = rstd[r] * (e[r, j] - h[r, j] *
+// mean(e[r] * h[r])); with grad_weight not null, grad_weight[j] = sum over r of dy[r, j] * h[r, j].
+void rms_norm_backward(const float* x, const float* weight, const float* rstd, const float* dy,
+                       float* dx, float* grad_weight, int64_t rows, int64_t width);
+
+}  // namespace kubetune
