@@ -1,6 +1,7 @@
 // KubeTune's own libtorch operators, for work that libtorch's ops can only do with a full-size
-// intermediate or with several passes over memory where one suffices. Built against the libtorch 2.7.1 headers by build.sh and loaded into the trainer's
-// process after DJL has loaded libtorch (see NativeKernels.java); registered as
+// intermediate or with several passes over memory where one suffices. Built against the libtorch
+// 2.7.1 headers by build.sh and loaded into the trainer's process after DJL has loaded libtorch
+// (see NativeKernels.java); registered as
 // torch.ops.kubetune.*, with their own backward, so TorchScript calls them and autograd records
 // them like any libtorch op.
 
@@ -148,8 +149,8 @@ class SwigluPacked : public torch::autograd::Function<SwigluPacked> {
   static Tensor forward(AutogradContext* ctx, const Tensor& gate_up) {
     TORCH_CHECK(gate_up.device().is_cpu() && gate_up.scalar_type() == at::kFloat,
                 "kubetune::swiglu_packed takes a float32 CPU tensor");
-    TORCH_CHECK(gate_up.dim() >= 1 && gate_up.size(-1) % 2 == 0,
-                "kubetune::swiglu_packed needs an even last axis (gate, then up)");
+    TORCH_CHECK(gate_up.dim() >= 1 && gate_up.size(-1) > 0 && gate_up.size(-1) % 2 == 0,
+                "kubetune::swiglu_packed needs a non-empty, even last axis (gate, then up)");
     Tensor packed = gate_up.contiguous();
     ctx->save_for_backward({packed});
     int64_t width = packed.size(-1) / 2;
