@@ -68,10 +68,11 @@ done
 # _GLIBCXX_USE_CXX11_ABI=1 as DJL's libtorch was built.
 common=(-std=c++17 -O3 -fPIC -D_GLIBCXX_USE_CXX11_ABI=1
   -isystem "$include" -isystem "$include/torch/csrc/api/include")
-# The operators for any x86-64 CPU (no -march): they check the CPU before calling the vectorized
+# Both with OpenMP, which at::parallel_for (header-inline) needs to run on libtorch's threads. The
+# operators for any x86-64 CPU (no -march): they check the CPU before calling the vectorized
 # kernels, which are built for AVX2 + FMA with libtorch's at::vec (CPU_CAPABILITY as libtorch's own
-# AVX2 kernels are built) and OpenMP for at::parallel_for.
-g++ "${common[@]}" -c "$here/kubetune_kernels.cpp" -o "$work/kernels.o"
+# AVX2 kernels are built).
+g++ "${common[@]}" -fopenmp -c "$here/kubetune_kernels.cpp" -o "$work/kernels.o"
 g++ "${common[@]}" -mavx2 -mfma -DCPU_CAPABILITY=AVX2 -DCPU_CAPABILITY_AVX2 -fopenmp \
   -c "$here/kubetune_vectorized.cpp" -o "$work/vectorized.o"
 # -fopenmp links libgomp.so.1 by name: at run time that is the copy libtorch loaded (same soname),

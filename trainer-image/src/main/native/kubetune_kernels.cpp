@@ -6,8 +6,17 @@
 // them like any libtorch op.
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/PhiloxRNGEngine.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <vector>
 
 #include "kubetune_vectorized.h"
 
@@ -17,125 +26,218 @@ using at::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-// Where position p = (member * rows + row) * width + col of the members' virtual copies of x
-// (rows, width) lands: x's flat index, the offset of the member's r activations in row `row`
-// ((rows, members * r) activations), and of its r weights for column `col` ((members, width, r)).
-struct Place {
-  int64_t within;
-  int64_t activations;
-  int64_t weights;
+// LoRA dropout applied to the adapters' down-projections of one input x (rows, in), for members
+// that each draw their own mask, side by side: member i's block of the (rows, members * r) result
+// is dropout_i(x) · A_i^T, unscaled (the caller folds 1/(1-p) into its scaling). Only the rarer
+// outcome is drawn: with q = min(p, 1-p), the positions of the dropped elements (kept ones for
+// p > 0.5) as running sums of geometric gaps, q · members · rows · in draws instead of one per
+// element. Drops rarer: the result is x · A^T minus the dropped elements' contributions
+// (x[row, col] · A_i[:, col] off row `row` of block i); keeps rarer: it is the kept elements'
+// contributions alone. No masked copy of x is made and autograd keeps 4 bytes per drawn position
+// besides x and A. The backward is the dense product's gradient with the same contributions taken
+// off (or alone).
+//
+// Draws: one 64-bit seed per call from libtorch's default CPU generator (so reseeding it repeats
+// the masks, which resume and recomputation rely on), then each block of kBlockRows rows of one
+// member draws from its own Philox stream (seed, block index). Blocks are fixed by the shapes,
+// not by the threads: the masks are the same for any thread count. Forward and backward run the
+// blocks on libtorch's threads; the backward's A gradient is summed over per-thread partials.
+constexpr int64_t kBlockRows = 64;
+
+struct DropoutLayout {
+  int64_t rows;
+  int64_t width;
+  int64_t members;
+  int64_t rank;
+  int64_t rowBlocks;
+
+  DropoutLayout(const Tensor& x, int64_t members, int64_t rank)
+      : rows(x.size(0)),
+        width(x.size(1)),
+        members(members),
+        rank(rank),
+        rowBlocks((x.size(0) + kBlockRows - 1) / kBlockRows) {}
+
+  // Elements of x in row block rb (the last one may be short).
+  int64_t blockElements(int64_t rb) const {
+    return (std::min(rows, (rb + 1) * kBlockRows) - rb * kBlockRows) * width;
+  }
 };
 
-inline Place place(int64_t p, int64_t rows, int64_t width, int64_t members, int64_t rank) {
-  int64_t member = p / (rows * width);
-  int64_t within = p - member * rows * width;
-  int64_t row = within / width;
-  int64_t col = within - row * width;
-  return {within, (row * members + member) * rank, (member * width + col) * rank};
+// The sorted offsets, within block `block` of `count` elements, of the rare outcome: gaps
+// 1 + floor(log(u) / log(1 - q)) for u uniform in (0, 1] with 53 random bits, which is
+// geometric: P(gap > k) = (1 - q)^k.
+void drawBlock(uint64_t seed, int64_t block, int64_t count, double logNotRare,
+               std::vector<int32_t>& offsets) {
+  at::Philox4_32 engine(seed, static_cast<uint64_t>(block), 0);
+  int64_t position = -1;
+  while (true) {
+    uint64_t high = engine();
+    uint64_t low = engine();
+    double u = static_cast<double>((((high << 32) | low) >> 11) + 1) * 0x1.0p-53;
+    double gap = std::floor(std::log(u) / logNotRare) + 1;
+    if (gap > static_cast<double>(count - position - 1)) {
+      return;
+    }
+    position += static_cast<int64_t>(gap);
+    offsets.push_back(static_cast<int32_t>(position));
+  }
 }
 
-// What the dropped (or, for p > 0.5, the kept) elements of x contribute to the adapters'
-// down-projections, side by side: for each position p = (member * rows + row) * in + col of the
-// sorted positions, rare[row, member * r + j] += x[row, col] * a[member * r + j, col], where a is
-// the members' stacked A (members * r, in). The caller subtracts it from x · a^T (drops rarer) or
-// takes it as the result (keeps rarer). O(positions * r) work, no (rows, in) intermediate; the
-// backward is the same loop with the roles swapped.
-class RareDownProjections : public torch::autograd::Function<RareDownProjections> {
+uint64_t drawSeed() {
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return at::check_generator<at::CPUGeneratorImpl>(generator)->random64();
+}
+
+class DropoutDownProjections : public torch::autograd::Function<DropoutDownProjections> {
  public:
-  static Tensor forward(
-      AutogradContext* ctx, const Tensor& x, const Tensor& a, const Tensor& positions,
-      int64_t members) {
-    check(x, a, positions, members);
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& a, int64_t members,
+                        double rare, bool dropsAreRarer) {
+    check(x, a, members, rare);
     Tensor xs = x.contiguous();
+    Tensor as = a.detach().contiguous();
+    DropoutLayout layout(xs, members, as.size(0) / members);
     // (members, in, r): a member's r weights for one input column lie side by side.
-    Tensor columns = a.detach().reshape({members, -1, x.size(1)}).transpose(1, 2).contiguous();
-    Tensor sorted = positions.contiguous();
-    int64_t rows = xs.size(0);
-    int64_t width = xs.size(1);
-    int64_t rank = a.size(0) / members;
-    Tensor rare = at::zeros({rows, members * rank}, xs.options());
+    Tensor columns = as.reshape({members, -1, layout.width}).transpose(1, 2).contiguous();
+    int64_t blocks = members * layout.rowBlocks;
+
+    uint64_t seed = drawSeed();
+    double logNotRare = std::log1p(-rare);
+    std::vector<std::vector<int32_t>> drawn(blocks);
+    at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; b++) {
+        drawBlock(seed, b, layout.blockElements(b % layout.rowBlocks), logNotRare, drawn[b]);
+      }
+    });
+    Tensor starts = at::empty({blocks + 1}, xs.options().dtype(at::kLong));
+    int64_t* sp = starts.data_ptr<int64_t>();
+    sp[0] = 0;
+    for (int64_t b = 0; b < blocks; b++) {
+      sp[b + 1] = sp[b] + static_cast<int64_t>(drawn[b].size());
+    }
+    Tensor offsets = at::empty({sp[blocks]}, xs.options().dtype(at::kInt));
+    int32_t* op = offsets.data_ptr<int32_t>();
+
+    Tensor result = dropsAreRarer ? at::mm(xs, as.t())
+                                  : at::zeros({layout.rows, members * layout.rank}, xs.options());
+    float sign = dropsAreRarer ? -1.f : 1.f;
     const float* xp = xs.data_ptr<float>();
     const float* cp = columns.data_ptr<float>();
-    const int64_t* pp = sorted.data_ptr<int64_t>();
-    float* rp = rare.data_ptr<float>();
-    for (int64_t k = 0, n = sorted.numel(); k < n; k++) {
-      Place at = place(pp[k], rows, width, members, rank);
-      float value = xp[at.within];
-      const float* weights = cp + at.weights;
-      float* out = rp + at.activations;
-      for (int64_t j = 0; j < rank; j++) {
-        out[j] += value * weights[j];
+    float* rp = result.data_ptr<float>();
+    int64_t rank = layout.rank;
+    int64_t width = layout.width;
+    at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; b++) {
+        int64_t member = b / layout.rowBlocks;
+        int64_t firstRow = (b % layout.rowBlocks) * kBlockRows;
+        std::copy(drawn[b].begin(), drawn[b].end(), op + sp[b]);
+        for (int32_t offset : drawn[b]) {
+          int64_t row = firstRow + offset / width;
+          int64_t col = offset % width;
+          float value = sign * xp[row * width + col];
+          const float* weights = cp + (member * width + col) * rank;
+          float* out = rp + (row * members + member) * rank;
+          for (int64_t j = 0; j < rank; j++) {
+            out[j] += value * weights[j];
+          }
+        }
       }
-    }
+    });
     ctx->saved_data["members"] = members;
-    ctx->save_for_backward({xs, columns, sorted});
-    return rare;
+    ctx->saved_data["drops_are_rarer"] = dropsAreRarer;
+    ctx->save_for_backward({xs, as, columns, offsets, starts});
+    return result;
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list outputGradients) {
     auto saved = ctx->get_saved_variables();
     const Tensor& x = saved[0];
-    const Tensor& columns = saved[1];
-    const Tensor& sorted = saved[2];
+    const Tensor& a = saved[1];
+    const Tensor& columns = saved[2];
+    const Tensor& offsets = saved[3];
+    const Tensor& starts = saved[4];
     int64_t members = ctx->saved_data["members"].toInt();
-    int64_t rows = x.size(0);
-    int64_t width = x.size(1);
-    int64_t rank = columns.size(2);
+    bool dropsAreRarer = ctx->saved_data["drops_are_rarer"].toBool();
+    DropoutLayout layout(x, members, columns.size(2));
     Tensor g = outputGradients[0].contiguous();
     bool wantX = ctx->needs_input_grad(0);
     bool wantA = ctx->needs_input_grad(1);
-    Tensor gx = wantX ? at::zeros_like(x) : Tensor();
-    Tensor gColumns = wantA ? at::zeros_like(columns) : Tensor();
+    Tensor gx;
+    if (wantX) {
+      gx = dropsAreRarer ? at::mm(g, a) : at::zeros_like(x);
+    }
+    // The A gradient's sparse part, per thread: (threads, members, in, r).
+    int threads = at::get_num_threads();
+    Tensor partials = wantA ? at::zeros({threads, members, layout.width, layout.rank}, x.options())
+                            : Tensor();
+    float sign = dropsAreRarer ? -1.f : 1.f;
     const float* xp = x.data_ptr<float>();
     const float* cp = columns.data_ptr<float>();
     const float* gp = g.data_ptr<float>();
-    const int64_t* pp = sorted.data_ptr<int64_t>();
+    const int32_t* op = offsets.data_ptr<int32_t>();
+    const int64_t* sp = starts.data_ptr<int64_t>();
     float* gxp = wantX ? gx.data_ptr<float>() : nullptr;
-    float* gcp = wantA ? gColumns.data_ptr<float>() : nullptr;
-    for (int64_t k = 0, n = sorted.numel(); k < n; k++) {
-      Place at = place(pp[k], rows, width, members, rank);
-      const float* gradient = gp + at.activations;
-      int64_t column = at.weights;
-      if (wantX) {
-        float sum = 0.f;
-        for (int64_t j = 0; j < rank; j++) {
-          sum += gradient[j] * cp[column + j];
+    float* pp = wantA ? partials.data_ptr<float>() : nullptr;
+    int64_t rank = layout.rank;
+    int64_t width = layout.width;
+    int64_t partialSize = members * width * rank;
+    // By row blocks, all members of a row block in one task: x's gradient rows are written by one
+    // thread only.
+    at::parallel_for(0, layout.rowBlocks, 1, [&](int64_t begin, int64_t end) {
+      float* part = wantA ? pp + at::get_thread_num() * partialSize : nullptr;
+      for (int64_t rb = begin; rb < end; rb++) {
+        for (int64_t member = 0; member < members; member++) {
+          int64_t b = member * layout.rowBlocks + rb;
+          for (int64_t k = sp[b]; k < sp[b + 1]; k++) {
+            int64_t row = rb * kBlockRows + op[k] / width;
+            int64_t col = op[k] % width;
+            const float* gradient = gp + (row * members + member) * rank;
+            const float* weights = cp + (member * width + col) * rank;
+            if (wantX) {
+              float sum = 0.f;
+              for (int64_t j = 0; j < rank; j++) {
+                sum += gradient[j] * weights[j];
+              }
+              gxp[row * width + col] += sign * sum;
+            }
+            if (wantA) {
+              float value = sign * xp[row * width + col];
+              float* accumulated = part + (member * width + col) * rank;
+              for (int64_t j = 0; j < rank; j++) {
+                accumulated[j] += value * gradient[j];
+              }
+            }
+          }
         }
-        gxp[at.within] += sum;
       }
-      if (wantA) {
-        float value = xp[at.within];
-        for (int64_t j = 0; j < rank; j++) {
-          gcp[column + j] += value * gradient[j];
-        }
-      }
+    });
+    Tensor ga;
+    if (wantA) {
+      Tensor sparse = partials.sum(0).transpose(1, 2).reshape({members * rank, width});
+      ga = dropsAreRarer ? at::mm(g.t(), x).add_(sparse) : sparse;
     }
-    Tensor ga = wantA ? gColumns.transpose(1, 2).reshape({members * rank, width}) : Tensor();
-    return {gx, ga, Tensor(), Tensor()};
+    return {gx, ga, Tensor(), Tensor(), Tensor()};
   }
 
  private:
-  static void check(const Tensor& x, const Tensor& a, const Tensor& positions, int64_t members) {
-    TORCH_CHECK(x.device().is_cpu() && a.device().is_cpu() && positions.device().is_cpu(),
-                "kubetune::rare_down_projections runs on the CPU only");
+  static void check(const Tensor& x, const Tensor& a, int64_t members, double rare) {
+    TORCH_CHECK(x.device().is_cpu() && a.device().is_cpu(),
+                "kubetune::dropout_down_projections runs on the CPU only");
     TORCH_CHECK(x.scalar_type() == at::kFloat && a.scalar_type() == at::kFloat,
-                "kubetune::rare_down_projections takes float32 x and a");
-    TORCH_CHECK(positions.scalar_type() == at::kLong, "positions must be int64");
+                "kubetune::dropout_down_projections takes float32 x and a");
     TORCH_CHECK(x.dim() == 2 && a.dim() == 2 && a.size(1) == x.size(1),
                 "x must be (rows, in) and a (members * r, in)");
     TORCH_CHECK(members > 0 && a.size(0) % members == 0, "a's rows must split into members");
-    // Sorted ascending by the caller: the first and last bound them all.
-    int64_t n = positions.numel();
-    TORCH_CHECK(positions.dim() == 1, "positions must be 1-D");
-    TORCH_CHECK(n == 0 || (positions[0].item<int64_t>() >= 0 &&
-                           positions[n - 1].item<int64_t>() < members * x.numel()),
-                "positions out of range");
+    TORCH_CHECK(rare > 0 && rare <= 0.5, "the rarer outcome's probability must be in (0, 0.5]");
+    TORCH_CHECK(kBlockRows * x.size(1) <= std::numeric_limits<int32_t>::max(),
+                "x is too wide for 32-bit offsets within a block");
   }
 };
 
-Tensor rare_down_projections(
-    const Tensor& x, const Tensor& a, const Tensor& positions, int64_t members) {
-  return RareDownProjections::apply(x, a, positions, members);
+Tensor dropout_down_projections(const Tensor& x, const Tensor& a, int64_t members, double rare,
+                                bool dropsAreRarer) {
+  return DropoutDownProjections::apply(x, a, members, rare, dropsAreRarer);
 }
 
 // The MLP's gated activation on the fused gate/up projection's output, packed (..., 2 * width)
@@ -266,8 +368,9 @@ bool kubetune::vectorized_kernels_supported() {
 
 TORCH_LIBRARY(kubetune, m) {
   m.def(
-      "rare_down_projections(Tensor x, Tensor a, Tensor positions, int members) -> Tensor",
-      &rare_down_projections);
+      "dropout_down_projections(Tensor x, Tensor a, int members, float rare, bool drops_are_rarer)"
+      " -> Tensor",
+      &dropout_down_projections);
   m.def("swiglu_packed(Tensor gate_up) -> Tensor", &swiglu_packed);
   m.def("rms_norm(Tensor x, Tensor weight, Tensor eps) -> Tensor", &rms_norm);
 }

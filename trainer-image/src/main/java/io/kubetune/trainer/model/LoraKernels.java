@@ -16,13 +16,15 @@ import java.util.Locale;
  * which is exactly how the successes of independent Bernoulli(p) trials are spaced. That is n·p
  * draws instead of n, about 20x fewer at the usual p = 0.05. The dropout is then applied to the
  * adapters' down-projections by position (see {@link #downProjections}): no float mask is built.
- * With KubeTune's native operator no masked copy of the input is made either, and autograd keeps
- * only the positions (8 bytes per dropped element) besides x and the A's, which the undropped
- * product keeps anyway; without it (other platforms, GPUs) each member zeroes its dropped elements
- * in a copy of x ({@code index_fill} by position), which autograd keeps. The draws come from
- * libtorch's default generator and their number depends only on the draws themselves, so reseeding
- * the generator reproduces the masks (resume and recomputation rely on that); on CUDA they come
- * from its Philox generator.
+ * With KubeTune's native operator ({@code kubetune::dropout_down_projections}) no masked copy of
+ * the input is made either; it draws the gaps itself, in blocks of 64 rows of one member, each from
+ * its own Philox stream seeded by one draw from libtorch's default generator, on libtorch's
+ * threads, and autograd keeps 4 bytes per drawn position besides x and the A's, which the undropped
+ * product keeps anyway. Without it (other platforms, GPUs) the gaps come from libtorch's {@code
+ * geometric_} and each member zeroes its dropped elements in a copy of x ({@code index_fill} by
+ * position), which autograd keeps. Either way the draws come from the engine's default generator
+ * and their number depends only on the draws themselves, so reseeding the generator reproduces the
+ * masks (resume and recomputation rely on that); on CUDA they come from its Philox generator.
  *
  * <p>Kept elements are not rescaled by 1/(1-p): the caller folds that factor into the adapter's
  * scaling, which multiplies the rank-r activations, a much smaller array.
@@ -74,13 +76,14 @@ final class LoraKernels implements AutoCloseable {
    * the rare ones, so the result is the undropped product for all members at once, {@code x ·
    * cat(A)^T} (the product the no-dropout path runs), minus what the dropped elements contributed:
    * for a dropped {@code x[row, col]} of member i, {@code x[row, col] · A_i[:, col]} is taken off
-   * row {@code row} of member i's block ({@code kubetune::rare_down_projections}, about p · members
-   * · rows · in products of length r, forward and backward). With p > 0.5 the kept elements are the
-   * rare ones and their contributions are the whole result. Without it, each member multiplies a
-   * copy of x with its dropped elements zeroed ({@code index_fill} by position). Both are the same
-   * function, summed in a different order: they round differently in the last bits, and they draw
-   * their masks differently (one draw over all members against one per member), so the same seed
-   * gives different masks on the two paths.
+   * row {@code row} of member i's block (about p · members · rows · in products of length r,
+   * forward and backward, in one operator with the dense products). With p > 0.5 the kept elements
+   * are the rare ones and their contributions are the whole result. Without it, each member
+   * multiplies a copy of x with its dropped elements zeroed ({@code index_fill} by position). Both
+   * are the same function, summed in a different order: they round differently in the last bits,
+   * and they draw their masks differently, so the same seed gives different masks on the two paths.
+   * On each path the masks depend only on the seed and on the shapes (members, rows, in), not on r
+   * or the thread count.
    *
    * @param x (rows, in)
    * @param a each member's {@code A (r, in)}, all of the same rank r, in member order; arrays of
@@ -94,11 +97,11 @@ final class LoraKernels implements AutoCloseable {
 
   /**
    * The module's source for dropout probability p. {@code rare} is the probability of the rarer
-   * outcome; {@code m} gaps cover n elements but for a shortfall of {@code marginSigmas} standard
-   * deviations (6 in use), which the loop tops up. A gap is clamped to n + 1 so that an infinite
-   * one (a uniform draw of exactly 0, probability 2^-53) means "none in this tensor" instead of an
-   * overflow. With the native operator the members' masks are one draw over {@code members · rows ·
-   * in} positions, member by member, so they are independent of each other.
+   * outcome. Without the native operator, {@code m} gaps cover n elements but for a shortfall of
+   * {@code marginSigmas} standard deviations (6 in use), which the loop tops up, and a gap is
+   * clamped to n + 1 so that an infinite one (a uniform draw of exactly 0, probability 2^-53) means
+   * "none in this tensor" instead of an overflow; the native operator draws until its block is
+   * covered and needs neither.
    */
   static String source(double p, double marginSigmas, boolean nativeKernel) {
     if (!(p > 0 && p < 1)) {
@@ -109,22 +112,19 @@ final class LoraKernels implements AutoCloseable {
     String downProjections;
     if (nativeKernel) {
       downProjections =
-          """
-            def down_projections(self: __torch__.LoraKernels,
-              a: List[Tensor],
-              x: Tensor,
-              scaling: Tensor) -> Tensor:
-              stacked = torch.cat(a, 0)
-              members = len(a)
-              n = members * torch.numel(x)
-              positions = (self).rare_positions(n, ops.prim.device(x))
-              rare = ops.kubetune.rare_down_projections(x, stacked, positions, members)
-              %s
-          """
-              .formatted(
-                  dropsAreRarer
-                      ? "return torch.mul(torch.sub(torch.linear(x, stacked, None), rare), scaling)"
-                      : "return torch.mul(rare, scaling)");
+          String.format(
+              Locale.ROOT,
+              """
+                def down_projections(self: __torch__.LoraKernels,
+                  a: List[Tensor],
+                  x: Tensor,
+                  scaling: Tensor) -> Tensor:
+                  stacked = torch.cat(a, 0)
+                  return torch.mul(
+                    ops.kubetune.dropout_down_projections(x, stacked, len(a), %s, %s), scaling)
+              """,
+              Double.toString(rare),
+              dropsAreRarer ? "True" : "False");
     } else {
       downProjections =
           """

@@ -11,6 +11,7 @@ import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.GradientCollector;
 import java.util.ArrayList;
 import java.util.List;
@@ -127,9 +128,23 @@ class LoraKernelsTest {
    * the same seed: the draws depend only on the number of positions, members · rows · in.
    */
   @ParameterizedTest
-  @CsvSource({"0.1, true", "0.7, true", "0.1, false", "0.7, false"})
-  void activationsAndGradientsEqualMaskingThenMultiplying(double p, boolean nativeKernel) {
-    int rows = 48;
+  @CsvSource({
+    "0.1, true, 1",
+    "0.7, true, 1",
+    "0.1, true, 2",
+    "0.7, true, 2",
+    "0.1, false, 1",
+    "0.7, false, 1"
+  })
+  void activationsAndGradientsEqualMaskingThenMultiplying(
+      double p, boolean nativeKernel, int threadCount) {
+    onThreads(
+        threadCount, () -> activationsAndGradientsEqualMaskingThenMultiplying(p, nativeKernel));
+  }
+
+  /** Rows span three of the native operator's 64-row blocks, the last one short. */
+  private void activationsAndGradientsEqualMaskingThenMultiplying(double p, boolean nativeKernel) {
+    int rows = 150;
     int width = 40;
     int rank = 4;
     int members = 3;
@@ -178,6 +193,43 @@ class LoraKernelsTest {
       for (int i = 0; i < members; i++) {
         assertClose(fast.a().get(i), reference.a().get(i));
       }
+    }
+  }
+
+  /**
+   * The native operator's blocks are fixed by the shapes, so the thread count cannot change a mask.
+   */
+  @Test
+  void theNativeOperatorDrawsTheSameMasksOnOneThreadAndOnTwo() {
+    assumeThat(NativeKernels.status().loaded()).isTrue();
+    try (NDManager manager = NDManager.newBaseManager();
+        LoraKernels kernels = LoraKernels.compile(manager, 0.05, 6, true)) {
+      NDArray x = manager.ones(new Shape(300, 70));
+      List<NDArray> identities = List.of(manager.eye(70), manager.eye(70), manager.eye(70));
+      float[][] masks = new float[2][];
+      for (int threadCount : new int[] {1, 2}) {
+        onThreads(
+            threadCount,
+            () -> {
+              Engine.getInstance().setRandomSeed(5);
+              masks[threadCount - 1] =
+                  kernels.downProjections(x, identities, manager.create(1f)).toFloatArray();
+            });
+      }
+      assertThat(masks[1]).containsExactly(masks[0]);
+    }
+  }
+
+  /**
+   * Runs {@code body} with libtorch on {@code threadCount} threads (tests otherwise run on one).
+   */
+  private static void onThreads(int threadCount, Runnable body) {
+    int threads = JniUtils.getNumThreads();
+    try {
+      JniUtils.setNumThreads(threadCount);
+      body.run();
+    } finally {
+      JniUtils.setNumThreads(threads);
     }
   }
 
