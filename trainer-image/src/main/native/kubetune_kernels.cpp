@@ -366,7 +366,14 @@ bool kubetune::vectorized_kernels_supported() {
   return supported;
 }
 
+// Whether the operators run their vectorized kernels on this CPU (else libtorch's ops inside them);
+// reported by NativeKernels.status().
+bool vectorized_kernels() {
+  return kubetune::vectorized_kernels_supported();
+}
+
 TORCH_LIBRARY(kubetune, m) {
+  m.def("vectorized_kernels() -> bool", &vectorized_kernels);
   m.def(
       "dropout_down_projections(Tensor x, Tensor a, int members, float rare, bool drops_are_rarer)"
       " -> Tensor",

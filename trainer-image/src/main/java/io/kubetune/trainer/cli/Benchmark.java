@@ -194,11 +194,12 @@ final class Benchmark implements Callable<Integer> {
     result.put("batchSize", batchSize);
     result.put("loraDropout", loraDropout);
     result.put("engine", engine);
-    // Whether LoRA dropout ran through KubeTune's native operator (see NativeKernels).
+    // Whether KubeTune's native operators ran, and their vectorized kernels (see NativeKernels).
     NativeKernels.Status kernels = NativeKernels.status();
     result
         .putObject("nativeKernels")
         .put("loaded", kernels.loaded())
+        .put("vectorized", kernels.vectorized())
         .put("detail", kernels.detail());
     result.put("precision", precision.name());
     List<ObjectNode> measured = new ArrayList<>();

@@ -1,6 +1,8 @@
 package io.kubetune.trainer.model;
 
+import ai.djl.Device;
 import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDManager;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -28,9 +30,11 @@ public final class NativeKernels {
 
   /**
    * @param loaded whether the operators are registered in this process
+   * @param vectorized whether they run their AVX2 + FMA kernels on this CPU; if not, they run the
+   *     same formulas with libtorch's ops inside (false when not loaded)
    * @param detail where the library was loaded from, or why it was not
    */
-  public record Status(boolean loaded, String detail) {}
+  public record Status(boolean loaded, boolean vectorized, String detail) {}
 
   private NativeKernels() {}
 
@@ -45,12 +49,12 @@ public final class NativeKernels {
   private static Status load() {
     String platform = System.getProperty("os.name") + "-" + System.getProperty("os.arch");
     if (!platform.equals("Linux-amd64")) {
-      return new Status(false, "not built for " + platform + " (linux-x86_64 only)");
+      return new Status(false, false, "not built for " + platform + " (linux-x86_64 only)");
     }
     byte[] library;
     try (InputStream in = NativeKernels.class.getResourceAsStream(RESOURCE)) {
       if (in == null) {
-        return new Status(false, "not in this build (no " + RESOURCE + " on the classpath)");
+        return new Status(false, false, "not in this build (no " + RESOURCE + " on the classpath)");
       }
       library = in.readAllBytes();
     } catch (IOException e) {
@@ -76,7 +80,23 @@ public final class NativeKernels {
           "the native kernels in " + file + " do not load into this libtorch: " + e.getMessage(),
           e);
     }
-    return new Status(true, file.toString());
+    return new Status(true, vectorized(), file.toString());
+  }
+
+  /** Asks the loaded library whether this CPU runs its vectorized kernels. */
+  private static boolean vectorized() {
+    try (NDManager manager = NDManager.newBaseManager(Device.cpu());
+        ScriptedModule probe =
+            ScriptedModule.compile(
+                manager,
+                "NativeKernelsProbe",
+                """
+                  def forward(self: __torch__.NativeKernelsProbe,
+                    x: Tensor) -> Tensor:
+                    return torch.mul(x, float(ops.kubetune.vectorized_kernels()))
+                """)) {
+      return probe.call(null, manager.create(1f)).getFloat() == 1f;
+    }
   }
 
   /** DJL's cache directory (where it extracts libtorch), else the temporary directory. */

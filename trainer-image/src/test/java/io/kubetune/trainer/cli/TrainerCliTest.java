@@ -16,6 +16,7 @@ import io.kubetune.api.v1alpha1.LoraSpec;
 import io.kubetune.api.v1alpha1.MethodSpec;
 import io.kubetune.trainer.Fixtures;
 import io.kubetune.trainer.Testbed;
+import io.kubetune.trainer.model.NativeKernels;
 import io.kubetune.trainer.model.TinyLlama;
 import io.kubetune.trainer.safetensors.Safetensors;
 import java.io.ByteArrayOutputStream;
@@ -337,6 +338,10 @@ class TrainerCliTest {
     assertThat(result.get("gemmGflops").asDouble()).isPositive();
     assertThat(result.get("gemmGflopsBf16").asDouble()).isPositive();
     assertThat(result.get("gemmGflopsBf16Samples")).hasSize(3);
+    JsonNode kernels = result.get("nativeKernels");
+    assertThat(kernels.get("loaded").asBoolean()).isEqualTo(NativeKernels.status().loaded());
+    assertThat(kernels.get("vectorized").asBoolean())
+        .isEqualTo(NativeKernels.status().vectorized());
     assertThat(result.get("lora").get("tokensPerSecond").asDouble()).isPositive();
     assertThat(result.get("full").get("shareOfGemmPeak").asDouble()).isPositive();
     assertThat(result.get("lora").get("trainableParameters").asLong())

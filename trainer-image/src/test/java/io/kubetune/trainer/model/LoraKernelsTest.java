@@ -13,6 +13,10 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.GradientCollector;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.BiFunction;
@@ -33,6 +37,9 @@ class LoraKernelsTest {
     assumeThat(System.getProperty("os.name") + "-" + System.getProperty("os.arch"))
         .isEqualTo("Linux-amd64");
     assertThat(NativeKernels.status().loaded()).as(NativeKernels.status().detail()).isTrue();
+    assertThat(NativeKernels.status().vectorized())
+        .as("vectorized kernels on a CPU with AVX2 and FMA")
+        .isEqualTo(cpuHas("avx2") && cpuHas("fma"));
     try (NDManager manager = NDManager.newBaseManager();
         LoraKernels kernels = LoraKernels.compile(manager, 0.05)) {
       assertThat(kernels.nativeKernel()).isTrue();
@@ -125,7 +132,7 @@ class LoraKernelsTest {
   /**
    * Output and gradients equal masking x and multiplying, the way PEFT computes it, for three
    * members of rank 4 and a per-column scaling. The masks come from a run with identity A's under
-   * the same seed: the draws depend only on the number of positions, members · rows · in.
+   * the same seed: the masks depend only on the seed and the shapes (members, rows, in), not on r.
    */
   @ParameterizedTest
   @CsvSource({
@@ -217,6 +224,16 @@ class LoraKernelsTest {
             });
       }
       assertThat(masks[1]).containsExactly(masks[0]);
+    }
+  }
+
+  private static boolean cpuHas(String flag) {
+    try {
+      return Files.readAllLines(Path.of("/proc/cpuinfo")).stream()
+          .filter(line -> line.startsWith("flags"))
+          .anyMatch(line -> List.of(line.split("\\s+")).contains(flag));
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
     }
   }
 
