@@ -12,6 +12,8 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -372,8 +374,16 @@ bool vectorized_kernels() {
   return kubetune::vectorized_kernels_supported();
 }
 
+// Returns the heap's free memory to the operating system (glibc's malloc_trim): what earlier work
+// in the process freed but the allocator kept then no longer counts in the resident set. The
+// benchmark calls it before each run, so a run's peak RSS is its own, as in a fresh process.
+bool release_free_memory() {
+  return malloc_trim(0) == 1;
+}
+
 TORCH_LIBRARY(kubetune, m) {
   m.def("vectorized_kernels() -> bool", &vectorized_kernels);
+  m.def("release_free_memory() -> bool", &release_free_memory);
   m.def(
       "dropout_down_projections(Tensor x, Tensor a, int members, float rare, bool drops_are_rarer)"
       " -> Tensor",

@@ -220,6 +220,8 @@ final class Benchmark implements Callable<Integer> {
       result.putArray("rounds").addAll(measured);
     }
     result.put("sequenceLength", tokensPerRow);
+    // Without it (no native library) a run's peak RSS includes what earlier runs left freed.
+    result.put("freeMemoryReleasedBeforeEachRun", freeMemoryReleased);
     result.put("loadAverageAtEnd", loadAverage());
     String text = JSON.writeValueAsString(result);
     TrainerCli.Context.out.println(text);
@@ -351,6 +353,9 @@ final class Benchmark implements Callable<Integer> {
     return method == TrainingMethod.FULL ? Precision.fp32 : precision;
   }
 
+  /** Whether every KubeTune run so far started with the heap's free memory released. */
+  private boolean freeMemoryReleased = true;
+
   /** Tokens per generated row under the model's tokenizer (set by the first run). */
   private int tokensPerRow;
 
@@ -372,7 +377,11 @@ final class Benchmark implements Callable<Integer> {
                 Math.min(config.maxPositionEmbeddings(), Math.max(512, 2 * sequenceLength)))
             .withGradientCheckpointing(recompute)
             .withPrecision(precisionOf(method));
-    // Each run's peak resident set is its own: the kernel's high-water mark is reset first.
+    // Each run's peak resident set is its own, as the peer's is in its fresh process: the heap's
+    // free memory (what earlier runs left with the allocator) goes back to the system, then the
+    // kernel's high-water mark is reset.
+    System.gc();
+    freeMemoryReleased &= NativeKernels.releaseFreeMemory();
     resetPeakRss();
     FineTuner.Result run;
     try (FineTuner tuner = new FineTuner(options, ProgressReporter.silent())) {

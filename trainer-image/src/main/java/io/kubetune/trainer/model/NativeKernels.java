@@ -83,18 +83,38 @@ public final class NativeKernels {
     return new Status(true, vectorized(), file.toString());
   }
 
+  /**
+   * Returns the memory the process's heap holds free to the operating system (glibc's {@code
+   * malloc_trim}), so that memory freed by earlier work stops counting in the resident set: the
+   * benchmark calls it before each run, whose peak RSS is then its own, as in a fresh process.
+   * Whether the library is loaded to do it (false: nothing was done).
+   */
+  public static boolean releaseFreeMemory() {
+    if (!status().loaded()) {
+      return false;
+    }
+    callBoolean("release_free_memory");
+    return true;
+  }
+
   /** Asks the loaded library whether this CPU runs its vectorized kernels. */
   private static boolean vectorized() {
+    return callBoolean("vectorized_kernels");
+  }
+
+  /** Calls the library's argument-less {@code kubetune::<op>() -> bool} through TorchScript. */
+  private static boolean callBoolean(String op) {
     try (NDManager manager = NDManager.newBaseManager(Device.cpu());
         ScriptedModule probe =
             ScriptedModule.compile(
                 manager,
-                "NativeKernelsProbe",
+                "NativeKernelsCall",
                 """
-                  def forward(self: __torch__.NativeKernelsProbe,
+                  def forward(self: __torch__.NativeKernelsCall,
                     x: Tensor) -> Tensor:
-                    return torch.mul(x, float(ops.kubetune.vectorized_kernels()))
-                """)) {
+                    return torch.mul(x, float(ops.kubetune.%s()))
+                """
+                    .formatted(op))) {
       return probe.call(null, manager.create(1f)).getFloat() == 1f;
     }
   }

@@ -342,6 +342,8 @@ class TrainerCliTest {
     assertThat(kernels.get("loaded").asBoolean()).isEqualTo(NativeKernels.status().loaded());
     assertThat(kernels.get("vectorized").asBoolean())
         .isEqualTo(NativeKernels.status().vectorized());
+    assertThat(result.get("freeMemoryReleasedBeforeEachRun").asBoolean())
+        .isEqualTo(NativeKernels.status().loaded());
     assertThat(result.get("lora").get("tokensPerSecond").asDouble()).isPositive();
     assertThat(result.get("full").get("shareOfGemmPeak").asDouble()).isPositive();
     assertThat(result.get("lora").get("trainableParameters").asLong())
