@@ -98,7 +98,10 @@ public final class StepProfile {
           Batch batch = Batch.of(examples, indices, 0);
           boolean traced = trace != null && step == steps - 1;
           if (traced) {
-            ai.djl.pytorch.jni.JniUtils.startProfile(false, true, true);
+            // Shapes always; memory only with -DtraceMemory=true: recording it slows large
+            // allocations enough to distort the step (seen at 135M).
+            ai.djl.pytorch.jni.JniUtils.startProfile(
+                false, true, Boolean.getBoolean("traceMemory"));
           }
           double[] t = new double[4];
           long cpu0 = threads.getCurrentThreadCpuTime();
