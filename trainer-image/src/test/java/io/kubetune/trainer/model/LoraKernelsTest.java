@@ -48,15 +48,16 @@ class LoraKernelsTest {
 
   /**
    * With identity A's (rank = in) member i's block is dropout_i(x) itself, so the masks can be read
-   * off. p = 0.7 draws the kept positions instead of the dropped ones; a margin of -3 sigmas draws
-   * too few gaps at first, so the top-up loop runs.
+   * off. p = 0.7 draws the kept positions instead of the dropped ones. Without the native operator
+   * a margin of -3 sigmas draws too few gaps at first, so the top-up loop runs; the native operator
+   * has no margin (it draws each block until it is covered), and 1,023 rows span 16 of its blocks,
+   * the last one short.
    */
   @ParameterizedTest
   @CsvSource({
     "0.05, 6, true",
     "0.5, 6, true",
     "0.7, 6, true",
-    "0.05, -3, true",
     "0.05, 6, false",
     "0.7, 6, false",
     "0.05, -3, false"
