@@ -39,6 +39,10 @@ using torch::autograd::tensor_list;
 // besides x and A. The backward is the dense product's gradient with the same contributions taken
 // off (or alone).
 //
+// x is float32, or bfloat16 when the adapters belong to a bf16 model (see LlamaModel.withAdapters):
+// then the dense products take bf16 copies of the A's, as under autocast (fp32 accumulation inside
+// the GEMM), the result and A's gradient stay float32 and x's gradient is bf16, like x.
+//
 // Draws: one 64-bit seed per call from libtorch's default CPU generator (so reseeding it repeats
 // the masks, which resume and recomputation rely on), then each block of kBlockRows rows of one
 // member draws from its own Philox stream (seed, block index). Blocks are fixed by the shapes,
@@ -121,31 +125,17 @@ class DropoutDownProjections : public torch::autograd::Function<DropoutDownProje
     Tensor offsets = at::empty({sp[blocks]}, xs.options().dtype(at::kInt));
     int32_t* op = offsets.data_ptr<int32_t>();
 
-    Tensor result = dropsAreRarer ? at::mm(xs, as.t())
-                                  : at::zeros({layout.rows, members * layout.rank}, xs.options());
+    // A bf16 x meets bf16 copies of the A's in the dense product, as under autocast (fp32
+    // accumulation inside the GEMM); the result and the corrections stay fp32.
+    Tensor result = dropsAreRarer
+                        ? at::mm(xs, as.to(xs.scalar_type()).t()).to(at::kFloat)
+                        : at::zeros({layout.rows, members * layout.rank}, as.options());
     float sign = dropsAreRarer ? -1.f : 1.f;
-    const float* xp = xs.data_ptr<float>();
-    const float* cp = columns.data_ptr<float>();
-    float* rp = result.data_ptr<float>();
-    int64_t rank = layout.rank;
-    int64_t width = layout.width;
-    at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t b = begin; b < end; b++) {
-        int64_t member = b / layout.rowBlocks;
-        int64_t firstRow = (b % layout.rowBlocks) * kBlockRows;
-        std::copy(drawn[b].begin(), drawn[b].end(), op + sp[b]);
-        for (int32_t offset : drawn[b]) {
-          int64_t row = firstRow + offset / width;
-          int64_t col = offset % width;
-          float value = sign * xp[row * width + col];
-          const float* weights = cp + (member * width + col) * rank;
-          float* out = rp + (row * members + member) * rank;
-          for (int64_t j = 0; j < rank; j++) {
-            out[j] += value * weights[j];
-          }
-        }
-      }
-    });
+    if (xs.scalar_type() == at::kBFloat16) {
+      takeRare<c10::BFloat16>(xs, columns, result, layout, drawn, op, sp, sign);
+    } else {
+      takeRare<float>(xs, columns, result, layout, drawn, op, sp, sign);
+    }
     ctx->saved_data["members"] = members;
     ctx->saved_data["drops_are_rarer"] = dropsAreRarer;
     ctx->save_for_backward({xs, as, columns, offsets, starts});
@@ -167,27 +157,83 @@ class DropoutDownProjections : public torch::autograd::Function<DropoutDownProje
     bool wantA = ctx->needs_input_grad(1);
     Tensor gx;
     if (wantX) {
-      gx = dropsAreRarer ? at::mm(g, a) : at::zeros_like(x);
+      gx = dropsAreRarer ? at::mm(g.to(x.scalar_type()), a.to(x.scalar_type())) : at::zeros_like(x);
     }
     // The A gradient's sparse part, per thread: (threads, members, in, r).
     int threads = at::get_num_threads();
-    Tensor partials = wantA ? at::zeros({threads, members, layout.width, layout.rank}, x.options())
+    Tensor partials = wantA ? at::zeros({threads, members, layout.width, layout.rank}, a.options())
                             : Tensor();
     float sign = dropsAreRarer ? -1.f : 1.f;
-    const float* xp = x.data_ptr<float>();
+    float* pp = wantA ? partials.data_ptr<float>() : nullptr;
+    if (x.scalar_type() == at::kBFloat16) {
+      giveBackRare<c10::BFloat16>(x, columns, g, offsets, starts, layout, sign,
+                                  wantX ? gx.data_ptr<c10::BFloat16>() : nullptr, pp);
+    } else {
+      giveBackRare<float>(x, columns, g, offsets, starts, layout, sign,
+                          wantX ? gx.data_ptr<float>() : nullptr, pp);
+    }
+    Tensor ga;
+    if (wantA) {
+      Tensor sparse = partials.sum(0).transpose(1, 2).reshape({layout.members * layout.rank,
+                                                               layout.width});
+      ga = dropsAreRarer
+               ? at::mm(g.t().to(x.scalar_type()), x).to(at::kFloat).add_(sparse)
+               : sparse;
+    }
+    return {gx, ga, Tensor(), Tensor(), Tensor()};
+  }
+
+ private:
+  // Forward: adds sign · x[row, col] · A_i[:, col] into row `row` of member i's block of the result
+  // for every drawn position, and stores the positions. By blocks on libtorch's threads.
+  template <typename T>
+  static void takeRare(const Tensor& x, const Tensor& columns, Tensor& result,
+                       const DropoutLayout& layout, const std::vector<std::vector<int32_t>>& drawn,
+                       int32_t* op, const int64_t* sp, float sign) {
+    const T* xp = x.data_ptr<T>();
+    const float* cp = columns.data_ptr<float>();
+    float* rp = result.data_ptr<float>();
+    int64_t members = layout.members;
+    int64_t rank = layout.rank;
+    int64_t width = layout.width;
+    at::parallel_for(0, members * layout.rowBlocks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; b++) {
+        int64_t member = b / layout.rowBlocks;
+        int64_t firstRow = (b % layout.rowBlocks) * kBlockRows;
+        std::copy(drawn[b].begin(), drawn[b].end(), op + sp[b]);
+        for (int32_t offset : drawn[b]) {
+          int64_t row = firstRow + offset / width;
+          int64_t col = offset % width;
+          float value = sign * static_cast<float>(xp[row * width + col]);
+          const float* weights = cp + (member * width + col) * rank;
+          float* out = rp + (row * members + member) * rank;
+          for (int64_t j = 0; j < rank; j++) {
+            out[j] += value * weights[j];
+          }
+        }
+      }
+    });
+  }
+
+  // Backward: the same contributions' gradients, into x's gradient (gxp, x's dtype; null when not
+  // wanted) and into per-thread partials of A's (pp, fp32; null when not wanted).
+  template <typename T>
+  static void giveBackRare(const Tensor& x, const Tensor& columns, const Tensor& g,
+                           const Tensor& offsets, const Tensor& starts,
+                           const DropoutLayout& layout, float sign, T* gxp, float* pp) {
+    const T* xp = x.data_ptr<T>();
     const float* cp = columns.data_ptr<float>();
     const float* gp = g.data_ptr<float>();
     const int32_t* op = offsets.data_ptr<int32_t>();
     const int64_t* sp = starts.data_ptr<int64_t>();
-    float* gxp = wantX ? gx.data_ptr<float>() : nullptr;
-    float* pp = wantA ? partials.data_ptr<float>() : nullptr;
+    int64_t members = layout.members;
     int64_t rank = layout.rank;
     int64_t width = layout.width;
     int64_t partialSize = members * width * rank;
     // By row blocks, all members of a row block in one task: x's gradient rows are written by one
     // thread only.
     at::parallel_for(0, layout.rowBlocks, 1, [&](int64_t begin, int64_t end) {
-      float* part = wantA ? pp + at::get_thread_num() * partialSize : nullptr;
+      float* part = pp ? pp + at::get_thread_num() * partialSize : nullptr;
       for (int64_t rb = begin; rb < end; rb++) {
         for (int64_t member = 0; member < members; member++) {
           int64_t b = member * layout.rowBlocks + rb;
@@ -196,15 +242,16 @@ class DropoutDownProjections : public torch::autograd::Function<DropoutDownProje
             int64_t col = op[k] % width;
             const float* gradient = gp + (row * members + member) * rank;
             const float* weights = cp + (member * width + col) * rank;
-            if (wantX) {
+            if (gxp) {
               float sum = 0.f;
               for (int64_t j = 0; j < rank; j++) {
                 sum += gradient[j] * weights[j];
               }
-              gxp[row * width + col] += sign * sum;
+              T& target = gxp[row * width + col];
+              target = static_cast<T>(static_cast<float>(target) + sign * sum);
             }
-            if (wantA) {
-              float value = sign * xp[row * width + col];
+            if (part) {
+              float value = sign * static_cast<float>(xp[row * width + col]);
               float* accumulated = part + (member * width + col) * rank;
               for (int64_t j = 0; j < rank; j++) {
                 accumulated[j] += value * gradient[j];
@@ -214,20 +261,14 @@ class DropoutDownProjections : public torch::autograd::Function<DropoutDownProje
         }
       }
     });
-    Tensor ga;
-    if (wantA) {
-      Tensor sparse = partials.sum(0).transpose(1, 2).reshape({members * rank, width});
-      ga = dropsAreRarer ? at::mm(g.t(), x).add_(sparse) : sparse;
-    }
-    return {gx, ga, Tensor(), Tensor(), Tensor()};
   }
 
- private:
   static void check(const Tensor& x, const Tensor& a, int64_t members, double rare) {
     TORCH_CHECK(x.device().is_cpu() && a.device().is_cpu(),
                 "kubetune::dropout_down_projections runs on the CPU only");
-    TORCH_CHECK(x.scalar_type() == at::kFloat && a.scalar_type() == at::kFloat,
-                "kubetune::dropout_down_projections takes float32 x and a");
+    TORCH_CHECK((x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16) &&
+                    a.scalar_type() == at::kFloat,
+                "kubetune::dropout_down_projections takes float32 or bfloat16 x and float32 a");
     TORCH_CHECK(x.dim() == 2 && a.dim() == 2 && a.size(1) == x.size(1),
                 "x must be (rows, in) and a (members * r, in)");
     TORCH_CHECK(members > 0 && a.size(0) % members == 0, "a's rows must split into members");

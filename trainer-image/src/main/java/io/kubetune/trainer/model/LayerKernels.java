@@ -29,14 +29,16 @@ final class LayerKernels implements AutoCloseable {
           a: List[Tensor],
           x: Tensor,
           scaling: Tensor) -> Tensor:
-          return torch.mul(torch.linear(x, torch.cat(a, 0), None), scaling)
+          stacked = torch.to(torch.cat(a, 0), ops.prim.dtype(x))
+          return torch.mul(torch.to(torch.linear(x, stacked, None), 6), scaling)
         def add_up_projections(self: __torch__.LayerKernels,
           h: List[Tensor],
           bt: List[Tensor],
           y: Tensor) -> Tensor:
           rows = torch.size(y, 0)
           activations = torch.reshape(torch.cat(h, -1), [rows, -1])
-          return torch.addmm_(y, activations, torch.block_diag(bt))
+          dtype = ops.prim.dtype(y)
+          return torch.addmm_(y, torch.to(activations, dtype), torch.to(torch.block_diag(bt), dtype))
       """;
 
   /** {@link #swiGluPacked} and {@link #rmsNorm} through KubeTune's native operators. */
@@ -159,6 +161,9 @@ final class LayerKernels implements AutoCloseable {
    * called once per member. The stacked A is row-major {@code (r, in)} as PEFT stores it, so A's
    * gradient is computed as {@code grad^T · x}, the orientation MKL runs fast at rank 8.
    *
+   * <p>x may be bf16 (the adapters of a bf16 model): the product then takes bf16 copies of the A's
+   * (fp32 accumulation inside the GEMM) and the result is widened to fp32, as the A's are.
+   *
    * @param a each member's {@code A (r_i, in)}, in member order; arrays of the caller's own (they
    *     are renamed during the call); not empty
    * @param scaling a scalar when the members share one scaling, else (r_1 + ... + r_n) with each
@@ -183,6 +188,9 @@ final class LayerKernels implements AutoCloseable {
    * grad} times a transposed view: at rank 8 and 1024 rows, MKL runs those 2-3.5x and 1.4-2x as
    * fast as the {@code grad^T · h} and {@code grad · B} that a product with {@code B^T} as a
    * transposed view gets (measured on this machine's libtorch 2.7.1 for widths 576 to 3072).
+   *
+   * <p>A bf16 y (a bf16 model's base output) gets the product of bf16 copies of the activations and
+   * B's, accumulated in fp32 inside the GEMM and rounded to bf16 once, as under autocast.
    *
    * @param h the members' scaled rank-r activations, each with {@code rows} rows in all (any
    *     leading shape), in member order; not empty

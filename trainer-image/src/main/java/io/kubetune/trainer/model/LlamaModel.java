@@ -887,20 +887,21 @@ public final class LlamaModel implements AutoCloseable {
       NDArray x, int layer, List<String> modules, boolean training, Constants c) {
     Fused f = fused.get(moduleName(layer, modules.get(0)));
     boolean bf16 = isBf16(moduleName(layer, modules.get(0)) + ".weight");
-    return withAdapters(
-        x, project(rows(x), f.weight(), f.bias(), bf16), layer, modules, training, c);
+    return withAdapters(x, f.weight(), f.bias(), bf16, layer, modules, training, c);
   }
 
   /** Base projection plus, when an adapter targets this module, scaling·B·A·dropout(x). */
   private NDArray linear(NDArray x, int layer, String module, boolean training, Constants c) {
     String name = moduleName(layer, module);
-    NDArray y =
-        project(
-            rows(x),
-            weights.get(name + ".weight"),
-            weights.get(name + ".bias"),
-            isBf16(name + ".weight"));
-    return withAdapters(x, y, layer, List.of(module), training, c);
+    return withAdapters(
+        x,
+        weights.get(name + ".weight"),
+        weights.get(name + ".bias"),
+        isBf16(name + ".weight"),
+        layer,
+        List.of(module),
+        training,
+        c);
   }
 
   /** The output width of {@code module} in {@code layer}. */
@@ -923,18 +924,44 @@ public final class LlamaModel implements AutoCloseable {
   }
 
   /**
-   * {@code y (rows, out)}, the base projections of x by {@code modules} side by side, plus each
-   * targeted module's scaling·B·A·dropout(x), shaped like x with the last axis {@code out}. The
-   * rank-r activations of the whole group come from one call: without dropout one product ({@link
-   * LayerKernels#downProjections}), with it {@link LoraKernels#downProjections}, where each member
-   * draws its own dropout mask, as PEFT does (one call per member when their ranks differ). The
-   * up-projections are added into y in place by one product (see {@link
-   * LayerKernels#addUpProjections}).
+   * The base projections of x by {@code modules} side by side ({@code x W^T + b}, W their weight,
+   * fused or not), plus each targeted module's scaling·B·A·dropout(x), shaped like x with the last
+   * axis the sum of their widths. The rank-r activations of the whole group come from one call:
+   * without dropout one product ({@link LayerKernels#downProjections}), with it {@link
+   * LoraKernels#downProjections}, where each member draws its own dropout mask, as PEFT does (one
+   * call per member when their ranks differ). The up-projections are added into the base output in
+   * place by one product (see {@link LayerKernels#addUpProjections}).
+   *
+   * <p>With a bf16 W the adapters' products run in bf16 as well, as under torch.autocast: they read
+   * the same bf16 copy of x as the base product, meet bf16 copies of A and B (fp32 accumulation
+   * inside each GEMM) and add into the base product's bf16 output, which is widened to fp32 once,
+   * after them. A and B themselves, their gradients and AdamW's state stay fp32. Products with
+   * rank-r operands read and write mostly their wide operand, so halving its bytes halves their
+   * time; and x is cast once for the group, its gradient widened once.
    */
   private NDArray withAdapters(
-      NDArray x, NDArray y, int layer, List<String> modules, boolean training, Constants c) {
-    if (adapter != null && modules.stream().anyMatch(adapter::targets)) {
-      y = addAdapters(rows(x), y, layer, modules, training, c);
+      NDArray x,
+      NDArray weight,
+      NDArray bias,
+      boolean bf16,
+      int layer,
+      List<String> modules,
+      boolean training,
+      Constants c) {
+    boolean adapted = adapter != null && modules.stream().anyMatch(adapter::targets);
+    NDArray y;
+    if (bf16 && adapted) {
+      NDArray half = bf16Ops().toBf16(rows(x));
+      NDArray product = half.getNDArrayInternal().linear(half, weight, null).singletonOrThrow();
+      y = bf16Ops().toFloat32(addAdapters(half, product, layer, modules, training, c));
+      if (bias != null) {
+        y = y.add(bias);
+      }
+    } else {
+      y = project(rows(x), weight, bias, bf16);
+      if (adapted) {
+        y = addAdapters(rows(x), y, layer, modules, training, c);
+      }
     }
     // A copy: Shape.getShape() hands out the shape's own array.
     long[] shape = x.getShape().getShape().clone();
@@ -942,7 +969,10 @@ public final class LlamaModel implements AutoCloseable {
     return y.reshape(new Shape(shape));
   }
 
-  /** {@link #withAdapters}' sum, still (rows, out), when the adapter targets one of the modules. */
+  /**
+   * {@code y (rows, out)}, the base projections of {@code x (rows, in)}, plus the adapters' terms
+   * (see {@link #withAdapters}), in y's dtype (fp32, or bf16 with a bf16 x).
+   */
   private NDArray addAdapters(
       NDArray x, NDArray y, int layer, List<String> modules, boolean training, Constants c) {
     boolean dropout = training && adapter.dropout() > 0;

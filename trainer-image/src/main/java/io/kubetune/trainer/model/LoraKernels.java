@@ -85,6 +85,10 @@ final class LoraKernels implements AutoCloseable {
    * On each path the masks depend only on the seed and on the shapes (members, rows, in), not on r
    * or the thread count.
    *
+   * <p>x may be bf16 (the adapters of a bf16 model): the dense products then take bf16 copies of
+   * the A's, as under autocast; the activations and the A's gradients stay fp32, x's gradient is
+   * bf16.
+   *
    * @param x (rows, in)
    * @param a each member's {@code A (r, in)}, all of the same rank r, in member order; arrays of
    *     the caller's own (they are renamed during the call); not empty
@@ -138,7 +142,9 @@ final class LoraKernels implements AutoCloseable {
               for member in a:
                 positions = (self).rare_positions(n, ops.prim.device(x))
                 %s
-                products.append(torch.linear(torch.view(masked, torch.size(x)), member, None))
+                product = torch.linear(torch.view(masked, torch.size(x)),
+                  torch.to(member, ops.prim.dtype(x)), None)
+                products.append(torch.to(product, 6))
               return torch.mul(torch.cat(products, -1), scaling)
           """
               .formatted(

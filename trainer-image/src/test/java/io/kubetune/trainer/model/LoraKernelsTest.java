@@ -205,6 +205,68 @@ class LoraKernelsTest {
   }
 
   /**
+   * With a bf16 x, as the adapters of a bf16 model read it: the same function of the bf16 values,
+   * the dense product taken with bf16 copies of the A's (the activations and A's gradient come back
+   * fp32, x's in bf16), so equal to masking the widened x and multiplying by the widened bf16 A's
+   * within bf16 rounding.
+   */
+  @ParameterizedTest
+  @CsvSource({"0.1, true", "0.7, true", "0.1, false"})
+  void aBf16InputGivesTheSameActivationsAndGradientsWithinBf16Rounding(
+      double p, boolean nativeKernel) {
+    int rows = 150;
+    int width = 40;
+    int rank = 4;
+    int members = 2;
+    try (NDManager manager = NDManager.newBaseManager();
+        LoraKernels kernels = LoraKernels.compile(manager, p, 6, nativeKernel);
+        Bf16Ops bf16 = Bf16Ops.load(manager)) {
+      List<NDArray> identities = new ArrayList<>();
+      for (int i = 0; i < members; i++) {
+        identities.add(manager.eye(width));
+      }
+      Engine.getInstance().setRandomSeed(13);
+      NDArray masks =
+          kernels
+              .downProjections(
+                  bf16.toBf16(manager.ones(new Shape(rows, width))), identities, manager.create(1f))
+              .reshape(rows, members, width);
+      NDArray x = manager.randomUniform(-1f, 1f, new Shape(rows, width));
+      List<NDArray> a = new ArrayList<>();
+      for (int i = 0; i < members; i++) {
+        a.add(manager.randomUniform(-1f, 1f, new Shape(rank, width)));
+      }
+      NDArray scaling = manager.create(0.75f);
+      NDArray weights = manager.randomUniform(-1f, 1f, new Shape(rows, members * rank));
+
+      Engine.getInstance().setRandomSeed(13);
+      Gradients fast =
+          gradients(
+              x, a, weights, (xs, as) -> kernels.downProjections(bf16.toBf16(xs), as, scaling));
+      Gradients reference =
+          gradients(
+              x,
+              a,
+              weights,
+              (xs, as) -> {
+                NDArray wide = bf16.toFloat32(bf16.toBf16(xs));
+                NDArray[] blocks = new NDArray[members];
+                for (int i = 0; i < members; i++) {
+                  NDArray mask = masks.get(":, " + i + ", :");
+                  NDArray member = bf16.toFloat32(bf16.toBf16(as.get(i)));
+                  blocks[i] = wide.mul(mask).matMul(member.transpose());
+                }
+                return NDArrays.concat(new NDList(blocks), 1).mul(scaling);
+              });
+      assertCloseRelative(fast.output(), reference.output(), 1e-2);
+      assertCloseRelative(fast.x(), reference.x(), 1e-2);
+      for (int i = 0; i < members; i++) {
+        assertCloseRelative(fast.a().get(i), reference.a().get(i), 1e-2);
+      }
+    }
+  }
+
+  /**
    * The native operator's blocks are fixed by the shapes, so the thread count cannot change a mask.
    */
   @Test
@@ -279,6 +341,20 @@ class LoraKernelsTest {
     assertThat(actual).hasSameSizeAs(expected);
     for (int i = 0; i < actual.length; i++) {
       assertThat(actual[i]).as("element %d", i).isCloseTo(expected[i], within(1e-5f));
+    }
+  }
+
+  /** Element by element within {@code relative} of the largest magnitude in {@code expected}. */
+  private static void assertCloseRelative(float[] actual, float[] expected, double relative) {
+    assertThat(actual).hasSameSizeAs(expected);
+    float largest = 0;
+    for (float value : expected) {
+      largest = Math.max(largest, Math.abs(value));
+    }
+    for (int i = 0; i < actual.length; i++) {
+      assertThat(actual[i])
+          .as("element %d", i)
+          .isCloseTo(expected[i], within((float) (relative * largest)));
     }
   }
 }

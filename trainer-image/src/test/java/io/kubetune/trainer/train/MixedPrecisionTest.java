@@ -67,8 +67,9 @@ class MixedPrecisionTest {
       double worst = 0;
       for (String name : expected.keySet()) {
         double error = relativeError(actual.get(name), expected.get(name));
-        // Measured worst 0.013 (llama), 0.009 (qwen2): each path rounds its input, its output
-        // and the backward product to bf16 (2^-9 relative each), in every layer it crosses.
+        // Measured worst 0.023 (llama), 0.020 (qwen2): each path rounds its input, its output
+        // and the backward product to bf16 (2^-9 relative each), in every layer it crosses; the
+        // adapters' own products too, as under autocast (0.013 / 0.009 when they ran in fp32).
         assertThat(error).as("gradient of %s", name).isLessThan(3e-2);
         worst = Math.max(worst, error);
       }
