@@ -287,13 +287,16 @@ Tensor dropout_down_projections(const Tensor& x, const Tensor& a, int64_t member
 // with gate first: silu(gate) * up, (..., width). libtorch's ops need the two halves as views,
 // silu and a product forward, and backward two products, silu_backward and a concatenation of the
 // halves' gradients into the packed one: five full-width passes. Here forward and backward are
-// one pass each, the backward writing the packed gradient directly. On a CPU without AVX2 and FMA
-// the same formulas run as libtorch's ops.
+// one pass each, the backward writing the packed gradient directly. float32 or bfloat16 (a bf16
+// model's MLP: the gate/up product's bf16 output in, the down product's bf16 input out, each
+// computed in float and rounded once). On a CPU without AVX2 and FMA the same formulas run as
+// libtorch's ops, in float.
 class SwigluPacked : public torch::autograd::Function<SwigluPacked> {
  public:
   static Tensor forward(AutogradContext* ctx, const Tensor& gate_up) {
-    TORCH_CHECK(gate_up.device().is_cpu() && gate_up.scalar_type() == at::kFloat,
-                "kubetune::swiglu_packed takes a float32 CPU tensor");
+    TORCH_CHECK(gate_up.device().is_cpu() && (gate_up.scalar_type() == at::kFloat ||
+                                              gate_up.scalar_type() == at::kBFloat16),
+                "kubetune::swiglu_packed takes a float32 or bfloat16 CPU tensor");
     TORCH_CHECK(gate_up.dim() >= 1 && gate_up.size(-1) > 0 && gate_up.size(-1) % 2 == 0,
                 "kubetune::swiglu_packed needs a non-empty, even last axis (gate, then up)");
     Tensor packed = gate_up.contiguous();
@@ -302,28 +305,43 @@ class SwigluPacked : public torch::autograd::Function<SwigluPacked> {
     std::vector<int64_t> shape = packed.sizes().vec();
     shape.back() = width;
     if (!kubetune::vectorized_kernels_supported()) {
-      auto halves = packed.chunk(2, -1);
-      return at::mul(at::silu(halves[0]), halves[1]);
+      // In float, rounded once to the input's type, as the vectorized kernels do.
+      auto halves = packed.to(at::kFloat).chunk(2, -1);
+      return at::mul(at::silu(halves[0]), halves[1]).to(packed.scalar_type());
     }
     Tensor act = at::empty(shape, packed.options());
-    kubetune::swiglu_packed_forward(
-        packed.data_ptr<float>(), act.data_ptr<float>(), packed.numel() / (2 * width), width);
+    int64_t rows = packed.numel() / (2 * width);
+    if (packed.scalar_type() == at::kBFloat16) {
+      kubetune::swiglu_packed_forward(packed.data_ptr<c10::BFloat16>(),
+                                      act.data_ptr<c10::BFloat16>(), rows, width);
+    } else {
+      kubetune::swiglu_packed_forward(packed.data_ptr<float>(), act.data_ptr<float>(), rows, width);
+    }
     return act;
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list outputGradients) {
     Tensor packed = ctx->get_saved_variables()[0];
-    Tensor d = outputGradients[0].contiguous();
+    Tensor d = outputGradients[0].to(packed.scalar_type()).contiguous();
     int64_t width = packed.size(-1) / 2;
     if (!kubetune::vectorized_kernels_supported()) {
-      auto halves = packed.chunk(2, -1);
-      return {at::cat({at::silu_backward(at::mul(d, halves[1]), halves[0]),
-                       at::mul(d, at::silu(halves[0]))},
-                      -1)};
+      auto halves = packed.to(at::kFloat).chunk(2, -1);
+      Tensor wide = d.to(at::kFloat);
+      return {at::cat({at::silu_backward(at::mul(wide, halves[1]), halves[0]),
+                       at::mul(wide, at::silu(halves[0]))},
+                      -1)
+                  .to(packed.scalar_type())};
     }
     Tensor grad = at::empty_like(packed);
-    kubetune::swiglu_packed_backward(packed.data_ptr<float>(), d.data_ptr<float>(),
-                                     grad.data_ptr<float>(), packed.numel() / (2 * width), width);
+    int64_t rows = packed.numel() / (2 * width);
+    if (packed.scalar_type() == at::kBFloat16) {
+      kubetune::swiglu_packed_backward(packed.data_ptr<c10::BFloat16>(),
+                                       d.data_ptr<c10::BFloat16>(),
+                                       grad.data_ptr<c10::BFloat16>(), rows, width);
+    } else {
+      kubetune::swiglu_packed_backward(packed.data_ptr<float>(), d.data_ptr<float>(),
+                                       grad.data_ptr<float>(), rows, width);
+    }
     return {grad};
   }
 };

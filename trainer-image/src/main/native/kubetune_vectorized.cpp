@@ -24,55 +24,118 @@ constexpr int64_t kRowsPerTask = 4;
 
 }  // namespace
 
-void swiglu_packed_forward(const float* gate_up, float* act, int64_t rows, int64_t width) {
+namespace {
+
+// Sixteen elements of a float or bf16 array as two float vectors, and back: bf16 widens exactly
+// and narrows with round-to-nearest-even, as libtorch's casts do.
+inline void load16(const float* p, Vec& lo, Vec& hi) {
+  lo = Vec::loadu(p);
+  hi = Vec::loadu(p + Vec::size());
+}
+
+inline void load16(const c10::BFloat16* p, Vec& lo, Vec& hi) {
+  at::vec::load_fp32_from_bf16(p, lo, hi);
+}
+
+inline void store16(float* p, const Vec& lo, const Vec& hi) {
+  lo.store(p);
+  hi.store(p + Vec::size());
+}
+
+inline void store16(c10::BFloat16* p, const Vec& lo, const Vec& hi) {
+  at::vec::convert_float_bfloat16(lo, hi).store(p);
+}
+
+constexpr int64_t kStep = 2 * Vec::size();
+
+template <typename T>
+void swigluForward(const T* gate_up, T* act, int64_t rows, int64_t width) {
   at::parallel_for(0, rows, kRowsPerTask, [&](int64_t begin, int64_t end) {
     const Vec one(1.f);
+    Vec g[2];
+    Vec u[2];
     for (int64_t r = begin; r < end; r++) {
-      const float* gate = gate_up + r * 2 * width;
-      const float* up = gate + width;
-      float* out = act + r * width;
+      const T* gate = gate_up + r * 2 * width;
+      const T* up = gate + width;
+      T* out = act + r * width;
       int64_t j = 0;
-      for (; j + Vec::size() <= width; j += Vec::size()) {
-        Vec g = Vec::loadu(gate + j);
-        Vec silu = g / (one + g.neg().exp());
-        (silu * Vec::loadu(up + j)).store(out + j);
+      for (; j + kStep <= width; j += kStep) {
+        load16(gate + j, g[0], g[1]);
+        load16(up + j, u[0], u[1]);
+        for (int h = 0; h < 2; h++) {
+          Vec silu = g[h] / (one + g[h].neg().exp());
+          u[h] = silu * u[h];
+        }
+        store16(out + j, u[0], u[1]);
       }
       for (; j < width; j++) {
-        float g = gate[j];
-        out[j] = g / (1.f + std::exp(-g)) * up[j];
+        float gj = static_cast<float>(gate[j]);
+        out[j] = static_cast<T>(gj / (1.f + std::exp(-gj)) * static_cast<float>(up[j]));
       }
     }
   });
 }
 
-void swiglu_packed_backward(
-    const float* gate_up, const float* grad_act, float* grad, int64_t rows, int64_t width) {
+template <typename T>
+void swigluBackward(const T* gate_up, const T* grad_act, T* grad, int64_t rows, int64_t width) {
   at::parallel_for(0, rows, kRowsPerTask, [&](int64_t begin, int64_t end) {
     const Vec one(1.f);
+    Vec g[2];
+    Vec u[2];
+    Vec d[2];
+    Vec gradGate[2];
+    Vec gradUp[2];
     for (int64_t r = begin; r < end; r++) {
-      const float* gate = gate_up + r * 2 * width;
-      const float* up = gate + width;
-      const float* d = grad_act + r * width;
-      float* grad_gate = grad + r * 2 * width;
-      float* grad_up = grad_gate + width;
+      const T* gate = gate_up + r * 2 * width;
+      const T* up = gate + width;
+      const T* dr = grad_act + r * width;
+      T* grad_gate = grad + r * 2 * width;
+      T* grad_up = grad_gate + width;
       int64_t j = 0;
-      for (; j + Vec::size() <= width; j += Vec::size()) {
-        Vec g = Vec::loadu(gate + j);
-        Vec dv = Vec::loadu(d + j);
-        Vec e = one + g.neg().exp();
-        Vec s = one / e;
-        (dv * Vec::loadu(up + j) * s * (one + g * (one - s))).store(grad_gate + j);
-        (dv * (g / e)).store(grad_up + j);
+      for (; j + kStep <= width; j += kStep) {
+        load16(gate + j, g[0], g[1]);
+        load16(up + j, u[0], u[1]);
+        load16(dr + j, d[0], d[1]);
+        for (int h = 0; h < 2; h++) {
+          Vec e = one + g[h].neg().exp();
+          Vec s = one / e;
+          gradGate[h] = d[h] * u[h] * s * (one + g[h] * (one - s));
+          gradUp[h] = d[h] * (g[h] / e);
+        }
+        store16(grad_gate + j, gradGate[0], gradGate[1]);
+        store16(grad_up + j, gradUp[0], gradUp[1]);
       }
       for (; j < width; j++) {
-        float g = gate[j];
-        float e = 1.f + std::exp(-g);
+        float gj = static_cast<float>(gate[j]);
+        float dj = static_cast<float>(dr[j]);
+        float e = 1.f + std::exp(-gj);
         float s = 1.f / e;
-        grad_gate[j] = d[j] * up[j] * s * (1.f + g * (1.f - s));
-        grad_up[j] = d[j] * (g / e);
+        grad_gate[j] = static_cast<T>(dj * static_cast<float>(up[j]) * s * (1.f + gj * (1.f - s)));
+        grad_up[j] = static_cast<T>(dj * (gj / e));
       }
     }
   });
+}
+
+}  // namespace
+
+void swiglu_packed_forward(const float* gate_up, float* act, int64_t rows, int64_t width) {
+  swigluForward(gate_up, act, rows, width);
+}
+
+void swiglu_packed_forward(
+    const c10::BFloat16* gate_up, c10::BFloat16* act, int64_t rows, int64_t width) {
+  swigluForward(gate_up, act, rows, width);
+}
+
+void swiglu_packed_backward(
+    const float* gate_up, const float* grad_act, float* grad, int64_t rows, int64_t width) {
+  swigluBackward(gate_up, grad_act, grad, rows, width);
+}
+
+void swiglu_packed_backward(const c10::BFloat16* gate_up, const c10::BFloat16* grad_act,
+                            c10::BFloat16* grad, int64_t rows, int64_t width) {
+  swigluBackward(gate_up, grad_act, grad, rows, width);
 }
 
 namespace {

@@ -4,6 +4,8 @@
 // has AVX2 and FMA (vectorized_kernels_supported()) and runs libtorch's ops elsewhere.
 #pragma once
 
+#include <c10/util/BFloat16.h>
+
 #include <cstdint>
 
 namespace kubetune {
@@ -12,14 +14,19 @@ namespace kubetune {
 bool vectorized_kernels_supported();
 
 // act[r, j] = silu(gate_up[r, j]) * gate_up[r, width + j] for rows r of the packed (rows, 2 * width)
-// gate/up projection; act is (rows, width).
+// gate/up projection; act is (rows, width). In bf16 the arithmetic is float, each result rounded
+// once (to nearest even), as the float kernel followed by a cast would give.
 void swiglu_packed_forward(const float* gate_up, float* act, int64_t rows, int64_t width);
+void swiglu_packed_forward(
+    const c10::BFloat16* gate_up, c10::BFloat16* act, int64_t rows, int64_t width);
 
 // The gradient of swiglu_packed_forward, written packed like its input: for g = gate_up[r, j],
 // u = gate_up[r, width + j], s = sigmoid(g) and d = grad_act[r, j],
 // grad[r, j] = d * u * s * (1 + g * (1 - s)) and grad[r, width + j] = d * silu(g).
 void swiglu_packed_backward(
     const float* gate_up, const float* grad_act, float* grad, int64_t rows, int64_t width);
+void swiglu_packed_backward(const c10::BFloat16* gate_up, const c10::BFloat16* grad_act,
+                            c10::BFloat16* grad, int64_t rows, int64_t width);
 
 // RMSNorm of rows r of x (rows, width): rstd[r] = 1 / sqrt(mean(x[r]^2) + eps) and
 // y[r, j] = x[r, j] * rstd[r] * weight[j].

@@ -59,8 +59,8 @@ final class LayerKernels implements AutoCloseable {
       """
         def swiglu_packed(self: __torch__.LayerKernels,
           gate_up: Tensor) -> Tensor:
-          halves = torch.chunk(gate_up, 2, -1)
-          return torch.mul(torch.silu(halves[0]), halves[1])
+          halves = torch.chunk(torch.to(gate_up, 6), 2, -1)
+          return torch.to(torch.mul(torch.silu(halves[0]), halves[1]), ops.prim.dtype(gate_up))
         def rms_norm(self: __torch__.LayerKernels,
           x: Tensor,
           weight: Tensor,
@@ -128,6 +128,9 @@ final class LayerKernels implements AutoCloseable {
    * projection's backward reads. With libtorch's ops the halves are views: silu and a product
    * forward; backward two products, silu_backward, and autograd's concatenation of the halves'
    * gradients. Same formulas in the same order as libtorch's kernels.
+   *
+   * <p>gateUp may be bf16 (a bf16 model's product output); the result is then bf16 too, computed in
+   * float and rounded once, forward and backward (libtorch's ops widen, compute and cast back).
    */
   NDArray swiGluPacked(NDArray gateUp) {
     return module.call("swiglu_packed", gateUp);

@@ -842,8 +842,12 @@ public final class LlamaModel implements AutoCloseable {
     List<String> gateUpModules = FUSABLE_GROUPS.get(1);
     NDArray act;
     if (fused.containsKey(moduleName(l, gateUpModules.get(0)))) {
-      // Frozen gate/up fused: the activation reads their packed output, gate first.
-      act = layerKernels().swiGluPacked(fusedLinears(n2, l, gateUpModules, training, c));
+      // Frozen gate/up fused: the activation reads their packed output, gate first. When both
+      // products run in bf16 the activation stays bf16 between them (see keepBf16 below).
+      boolean keepBf16 =
+          isBf16(moduleName(l, gateUpModules.get(0)) + ".weight")
+              && isBf16(moduleName(l, "down_proj") + ".weight");
+      act = layerKernels().swiGluPacked(fusedLinears(n2, l, gateUpModules, keepBf16, training, c));
     } else {
       NDArray[] gateUp = linears(n2, l, gateUpModules, training, c);
       act = layerKernels().swiGlu(gateUp[0], gateUp[1]);
@@ -870,7 +874,7 @@ public final class LlamaModel implements AutoCloseable {
       }
       return out;
     }
-    NDArray y = fusedLinears(x, layer, modules, training, c);
+    NDArray y = fusedLinears(x, layer, modules, false, training, c);
     ai.djl.ndarray.NDList parts = y.split(f.splitPoints(), y.getShape().dimension() - 1);
     for (int i = 0; i < out.length; i++) {
       out[i] = parts.get(i);
@@ -884,10 +888,10 @@ public final class LlamaModel implements AutoCloseable {
    * of their widths.
    */
   private NDArray fusedLinears(
-      NDArray x, int layer, List<String> modules, boolean training, Constants c) {
+      NDArray x, int layer, List<String> modules, boolean keepBf16, boolean training, Constants c) {
     Fused f = fused.get(moduleName(layer, modules.get(0)));
     boolean bf16 = isBf16(moduleName(layer, modules.get(0)) + ".weight");
-    return withAdapters(x, f.weight(), f.bias(), bf16, layer, modules, training, c);
+    return withAdapters(x, f.weight(), f.bias(), bf16, keepBf16, layer, modules, training, c);
   }
 
   /** Base projection plus, when an adapter targets this module, scaling·B·A·dropout(x). */
@@ -898,6 +902,7 @@ public final class LlamaModel implements AutoCloseable {
         weights.get(name + ".weight"),
         weights.get(name + ".bias"),
         isBf16(name + ".weight"),
+        false,
         layer,
         List.of(module),
         training,
@@ -937,25 +942,36 @@ public final class LlamaModel implements AutoCloseable {
    * inside each GEMM) and add into the base product's bf16 output, which is widened to fp32 once,
    * after them. A and B themselves, their gradients and AdamW's state stay fp32. Products with
    * rank-r operands read and write mostly their wide operand, so halving its bytes halves their
-   * time; and x is cast once for the group, its gradient widened once.
+   * time; and x is cast once for the group, its gradient widened once. A bf16 x is used as it is.
+   *
+   * <p>With {@code keepBf16}, a bf16 W and no bias the result is the bf16 output itself, not
+   * widened: for a consumer that rounds it to bf16 anyway (the gated activation between the gate/up
+   * and the down products), which saves a full-width cast each way and halves what autograd keeps.
    */
   private NDArray withAdapters(
       NDArray x,
       NDArray weight,
       NDArray bias,
       boolean bf16,
+      boolean keepBf16,
       int layer,
       List<String> modules,
       boolean training,
       Constants c) {
     boolean adapted = adapter != null && modules.stream().anyMatch(adapter::targets);
+    boolean bf16Result = bf16 && keepBf16 && bias == null;
     NDArray y;
-    if (bf16 && adapted) {
+    if (bf16 && (adapted || bf16Result)) {
       NDArray half = bf16Ops().toBf16(rows(x));
-      NDArray product = half.getNDArrayInternal().linear(half, weight, null).singletonOrThrow();
-      y = bf16Ops().toFloat32(addAdapters(half, product, layer, modules, training, c));
-      if (bias != null) {
-        y = y.add(bias);
+      y = half.getNDArrayInternal().linear(half, weight, null).singletonOrThrow();
+      if (adapted) {
+        y = addAdapters(half, y, layer, modules, training, c);
+      }
+      if (!bf16Result) {
+        y = bf16Ops().toFloat32(y);
+        if (bias != null) {
+          y = y.add(bias);
+        }
       }
     } else {
       y = project(rows(x), weight, bias, bf16);

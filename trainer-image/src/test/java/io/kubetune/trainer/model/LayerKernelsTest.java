@@ -167,6 +167,39 @@ class LayerKernelsTest {
   }
 
   /**
+   * A bf16 gate/up output (a bf16 model's MLP) gives a bf16 activation equal to the float kernel's
+   * result rounded once, and a bf16 gradient equal to the float gradient of the widened values
+   * rounded once: bit for bit.
+   */
+  @Test
+  void packedGatedActivationInBf16IsTheFloatOneRoundedOnce() {
+    onEachPathWidthAndThreadCount(
+        (kernels, width) -> {
+          NDManager manager = kernels.manager;
+          try (Bf16Ops bf16 = Bf16Ops.load(manager)) {
+            NDArray packed = manager.randomNormal(new Shape(3, 11, 2 * width)).mul(3);
+            NDArray weight = manager.randomNormal(new Shape(3, 11, width));
+            packed.setRequiresGradient(true);
+            float[][] kernel;
+            try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+              NDArray out = bf16.toFloat32(kernels.layer.swiGluPacked(bf16.toBf16(packed)));
+              collector.backward(out.mul(weight).sum());
+              kernel = new float[][] {out.toFloatArray(), packed.getGradient().toFloatArray()};
+            }
+            packed.getGradient().muli(0);
+            float[][] reference;
+            try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+              NDArray wide = bf16.toFloat32(bf16.toBf16(packed));
+              NDArray out = bf16.toFloat32(bf16.toBf16(kernels.layer.swiGluPacked(wide)));
+              collector.backward(out.mul(weight).sum());
+              reference = new float[][] {out.toFloatArray(), packed.getGradient().toFloatArray()};
+            }
+            return new float[][][] {kernel, reference};
+          }
+        });
+  }
+
+  /**
    * RMSNorm through KubeTune's native operator (where it loads) and through libtorch's ops: both
    * equal {@code x · rsqrt(mean(x²) + eps) · weight} written with DJL's ops, with the gradients of
    * x and of the weight (trained in full fine-tuning).
