@@ -420,6 +420,49 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, const Tensor& eps) {
   return RmsNorm::apply(x, weight, eps);
 }
 
+// The cross-entropy's softmax over a chunk of logits (rows, vocab), in place: each row becomes
+// w[row] * softmax(row), what the backward multiplies by the head; returns sum_row w[row] *
+// logsumexp(row) (float32, summed in row order, so the same on any thread count). libtorch's ops
+// take five passes over the chunk (max, subtract, exp, sum, scale), a bf16 chunk two more to widen
+// and narrow it; here three passes over each row while it stays in cache, in float (bf16 widened
+// exactly, each result rounded once). Called on arrays outside autograd (ChunkedCrossEntropy). On
+// a CPU without AVX2 and FMA the same formulas run as libtorch's ops.
+Tensor weighted_softmax_(Tensor& logits, const Tensor& w) {
+  TORCH_CHECK(logits.device().is_cpu() && w.device().is_cpu(),
+              "kubetune::weighted_softmax_ runs on the CPU only");
+  TORCH_CHECK(logits.scalar_type() == at::kFloat || logits.scalar_type() == at::kBFloat16,
+              "kubetune::weighted_softmax_ takes float32 or bfloat16 logits");
+  TORCH_CHECK(logits.dim() == 2 && logits.is_contiguous(),
+              "kubetune::weighted_softmax_ takes contiguous (rows, vocab) logits");
+  TORCH_CHECK(w.scalar_type() == at::kFloat && w.numel() == logits.size(0),
+              "kubetune::weighted_softmax_ takes one float32 weight per row");
+  Tensor weights = w.reshape({-1}).contiguous();
+  int64_t rows = logits.size(0);
+  int64_t vocab = logits.size(1);
+  Tensor lse = at::empty({rows}, weights.options());
+  if (!kubetune::vectorized_kernels_supported()) {
+    Tensor wide = logits.to(at::kFloat);
+    Tensor maxes = at::amax(wide, {1}, true);
+    Tensor exps = at::exp(at::sub(wide, maxes));
+    Tensor sums = at::sum(exps, {1}, true);
+    lse.copy_(at::add(at::log(sums), maxes).reshape({-1}));
+    logits.copy_(at::mul(exps, at::div(weights.unsqueeze(1), sums)));
+  } else if (logits.scalar_type() == at::kBFloat16) {
+    kubetune::weighted_softmax_rows(logits.data_ptr<c10::BFloat16>(), weights.data_ptr<float>(),
+                                    lse.data_ptr<float>(), rows, vocab);
+  } else {
+    kubetune::weighted_softmax_rows(logits.data_ptr<float>(), weights.data_ptr<float>(),
+                                    lse.data_ptr<float>(), rows, vocab);
+  }
+  const float* lp = lse.data_ptr<float>();
+  const float* wp = weights.data_ptr<float>();
+  double total = 0;
+  for (int64_t r = 0; r < rows; r++) {
+    total += static_cast<double>(wp[r]) * lp[r];
+  }
+  return at::scalar_tensor(total, weights.options());
+}
+
 }  // namespace
 
 bool kubetune::vectorized_kernels_supported() {
@@ -449,4 +492,5 @@ TORCH_LIBRARY(kubetune, m) {
       &dropout_down_projections);
   m.def("swiglu_packed(Tensor gate_up) -> Tensor", &swiglu_packed);
   m.def("rms_norm(Tensor x, Tensor weight, Tensor eps) -> Tensor", &rms_norm);
+  m.def("weighted_softmax_(Tensor(a!) logits, Tensor w) -> Tensor", &weighted_softmax_);
 }

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 namespace kubetune {
@@ -239,6 +240,82 @@ void rms_norm_backward(const float* x, const float* weight, const float* rstd, c
       grad_weight[j] = sum;
     }
   }
+}
+
+namespace {
+
+template <typename T>
+void weightedSoftmaxRows(T* logits, const float* w, float* lse, int64_t rows, int64_t vocab) {
+  at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+    // The row's exponentials in float, between the pass that sums them and the one that scales
+    // them: a row (vocab floats) stays in cache, and each is rounded once.
+    std::vector<float> exps(vocab);
+    Vec lo;
+    Vec hi;
+    for (int64_t r = begin; r < end; r++) {
+      T* row = logits + r * vocab;
+      Vec maxLo(-std::numeric_limits<float>::infinity());
+      Vec maxHi = maxLo;
+      int64_t j = 0;
+      for (; j + kStep <= vocab; j += kStep) {
+        load16(row + j, lo, hi);
+        maxLo = at::vec::maximum(maxLo, lo);
+        maxHi = at::vec::maximum(maxHi, hi);
+      }
+      float lanes[Vec::size()];
+      at::vec::maximum(maxLo, maxHi).store(lanes);
+      float m = -std::numeric_limits<float>::infinity();
+      for (float lane : lanes) {
+        m = std::isnan(lane) || lane > m ? lane : m;
+      }
+      for (; j < vocab; j++) {
+        float value = static_cast<float>(row[j]);
+        m = std::isnan(value) || value > m ? value : m;
+      }
+      const Vec vm(m);
+      Vec sumLo(0.f);
+      Vec sumHi(0.f);
+      j = 0;
+      for (; j + kStep <= vocab; j += kStep) {
+        load16(row + j, lo, hi);
+        lo = (lo - vm).exp();
+        hi = (hi - vm).exp();
+        store16(exps.data() + j, lo, hi);
+        sumLo = sumLo + lo;
+        sumHi = sumHi + hi;
+      }
+      (sumLo + sumHi).store(lanes);
+      float sum = 0.f;
+      for (float lane : lanes) {
+        sum += lane;
+      }
+      for (; j < vocab; j++) {
+        exps[j] = std::exp(static_cast<float>(row[j]) - m);
+        sum += exps[j];
+      }
+      lse[r] = m + std::log(sum);
+      const Vec scale(w[r] / sum);
+      j = 0;
+      for (; j + kStep <= vocab; j += kStep) {
+        load16(exps.data() + j, lo, hi);
+        store16(row + j, lo * scale, hi * scale);
+      }
+      for (; j < vocab; j++) {
+        row[j] = static_cast<T>(exps[j] * (w[r] / sum));
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void weighted_softmax_rows(float* logits, const float* w, float* lse, int64_t rows, int64_t vocab) {
+  weightedSoftmaxRows(logits, w, lse, rows, vocab);
+}
+
+void weighted_softmax_rows(
+    c10::BFloat16* logits, const float* w, float* lse, int64_t rows, int64_t vocab) {
+  weightedSoftmaxRows(logits, w, lse, rows, vocab);
 }
 
 }  // namespace kubetune

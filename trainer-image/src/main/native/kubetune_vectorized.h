@@ -38,4 +38,13 @@ void rms_norm_forward(const float* x, const float* weight, double eps, float* y,
 void rms_norm_backward(const float* x, const float* weight, const float* rstd, const float* dy,
                        float* dx, float* grad_weight, int64_t rows, int64_t width);
 
+// Softmax of each row of logits (rows, vocab), scaled by the row's weight, written over the logits:
+// for m_r = max_v logits[r, v] and s_r = sum_v exp(logits[r, v] - m_r),
+// logits[r, v] = w[r] * exp(logits[r, v] - m_r) / s_r. Each row's log-sum-exp m_r + log(s_r) goes
+// to lse[r]. In float (bf16 widened exactly, each result rounded once); a NaN anywhere in a row
+// makes its lse NaN.
+void weighted_softmax_rows(float* logits, const float* w, float* lse, int64_t rows, int64_t vocab);
+void weighted_softmax_rows(
+    c10::BFloat16* logits, const float* w, float* lse, int64_t rows, int64_t vocab);
+
 }  // namespace kubetune

@@ -18,16 +18,41 @@ import io.kubetune.trainer.model.ScriptedModule;
 final class LogitKernels implements AutoCloseable {
   /**
    * The module's source. With a bf16 head the two products with it cast their fp32 operand to bf16
-   * and the product back to fp32 (fp32 accumulation inside the GEMM), as under torch.autocast;
-   * logits, softmax and loss stay fp32. (A trained head is never bf16, so g_W is fp32 only.)
+   * (fp32 accumulation inside the GEMM), as under torch.autocast; the loss is computed in fp32. (A
+   * trained head is never bf16, so g_W is fp32 only.) With KubeTune's native operator ({@code
+   * kubetune::weighted_softmax_}) the softmax is taken in three passes over each row while it stays
+   * in cache, on the product's own output: a bf16 chunk is neither widened for it nor narrowed for
+   * the backward product (the operator computes in float and rounds each result once, as those
+   * casts would). Without it, libtorch's ops on the fp32 logits.
    */
-  static String source(boolean bf16Head) {
-    String logits =
+  static String source(boolean bf16Head, boolean nativeKernel) {
+    String wideLogits =
         bf16Head ? "torch.to(torch.linear(torch.to(h, 15), weight), 6)" : "torch.linear(h, weight)";
     String hiddenGradient =
         bf16Head
             ? "torch.to(torch.matmul(torch.to(weighted, 15), weight), 6)"
             : "torch.matmul(weighted, weight)";
+    String weightedSoftmax;
+    if (nativeKernel) {
+      weightedSoftmax =
+          """
+            logits = %s
+            lse_sum = ops.kubetune.weighted_softmax_(logits, w)
+            return (lse_sum, logits)
+          """
+              .formatted(bf16Head ? "torch.linear(torch.to(h, 15), weight)" : wideLogits);
+    } else {
+      weightedSoftmax =
+          """
+            logits = %s
+            maxes = torch.amax(logits, [1], True)
+            exps = torch.exp_(torch.sub_(logits, maxes))
+            sums = torch.sum(exps, [1], True)
+            lse_sum = torch.sum(torch.mul(torch.add(torch.log(sums), maxes), w))
+            return (lse_sum, torch.mul_(exps, torch.div(w, sums)))
+          """
+              .formatted(wideLogits);
+    }
     return String.format(
         java.util.Locale.ROOT,
         """
@@ -41,12 +66,7 @@ final class LogitKernels implements AutoCloseable {
           h: Tensor,
           weight: Tensor,
           w: Tensor) -> Tuple[Tensor, Tensor]:
-          logits = %1$s
-          maxes = torch.amax(logits, [1], True)
-          exps = torch.exp_(torch.sub_(logits, maxes))
-          sums = torch.sum(exps, [1], True)
-          lse_sum = torch.sum(torch.mul(torch.add(torch.log(sums), maxes), w))
-          return (lse_sum, torch.mul_(exps, torch.div(w, sums)))
+      %3$s
         def hidden_gradient(self: __torch__.LogitKernels,
           h: Tensor,
           weight: Tensor,
@@ -60,8 +80,9 @@ final class LogitKernels implements AutoCloseable {
           lse_sum, weighted = (self).weighted_softmax(h, weight, w)
           return (lse_sum, %2$s, torch.matmul(torch.t(weighted), h))
       """,
-        logits,
-        hiddenGradient);
+        wideLogits,
+        hiddenGradient,
+        weightedSoftmax.indent(2).stripTrailing());
   }
 
   private final ScriptedModule module;
@@ -75,7 +96,16 @@ final class LogitKernels implements AutoCloseable {
    * the manager) when done.
    */
   static LogitKernels compile(NDManager manager, boolean bf16Head) {
-    return new LogitKernels(ScriptedModule.compile(manager, "LogitKernels", source(bf16Head)));
+    boolean nativeKernel =
+        ai.djl.Device.Type.CPU.equals(manager.getDevice().getDeviceType())
+            && io.kubetune.trainer.model.NativeKernels.status().loaded();
+    return compile(manager, bf16Head, nativeKernel);
+  }
+
+  /** As {@link #compile(NDManager, boolean)}, with the native operator or not. */
+  static LogitKernels compile(NDManager manager, boolean bf16Head, boolean nativeKernel) {
+    return new LogitKernels(
+        ScriptedModule.compile(manager, "LogitKernels", source(bf16Head, nativeKernel)));
   }
 
   /** {@code sum_i w_i lse_i} of the chunk, a scalar. */
