@@ -420,6 +420,63 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, const Tensor& eps) {
   return RmsNorm::apply(x, weight, eps);
 }
 
+// Rotary position embedding of q or k (batch, heads, seq, dim) with tables cos and sin (seq, dim,
+// any leading ones): x cos + rotate_half(x) sin, rotate_half(x) = cat(-x2, x1), as transformers
+// writes it. libtorch's ops take five full-size results forward (neg, cat, two products, a sum)
+// and as many backward; here one pass each way, reading x through its strides (the projection's
+// output seen per head) and writing the contiguous result attention wants. On a CPU without AVX2
+// and FMA the same formula runs as libtorch's ops.
+class Rotary : public torch::autograd::Function<Rotary> {
+ public:
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& cos,
+                        const Tensor& sin) {
+    TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat &&
+                    cos.scalar_type() == at::kFloat && sin.scalar_type() == at::kFloat,
+                "kubetune::rotary takes float32 CPU tensors");
+    TORCH_CHECK(x.dim() == 4 && x.size(3) % 2 == 0,
+                "kubetune::rotary takes x of shape (batch, heads, seq, dim) with an even dim");
+    int64_t seq = x.size(2);
+    int64_t dim = x.size(3);
+    TORCH_CHECK(cos.numel() == seq * dim && sin.numel() == seq * dim,
+                "kubetune::rotary needs cos and sin tables of (seq, dim)");
+    Tensor c = cos.detach().reshape({seq, dim}).contiguous();
+    Tensor s = sin.detach().reshape({seq, dim}).contiguous();
+    ctx->save_for_backward({c, s});
+    return rotate(x, c, s, false);
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list outputGradients) {
+    auto saved = ctx->get_saved_variables();
+    return {rotate(outputGradients[0], saved[0], saved[1], true), Tensor(), Tensor()};
+  }
+
+ private:
+  static Tensor rotate(const Tensor& input, const Tensor& c, const Tensor& s, bool transpose) {
+    if (!kubetune::vectorized_kernels_supported()) {
+      int64_t half = input.size(3) / 2;
+      Tensor x1 = input.narrow(3, 0, half);
+      Tensor x2 = input.narrow(3, half, half);
+      // The transposed map of x cos + rotate_half(x) sin: x cos + rotate_half^T(x sin).
+      if (transpose) {
+        Tensor xs = at::mul(input, s);
+        return at::add(at::mul(input, c),
+                       at::cat({xs.narrow(3, half, half), at::neg(xs.narrow(3, 0, half))}, 3));
+      }
+      return at::add(at::mul(input, c), at::mul(at::cat({at::neg(x2), x1}, 3), s));
+    }
+    Tensor x = input.stride(3) == 1 ? input : input.contiguous();
+    Tensor y = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
+    kubetune::rotary(x.data_ptr<float>(), x.stride(0), x.stride(1), x.stride(2),
+                     c.data_ptr<float>(), s.data_ptr<float>(), y.data_ptr<float>(), x.size(0),
+                     x.size(1), x.size(2), x.size(3), transpose);
+    return y;
+  }
+};
+
+Tensor rotary(const Tensor& x, const Tensor& cos, const Tensor& sin) {
+  return Rotary::apply(x, cos, sin);
+}
+
 // The cross-entropy's softmax over a chunk of logits (rows, vocab), in place: each row becomes
 // w[row] * softmax(row), what the backward multiplies by the head; returns sum_row w[row] *
 // logsumexp(row) (float32, summed in row order, so the same on any thread count). libtorch's ops
@@ -493,4 +550,5 @@ TORCH_LIBRARY(kubetune, m) {
   m.def("swiglu_packed(Tensor gate_up) -> Tensor", &swiglu_packed);
   m.def("rms_norm(Tensor x, Tensor weight, Tensor eps) -> Tensor", &rms_norm);
   m.def("weighted_softmax_(Tensor(a!) logits, Tensor w) -> Tensor", &weighted_softmax_);
+  m.def("rotary(Tensor x, Tensor cos, Tensor sin) -> Tensor", &rotary);
 }

@@ -318,4 +318,32 @@ void weighted_softmax_rows(
   weightedSoftmaxRows(logits, w, lse, rows, vocab);
 }
 
+void rotary(const float* x, int64_t sb, int64_t sh, int64_t ss, const float* cos,
+            const float* sin, float* y, int64_t batch, int64_t heads, int64_t seq, int64_t dim,
+            bool transpose) {
+  int64_t half = dim / 2;
+  at::parallel_for(0, batch * heads * seq, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; row++) {
+      int64_t b = row / (heads * seq);
+      int64_t h = (row / seq) % heads;
+      int64_t t = row % seq;
+      const float* in = x + b * sb + h * sh + t * ss;
+      const float* c = cos + t * dim;
+      const float* s = sin + t * dim;
+      float* out = y + row * dim;
+      if (transpose) {
+        for (int64_t j = 0; j < half; j++) {
+          out[j] = in[j] * c[j] + in[j + half] * s[j + half];
+          out[j + half] = in[j + half] * c[j + half] - in[j] * s[j];
+        }
+      } else {
+        for (int64_t j = 0; j < half; j++) {
+          out[j] = in[j] * c[j] - in[j + half] * s[j];
+          out[j + half] = in[j + half] * c[j + half] + in[j] * s[j + half];
+        }
+      }
+    }
+  });
+}
+
 }  // namespace kubetune

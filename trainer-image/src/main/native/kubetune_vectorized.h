@@ -38,6 +38,16 @@ void rms_norm_forward(const float* x, const float* weight, double eps, float* y,
 void rms_norm_backward(const float* x, const float* weight, const float* rstd, const float* dy,
                        float* dx, float* grad_weight, int64_t rows, int64_t width);
 
+// Rotary position embedding of x (batch, heads, seq, dim), read through strides (sb, sh, ss; the
+// last axis contiguous) and written contiguous to y, with tables cos and sin (seq, dim): for
+// half = dim / 2 and j < half, y[j] = x[j] cos[j] - x[j + half] sin[j] and y[j + half] =
+// x[j + half] cos[j + half] + x[j] sin[j + half] (transformers' x cos + rotate_half(x) sin). With
+// transpose, the transposed map, which is its gradient: y[j] = x[j] cos[j] + x[j + half]
+// sin[j + half] and y[j + half] = x[j + half] cos[j + half] - x[j] sin[j].
+void rotary(const float* x, int64_t sb, int64_t sh, int64_t ss, const float* cos,
+            const float* sin, float* y, int64_t batch, int64_t heads, int64_t seq, int64_t dim,
+            bool transpose);
+
 // Softmax of each row of logits (rows, vocab), scaled by the row's weight, written over the logits:
 // for m_r = max_v logits[r, v] and s_r = sum_v exp(logits[r, v] - m_r),
 // logits[r, v] = w[r] * exp(logits[r, v] - m_r) / s_r. Each row's log-sum-exp m_r + log(s_r) goes

@@ -41,7 +41,7 @@ final class LayerKernels implements AutoCloseable {
           return torch.addmm_(y, torch.to(activations, dtype), torch.to(torch.block_diag(bt), dtype))
       """;
 
-  /** {@link #swiGluPacked} and {@link #rmsNorm} through KubeTune's native operators. */
+  /** {@link #swiGluPacked}, {@link #rmsNorm} and {@link #rotary} through KubeTune's operators. */
   static final String NATIVE =
       """
         def swiglu_packed(self: __torch__.LayerKernels,
@@ -52,9 +52,14 @@ final class LayerKernels implements AutoCloseable {
           weight: Tensor,
           eps: Tensor) -> Tensor:
           return ops.kubetune.rms_norm(x, weight, eps)
+        def rotary(self: __torch__.LayerKernels,
+          x: Tensor,
+          cos: Tensor,
+          sin: Tensor) -> Tensor:
+          return ops.kubetune.rotary(x, cos, sin)
       """;
 
-  /** {@link #swiGluPacked} and {@link #rmsNorm} with libtorch's ops. */
+  /** {@link #swiGluPacked}, {@link #rmsNorm} and {@link #rotary} with libtorch's ops. */
   static final String LIBTORCH =
       """
         def swiglu_packed(self: __torch__.LayerKernels,
@@ -67,6 +72,13 @@ final class LayerKernels implements AutoCloseable {
           eps: Tensor) -> Tensor:
           variance = torch.mean(torch.pow(x, 2), [-1], True)
           return torch.mul(torch.mul(x, torch.rsqrt(torch.add(variance, eps))), weight)
+        def rotary(self: __torch__.LayerKernels,
+          x: Tensor,
+          cos: Tensor,
+          sin: Tensor) -> Tensor:
+          halves = torch.chunk(x, 2, -1)
+          rotated = torch.cat([torch.neg(halves[1]), halves[0]], -1)
+          return torch.add(torch.mul(x, cos), torch.mul(rotated, sin))
       """;
 
   private final ScriptedModule module;
@@ -151,6 +163,23 @@ final class LayerKernels implements AutoCloseable {
    */
   NDArray rmsNorm(NDArray x, NDArray weight, NDArray eps) {
     return module.call("rms_norm", x, weight, eps);
+  }
+
+  /**
+   * Rotary position embedding of q or k, {@code x · cos + rotate_half(x) · sin} with {@code
+   * rotate_half(x) = cat(-x2, x1)}, as transformers writes it.
+   *
+   * <p>With KubeTune's native operator ({@code kubetune::rotary}) forward and backward are one pass
+   * each, reading x through its strides (the projection's output seen per head) and writing the
+   * contiguous array attention wants; with libtorch's ops, five full-size results each way. The
+   * native operator may fuse a product and a sum (FMA): last-bit differences.
+   *
+   * @param x (batch, heads, seq, head_dim), float32
+   * @param cos the cosine table, (1, 1, seq, head_dim)
+   * @param sin the sine table, same shape
+   */
+  NDArray rotary(NDArray x, NDArray cos, NDArray sin) {
+    return module.call("rotary", x, cos, sin);
   }
 
   /**

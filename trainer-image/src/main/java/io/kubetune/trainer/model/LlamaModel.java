@@ -1116,11 +1116,7 @@ public final class LlamaModel implements AutoCloseable {
 
   /** q·cos + rotate_half(q)·sin, rotate_half(x) = cat(-x2, x1) as in transformers. */
   private NDArray applyRope(NDArray x, NDArray[] rope) {
-    int half = config.headDim() / 2;
-    NDArray x1 = x.get("..., :" + half);
-    NDArray x2 = x.get("..., " + half + ":");
-    NDArray rotated = x2.neg().concat(x1, 3);
-    return x.mul(rope[0]).add(rotated.mul(rope[1]));
+    return layerKernels().rotary(x, rope[0], rope[1]);
   }
 
   /**

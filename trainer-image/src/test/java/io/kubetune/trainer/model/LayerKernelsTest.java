@@ -200,6 +200,43 @@ class LayerKernelsTest {
   }
 
   /**
+   * Rotary embedding through KubeTune's native operator (where it loads) and through libtorch's
+   * ops: both equal {@code x · cos + cat(-x2, x1) · sin} written with DJL's ops, with x's gradient,
+   * for x seen per head through a transpose (the projection's output, as the model passes it).
+   */
+  @Test
+  void rotaryEqualsTheReferenceFormulaWithItsGradientOnBothPaths() {
+    onEachPathWidthAndThreadCount(
+        (kernels, width) -> {
+          NDManager manager = kernels.manager;
+          int dim = 2 * width;
+          int seq = 5;
+          NDArray projected = manager.randomNormal(new Shape(2, seq, 3, dim));
+          NDArray cos = manager.randomNormal(new Shape(1, 1, seq, dim));
+          NDArray sin = manager.randomNormal(new Shape(1, 1, seq, dim));
+          NDArray weight = manager.randomNormal(new Shape(2, 3, seq, dim));
+          projected.setRequiresGradient(true);
+          float[][] kernel;
+          try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+            NDArray out = kernels.layer.rotary(projected.transpose(0, 2, 1, 3), cos, sin);
+            assertThat(out.getShape()).isEqualTo(new Shape(2, 3, seq, dim));
+            collector.backward(out.mul(weight).sum());
+            kernel = new float[][] {out.toFloatArray(), projected.getGradient().toFloatArray()};
+          }
+          projected.getGradient().muli(0);
+          float[][] reference;
+          try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+            NDArray x = projected.transpose(0, 2, 1, 3);
+            NDArray rotated = x.get("..., " + width + ":").neg().concat(x.get("..., :" + width), 3);
+            NDArray out = x.mul(cos).add(rotated.mul(sin));
+            collector.backward(out.mul(weight).sum());
+            reference = new float[][] {out.toFloatArray(), projected.getGradient().toFloatArray()};
+          }
+          return new float[][][] {kernel, reference};
+        });
+  }
+
+  /**
    * RMSNorm through KubeTune's native operator (where it loads) and through libtorch's ops: both
    * equal {@code x · rsqrt(mean(x²) + eps) · weight} written with DJL's ops, with the gradients of
    * x and of the weight (trained in full fine-tuning).
