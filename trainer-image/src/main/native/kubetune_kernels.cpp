@@ -15,6 +15,7 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <mutex>
@@ -522,9 +523,22 @@ Tensor weighted_softmax_(Tensor& logits, const Tensor& w) {
 
 }  // namespace
 
+namespace {
+// Cleared by use_vectorized_kernels(false): the operators then run their fallbacks.
+std::atomic<bool> vectorizedKernelsWanted{true};
+}  // namespace
+
 bool kubetune::vectorized_kernels_supported() {
   static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return supported;
+  return supported && vectorizedKernelsWanted.load(std::memory_order_relaxed);
+}
+
+// For tests: with false the operators run the fallbacks a CPU without AVX2 and FMA runs, so those
+// are tested on the machines that have them; true restores the vectorized kernels where the CPU
+// has them. Returns whether they are used now. Not for use while operators run.
+bool use_vectorized_kernels(bool on) {
+  vectorizedKernelsWanted.store(on, std::memory_order_relaxed);
+  return kubetune::vectorized_kernels_supported();
 }
 
 // Whether the operators run their vectorized kernels on this CPU (else libtorch's ops inside them);
@@ -543,6 +557,7 @@ bool release_free_memory() {
 TORCH_LIBRARY(kubetune, m) {
   m.def("vectorized_kernels() -> bool", &vectorized_kernels);
   m.def("release_free_memory() -> bool", &release_free_memory);
+  m.def("use_vectorized_kernels(bool on) -> bool", &use_vectorized_kernels);
   m.def(
       "dropout_down_projections(Tensor x, Tensor a, int members, float rare, bool drops_are_rarer)"
       " -> Tensor",

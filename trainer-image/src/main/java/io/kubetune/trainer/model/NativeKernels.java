@@ -93,17 +93,29 @@ public final class NativeKernels {
     if (!status().loaded()) {
       return false;
     }
-    callBoolean("release_free_memory");
+    callBoolean("release_free_memory()");
     return true;
+  }
+
+  /**
+   * For tests: with false the operators run the fallbacks that a CPU without AVX2 and FMA runs (so
+   * those are tested where the CPU has them); true restores the vectorized kernels where the CPU
+   * has them. Returns whether they are used now. Not to be called while operators run.
+   */
+  public static boolean useVectorizedKernels(boolean on) {
+    if (!status().loaded()) {
+      throw new IllegalStateException("the native kernels are not loaded: " + status().detail());
+    }
+    return callBoolean("use_vectorized_kernels(" + (on ? "True" : "False") + ")");
   }
 
   /** Asks the loaded library whether this CPU runs its vectorized kernels. */
   private static boolean vectorized() {
-    return callBoolean("vectorized_kernels");
+    return callBoolean("vectorized_kernels()");
   }
 
-  /** Calls the library's argument-less {@code kubetune::<op>() -> bool} through TorchScript. */
-  private static boolean callBoolean(String op) {
+  /** Calls one of the library's {@code kubetune::<op>(...) -> bool} through TorchScript. */
+  private static boolean callBoolean(String call) {
     try (NDManager manager = NDManager.newBaseManager(Device.cpu());
         ScriptedModule probe =
             ScriptedModule.compile(
@@ -112,9 +124,9 @@ public final class NativeKernels {
                 """
                   def forward(self: __torch__.NativeKernelsCall,
                     x: Tensor) -> Tensor:
-                    return torch.mul(x, float(ops.kubetune.%s()))
+                    return torch.mul(x, float(ops.kubetune.%s))
                 """
-                    .formatted(op))) {
+                    .formatted(call))) {
       return probe.call(null, manager.create(1f)).getFloat() == 1f;
     }
   }

@@ -139,7 +139,7 @@ class LayerKernelsTest {
    * DJL's ops, and the packed gradient equals the halves' gradients side by side.
    */
   @Test
-  void packedGatedActivationEqualsSiluTimesUpOnBothPaths() {
+  void packedGatedActivationEqualsSiluTimesUpOnEveryPath() {
     onEachPathWidthAndThreadCount(
         (kernels, width) -> {
           NDManager manager = kernels.manager;
@@ -205,7 +205,7 @@ class LayerKernelsTest {
    * for x seen per head through a transpose (the projection's output, as the model passes it).
    */
   @Test
-  void rotaryEqualsTheReferenceFormulaWithItsGradientOnBothPaths() {
+  void rotaryEqualsTheReferenceFormulaWithItsGradientOnEveryPath() {
     onEachPathWidthAndThreadCount(
         (kernels, width) -> {
           NDManager manager = kernels.manager;
@@ -242,7 +242,7 @@ class LayerKernelsTest {
    * x and of the weight (trained in full fine-tuning).
    */
   @Test
-  void rmsNormEqualsTheReferenceFormulaWithItsGradientsOnBothPaths() {
+  void rmsNormEqualsTheReferenceFormulaWithItsGradientsOnEveryPath() {
     onEachPathWidthAndThreadCount(
         (kernels, width) -> {
           NDManager manager = kernels.manager;
@@ -289,36 +289,50 @@ class LayerKernelsTest {
     float[][][] run(Kernels kernels, int width);
   }
 
+  /** Where a check runs: the native operators, vectorized or not, or libtorch's ops. */
+  private enum Path {
+    NATIVE,
+    NATIVE_FALLBACK,
+    LIBTORCH
+  }
+
   /**
-   * Runs {@code check} with the native operators (where they load) and with libtorch's ops, at
-   * widths 13 (the vector loop's tail only) and 40 (full lanes and a tail), on one and on two
-   * intra-op threads (tests run on one; the kernels split rows over threads and RMSNorm's weight
-   * gradient sums the threads' partial sums), and compares the kernel's arrays with the
-   * reference's.
+   * Runs {@code check} with the native operators (where they load; vectorized where the CPU has
+   * AVX2 and FMA, and with the fallback a CPU without them runs) and with libtorch's ops, at widths
+   * 13 (the vector loop's tail only) and 40 (full lanes and a tail), on one and on two intra-op
+   * threads (tests run on one; the kernels split rows over threads and RMSNorm's weight gradient
+   * sums the threads' partial sums), and compares the kernel's arrays with the reference's.
    */
   private static void onEachPathWidthAndThreadCount(Check check) {
-    List<Boolean> paths = NativeKernels.status().loaded() ? List.of(true, false) : List.of(false);
+    List<Path> paths =
+        NativeKernels.status().loaded()
+            ? List.of(Path.NATIVE, Path.NATIVE_FALLBACK, Path.LIBTORCH)
+            : List.of(Path.LIBTORCH);
     int threads = ai.djl.pytorch.jni.JniUtils.getNumThreads();
     try {
       for (int threadCount : new int[] {1, 2}) {
         ai.djl.pytorch.jni.JniUtils.setNumThreads(threadCount);
-        for (boolean nativeKernels : paths) {
-          for (int width : new int[] {13, 40}) {
-            Engine.getInstance().setRandomSeed(width);
-            try (NDManager manager = NDManager.newBaseManager();
-                LayerKernels layer = LayerKernels.compile(manager, nativeKernels)) {
-              float[][][] results = check.run(new Kernels(manager, layer), width);
-              String path =
-                  (nativeKernels ? "native" : "libtorch")
-                      + ", width "
-                      + width
-                      + ", threads "
-                      + threadCount;
-              for (int i = 0; i < results[0].length; i++) {
-                assertThat(results[0][i])
-                    .as(path + ", array " + i)
-                    .containsExactly(results[1][i], within(1e-4f));
+        for (Path path : paths) {
+          if (path == Path.NATIVE_FALLBACK) {
+            assertThat(NativeKernels.useVectorizedKernels(false)).isFalse();
+          }
+          try {
+            for (int width : new int[] {13, 40}) {
+              Engine.getInstance().setRandomSeed(width);
+              try (NDManager manager = NDManager.newBaseManager();
+                  LayerKernels layer = LayerKernels.compile(manager, path != Path.LIBTORCH)) {
+                float[][][] results = check.run(new Kernels(manager, layer), width);
+                String where = path + ", width " + width + ", threads " + threadCount;
+                for (int i = 0; i < results[0].length; i++) {
+                  assertThat(results[0][i])
+                      .as(where + ", array " + i)
+                      .containsExactly(results[1][i], within(1e-4f));
+                }
               }
+            }
+          } finally {
+            if (path == Path.NATIVE_FALLBACK) {
+              NativeKernels.useVectorizedKernels(true);
             }
           }
         }

@@ -32,22 +32,33 @@ class ChunkedCrossEntropyTest {
       targets[i] = random.nextInt(VOCAB);
       weights[i] = random.nextInt(4) == 0 ? 0f : 1f;
     }
-    for (boolean nativeKernel : paths()) {
-      for (boolean headTrained : new boolean[] {false, true}) {
-        try (NDManager root = NDManager.newBaseManager()) {
-          NDArray hidden =
-              root.randomNormal(0, 2f, new Shape(BATCH, SEQ, HIDDEN), DataType.FLOAT32);
-          NDArray head = root.randomNormal(0, 1f, new Shape(VOCAB, HIDDEN), DataType.FLOAT32);
-          float[][] reference = run(root, hidden, head, headTrained, false, targets, weights, 0);
-          // 4 rows per chunk: the 15-odd target rows span several chunks and a partial last one.
-          float[][] chunked =
-              run(root, hidden, head, headTrained, nativeKernel, targets, weights, 4L * VOCAB);
-          assertThat(chunked[0][0]).isCloseTo(reference[0][0], within(1e-4f * reference[0][0]));
-          assertClose(chunked[1], reference[1], 1e-5f);
-          if (headTrained) {
-            assertClose(chunked[2], reference[2], 1e-5f);
+    for (String path : paths()) {
+      boolean nativeKernel = !path.equals("libtorch");
+      boolean fallback = path.equals("native fallback");
+      if (fallback) {
+        assertThat(io.kubetune.trainer.model.NativeKernels.useVectorizedKernels(false)).isFalse();
+      }
+      try {
+        for (boolean headTrained : new boolean[] {false, true}) {
+          try (NDManager root = NDManager.newBaseManager()) {
+            NDArray hidden =
+                root.randomNormal(0, 2f, new Shape(BATCH, SEQ, HIDDEN), DataType.FLOAT32);
+            NDArray head = root.randomNormal(0, 1f, new Shape(VOCAB, HIDDEN), DataType.FLOAT32);
+            float[][] reference = run(root, hidden, head, headTrained, false, targets, weights, 0);
+            // 4 rows per chunk: the 15-odd target rows span several chunks and a partial last one.
+            float[][] chunked =
+                run(root, hidden, head, headTrained, nativeKernel, targets, weights, 4L * VOCAB);
+            assertThat(chunked[0][0]).isCloseTo(reference[0][0], within(1e-4f * reference[0][0]));
+            assertClose(chunked[1], reference[1], 1e-5f);
+            if (headTrained) {
+              assertClose(chunked[2], reference[2], 1e-5f);
+            }
+            assertThat(reference[1]).isNotEqualTo(new float[reference[1].length]);
           }
-          assertThat(reference[1]).isNotEqualTo(new float[reference[1].length]);
+        }
+      } finally {
+        if (fallback) {
+          io.kubetune.trainer.model.NativeKernels.useVectorizedKernels(true);
         }
       }
     }
@@ -109,10 +120,11 @@ class ChunkedCrossEntropyTest {
     }
   }
 
-  private static java.util.List<Boolean> paths() {
+  /** The native operator, vectorized and as the fallback a CPU without AVX2 runs, and libtorch. */
+  private static java.util.List<String> paths() {
     return io.kubetune.trainer.model.NativeKernels.status().loaded()
-        ? java.util.List.of(true, false)
-        : java.util.List.of(false);
+        ? java.util.List.of("native", "native fallback", "libtorch")
+        : java.util.List.of("libtorch");
   }
 
   /** {loss}, gradient of the hidden states, gradient of the head (chunk 0: the plain path). */
