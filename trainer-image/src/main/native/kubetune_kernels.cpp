@@ -105,8 +105,11 @@ class DropoutDownProjections : public torch::autograd::Function<DropoutDownProje
     Tensor xs = x.contiguous();
     Tensor as = a.detach().contiguous();
     DropoutLayout layout(xs, members, as.size(0) / members);
-    // (members, in, r): a member's r weights for one input column lie side by side.
-    Tensor columns = as.reshape({members, -1, layout.width}).transpose(1, 2).contiguous();
+    // (members, in, r): a member's r weights for one input column lie side by side. With a bf16 x
+    // they are the bf16 values the dense products use, so a correction takes off exactly what the
+    // product put in.
+    Tensor used = xs.scalar_type() == at::kBFloat16 ? as.to(at::kBFloat16).to(at::kFloat) : as;
+    Tensor columns = used.reshape({members, -1, layout.width}).transpose(1, 2).contiguous();
     int64_t blocks = members * layout.rowBlocks;
 
     uint64_t seed = drawSeed();

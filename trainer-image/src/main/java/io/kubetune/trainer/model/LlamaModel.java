@@ -941,8 +941,9 @@ public final class LlamaModel implements AutoCloseable {
    * the same bf16 copy of x as the base product, meet bf16 copies of A and B (fp32 accumulation
    * inside each GEMM) and add into the base product's bf16 output, which is widened to fp32 once,
    * after them. A and B themselves, their gradients and AdamW's state stay fp32. Products with
-   * rank-r operands read and write mostly their wide operand, so halving its bytes halves their
-   * time; and x is cast once for the group, its gradient widened once. A bf16 x is used as it is.
+   * rank-r operands read and write mostly their wide operand, so halving its bytes roughly halves
+   * their time; and x is cast once for the group, its gradient widened once. A bf16 x is used as it
+   * is.
    *
    * <p>With {@code keepBf16}, a bf16 W and no bias the result is the bf16 output itself, not
    * widened: for a consumer that rounds it to bf16 anyway (the gated activation between the gate/up
